@@ -1,0 +1,3 @@
+from raftreg.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The ``raftreg`` command line."""

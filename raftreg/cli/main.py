@@ -1,0 +1,206 @@
+"""``raftreg``: run nodes and talk to a cluster.
+
+Client commands talk to any node (``--addr``, ``$RAFTREG_ADDR``, comma-separated) and fall back
+to the other nodes of ``--config`` when one is down. Tables by default, ``-o json`` for scripts.
+Errors print one line and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+
+from raftreg.cli.local import DEFAULT_CONFIG, dev, serve
+from raftreg.cli.output import print_json, print_table
+from raftreg.client import ApiError, RegistryClient
+from raftreg.config import load_config
+from raftreg.durations import parse_duration
+from raftreg.errors import RaftregError
+
+T = TypeVar("T")
+
+
+class Ctx:
+    def __init__(self, addrs: list[str], output: str) -> None:
+        self.addrs = addrs
+        self.output = output
+
+    def run(self, fn: Callable[[RegistryClient], Awaitable[T]]) -> T:
+        async def go() -> T:
+            async with RegistryClient(self.addrs) as client:
+                return await fn(client)
+
+        return asyncio.run(go())
+
+
+def _addresses(addr: str | None, config_path: str | None) -> list[str]:
+    addrs = [a.strip() for a in (addr or "").split(",") if a.strip()]
+    path = config_path or (DEFAULT_CONFIG if not addrs else None)
+    if path:
+        try:
+            addrs += [n.http for n in load_config(path).nodes if n.http not in addrs]
+        except RaftregError:
+            if not addrs:
+                raise
+    return addrs
+
+
+@click.group()
+@click.option("--addr", envvar="RAFTREG_ADDR", help="Node address(es) host:port, comma-separated.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help=f"Cluster config whose nodes to fall back to (default {DEFAULT_CONFIG} when no --addr).")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_context
+def cli(ctx: click.Context, addr: str | None, config_path: str | None, output: str) -> None:
+    """raftreg: a fault-tolerant service registry replicated with Raft."""
+    if ctx.invoked_subcommand in ("serve", "dev"):
+        return
+    ctx.obj = Ctx(_addresses(addr, config_path), output)
+
+
+cli.add_command(serve)
+cli.add_command(dev)
+
+
+def _instance_rows(instances: list[dict[str, Any]]) -> list[list[Any]]:
+    return [
+        [i["id"], f"{i['address']}:{i['port']}", i["status"], i["weight"], ",".join(i["tags"]),
+         ",".join(f"{k}={v}" for k, v in sorted(i["meta"].items())), i["modify_index"]]
+        for i in instances
+    ]
+
+
+INSTANCE_HEADERS = ["id", "address", "status", "weight", "tags", "meta", "index"]
+
+
+@cli.command()
+@click.argument("service")
+@click.argument("instance_id")
+@click.option("--address", required=True, help="IP address or host name.")
+@click.option("--port", required=True, type=int)
+@click.option("--tag", "tags", multiple=True, help="Repeatable.")
+@click.option("--meta", "meta", multiple=True, help="key=value, repeatable.")
+@click.option("--weight", type=int, default=100, show_default=True)
+@click.option("--ttl", help="Make the instance ephemeral, e.g. 10s.")
+@click.pass_obj
+def register(ctx: Ctx, service: str, instance_id: str, address: str, port: int, tags: tuple[str, ...],
+             meta: tuple[str, ...], weight: int, ttl: str | None) -> None:
+    """Register (or replace) an instance."""
+    body: dict[str, Any] = {"address": address, "port": port, "tags": list(tags), "weight": weight,
+                            "meta": dict(_kv(m) for m in meta)}
+    if ttl:
+        body["ttl"] = parse_duration(ttl)
+    stored = ctx.run(lambda c: c.put(f"/v1/services/{service}/instances/{instance_id}", body))
+    if ctx.output == "json":
+        print_json(stored)
+    else:
+        click.echo(f"registered {service}/{instance_id} at index {stored['index']}")
+
+
+def _kv(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise click.BadParameter(f"{text!r} is not key=value", param_hint="--meta")
+    return key, value
+
+
+@cli.command()
+@click.argument("service")
+@click.argument("instance_id")
+@click.pass_obj
+def deregister(ctx: Ctx, service: str, instance_id: str) -> None:
+    """Remove an instance."""
+    result = ctx.run(lambda c: c.delete(f"/v1/services/{service}/instances/{instance_id}"))
+    if ctx.output == "json":
+        print_json(result)
+    else:
+        click.echo(f"deregistered {service}/{instance_id} at index {result['index']}")
+
+
+@cli.command()
+@click.argument("service")
+@click.option("--passing", is_flag=True, help="Only instances whose status is passing.")
+@click.option("--tag", "tags", multiple=True, help="Only instances with this tag (repeatable: all must match).")
+@click.option("--meta", "meta", multiple=True, help="key=value (repeatable: all must match).")
+@click.option("--consistent", is_flag=True, help="Linearizable read (through the leader).")
+@click.pass_obj
+def lookup(ctx: Ctx, service: str, passing: bool, tags: tuple[str, ...], meta: tuple[str, ...],
+           consistent: bool) -> None:
+    """List a service's instances."""
+    params: list[tuple[str, str]] = [("tag", t) for t in tags]
+    params += [("meta", "{}:{}".format(*_kv(m))) for m in meta]
+    if passing:
+        params.append(("passing", "true"))
+    if consistent:
+        params.append(("consistent", "true"))
+    result = ctx.run(lambda c: c.request("GET", f"/v1/services/{service}", params=params))[0]
+    if ctx.output == "json":
+        print_json(result)
+    else:
+        print_table(INSTANCE_HEADERS, _instance_rows(result["instances"]))
+        click.echo(f"({len(result['instances'])} instances, index {result['index']})")
+
+
+@cli.command()
+@click.pass_obj
+def services(ctx: Ctx) -> None:
+    """List services with instance counts."""
+    result = ctx.run(lambda c: c.get("/v1/services"))
+    if ctx.output == "json":
+        print_json(result)
+    else:
+        print_table(["service", "instances", "passing"],
+                    [[s["name"], s["instances"], s["passing"]] for s in result["services"]])
+
+
+@cli.command()
+@click.pass_obj
+def status(ctx: Ctx) -> None:
+    """Show the cluster as each reachable node sees it."""
+
+    async def gather(client: RegistryClient) -> list[dict[str, Any]]:
+        out = []
+        for addr in client.addrs:
+            try:
+                one = RegistryClient([addr], timeout=2.0)
+                async with one:
+                    out.append(await one.get("/v1/cluster"))
+            except ApiError as err:
+                out.append({"node": addr.removeprefix("http://"), "state": "down", "error": err.message})
+        return out
+
+    views = ctx.run(gather)
+    if ctx.output == "json":
+        print_json(views)
+        return
+    print_table(["node", "state", "leader", "term", "commit", "applied", "last contact ms"],
+                [[v.get("node"), v.get("state"), v.get("leader", ""), v.get("term", ""), v.get("commit_index", ""),
+                  v.get("applied_index", ""), v.get("last_contact_ms", "")] for v in views])
+
+
+def main() -> None:
+    """Console entry point: one clear line and a non-zero exit on errors, never a traceback."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ApiError as err:
+        where = f" (field {err.field})" if err.field else ""
+        click.echo(f"error: {err.code}: {err.message}{where}", err=True)
+        sys.exit(1 if err.status else 2)
+    except RaftregError as err:
+        click.echo(f"error: {err.message}", err=True)
+        sys.exit(2)
+    except ValueError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)

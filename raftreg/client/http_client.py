@@ -1,0 +1,81 @@
+"""A small asyncio HTTP client for the raftreg API that fails over between nodes.
+
+A request goes to the node that answered last; on a connection error or a 503 it moves on to
+the next node, until every node was tried. Writes are retried on another node only when the
+first never reached a node or was refused with 503 (nothing applied); a 504 is returned as is
+(outcome unknown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+
+from raftreg.errors import RaftregError
+
+
+class ApiError(RaftregError):
+    """A non-2xx answer from the cluster, or no node reachable (status 0)."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.status = status
+        self.code = code
+
+
+class RegistryClient:
+    """``async with RegistryClient(["127.0.0.1:8501", ...]) as c: await c.get("/v1/services")``"""
+
+    def __init__(self, addrs: list[str], *, timeout: float = 10.0) -> None:
+        if not addrs:
+            raise ValueError("at least one node address is needed")
+        self.addrs = [a if a.startswith("http") else f"http://{a}" for a in addrs]
+        self._current = 0
+        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=2.0)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> RegistryClient:
+        self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def request(
+        self, method: str, path: str, *, json: Any = None, params: Any = None
+    ) -> tuple[Any, dict[str, str]]:
+        """Send one request; returns (decoded body, headers) or raises ``ApiError``."""
+        assert self._session is not None, "use 'async with RegistryClient(...)'"
+        last: ApiError | None = None
+        for attempt in range(len(self.addrs)):
+            base = self.addrs[(self._current + attempt) % len(self.addrs)]
+            try:
+                async with self._session.request(method, base + path, json=json, params=params) as resp:
+                    body = await resp.json(content_type=None) if resp.content_length != 0 else None
+                    headers = dict(resp.headers)
+                    if resp.status < 400:
+                        self._current = (self._current + attempt) % len(self.addrs)
+                        return body, headers
+                    err = (body or {}).get("error", {}) if isinstance(body, dict) else {}
+                    last = ApiError(resp.status, err.get("code", "unknown"), err.get("message", resp.reason or ""),
+                                    err.get("field"))
+                    if resp.status != 503:
+                        raise last
+            except (TimeoutError, aiohttp.ClientConnectionError) as exc:
+                if isinstance(exc, asyncio.TimeoutError) and method not in ("GET", "HEAD"):
+                    raise ApiError(0, "timeout", f"{base}: no answer in time; the write's outcome is unknown") from None
+                last = ApiError(0, "unreachable", f"{base}: {exc or type(exc).__name__}")
+        assert last is not None
+        raise last
+
+    async def get(self, path: str, **params: Any) -> Any:
+        return (await self.request("GET", path, params=params or None))[0]
+
+    async def put(self, path: str, body: Any) -> Any:
+        return (await self.request("PUT", path, json=body))[0]
+
+    async def delete(self, path: str) -> Any:
+        return (await self.request("DELETE", path))[0]

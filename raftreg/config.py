@@ -1,0 +1,135 @@
+"""Cluster configuration: a TOML file decoded into msgspec Structs.
+
+Relative paths in a config (``data_dir``, ``secret_file``) resolve against the current directory
+of the process that reads it. The cluster secret never lives in the config itself: it comes from
+the environment variable named by ``secret_env`` or from ``secret_file``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+import msgspec
+
+from raftreg.errors import ConfigError
+
+
+class NodeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One member: its name and the ``host:port`` of its HTTP API and of its Raft port."""
+
+    name: str
+    http: str
+    raft: str
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.http}"
+
+
+class RaftTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """pysyncobj settings (research/pysyncobj.md §8.1) and the write deadline.
+
+    Defaults: no pysyncobj batching (each Raft entry is sent at once; our group commit does the
+    batching), elections in 0.6-1.5 s, an isolated leader steps down after 3 s.
+    """
+
+    append_entries_use_batch: bool = False
+    append_entries_period: float = 0.1
+    raft_min_timeout: float = 0.6
+    raft_max_timeout: float = 1.5
+    connection_timeout: float = 60.0
+    leader_fallback_timeout: float = 3.0
+    log_compaction_min_entries: int = 20000
+    log_compaction_min_time: float = 600.0
+    commands_queue_size: int = 20000
+    journal: bool = True
+    commit_timeout: float = 5.0
+    max_batch_commands: int = 2000
+
+
+class ClusterConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A whole cluster: its name, members, data directory and secret source."""
+
+    name: str
+    nodes: list[NodeConfig]
+    data_dir: str = "raftreg-data"
+    secret_env: str = "RAFTREG_SECRET"
+    secret_file: str | None = None
+    raft: RaftTuning = RaftTuning()
+
+    def __post_init__(self) -> None:
+        if not self.nodes:
+            raise ConfigError("a cluster needs at least one node")
+        names = [n.name for n in self.nodes]
+        if len(set(names)) != len(names):
+            raise ConfigError("node names must be unique")
+        for attr in ("http", "raft"):
+            addrs = [getattr(n, attr) for n in self.nodes]
+            if len(set(addrs)) != len(addrs):
+                raise ConfigError(f"node {attr} addresses must be unique")
+            for addr in addrs:
+                split_hostport(addr)
+
+    def node(self, name: str) -> NodeConfig:
+        """The member called ``name``; ConfigError if there is none."""
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise ConfigError(f"no node {name!r} in cluster {self.name!r} (nodes: {[n.name for n in self.nodes]})")
+
+    def node_data_dir(self, name: str, base: str | None = None) -> Path:
+        return Path(base or self.data_dir) / name
+
+    def read_secret(self) -> str:
+        """The cluster secret from ``$secret_env`` or ``secret_file``; ConfigError if neither has one."""
+        secret = os.environ.get(self.secret_env, "")
+        if not secret and self.secret_file:
+            try:
+                secret = Path(self.secret_file).read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"cannot read secret_file {self.secret_file}: {exc.strerror}") from exc
+        if not secret:
+            raise ConfigError(
+                f"no cluster secret: set ${self.secret_env} or secret_file in the config "
+                "(`raftreg dev` generates one for local clusters)"
+            )
+        return secret
+
+
+def split_hostport(addr: str) -> tuple[str, int]:
+    """Split ``host:port``; ConfigError when the port is missing or out of range."""
+    host, sep, port_text = addr.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(f"address {addr!r} is not host:port")
+    return host, int(port_text)
+
+
+def load_config(path: str | Path) -> ClusterConfig:
+    """Read and validate a cluster config file."""
+    try:
+        raw = tomllib.loads(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config {path} is not valid TOML: {exc}") from exc
+    try:
+        return msgspec.convert(raw, ClusterConfig)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"config {path}: {exc}") from exc
+
+
+def dump_config(config: ClusterConfig) -> str:
+    """Render a config as TOML (used to write generated test clusters)."""
+    lines = [f'name = "{config.name}"', f'data_dir = "{config.data_dir}"', f'secret_env = "{config.secret_env}"']
+    if config.secret_file:
+        lines.append(f'secret_file = "{config.secret_file}"')
+    lines.append("")
+    lines.append("[raft]")
+    for field in msgspec.structs.fields(RaftTuning):
+        value = getattr(config.raft, field.name)
+        lines.append(f"{field.name} = {str(value).lower() if isinstance(value, bool) else value}")
+    for node in config.nodes:
+        lines += ["", "[[nodes]]", f'name = "{node.name}"', f'http = "{node.http}"', f'raft = "{node.raft}"']
+    return "\n".join(lines) + "\n"

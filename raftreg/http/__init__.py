@@ -1,0 +1,1 @@
+"""The aiohttp API: thin handlers over raftreg.node, one error-to-status table."""

@@ -1,0 +1,48 @@
+"""Run one node: the Raft member and its HTTP API in one process, until a stop signal."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from raftreg.config import ClusterConfig, split_hostport
+from raftreg.http.app import build_app
+from raftreg.node.registry_node import RegistryNode
+
+log = logging.getLogger("raftreg.server")
+
+
+def setup_logging(level: str = "INFO") -> None:
+    """One line per event: time, level, logger, message (key=value fields)."""
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+async def serve(config: ClusterConfig, name: str, *, data_dir: Path, secret: str) -> None:
+    """Start the node and its HTTP server; return after SIGINT/SIGTERM, having stopped both."""
+    node = RegistryNode(config, name, data_dir=data_dir, secret=secret)
+    await node.start()
+    app = build_app(node)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    host, port = split_hostport(node.me.http)
+    site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
+    await site.start()
+    log.info("event=serving node=%s http=%s raft=%s data_dir=%s", name, node.me.http, node.me.raft, data_dir)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("event=stopping node=%s", name)
+    await runner.cleanup()
+    await node.stop()

@@ -1,0 +1,194 @@
+"""Decoding and validating request input. Every failure is an ``InvalidArgument`` naming the field.
+
+Nothing here touches the cluster: a request that fails validation changes nothing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, TypeVar
+
+import msgspec
+
+from raftreg.durations import parse_duration
+from raftreg.errors import InvalidArgument
+from raftreg.models import (
+    MAX_META,
+    MAX_TAGS,
+    Check,
+    Instance,
+    InstanceId,
+    MetaKey,
+    MetaValue,
+    Port,
+    ServiceName,
+    Tag,
+    Weight,
+)
+
+SERVICE_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+INSTANCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+MIN_TTL = 1.0
+MAX_TTL = 86400.0
+MAX_CHECK_INTERVAL = 86400.0
+
+Duration = float | str
+T = TypeVar("T")
+
+
+class CheckBody(msgspec.Struct, forbid_unknown_fields=True):
+    http: str | None = None
+    tcp: str | None = None
+    interval: Duration = 10.0
+    timeout: Duration = 2.0
+    failures_before_critical: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 1
+    successes_before_passing: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 1
+    deregister_critical_after: Duration | None = None
+
+
+class RegisterBody(msgspec.Struct, forbid_unknown_fields=True):
+    address: Annotated[str, msgspec.Meta(min_length=1, max_length=253)]
+    port: Port
+    tags: Annotated[list[Tag], msgspec.Meta(max_length=MAX_TAGS)] = []
+    meta: Annotated[dict[MetaKey, MetaValue], msgspec.Meta(max_length=MAX_META)] = {}
+    weight: Weight = 100
+    ttl: Duration | None = None
+    check: CheckBody | None = None
+    # Accepted so a client may send back what it read; must match the URL when present.
+    service: ServiceName | None = None
+    id: InstanceId | None = None
+
+
+_register_decoder = msgspec.json.Decoder(RegisterBody)
+_FIELD_AT = re.compile(r"at `\$\.([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)")
+_FIELD_NAMED = re.compile(r"field `([^`]+)`")
+
+
+def check_service_name(name: str) -> str:
+    if not SERVICE_RE.match(name):
+        raise InvalidArgument(
+            "service name must be a DNS label: 1-63 lowercase letters, digits or '-', "
+            "starting and ending with a letter or digit",
+            field="service",
+        )
+    return name
+
+
+def check_instance_id(instance_id: str) -> str:
+    if not INSTANCE_RE.match(instance_id):
+        raise InvalidArgument(
+            "instance id must be 1-128 characters of A-Z a-z 0-9 . _ : -, starting with a letter or digit",
+            field="id",
+        )
+    return instance_id
+
+
+def check_address(address: str) -> str:
+    """An IP address or a DNS host name."""
+    try:
+        ipaddress.ip_address(address)
+        return address
+    except ValueError:
+        pass
+    host = address[:-1] if address.endswith(".") else address
+    if host and len(host) <= 253 and all(_HOST_LABEL.match(label) for label in host.split(".")):
+        return address
+    raise InvalidArgument("address must be an IP address or a DNS host name", field="address")
+
+
+def _duration(value: object, field: str, *, low: float, high: float) -> float:
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise InvalidArgument(str(exc), field=field) from None
+    if not low <= seconds <= high:
+        raise InvalidArgument(f"{field} must be between {low:g}s and {high:g}s", field=field)
+    return seconds
+
+
+def decode_json(body: bytes, decoder: msgspec.json.Decoder[T]) -> T:
+    """Decode ``body``; malformed JSON and schema errors become ``InvalidArgument``."""
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        match = _FIELD_AT.search(text) or _FIELD_NAMED.search(text)
+        raise InvalidArgument(text, field=match.group(1) if match else None) from None
+    except msgspec.DecodeError as exc:
+        raise InvalidArgument(f"malformed JSON: {exc}") from None
+
+
+def _check(body: CheckBody) -> Check:
+    if (body.http is None) == (body.tcp is None):
+        raise InvalidArgument("a check needs exactly one of 'http' and 'tcp'", field="check")
+    if body.http is not None and not re.match(r"^https?://[^\s/]+", body.http):
+        raise InvalidArgument("check.http must be an http:// or https:// URL", field="check.http")
+    if body.tcp is not None:
+        host, sep, port = body.tcp.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise InvalidArgument("check.tcp must be host:port", field="check.tcp")
+    interval = _duration(body.interval, "check.interval", low=0.1, high=MAX_CHECK_INTERVAL)
+    timeout = _duration(body.timeout, "check.timeout", low=0.01, high=MAX_CHECK_INTERVAL)
+    dca = None
+    if body.deregister_critical_after is not None:
+        dca = _duration(body.deregister_critical_after, "check.deregister_critical_after", low=1, high=30 * 86400)
+    return Check(
+        http=body.http,
+        tcp=body.tcp,
+        interval=interval,
+        timeout=timeout,
+        failures_before_critical=body.failures_before_critical,
+        successes_before_passing=body.successes_before_passing,
+        deregister_critical_after=dca,
+    )
+
+
+def parse_register(service: str, instance_id: str, body: bytes) -> Instance:
+    """Validate a ``PUT .../instances/{id}`` request into the Instance to store."""
+    check_service_name(service)
+    check_instance_id(instance_id)
+    req = decode_json(body, _register_decoder)
+    if req.service is not None and req.service != service:
+        raise InvalidArgument("body 'service' differs from the service in the URL", field="service")
+    if req.id is not None and req.id != instance_id:
+        raise InvalidArgument("body 'id' differs from the instance id in the URL", field="id")
+    check_address(req.address)
+    ttl = None if req.ttl is None else _duration(req.ttl, "ttl", low=MIN_TTL, high=MAX_TTL)
+    check = None if req.check is None else _check(req.check)
+    return Instance(
+        service=service,
+        id=instance_id,
+        address=req.address,
+        port=req.port,
+        tags=tuple(req.tags),
+        meta=req.meta,
+        weight=req.weight,
+        ttl=ttl,
+        check=check,
+        status="critical" if check is not None else "passing",
+    )
+
+
+def parse_meta_filters(values: list[str]) -> list[tuple[str, str]]:
+    """``?meta=key:value`` filters."""
+    out = []
+    for value in values:
+        key, sep, val = value.partition(":")
+        if not sep or not key:
+            raise InvalidArgument("meta filter must be key:value", field="meta")
+        out.append((key, val))
+    return out
+
+
+def parse_flag(value: str | None, field: str) -> bool:
+    """A boolean query flag: present with no value, or true/false/1/0."""
+    if value is None:
+        return False
+    lowered = value.lower()
+    if lowered in ("", "1", "true", "yes"):
+        return True
+    if lowered in ("0", "false", "no"):
+        return False
+    raise InvalidArgument(f"{field} must be a flag (true/false)", field=field)

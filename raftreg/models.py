@@ -1,0 +1,90 @@
+"""Wire and log types shared by every layer.
+
+Stored objects are frozen ``msgspec.Struct``s: the state machine replaces them instead of
+mutating them, so a reader on another thread may encode one without a lock.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+ServiceName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
+InstanceId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
+Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+MetaKey = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")]
+MetaValue = Annotated[str, msgspec.Meta(max_length=512)]
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+Weight = Annotated[int, msgspec.Meta(ge=0, le=10000)]
+Status = Literal["passing", "warning", "critical"]
+
+MAX_TAGS = 64
+MAX_META = 64
+
+
+class Check(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """An active health check run by the cluster (executed from issue 5 on).
+
+    Exactly one of ``http`` (a URL; 2xx passes) and ``tcp`` (``host:port``; a connect passes).
+    Durations are seconds.
+    """
+
+    http: str | None = None
+    tcp: str | None = None
+    interval: float = 10.0
+    timeout: float = 2.0
+    failures_before_critical: int = 1
+    successes_before_passing: int = 1
+    deregister_critical_after: float | None = None
+
+
+class Instance(msgspec.Struct, frozen=True, gc=False):
+    """One registered instance of a service, as stored and as returned by the API."""
+
+    service: str
+    id: str
+    address: str
+    port: int
+    tags: tuple[str, ...] = ()
+    meta: dict[str, str] = {}
+    weight: int = 100
+    ttl: float | None = None
+    check: Check | None = None
+    status: Status = "passing"
+    create_index: int = 0
+    modify_index: int = 0
+
+    def same_definition(self, other: Instance) -> bool:
+        """True when ``other`` describes the same registration (indexes aside)."""
+        return (
+            self.address == other.address
+            and self.port == other.port
+            and self.tags == other.tags
+            and self.meta == other.meta
+            and self.weight == other.weight
+            and self.ttl == other.ttl
+            and self.check == other.check
+            and self.status == other.status
+        )
+
+
+class ServiceSummary(msgspec.Struct, frozen=True):
+    """One row of ``GET /v1/services``."""
+
+    name: str
+    instances: int
+    passing: int
+
+
+class NodeStatus(msgspec.Struct):
+    """What a node knows about itself and the cluster (``GET /v1/cluster``)."""
+
+    name: str
+    node: str
+    state: Literal["leader", "follower", "candidate"]
+    leader: str
+    term: int
+    commit_index: int
+    applied_index: int
+    members: list[dict[str, object]]

@@ -1,0 +1,138 @@
+"""Group commit: one Raft proposal in flight per node; commands that arrive meanwhile go out
+together as the next entry (as etcd batches its Ready loop).
+
+A lone command is proposed at once. Under load one entry carries up to ``max_batch`` commands,
+so throughput does not depend on pysyncobj's own batching.
+
+Failures: a command that certainly did not apply (pysyncobj NOT_LEADER, DISCARDED, ...) and one
+whose outcome is unknown (LEADER_CHANGED, UNKNOWN_OUTCOME) are both retried until the caller's
+deadline: every command is idempotent. The result records whether an earlier attempt's outcome
+was unknown, so callers can interpret "nothing to delete" after such a retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from dataclasses import dataclass, field
+
+from raftreg.raft import ProposalFailed, RaftNode
+from raftreg.state.commands import Command, encode_entry
+from raftreg.state.registry import Result
+
+log = logging.getLogger("raftreg.proposer")
+
+RETRY_DELAY = 0.05
+
+
+@dataclass(frozen=True)
+class Committed:
+    """A command's outcome once applied on this node."""
+
+    index: int
+    result: Result
+    after_unknown_attempt: bool
+
+
+@dataclass
+class _Pending:
+    cmd: Command
+    fut: asyncio.Future[Committed]
+    outcome_unknown: bool = False
+
+
+@dataclass
+class ProposerStats:
+    entries: int = 0
+    commands: int = 0
+    retries: int = 0
+    abandoned: int = 0
+    batch_sizes: collections.Counter[int] = field(default_factory=collections.Counter)
+
+
+class GroupCommitter:
+    """Queues commands and proposes them in batches, one entry in flight at a time.
+
+    ``stuck_after``: an entry that has not resolved by then stops blocking the queue (its
+    commands may still commit later and then still resolve their callers).
+    """
+
+    def __init__(self, raft: RaftNode, *, max_batch: int, stuck_after: float) -> None:
+        self._raft = raft
+        self._max_batch = max_batch
+        self._stuck_after = stuck_after
+        self._queue: collections.deque[_Pending] = collections.deque()
+        self._inflight: asyncio.Future[tuple[int, list[Result]]] | None = None
+        self._retry: asyncio.TimerHandle | None = None
+        self.stats = ProposerStats()
+
+    async def propose(self, cmd: Command) -> Committed:
+        """Commit ``cmd`` and return its outcome on this node. Never returns for a command that
+        cannot commit: the caller bounds the wait (``asyncio.wait_for``); cancelling it drops the
+        command from the queue if it has not been proposed yet."""
+        fut: asyncio.Future[Committed] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(cmd, fut))
+        self._kick()
+        return await fut
+
+    def _kick(self) -> None:
+        if self._inflight is None and self._retry is None and self._queue:
+            self._flush()
+
+    def _flush(self) -> None:
+        batch: list[_Pending] = []
+        while self._queue and len(batch) < self._max_batch:
+            pending = self._queue.popleft()
+            if not pending.fut.done():
+                batch.append(pending)
+        if not batch:
+            return
+        entry = self._raft.submit(encode_entry([p.cmd for p in batch]))
+        self._inflight = entry
+        self.stats.entries += 1
+        self.stats.commands += len(batch)
+        self.stats.batch_sizes[_bucket(len(batch))] += 1
+        timer = asyncio.get_running_loop().call_later(self._stuck_after, self._unblock, entry)
+        entry.add_done_callback(lambda f: self._on_entry_done(f, batch, timer))
+
+    def _unblock(self, entry: asyncio.Future[tuple[int, list[Result]]]) -> None:
+        if self._inflight is entry:
+            self.stats.abandoned += 1
+            log.warning("event=proposal_stuck after=%.1fs: proposing the next batch", self._stuck_after)
+            self._inflight = None
+            self._kick()
+
+    def _on_entry_done(
+        self, entry: asyncio.Future[tuple[int, list[Result]]], batch: list[_Pending], timer: asyncio.TimerHandle
+    ) -> None:
+        timer.cancel()
+        if self._inflight is entry:
+            self._inflight = None
+        exc = entry.exception() if not entry.cancelled() else ProposalFailed("cancelled", None)
+        if exc is None:
+            index, results = entry.result()
+            for pending, result in zip(batch, results, strict=True):
+                if not pending.fut.done():
+                    pending.fut.set_result(Committed(index, result, pending.outcome_unknown))
+        else:
+            reason = exc.reason if isinstance(exc, ProposalFailed) else repr(exc)
+            unknown = not isinstance(exc, ProposalFailed) or exc.applied is None
+            log.info("event=proposal_failed reason=%s commands=%d retrying", reason, len(batch))
+            self.stats.retries += 1
+            for pending in reversed(batch):
+                if not pending.fut.done():
+                    pending.outcome_unknown = pending.outcome_unknown or unknown
+                    self._queue.appendleft(pending)
+            if self._retry is None:
+                self._retry = asyncio.get_running_loop().call_later(RETRY_DELAY, self._retry_now)
+        self._kick()
+
+    def _retry_now(self) -> None:
+        self._retry = None
+        self._kick()
+
+
+def _bucket(n: int) -> int:
+    """Power-of-two bucket for batch-size statistics."""
+    return 1 << (n - 1).bit_length()

@@ -1,0 +1,236 @@
+"""``RegistryNode``: one member of the cluster as the HTTP layer sees it.
+
+It owns the Raft glue, the group committer, the status sampler and the watchdog, and offers
+reads (from the local applied state) and writes (committed through the leader, answered after
+they are applied here). Writes raise ``Unavailable`` (no usable leader: retry) or
+``CommitTimeout`` (outcome unknown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from raftreg.config import ClusterConfig, NodeConfig
+from raftreg.errors import CommitTimeout, Unavailable
+from raftreg.models import Instance, ServiceSummary
+from raftreg.node.proposer import Committed, GroupCommitter
+from raftreg.node.watchdog import Watchdog
+from raftreg.raft import RaftNode, RaftStatus
+from raftreg.state.commands import Command, Deregister, Noop, Register
+from raftreg.state.registry import Deregistered, Failed, Registered
+
+log = logging.getLogger("raftreg.node")
+
+STATUS_PERIOD = 0.05
+
+
+@dataclass(frozen=True)
+class ReadContext:
+    """What every read response reports besides its body."""
+
+    index: int
+    leader: str
+    last_contact_ms: int
+
+
+class RegistryNode:
+    """A running cluster member (create, then ``await start()``; ``await stop()`` at the end)."""
+
+    def __init__(self, config: ClusterConfig, name: str, *, data_dir: Path, secret: str) -> None:
+        self.config = config
+        self.me: NodeConfig = config.node(name)
+        self._names_by_raft = {n.raft: n.name for n in config.nodes}
+        self.raft = RaftNode(
+            self_addr=self.me.raft,
+            peer_addrs=[n.raft for n in config.nodes if n.name != name],
+            data_dir=data_dir,
+            secret=secret,
+            tuning=config.raft,
+        )
+        tuning = config.raft
+        self.commit_timeout = tuning.commit_timeout
+        self.proposer = GroupCommitter(
+            self.raft, max_batch=tuning.max_batch_commands, stuck_after=max(1.0, tuning.raft_max_timeout * 1.5)
+        )
+        self._contact_limit = tuning.raft_max_timeout
+        self.status: RaftStatus = self.raft.status()
+        self._leader_known = asyncio.Event()
+        self.watchdog = Watchdog(self.raft.status, self._recover)
+        self._tasks: list[asyncio.Task[None]] = []
+        self.started_at = time.monotonic()
+
+    # ---- lifecycle ----------------------------------------------------------------------
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.raft.start, loop)
+        self._refresh_status()
+        self._tasks = [
+            asyncio.create_task(self._sample_status(), name="status-sampler"),
+            asyncio.create_task(self.watchdog.run(), name="watchdog"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await asyncio.get_running_loop().run_in_executor(None, self.raft.stop)
+
+    def _recover(self, reason: str) -> None:
+        self.raft.wipe_and_restart()
+
+    async def _sample_status(self) -> None:
+        while True:
+            self._refresh_status()
+            await asyncio.sleep(STATUS_PERIOD)
+
+    def _refresh_status(self) -> None:
+        self.status = self.raft.status()
+        if self.usable_leader(self.status) is not None:
+            self._leader_known.set()
+        else:
+            self._leader_known.clear()
+
+    def usable_leader(self, st: RaftStatus) -> str | None:
+        """The leader's raft address if writes can reach it now, else None.
+
+        A follower that has not heard from its leader within one maximum election timeout does
+        not trust it (pysyncobj keeps naming a dead leader forever on an isolated follower); a
+        leader without a connected quorum does not trust itself.
+        """
+        if st.leader is None:
+            return None
+        if st.state == "leader":
+            return st.leader if st.has_quorum or not self.raft.peer_addrs else None
+        if st.state == "follower" and st.last_contact <= self._contact_limit:
+            return st.leader
+        return None
+
+    # ---- writes -------------------------------------------------------------------------
+    async def _commit(self, cmd: Command, timeout: float | None = None) -> Committed:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (timeout if timeout is not None else self.commit_timeout)
+        if not self._leader_known.is_set():
+            self._refresh_status()
+        if not self._leader_known.is_set():
+            # Wait a little for an election to finish before answering 503.
+            wait = min(deadline - loop.time(), self.config.raft.raft_max_timeout * 2)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._leader_known.wait(), max(wait, 0))
+            if not self._leader_known.is_set():
+                raise Unavailable("no leader is reachable from this node; retry later", retry_after=1.0)
+        try:
+            return await asyncio.wait_for(self.proposer.propose(cmd), max(deadline - loop.time(), 0.001))
+        except TimeoutError:
+            raise CommitTimeout(
+                "the write was not confirmed in time: its outcome is unknown and it may still apply"
+            ) from None
+
+    async def register(self, instance: Instance, timeout: float | None = None) -> tuple[int, Instance]:
+        """Create or replace ``instance``; returns the commit index and the stored instance."""
+        committed = await self._commit(Register(instance), timeout)
+        result = committed.result
+        if isinstance(result, Failed):
+            raise RuntimeError(f"register failed in the state machine: {result.reason}")
+        assert isinstance(result, Registered)
+        return committed.index, result.instance
+
+    async def deregister(self, service: str, instance_id: str, timeout: float | None = None) -> tuple[int, bool]:
+        """Delete an instance; returns the commit index and whether it was deleted.
+
+        When an earlier attempt's outcome was unknown (a failover hit it), "absent" is reported
+        as deleted: that attempt most likely deleted it.
+        """
+        committed = await self._commit(Deregister(service, instance_id), timeout)
+        result = committed.result
+        if isinstance(result, Failed):
+            raise RuntimeError(f"deregister failed in the state machine: {result.reason}")
+        assert isinstance(result, Deregistered)
+        return committed.index, result.existed or committed.after_unknown_attempt
+
+    async def barrier(self, timeout: float | None = None) -> int:
+        """Commit a no-op through the log: afterwards a local read is linearizable. Concurrent
+        barriers and writes share one Raft entry (group commit). Returns the barrier's index."""
+        return (await self._commit(Noop(), timeout)).index
+
+    # ---- reads --------------------------------------------------------------------------
+    def read_context(self, index: int) -> ReadContext:
+        st = self.status
+        leader = self._names_by_raft.get(st.leader, "") if st.leader else ""
+        contact = 0 if st.state == "leader" else int(min(st.last_contact, 1e9) * 1000)
+        return ReadContext(index=index, leader=leader, last_contact_ms=contact)
+
+    def get_instance(self, service: str, instance_id: str) -> tuple[int, Instance | None]:
+        with self.raft.lock:
+            reg = self.raft.registry
+            inst = reg.get_instance(service, instance_id)
+            return reg.service_index(service), inst
+
+    def list_instances(
+        self,
+        service: str,
+        *,
+        passing_only: bool = False,
+        tags: Iterable[str] = (),
+        meta: Iterable[tuple[str, str]] = (),
+    ) -> tuple[int, list[Instance]]:
+        with self.raft.lock:
+            reg = self.raft.registry
+            return reg.service_index(service), reg.list_instances(
+                service, passing_only=passing_only, tags=tags, meta=meta
+            )
+
+    def list_services(self) -> tuple[int, list[ServiceSummary]]:
+        with self.raft.lock:
+            reg = self.raft.registry
+            return reg.index, reg.list_services()
+
+    def is_ready(self) -> tuple[bool, str]:
+        """Ready: a usable leader is known and this node has applied up to the leader's commit
+        index as last reported."""
+        st = self.status
+        if self.usable_leader(st) is None:
+            return False, "no reachable leader"
+        target = st.commit_index if st.state == "leader" else (st.leader_commit_index or 0)
+        if st.applied_index < target:
+            return False, f"applied {st.applied_index} of {target}"
+        return True, "ready"
+
+    def cluster_info(self) -> dict[str, object]:
+        st = self.status
+        members = []
+        for n in self.config.nodes:
+            match: int | None
+            if n.name == self.me.name:
+                member_status = "self"
+                match = st.applied_index
+            else:
+                member_status = "leader" if st.leader == n.raft else "peer"
+                match = st.match_index.get(n.raft, 0) if st.state == "leader" else None
+            members.append({"name": n.name, "raft": n.raft, "http": n.http, "status": member_status,
+                            "match_index": match})
+        return {
+            "name": self.config.name,
+            "node": self.me.name,
+            "state": st.state,
+            "leader": self._names_by_raft.get(st.leader, "") if st.leader else "",
+            "term": st.term,
+            "commit_index": st.commit_index,
+            "applied_index": st.applied_index,
+            "has_quorum": st.has_quorum,
+            "last_contact_ms": self.read_context(0).last_contact_ms,
+            "members": members,
+            "group_commit": {
+                "entries": self.proposer.stats.entries,
+                "commands": self.proposer.stats.commands,
+                "retries": self.proposer.stats.retries,
+            },
+            "watchdog_recoveries": self.watchdog.recoveries,
+        }

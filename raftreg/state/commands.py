@@ -1,0 +1,66 @@
+"""Commands carried in the Raft log, and their versioned envelope.
+
+The log holds msgpack-encoded ``Envelope``s. Each envelope carries one or more commands (group
+commit puts many in one Raft entry). Adding a command means adding a tagged Struct to
+``Command``; changing the meaning of an existing one means bumping ``ENVELOPE_VERSION``. A node
+that meets a version or tag it does not know must stop, never skip the entry.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from raftreg.models import Instance
+
+ENVELOPE_VERSION = 1
+
+
+class Register(msgspec.Struct, frozen=True, tag="reg", array_like=True):
+    """Create or replace ``instance`` (its index fields are ignored). Idempotent."""
+
+    instance: Instance
+
+
+class Deregister(msgspec.Struct, frozen=True, tag="dereg", array_like=True):
+    """Delete an instance if it exists. Idempotent: a second apply reports ``existed=False``."""
+
+    service: str
+    id: str
+
+
+class Noop(msgspec.Struct, frozen=True, tag="noop", array_like=True):
+    """Changes nothing; committing one is a read barrier."""
+
+
+Command = Register | Deregister | Noop
+
+
+class Envelope(msgspec.Struct, frozen=True, array_like=True):
+    """What one Raft entry carries: a format version and the commands, applied in order."""
+
+    v: int
+    cmds: list[Command]
+
+
+class UnsupportedEntry(Exception):
+    """A log entry this code cannot interpret (newer version or unknown command)."""
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Envelope)
+
+
+def encode_entry(cmds: list[Command]) -> bytes:
+    """Encode commands into the bytes of one Raft entry."""
+    return _encoder.encode(Envelope(ENVELOPE_VERSION, cmds))
+
+
+def decode_entry(raw: bytes) -> list[Command]:
+    """Decode one Raft entry; ``UnsupportedEntry`` when it is from a newer or unknown format."""
+    try:
+        envelope = _decoder.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise UnsupportedEntry(f"undecodable log entry: {exc}") from exc
+    if envelope.v != ENVELOPE_VERSION:
+        raise UnsupportedEntry(f"log entry version {envelope.v}, this build knows {ENVELOPE_VERSION}")
+    return envelope.cmds

@@ -1,0 +1,199 @@
+"""The registry state machine.
+
+Contract (the same as hashicorp/raft's FSM):
+- ``apply(index, cmd)`` is deterministic: the same commands at the same indexes give the same
+  state and byte-identical ``snapshot()``s on every replica. It never raises; a failure is
+  returned as ``Failed``.
+- ``restore(snapshot())`` rebuilds exactly the same state.
+- It is not thread-safe: the caller serialises ``apply``/``restore`` with readers.
+
+Indexes: every change records the Raft index of the command that made it. A service's index is
+the index of its last change (register that changed something, or deregistration). An absent
+service answers with the catalog index (the last time any service appeared or disappeared), so
+its index moves when it is created and unrelated writes do not move it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import msgspec
+
+from raftreg.models import Instance, ServiceSummary
+from raftreg.state.commands import Command, Deregister, Noop, Register
+
+SNAPSHOT_VERSION = 1
+
+
+class Registered(msgspec.Struct, frozen=True):
+    """Result of Register: the stored instance and whether the command changed it."""
+
+    instance: Instance
+    changed: bool
+
+
+class Deregistered(msgspec.Struct, frozen=True):
+    """Result of Deregister: whether the instance existed."""
+
+    existed: bool
+
+
+class Nothing(msgspec.Struct, frozen=True):
+    """Result of Noop."""
+
+
+class Failed(msgspec.Struct, frozen=True):
+    """A command that could not be applied; the state is unchanged."""
+
+    reason: str
+
+
+Result = Registered | Deregistered | Nothing | Failed
+
+
+class _ServiceSnap(msgspec.Struct, array_like=True):
+    name: str
+    index: int
+    instances: list[Instance]
+
+
+class _Snapshot(msgspec.Struct, array_like=True):
+    v: int
+    index: int
+    catalog_index: int
+    services: list[_ServiceSnap]
+
+
+_snap_encoder = msgspec.msgpack.Encoder()
+_snap_decoder = msgspec.msgpack.Decoder(_Snapshot)
+
+
+class Registry:
+    """Services and their instances, with Raft indexes."""
+
+    def __init__(self) -> None:
+        self._services: dict[str, dict[str, Instance]] = {}
+        self._service_index: dict[str, int] = {}
+        self._index = 0
+        self._catalog_index = 0
+
+    # ---- writes -------------------------------------------------------------------------
+    def apply(self, index: int, cmd: Command) -> Result:
+        """Apply ``cmd`` committed at Raft ``index``. Never raises."""
+        try:
+            if isinstance(cmd, Register):
+                return self._register(index, cmd.instance)
+            if isinstance(cmd, Deregister):
+                return self._deregister(index, cmd.service, cmd.id)
+            if isinstance(cmd, Noop):
+                return Nothing()
+            return Failed(f"unknown command {type(cmd).__name__}")
+        except Exception as exc:  # apply must never raise (research/pysyncobj.md §4.1, poison pill)
+            return Failed(f"{type(exc).__name__}: {exc}")
+
+    def _register(self, index: int, new: Instance) -> Registered:
+        instances = self._services.get(new.service)
+        old = instances.get(new.id) if instances is not None else None
+        if old is not None and old.same_definition(new):
+            return Registered(old, changed=False)
+        stored = msgspec.structs.replace(
+            new, create_index=old.create_index if old is not None else index, modify_index=index
+        )
+        if instances is None:
+            instances = self._services[new.service] = {}
+            self._catalog_index = index
+        instances[new.id] = stored
+        self._service_index[new.service] = index
+        self._index = index
+        return Registered(stored, changed=True)
+
+    def _deregister(self, index: int, service: str, instance_id: str) -> Deregistered:
+        instances = self._services.get(service)
+        if instances is None or instance_id not in instances:
+            return Deregistered(existed=False)
+        del instances[instance_id]
+        self._index = index
+        if instances:
+            self._service_index[service] = index
+        else:
+            del self._services[service]
+            del self._service_index[service]
+            self._catalog_index = index
+        return Deregistered(existed=True)
+
+    # ---- reads --------------------------------------------------------------------------
+    @property
+    def index(self) -> int:
+        """Raft index of the last command that changed anything (0 when empty and untouched)."""
+        return self._index
+
+    def service_index(self, service: str) -> int:
+        """The index answering a query on ``service`` (see the module docstring)."""
+        return self._service_index.get(service, self._catalog_index)
+
+    def get_instance(self, service: str, instance_id: str) -> Instance | None:
+        instances = self._services.get(service)
+        return instances.get(instance_id) if instances is not None else None
+
+    def list_instances(
+        self,
+        service: str,
+        *,
+        passing_only: bool = False,
+        tags: Iterable[str] = (),
+        meta: Iterable[tuple[str, str]] = (),
+    ) -> list[Instance]:
+        """Instances of ``service`` sorted by id, filtered: passing only, every tag, every meta pair."""
+        instances = self._services.get(service)
+        if not instances:
+            return []
+        wanted_tags = set(tags)
+        wanted_meta = list(meta)
+        out = []
+        for inst in instances.values():
+            if passing_only and inst.status != "passing":
+                continue
+            if wanted_tags and not wanted_tags.issubset(inst.tags):
+                continue
+            if wanted_meta and any(inst.meta.get(k) != v for k, v in wanted_meta):
+                continue
+            out.append(inst)
+        out.sort(key=_by_id)
+        return out
+
+    def list_services(self) -> list[ServiceSummary]:
+        """Every service with its instance count and passing count, sorted by name."""
+        return [
+            ServiceSummary(
+                name=name,
+                instances=len(insts),
+                passing=sum(1 for i in insts.values() if i.status == "passing"),
+            )
+            for name, insts in sorted(self._services.items())
+        ]
+
+    def instance_count(self) -> int:
+        return sum(len(insts) for insts in self._services.values())
+
+    # ---- snapshots ----------------------------------------------------------------------
+    def snapshot(self) -> bytes:
+        """The whole state as compact, deterministic msgpack bytes."""
+        services = [
+            _ServiceSnap(name, self._service_index[name], sorted(insts.values(), key=_by_id))
+            for name, insts in sorted(self._services.items())
+        ]
+        return _snap_encoder.encode(_Snapshot(SNAPSHOT_VERSION, self._index, self._catalog_index, services))
+
+    def restore(self, data: bytes) -> None:
+        """Replace the whole state with the one ``data`` (from ``snapshot()``) describes."""
+        snap = _snap_decoder.decode(data)
+        if snap.v != SNAPSHOT_VERSION:
+            raise ValueError(f"snapshot version {snap.v}, this build knows {SNAPSHOT_VERSION}")
+        self._services = {s.name: {i.id: i for i in s.instances} for s in snap.services}
+        self._service_index = {s.name: s.index for s in snap.services}
+        self._index = snap.index
+        self._catalog_index = snap.catalog_index
+
+
+def _by_id(inst: Instance) -> str:
+    return inst.id

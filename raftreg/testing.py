@@ -1,0 +1,233 @@
+"""``LocalCluster``: real node processes on 127.0.0.1 for tests, benchmarks and chaos runs.
+
+Each node is a separate ``raftreg serve`` process in its own process group, with its data in a
+temporary (or given) directory and free ports. The API is synchronous (plain HTTP via urllib) so
+it can be used from sync tests, async tests (between awaits) and scripts alike.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import socket
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from raftreg.config import ClusterConfig, NodeConfig, RaftTuning, dump_config
+from raftreg.supervise import NodeProcess
+
+T = TypeVar("T")
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct ports that were free a moment ago."""
+    socks: list[socket.socket] = []
+    ports: list[int] = []
+    try:
+        while len(ports) < count:
+            s = socket.socket()
+            s.bind((host, 0))
+            socks.append(s)
+            ports.append(s.getsockname()[1])
+    finally:
+        for s in socks:
+            s.close()
+    return ports
+
+
+def wait_for(predicate: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05) -> T:
+    """Poll ``predicate`` until it returns a truthy value; TimeoutError naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.1f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def http_json(url: str, *, method: str = "GET", body: Any = None, timeout: float = 2.0) -> tuple[int, Any]:
+    """One HTTP request; returns (status, decoded JSON or None). Connection errors give status 0."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as err:
+        raw = err.read()
+        try:
+            return err.code, json.loads(raw or b"null")
+        except ValueError:
+            return err.code, None
+    except (OSError, ValueError):
+        return 0, None
+
+
+class LocalCluster:
+    """N real nodes on loopback. Use as a context manager, or call ``start()`` and ``close()``."""
+
+    def __init__(
+        self,
+        nodes: int = 3,
+        *,
+        base_dir: Path | None = None,
+        tuning: RaftTuning | None = None,
+        name: str = "test",
+        keep_data: bool = False,
+    ) -> None:
+        self._own_dir = base_dir is None
+        self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="raftreg-cluster-"))
+        self.keep_data = keep_data
+        ports = free_ports(2 * nodes)
+        node_cfgs = [
+            NodeConfig(name=f"n{i + 1}", http=f"127.0.0.1:{ports[2 * i]}", raft=f"127.0.0.1:{ports[2 * i + 1]}")
+            for i in range(nodes)
+        ]
+        self.config = ClusterConfig(
+            name=name, nodes=node_cfgs, data_dir=str(self.base_dir / "data"), raft=tuning or RaftTuning()
+        )
+        self.config_path = self.base_dir / "cluster.toml"
+        self.config_path.write_text(dump_config(self.config))
+        self.secret = secrets.token_urlsafe(32)
+        self.procs = {
+            n.name: NodeProcess(
+                n.name,
+                config_path=self.config_path,
+                data_dir=self.config.node_data_dir(n.name),
+                secret=self.secret,
+                log_path=self.base_dir / "logs" / f"{n.name}.log",
+            )
+            for n in node_cfgs
+        }
+
+    # ---- lifecycle ----------------------------------------------------------------------
+    def __enter__(self) -> LocalCluster:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def names(self) -> list[str]:
+        return [n.name for n in self.config.nodes]
+
+    def start(self, wait: float = 30.0) -> None:
+        """Start every node and wait until there is a leader and every node is ready."""
+        for proc in self.procs.values():
+            proc.start()
+        self.wait_ready(timeout=wait)
+
+    def close(self) -> None:
+        """Kill every node; remove the data directory unless ``keep_data``."""
+        for proc in self.procs.values():
+            proc.kill()
+        if self._own_dir and not self.keep_data:
+            shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    def kill(self, name: str) -> None:
+        """kill -9 one node (its whole process group)."""
+        self.procs[name].kill()
+
+    def stop_node(self, name: str) -> None:
+        """Stop one node gracefully (SIGTERM)."""
+        self.procs[name].stop()
+
+    def start_node(self, name: str) -> None:
+        self.procs[name].start()
+
+    def restart(self, name: str, *, hard: bool = True, wait: float = 30.0) -> None:
+        """kill -9 (or stop) a node, start it again on the same data, wait until it is ready."""
+        if hard:
+            self.kill(name)
+        else:
+            self.stop_node(name)
+        self.start_node(name)
+        self.wait_node_ready(name, timeout=wait)
+
+    def pause(self, name: str) -> None:
+        self.procs[name].pause()
+
+    def resume(self, name: str) -> None:
+        self.procs[name].resume()
+
+    def running(self) -> list[str]:
+        return [name for name, proc in self.procs.items() if proc.alive()]
+
+    # ---- observation --------------------------------------------------------------------
+    def url(self, name: str) -> str:
+        return self.config.node(name).http_url
+
+    def urls(self) -> list[str]:
+        return [self.url(n) for n in self.names]
+
+    def status(self, name: str, timeout: float = 1.0) -> dict[str, Any] | None:
+        code, body = http_json(self.url(name) + "/v1/cluster", timeout=timeout)
+        return body if code == 200 and isinstance(body, dict) else None
+
+    def is_ready(self, name: str) -> bool:
+        code, _ = http_json(self.url(name) + "/v1/ready", timeout=1.0)
+        return code == 200
+
+    def leader(self, timeout: float = 15.0, among: list[str] | None = None) -> str:
+        """Name of the leader that the running nodes agree on (and that itself says it leads)."""
+
+        def agreed() -> str | None:
+            views = {}
+            for name in among or self.running():
+                st = self.status(name)
+                if st is not None:
+                    views[name] = st
+            leaders = {v["leader"] for v in views.values()}
+            if len(leaders) == 1:
+                leader = leaders.pop()
+                if leader and views.get(leader, {}).get("state") == "leader":
+                    return str(leader)
+            return None
+
+        return wait_for(agreed, timeout, "an agreed leader")
+
+    def followers(self) -> list[str]:
+        leader = self.leader()
+        return [n for n in self.running() if n != leader]
+
+    def wait_node_ready(self, name: str, timeout: float = 30.0) -> None:
+        wait_for(lambda: self.is_ready(name), timeout, f"node {name} ready")
+
+    def wait_ready(self, timeout: float = 30.0) -> str:
+        """Wait until every running node is ready; returns the leader."""
+        leader = self.leader(timeout=timeout)
+        for name in self.running():
+            self.wait_node_ready(name, timeout=timeout)
+        return leader
+
+    def wait_converged(self, timeout: float = 30.0, min_index: int = 0) -> int:
+        """Wait until every running node has applied the same index (>= ``min_index``) and that
+        index equals the leader's commit index. Returns it."""
+
+        def same() -> tuple[int] | None:
+            applied, commits = set(), set()
+            for name in self.running():
+                st = self.status(name)
+                if st is None:
+                    return None
+                applied.add(st["applied_index"])
+                if st["state"] == "leader":
+                    commits.add(st["commit_index"])
+            if len(applied) == 1 and commits == applied:
+                index = applied.pop()
+                return (index,) if index >= min_index else None
+            return None
+
+        return wait_for(same, timeout, "all nodes to apply the same index")[0]
+
+    def log_text(self, name: str) -> str:
+        path = self.base_dir / "logs" / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
