@@ -197,7 +197,7 @@ class RaftNode:
             leaderFallbackTimeout=t.leader_fallback_timeout,
             logCompactionMinEntries=t.log_compaction_min_entries,
             logCompactionMinTime=t.log_compaction_min_time,
-            logCompactionSplit=True,
+            logCompactionSplit=False,
             commandsQueueSize=t.commands_queue_size,
             dynamicMembershipChange=False,
             journalFile=str(self.data_dir / "raft.journal") if t.journal else None,

@@ -81,6 +81,8 @@ class LocalCluster:
         tuning: RaftTuning | None = None,
         name: str = "test",
         keep_data: bool = False,
+        debug_endpoints: bool = True,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         self._own_dir = base_dir is None
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="raftreg-cluster-"))
@@ -103,6 +105,7 @@ class LocalCluster:
                 data_dir=self.config.node_data_dir(n.name),
                 secret=self.secret,
                 log_path=self.base_dir / "logs" / f"{n.name}.log",
+                extra_env={"RAFTREG_DEBUG_ENDPOINTS": "1" if debug_endpoints else "0", **(extra_env or {})},
             )
             for n in node_cfgs
         }

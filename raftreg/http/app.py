@@ -6,7 +6,9 @@ through ``error_middleware`` as the JSON body of API.md; no traceback ever reach
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -157,7 +159,25 @@ class Api:
         return json_response({"ready": True, "node": self.node.me.name})
 
 
-def build_app(node: RegistryNode) -> web.Application:
+class DebugApi:
+    """Fault and maintenance hooks for tests and chaos runs. Mounted only when the environment
+    variable ``RAFTREG_DEBUG_ENDPOINTS=1`` is set for the node process."""
+
+    def __init__(self, node: RegistryNode) -> None:
+        self.node = node
+
+    async def resync(self, request: web.Request) -> web.Response:
+        """Wipe this node's Raft data and state and rejoin (the watchdog's recovery action)."""
+        await asyncio.get_running_loop().run_in_executor(None, self.node.raft.wipe_and_restart)
+        return json_response({"resyncing": True})
+
+    async def snapshot(self, request: web.Request) -> web.Response:
+        """Compact the Raft log into a snapshot at the next tick."""
+        self.node.raft.force_snapshot()
+        return json_response({"snapshot": "requested"})
+
+
+def build_app(node: RegistryNode, *, debug_endpoints: bool | None = None) -> web.Application:
     """The aiohttp application serving ``node``."""
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
     app[NODE_KEY] = node
@@ -171,4 +191,10 @@ def build_app(node: RegistryNode) -> web.Application:
     app.router.add_get("/v1/cluster", api.cluster, allow_head=False)
     app.router.add_get("/v1/health", api.health)
     app.router.add_get("/v1/ready", api.ready)
+    if debug_endpoints is None:
+        debug_endpoints = os.environ.get("RAFTREG_DEBUG_ENDPOINTS") == "1"
+    if debug_endpoints:
+        debug = DebugApi(node)
+        app.router.add_post("/v1/debug/resync", debug.resync)
+        app.router.add_post("/v1/debug/snapshot", debug.snapshot)
     return app

@@ -88,7 +88,10 @@ class RegistryNode:
 
     async def _sample_status(self) -> None:
         while True:
-            self._refresh_status()
+            try:
+                self._refresh_status()
+            except Exception:
+                log.exception("event=status_sample_failed")
             await asyncio.sleep(STATUS_PERIOD)
 
     def _refresh_status(self) -> None:
@@ -204,6 +207,7 @@ class RegistryNode:
         return True, "ready"
 
     def cluster_info(self) -> dict[str, object]:
+        self._refresh_status()
         st = self.status
         members = []
         for n in self.config.nodes:
