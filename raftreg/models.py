@@ -75,16 +75,3 @@ class ServiceSummary(msgspec.Struct, frozen=True):
     name: str
     instances: int
     passing: int
-
-
-class NodeStatus(msgspec.Struct):
-    """What a node knows about itself and the cluster (``GET /v1/cluster``)."""
-
-    name: str
-    node: str
-    state: Literal["leader", "follower", "candidate"]
-    leader: str
-    term: int
-    commit_index: int
-    applied_index: int
-    members: list[dict[str, object]]

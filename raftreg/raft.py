@@ -69,6 +69,7 @@ class RaftStatus:
     log_len: int
     has_quorum: bool
     match_index: dict[str, int]
+    connected: frozenset[str]  # raft addresses of peers with an open connection
     last_contact: float  # seconds since this node last heard from the leader (0 on the leader)
 
 
@@ -316,7 +317,7 @@ class RaftNode:
         """Sample the Raft state (safe from any thread)."""
         so = self._syncobj
         if so is None:
-            return RaftStatus("follower", None, 0, 0, 0, None, 0, False, {}, float("inf"))
+            return RaftStatus("follower", None, 0, 0, 0, None, 0, False, {}, frozenset(), float("inf"))
         for _ in range(3):
             try:
                 st = so.getStatus()
@@ -328,6 +329,11 @@ class RaftNode:
         state = {0: "follower", 1: "candidate", 2: "leader"}.get(st.get("state", 0), "follower")
         leader = st.get("leader")
         match = {k.removeprefix("match_idx_server_"): v for k, v in st.items() if k.startswith("match_idx_server_")}
+        connected = frozenset(
+            k.removeprefix("partner_node_status_server_")
+            for k, v in st.items()
+            if k.startswith("partner_node_status_server_") and v == 2
+        )
         last_contact = 0.0 if state == "leader" else time.monotonic() - self._last_contact_at
         return RaftStatus(
             state=state,
@@ -339,6 +345,7 @@ class RaftNode:
             log_len=st.get("log_len", 0),
             has_quorum=bool(st.get("has_quorum", False)),
             match_index=match,
+            connected=connected,
             last_contact=last_contact,
         )
 

@@ -36,6 +36,15 @@ def serve(config_path: str, node_name: str, data_dir: str | None, log_level: str
     asyncio.run(serve_node(config, node_name, data_dir=path, secret=secret))
 
 
+def _current_leader(http_addrs: list[str]) -> str:
+    """The leader named by the first node that answers, or ''."""
+    for addr in http_addrs:
+        code, body = http_json(f"http://{addr}/v1/cluster", timeout=0.3)
+        if code == 200 and isinstance(body, dict):
+            return str(body.get("leader") or "")
+    return ""
+
+
 def _dev_secret(data_dir: Path) -> str:
     """The local cluster's secret: generated once into <data_dir>/secret (mode 600)."""
     path = data_dir / "secret"
@@ -53,11 +62,14 @@ def _dev_secret(data_dir: Path) -> str:
 @click.option("--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
               type=click.Path(dir_okay=False), help="Cluster config (TOML).")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Override the config's data_dir.")
-def dev(config_path: str, data_dir: str | None) -> None:
+@click.option("--restart-delay", type=float, default=10.0, show_default=True,
+              help="Seconds before a node that died is started again (0: never).")
+def dev(config_path: str, data_dir: str | None, restart_delay: float) -> None:
     """Start every node of a config as child processes, in the foreground.
 
     Data stays in the config's data_dir, so a second run continues where the first stopped.
-    Ctrl-C or SIGTERM stops every node cleanly.
+    A node that dies (you may kill -9 one to watch a failover) is started again after
+    --restart-delay seconds. Ctrl-C or SIGTERM stops every node cleanly.
     """
     config = load_config(config_path)
     base = Path(data_dir or config.data_dir)
@@ -81,20 +93,29 @@ def dev(config_path: str, data_dir: str | None) -> None:
     for n, proc in zip(config.nodes, procs, strict=True):
         click.echo(f"  {n.name}  http://{n.http}  raft {n.raft}  pid {proc.pid}")
     click.echo(f"  try: curl -s http://{config.nodes[0].http}/v1/cluster")
-    leader_reported = False
+    last_leader = ""
+    died_at: dict[str, float] = {}
     try:
         while not stopping:
             time.sleep(0.2)
+            now = time.monotonic()
             for proc in procs:
-                if not proc.alive() and not stopping:
-                    click.echo(f"node {proc.name} exited (code {proc.proc.returncode if proc.proc else '?'}); "
-                               f"see {proc.log_path}. Restarting it.", err=True)
+                if stopping or proc.alive():
+                    continue
+                if proc.name not in died_at:
+                    died_at[proc.name] = now
+                    code = proc.proc.returncode if proc.proc else None
+                    how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+                    again = f"; starting it again in {restart_delay:g}s" if restart_delay > 0 else ""
+                    click.echo(f"node {proc.name} died ({how}){again}. Log: {proc.log_path}", err=True)
+                elif restart_delay > 0 and now - died_at[proc.name] >= restart_delay:
+                    del died_at[proc.name]
                     proc.start()
-            if not leader_reported:
-                code, body = http_json(f"http://{config.nodes[0].http}/v1/cluster", timeout=0.5)
-                if code == 200 and body.get("leader"):
-                    click.echo(f"leader elected: {body['leader']} (term {body['term']}). Ctrl-C stops the cluster.")
-                    leader_reported = True
+                    click.echo(f"node {proc.name} started again (pid {proc.pid})")
+            leader = _current_leader([n.http for n, p in zip(config.nodes, procs, strict=True) if p.alive()])
+            if leader and leader != last_leader:
+                click.echo(f"leader: {leader}. Ctrl-C stops the cluster.")
+                last_leader = leader
     finally:
         click.echo("stopping nodes...")
         for proc in procs:

@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+import aiohttp
 
 from raftreg.config import ClusterConfig, NodeConfig
 from raftreg.errors import CommitTimeout, Unavailable
@@ -84,7 +87,39 @@ class RegistryNode:
         await asyncio.get_running_loop().run_in_executor(None, self.raft.stop)
 
     def _recover(self, reason: str) -> None:
-        self.raft.wipe_and_restart()
+        """Watchdog action: wipe and resync, if the rest of the cluster holds every committed entry."""
+        task = asyncio.get_running_loop().create_task(self._recover_safely(reason))
+        self._tasks.append(task)
+
+    async def _recover_safely(self, reason: str) -> None:
+        if not await self._others_hold_committed_log():
+            log.error("event=resync_refused reason=%r: no other follower is known to hold every "
+                      "committed entry, wiping this replica could lose data", reason)
+            return
+        await asyncio.get_running_loop().run_in_executor(None, self.raft.wipe_and_restart)
+
+    async def _others_hold_committed_log(self) -> bool:
+        """Ask the leader whether a majority *without this node* has every committed entry.
+
+        Wiping a replica is safe only then: an entry committed with this node's vote and not yet
+        on any other follower would otherwise exist on the leader alone."""
+        st = self.status
+        leader = next((n for n in self.config.nodes if n.raft == st.leader), None)
+        if leader is None:
+            return False
+        try:
+            timeout = aiohttp.ClientTimeout(total=2.0)
+            async with aiohttp.ClientSession(timeout=timeout) as session, \
+                    session.get(f"{leader.http_url}/v1/cluster") as resp:
+                info = await resp.json()
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return False
+        commit = info.get("commit_index", 0)
+        holders = 1 + sum(  # the leader itself, plus other followers that have everything
+            1 for m in info.get("members", [])
+            if m.get("name") not in (self.me.name, leader.name) and (m.get("match_index") or 0) >= commit
+        )
+        return holders > len(self.config.nodes) // 2
 
     async def _sample_status(self) -> None:
         while True:
@@ -213,16 +248,20 @@ class RegistryNode:
         for n in self.config.nodes:
             match: int | None
             if n.name == self.me.name:
-                member_status = "self"
+                member_status = st.state
                 match = st.applied_index
             else:
-                member_status = "leader" if st.leader == n.raft else "peer"
+                if n.raft not in st.connected:
+                    member_status = "unreachable"
+                else:
+                    member_status = "leader" if st.leader == n.raft else "follower"
                 match = st.match_index.get(n.raft, 0) if st.state == "leader" else None
             members.append({"name": n.name, "raft": n.raft, "http": n.http, "status": member_status,
                             "match_index": match})
         return {
             "name": self.config.name,
             "node": self.me.name,
+            "pid": os.getpid(),
             "state": st.state,
             "leader": self._names_by_raft.get(st.leader, "") if st.leader else "",
             "term": st.term,

@@ -1,0 +1,31 @@
+# Two entry points (see README): `make dev` starts a local 3-node cluster, `make test` runs every test.
+# Each creates the virtual environment in .venv and installs what it needs first.
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: dev test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+dev: $(STAMP)
+	$(VENV)/bin/raftreg dev --config cluster-configs/local-3.toml
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check raftreg tests benchmarks
+	$(VENV)/bin/mypy
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check raftreg tests benchmarks
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)
+	$(VENV)/bin/python benchmarks/registry_bench.py
+
+clean:
+	rm -rf $(VENV) raftreg-data
