@@ -41,7 +41,7 @@ class RaftTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     raft_max_timeout: float = 1.5
     connection_timeout: float = 60.0
     leader_fallback_timeout: float = 3.0
-    log_compaction_min_entries: int = 20000
+    log_compaction_min_entries: int = 1000
     log_compaction_min_time: float = 600.0
     commands_queue_size: int = 20000
     journal: bool = True
@@ -101,7 +101,7 @@ class ClusterConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 def split_hostport(addr: str) -> tuple[str, int]:
     """Split ``host:port``; ConfigError when the port is missing or out of range."""
     host, sep, port_text = addr.rpartition(":")
-    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not sep or not host or not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
         raise ConfigError(f"address {addr!r} is not host:port")
     return host, int(port_text)
 

@@ -10,10 +10,10 @@ from typing import Annotated, Literal
 
 import msgspec
 
-ServiceName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
-InstanceId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
+ServiceName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")]
+InstanceId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\Z")]
 Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-MetaKey = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")]
+MetaKey = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+\Z")]
 MetaValue = Annotated[str, msgspec.Meta(max_length=512)]
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 Weight = Annotated[int, msgspec.Meta(ge=0, le=10000)]

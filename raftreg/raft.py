@@ -177,6 +177,10 @@ class RaftNode:
         self._drain_lock = threading.Lock()
         self._last_deadline = 0.0
         self._last_contact_at = time.monotonic()
+        # Held while the SyncObj is being destroyed or replaced; ``submit`` fails fast meanwhile.
+        self._swap_lock = threading.Lock()
+        # Futures handed out by ``submit`` and not yet resolved (touched on the loop only).
+        self._outstanding: set[asyncio.Future[Any]] = set()
 
     # ---- lifecycle ----------------------------------------------------------------------
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -209,10 +213,25 @@ class RaftNode:
         self._syncobj.addOnTickCallback(self._on_tick)
 
     def stop(self) -> None:
-        """Stop the tick thread and close the Raft port (blocks until the thread is gone)."""
+        """Stop the tick thread and close the Raft port (blocks until the thread is gone).
+
+        Proposals still in flight fail with ``ProposalFailed("DESTROYED", applied=None)``: their
+        outcome is unknown (they may have committed)."""
+        with self._swap_lock:
+            self._stop_locked()
+
+    def _stop_locked(self) -> None:
         if self._syncobj is not None:
             self._syncobj.destroy_synchronous()
             self._syncobj = None
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._fail_outstanding)
+
+    def _fail_outstanding(self) -> None:
+        for fut in list(self._outstanding):
+            if not fut.done():
+                fut.set_exception(ProposalFailed("DESTROYED", None))
+        self._outstanding.clear()
 
     def wipe_and_restart(self) -> None:
         """Recover a wedged replica: drop its Raft data and state, rejoin empty.
@@ -222,7 +241,11 @@ class RaftNode:
         """
         assert self._loop is not None
         log.warning("event=wipe_and_resync data_dir=%s", self.data_dir)
-        self.stop()
+        with self._swap_lock:
+            self._wipe_and_restart_locked(self._loop)
+
+    def _wipe_and_restart_locked(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._stop_locked()
         for name in ("raft.journal", "raft.journal.meta", "raft.dump", "raft.dump.tmp"):
             path = self.data_dir / name
             if path.exists():
@@ -232,7 +255,7 @@ class RaftNode:
             self.registry = Registry()
         if self._on_restored is not None:
             self._on_restored()
-        self.start(self._loop)
+        self.start(loop)
 
     # ---- proposing ----------------------------------------------------------------------
     def submit(self, raw: bytes) -> asyncio.Future[tuple[int, list[Result]]]:
@@ -241,6 +264,9 @@ class RaftNode:
         It may never resolve (pysyncobj has no deadline): the caller must bound the wait."""
         assert self._loop is not None and self._consumer is not None
         fut: asyncio.Future[tuple[int, list[Result]]] = self._loop.create_future()
+        if not self._swap_lock.acquire(blocking=False):
+            fut.set_exception(ProposalFailed("NOT_RUNNING", False))  # being wiped or stopped
+            return fut
 
         def callback(result: Any, error: int) -> None:  # tick thread (or this thread on QUEUE_FULL)
             self._done.append((fut, result, error))
@@ -250,7 +276,15 @@ class RaftNode:
                 self._drain_pending = True
             self._loop.call_soon_threadsafe(self._drain)  # type: ignore[union-attr]
 
-        self._consumer.apply(raw, callback=callback)
+        try:
+            if self._syncobj is None:
+                fut.set_exception(ProposalFailed("NOT_RUNNING", False))
+                return fut
+            self._outstanding.add(fut)
+            fut.add_done_callback(self._outstanding.discard)
+            self._consumer.apply(raw, callback=callback)
+        finally:
+            self._swap_lock.release()
         return fut
 
     def _drain(self) -> None:

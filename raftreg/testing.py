@@ -112,7 +112,11 @@ class LocalCluster:
 
     # ---- lifecycle ----------------------------------------------------------------------
     def __enter__(self) -> LocalCluster:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.close()  # a start that timed out must not leave node processes behind
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -27,9 +27,10 @@ from raftreg.models import (
     Weight,
 )
 
-SERVICE_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-INSTANCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+# ``\Z``, not ``$``: ``$`` also matches before a trailing newline.
+SERVICE_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
+INSTANCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\Z")
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)\Z")
 MIN_TTL = 1.0
 MAX_TTL = 86400.0
 MAX_CHECK_INTERVAL = 86400.0
@@ -63,6 +64,7 @@ class RegisterBody(msgspec.Struct, forbid_unknown_fields=True):
 
 _register_decoder = msgspec.json.Decoder(RegisterBody)
 _FIELD_AT = re.compile(r"at `\$\.([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)")
+_FIELD_IN = re.compile(r"at `key` in `\$\.([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)")
 _FIELD_NAMED = re.compile(r"field `([^`]+)`")
 
 
@@ -114,10 +116,12 @@ def decode_json(body: bytes, decoder: msgspec.json.Decoder[T]) -> T:
         return decoder.decode(body)
     except msgspec.ValidationError as exc:
         text = str(exc)
-        match = _FIELD_AT.search(text) or _FIELD_NAMED.search(text)
+        match = _FIELD_IN.search(text) or _FIELD_AT.search(text) or _FIELD_NAMED.search(text)
         raise InvalidArgument(text, field=match.group(1) if match else None) from None
     except msgspec.DecodeError as exc:
         raise InvalidArgument(f"malformed JSON: {exc}") from None
+    except UnicodeDecodeError:
+        raise InvalidArgument("request body is not valid UTF-8") from None
 
 
 def _check(body: CheckBody) -> Check:
@@ -127,7 +131,7 @@ def _check(body: CheckBody) -> Check:
         raise InvalidArgument("check.http must be an http:// or https:// URL", field="check.http")
     if body.tcp is not None:
         host, sep, port = body.tcp.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
             raise InvalidArgument("check.tcp must be host:port", field="check.tcp")
     interval = _duration(body.interval, "check.interval", low=0.1, high=MAX_CHECK_INTERVAL)
     timeout = _duration(body.timeout, "check.timeout", low=0.01, high=MAX_CHECK_INTERVAL)

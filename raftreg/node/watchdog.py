@@ -43,7 +43,9 @@ class Judge:
         self._candidate_term = 0
 
     def observe(self, st: RaftStatus, now: float) -> Verdict:
-        if st.applied_index != self._last_applied:
+        behind = st.leader_commit_index is not None and st.leader_commit_index > st.applied_index
+        # An idle replica that is caught up is not stuck: restart the clock whenever it is not behind.
+        if st.applied_index != self._last_applied or not behind:
             self._last_applied = st.applied_index
             self._applied_moved_at = now
         if st.state == "candidate":
@@ -57,8 +59,7 @@ class Judge:
             return Verdict(True, "empty raft log")
         if (
             following
-            and st.leader_commit_index is not None
-            and st.leader_commit_index > st.applied_index
+            and behind
             and now - self._applied_moved_at > self.stuck_after
         ):
             return Verdict(True, f"applied index stuck at {st.applied_index} < leader commit {st.leader_commit_index}")

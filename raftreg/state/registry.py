@@ -15,6 +15,7 @@ its index moves when it is created and unrelated writes do not move it.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 
 import msgspec
@@ -96,9 +97,7 @@ class Registry:
         old = instances.get(new.id) if instances is not None else None
         if old is not None and old.same_definition(new):
             return Registered(old, changed=False)
-        stored = msgspec.structs.replace(
-            new, create_index=old.create_index if old is not None else index, modify_index=index
-        )
+        stored = _shared_strings(new, create_index=old.create_index if old is not None else index, modify_index=index)
         if instances is None:
             instances = self._services[new.service] = {}
             self._catalog_index = index
@@ -189,7 +188,10 @@ class Registry:
         snap = _snap_decoder.decode(data)
         if snap.v != SNAPSHOT_VERSION:
             raise ValueError(f"snapshot version {snap.v}, this build knows {SNAPSHOT_VERSION}")
-        self._services = {s.name: {i.id: i for i in s.instances} for s in snap.services}
+        self._services = {
+            sys.intern(s.name): {i.id: _shared_strings(i, i.create_index, i.modify_index) for i in s.instances}
+            for s in snap.services
+        }
         self._service_index = {s.name: s.index for s in snap.services}
         self._index = snap.index
         self._catalog_index = snap.catalog_index
@@ -197,3 +199,24 @@ class Registry:
 
 def _by_id(inst: Instance) -> str:
     return inst.id
+
+
+_INTERN_MAX = 64
+
+
+def _shared_strings(inst: Instance, create_index: int, modify_index: int) -> Instance:
+    """``inst`` with its indexes set and its repetitive strings interned.
+
+    Service names, addresses, tags and meta keys and short meta values repeat across thousands
+    of instances; sharing one copy of each keeps 100,000 instances well under 200 MiB per node.
+    """
+    intern = sys.intern
+    return msgspec.structs.replace(
+        inst,
+        service=intern(inst.service),
+        address=intern(inst.address),
+        tags=tuple(intern(t) for t in inst.tags),
+        meta={intern(k): intern(v) if len(v) <= _INTERN_MAX else v for k, v in inst.meta.items()},
+        create_index=create_index,
+        modify_index=modify_index,
+    )

@@ -1,0 +1,151 @@
+"""Fixtures for the HTTP API tests: one real single-node cluster per test module, and a small
+HTTP helper (stdlib ``http.client``: it sends paths, headers and raw bodies exactly as given)."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email.message import Message
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from raftreg.testing import LocalCluster
+
+START_TIMEOUT = 60.0  # other engineers may run multi-node clusters on this 2-core machine
+REQUEST_TIMEOUT = 15.0
+
+ANY = object()  # "any value" for assert_error's field
+_NO_BODY = object()
+
+
+@dataclass
+class Resp:
+    status: int
+    headers: Message
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name)
+
+
+class Http:
+    """Requests against one node, plus the observations the tests share."""
+
+    ANY = ANY
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        parts = urlsplit(base_url)
+        assert parts.hostname is not None and parts.port is not None
+        self.host, self.port = parts.hostname, parts.port
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        *,
+        json_body: Any = _NO_BODY,
+        headers: dict[str, str] | None = None,
+        content_type: str | None = "application/json",
+    ) -> Resp:
+        if json_body is not _NO_BODY:
+            body = json.dumps(json_body).encode()
+        hdrs = {} if content_type is None else {"Content-Type": content_type}
+        hdrs.update(headers or {})
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=REQUEST_TIMEOUT)
+        try:
+            conn.request(method, path, body=body, headers=hdrs)
+            resp = conn.getresponse()
+            return Resp(resp.status, resp.headers, resp.read())
+        finally:
+            conn.close()
+
+    def get(self, path: str) -> Resp:
+        return self.request("GET", path, content_type=None)
+
+    def put(self, path: str, body: Any) -> Resp:
+        return self.request("PUT", path, json_body=body)
+
+    def delete(self, path: str) -> Resp:
+        return self.request("DELETE", path, content_type=None)
+
+    def put_ok(self, service: str, instance_id: str, body: Any) -> dict[str, Any]:
+        resp = self.put(f"/v1/services/{service}/instances/{instance_id}", body)
+        assert resp.status == 200, resp.body
+        return resp.json()  # type: ignore[no-any-return]
+
+    def delete_ok(self, service: str, instance_id: str) -> int:
+        resp = self.delete(f"/v1/services/{service}/instances/{instance_id}")
+        assert resp.status == 200, resp.body
+        return int(resp.json()["index"])
+
+    def cluster(self) -> dict[str, Any]:
+        resp = self.get("/v1/cluster")
+        assert resp.status == 200, resp.body
+        return resp.json()  # type: ignore[no-any-return]
+
+    def commit_index(self) -> int:
+        return int(self.cluster()["commit_index"])
+
+    @contextlib.contextmanager
+    def unchanged(self, *paths: str) -> Iterator[None]:
+        """Assert the block proposes no Raft command (same commit index) and leaves the service
+        list and every GET of ``paths`` (instances, services) byte-identical."""
+        watched = ["/v1/services", *paths]
+        before_commit = self.commit_index()
+        before = {p: (r.status, r.body) for p in watched for r in [self.get(p)]}
+        yield
+        assert self.commit_index() == before_commit, "a rejected request changed the Raft log"
+        after = {p: (r.status, r.body) for p in watched for r in [self.get(p)]}
+        assert after == before, "a rejected request changed the registry"
+
+    @staticmethod
+    def assert_no_traceback(body: bytes) -> None:
+        assert b"Traceback" not in body, body
+        assert b'File "' not in body, body
+
+    @staticmethod
+    def assert_error(resp: Resp, status: int, code: str, field: object = ANY) -> dict[str, Any]:
+        """The response is API.md's error: ``{"error": {"code", "message", "field"?}}``.
+
+        ``field=None`` requires that no field is named; ``ANY`` accepts anything."""
+        assert resp.status == status, (resp.status, resp.body)
+        Http.assert_no_traceback(resp.body)
+        assert (resp.header("Content-Type") or "").startswith("application/json"), resp.headers
+        body = resp.json()
+        assert isinstance(body, dict) and set(body) == {"error"}, body
+        err = body["error"]
+        assert isinstance(err, dict), body
+        assert set(err) <= {"code", "message", "field"}, err
+        assert err["code"] == code, err
+        assert isinstance(err["message"], str) and err["message"], err
+        if field is None:
+            assert "field" not in err, err
+        elif field is not ANY:
+            assert err.get("field") == field, err
+        return err
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalCluster]:
+    """One real single-node cluster (a ``raftreg serve`` process) for the whole module."""
+    c = LocalCluster(1)
+    try:  # not ``with``: a start that times out must still kill the process
+        c.start(wait=START_TIMEOUT)
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture(scope="module")
+def api(cluster: LocalCluster) -> Http:
+    return Http(cluster.url("n1"))

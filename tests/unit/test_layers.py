@@ -1,0 +1,188 @@
+"""Import direction between raftreg's layers (DESIGN.md, "Layers"), checked with ``ast``.
+
+Every import counts, including ones inside functions and ``if TYPE_CHECKING:`` blocks.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+PACKAGE_DIR = Path(__file__).resolve().parents[2] / "raftreg"
+STDLIB = frozenset(sys.stdlib_module_names)
+
+
+def module_name(path: Path, root: Path = PACKAGE_DIR) -> str:
+    parts = ["raftreg", *path.relative_to(root).with_suffix("").parts]
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imported_modules(source: str, module: str, is_package: bool = False) -> Iterator[tuple[int, str]]:
+    """(line, absolute module name) for every import in ``source``.
+
+    ``from pkg import name`` yields ``pkg`` and, for a raftreg package, also ``pkg.name`` (it may be
+    a submodule); ``from raftreg import x`` yields only ``raftreg.x``.
+    """
+    package = module if is_package else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base_parts = package.split(".")
+                base_parts = base_parts[: len(base_parts) - (node.level - 1)]
+                base = ".".join(base_parts + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            if base != "raftreg":  # the bare package is nothing but its submodules here
+                yield node.lineno, base
+            if is_raftreg_package(base):
+                for alias in node.names:
+                    yield node.lineno, f"{base}.{alias.name}"
+
+
+def is_raftreg_package(name: str) -> bool:
+    return within(name, "raftreg") and (PACKAGE_DIR.parent / name.replace(".", "/")).is_dir()
+
+
+def top(name: str) -> str:
+    return name.partition(".")[0]
+
+
+def within(name: str, *prefixes: str) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+# Each rule: (description, applies to module?, is this import allowed?)
+Rule = tuple[str, Callable[[str], bool], Callable[[str], bool]]
+RULES: list[Rule] = [
+    (
+        "only raftreg.raft imports pysyncobj",
+        lambda m: m != "raftreg.raft",
+        lambda imp: top(imp) != "pysyncobj",
+    ),
+    (
+        "raftreg.state imports only stdlib, msgspec, raftreg.models, raftreg.errors, raftreg.state",
+        lambda m: within(m, "raftreg.state"),
+        lambda imp: (
+            top(imp) in STDLIB
+            or top(imp) == "msgspec"
+            or within(imp, "raftreg.models", "raftreg.errors", "raftreg.state")
+        ),
+    ),
+    (
+        "raftreg.models and raftreg.errors import no other raftreg module",
+        lambda m: m in ("raftreg.models", "raftreg.errors"),
+        lambda imp: top(imp) != "raftreg" or within(imp, "raftreg.models", "raftreg.errors"),
+    ),
+    (
+        "raftreg.client imports only raftreg.models, raftreg.errors, raftreg.client (+ stdlib, aiohttp, msgspec)",
+        lambda m: within(m, "raftreg.client"),
+        lambda imp: (
+            top(imp) in STDLIB
+            or top(imp) in ("aiohttp", "msgspec")
+            or within(imp, "raftreg.models", "raftreg.errors", "raftreg.client")
+        ),
+    ),
+    (
+        "raftreg.node never imports raftreg.http or raftreg.cli",
+        lambda m: within(m, "raftreg.node"),
+        lambda imp: not within(imp, "raftreg.http", "raftreg.cli"),
+    ),
+    (
+        "raftreg.http never imports raftreg.cli",
+        lambda m: within(m, "raftreg.http"),
+        lambda imp: not within(imp, "raftreg.cli"),
+    ),
+]
+
+
+def violations(module: str, source: str, is_package: bool = False) -> list[str]:
+    out = []
+    for line, imp in imported_modules(source, module, is_package):
+        for description, applies, allowed in RULES:
+            if applies(module) and not allowed(imp):
+                out.append(f"{module}:{line} imports {imp} ({description})")
+    return out
+
+
+SOURCES = sorted(PACKAGE_DIR.rglob("*.py"))
+
+
+def test_sources_found() -> None:
+    names = {module_name(p) for p in SOURCES}
+    expected = {
+        "raftreg.raft",
+        "raftreg.models",
+        "raftreg.errors",
+        "raftreg.state.registry",
+        "raftreg.state.commands",
+        "raftreg.node.proposer",
+        "raftreg.http.app",
+        "raftreg.client",
+    }
+    assert expected <= names
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE_DIR)))
+def test_module_respects_layers(path: Path) -> None:
+    module = module_name(path)
+    assert violations(module, path.read_text(), is_package=path.name == "__init__.py") == []
+
+
+def test_raft_module_does_import_pysyncobj() -> None:
+    """The rule has teeth: the collector sees raft.py's pysyncobj import."""
+    imports = {imp for _, imp in imported_modules((PACKAGE_DIR / "raft.py").read_text(), "raftreg.raft")}
+    assert "pysyncobj" in imports
+    assert "raftreg.state.registry" in imports
+
+
+# ---- the checker itself catches violations ---------------------------------------------------------
+@pytest.mark.parametrize(
+    ("module", "source"),
+    [
+        ("raftreg.node.proposer", "import pysyncobj"),
+        ("raftreg.state.registry", "from pysyncobj import SyncObj"),
+        ("raftreg.state.registry", "import asyncio\nimport aiohttp"),
+        ("raftreg.state.registry", "from raftreg.config import RaftTuning"),
+        ("raftreg.state.registry", "from raftreg import raft"),
+        ("raftreg.state.registry", "def f():\n    from raftreg.node import proposer"),
+        ("raftreg.state.registry", "from ..durations import parse_duration"),
+        ("raftreg.models", "from raftreg.durations import parse_duration"),
+        ("raftreg.errors", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from raftreg.config import X"),
+        ("raftreg.client.http_client", "from raftreg.config import load_config"),
+        ("raftreg.client.http_client", "import click"),
+        ("raftreg.client.http_client", "from raftreg.http.validation import parse_register"),
+        ("raftreg.node.watchdog", "from raftreg.http import app"),
+        ("raftreg.node.watchdog", "from raftreg import http"),
+        ("raftreg.node.watchdog", "import raftreg.cli.main"),
+        ("raftreg.node.watchdog", "from ..cli.output import print_json"),
+        ("raftreg.http.app", "from raftreg.cli.output import print_json"),
+    ],
+)
+def test_checker_flags_violations(module: str, source: str) -> None:
+    assert violations(module, source) != []
+
+
+@pytest.mark.parametrize(
+    ("module", "source"),
+    [
+        ("raftreg.state.registry", "from collections.abc import Iterable\nimport msgspec"),
+        ("raftreg.state.registry", "from raftreg.models import Instance\nfrom raftreg.state.commands import Noop"),
+        ("raftreg.state.registry", "from .commands import Noop\nfrom ..models import Instance"),
+        ("raftreg.models", "from raftreg.errors import InvalidArgument"),
+        ("raftreg.client.http_client", "import aiohttp\nfrom raftreg.errors import RaftregError"),
+        ("raftreg.client.http_client", "from raftreg import errors, models\nfrom . import http_client"),
+        ("raftreg.node.registry_node", "from raftreg.raft import RaftNode\nimport aiohttp"),
+        ("raftreg.raft", "from pysyncobj import SyncObj"),
+    ],
+)
+def test_checker_allows_permitted_imports(module: str, source: str) -> None:
+    assert violations(module, source) == []

@@ -1,0 +1,268 @@
+"""GroupCommitter against a fake Raft whose entries the test resolves by hand."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+
+import pytest
+
+from raftreg.node.proposer import Committed, GroupCommitter
+from raftreg.raft import ProposalFailed
+from raftreg.state.commands import Command, Deregister, decode_entry
+from raftreg.state.registry import Failed, Result
+
+DEADLINE = 2.0
+
+
+class FakeRaft:
+    """Records every submitted entry (decoded) with the future the committer waits on."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[list[Command], asyncio.Future[tuple[int, list[Result]]]]] = []
+
+    def submit(self, raw: bytes) -> asyncio.Future[tuple[int, list[Result]]]:
+        fut: asyncio.Future[tuple[int, list[Result]]] = asyncio.get_running_loop().create_future()
+        self.entries.append((decode_entry(raw), fut))
+        return fut
+
+    def batch(self, n: int) -> list[Command]:
+        return self.entries[n][0]
+
+    def succeed(self, n: int, index: int) -> list[Result]:
+        """Resolve entry ``n`` at ``index``; each command's result names the command."""
+        cmds, fut = self.entries[n]
+        results: list[Result] = [Failed(f"result-of-{name(c)}") for c in cmds]
+        fut.set_result((index, results))
+        return results
+
+    def fail(self, n: int, applied: bool | None) -> None:
+        self.entries[n][1].set_exception(ProposalFailed("NOT_LEADER" if applied is False else "UNKNOWN", applied))
+
+
+def cmd(name: str) -> Deregister:
+    return Deregister("svc", name)
+
+
+def name(c: Command) -> str:
+    assert isinstance(c, Deregister)
+    return c.id
+
+
+def names(cmds: list[Command]) -> list[str]:
+    return [name(c) for c in cmds]
+
+
+async def wait_until(cond: Callable[[], bool], timeout: float = DEADLINE) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not cond():
+        assert loop.time() < deadline, "condition not reached before the deadline"
+        await asyncio.sleep(0.001)
+
+
+def entries_reach(raft: FakeRaft, count: int) -> bool:
+    return len(raft.entries) == count
+
+
+async def settle() -> None:
+    """Let every ready callback and task run (no timers involved)."""
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+def raft() -> FakeRaft:
+    return FakeRaft()
+
+
+def committer(raft: FakeRaft, *, max_batch: int = 100, stuck_after: float = 30.0) -> GroupCommitter:
+    return GroupCommitter(raft, max_batch=max_batch, stuck_after=stuck_after)  # type: ignore[arg-type]
+
+
+def propose(gc: GroupCommitter, n: str) -> asyncio.Task[Committed]:
+    return asyncio.ensure_future(gc.propose(cmd(n)))
+
+
+async def test_lone_command_is_proposed_at_once(raft: FakeRaft) -> None:
+    gc = committer(raft)
+    task = propose(gc, "a")
+    await asyncio.sleep(0)  # one loop turn: the task runs up to its await
+    assert len(raft.entries) == 1
+    assert names(raft.batch(0)) == ["a"]
+    (result,) = raft.succeed(0, index=7)
+    assert await asyncio.wait_for(task, DEADLINE) == Committed(7, result, after_unknown_attempt=False)
+    assert gc.stats.entries == 1
+    assert gc.stats.commands == 1
+
+
+async def test_commands_arriving_during_flight_go_out_together_in_order(raft: FakeRaft) -> None:
+    gc = committer(raft)
+    first = propose(gc, "a")
+    await settle()
+    later = [propose(gc, n) for n in ("b", "c", "d")]
+    await settle()
+    assert len(raft.entries) == 1  # nothing else goes out while "a" is in flight
+    (ra,) = raft.succeed(0, index=10)
+    await wait_until(lambda: len(raft.entries) == 2)
+    assert names(raft.batch(1)) == ["b", "c", "d"]
+    results = raft.succeed(1, index=11)
+    assert await asyncio.wait_for(first, DEADLINE) == Committed(10, ra, False)
+    got = await asyncio.wait_for(asyncio.gather(*later), DEADLINE)
+    assert got == [Committed(11, r, False) for r in results]
+    assert [c.result for c in got] == [Failed("result-of-b"), Failed("result-of-c"), Failed("result-of-d")]
+    await settle()
+    assert len(raft.entries) == 2
+    assert gc.stats.entries == 2
+    assert gc.stats.commands == 4
+
+
+async def test_sequential_lone_commands_each_go_at_once(raft: FakeRaft) -> None:
+    gc = committer(raft)
+    for i, n in enumerate(("a", "b", "c")):
+        task = propose(gc, n)
+        await asyncio.sleep(0)
+        assert len(raft.entries) == i + 1
+        raft.succeed(i, index=i + 1)
+        assert (await asyncio.wait_for(task, DEADLINE)).index == i + 1
+
+
+async def test_not_applied_failure_is_retried_and_succeeds(raft: FakeRaft) -> None:
+    gc = committer(raft)
+    task = propose(gc, "a")
+    await settle()
+    raft.fail(0, applied=False)
+    await wait_until(lambda: len(raft.entries) == 2)
+    assert names(raft.batch(1)) == ["a"]
+    (result,) = raft.succeed(1, index=5)
+    assert await asyncio.wait_for(task, DEADLINE) == Committed(5, result, after_unknown_attempt=False)
+    assert gc.stats.retries == 1
+
+
+async def test_unknown_outcome_is_retried_and_reported(raft: FakeRaft) -> None:
+    gc = committer(raft)
+    task = propose(gc, "a")
+    await settle()
+    raft.fail(0, applied=None)
+    await wait_until(lambda: len(raft.entries) == 2)
+    raft.fail(1, applied=False)  # a later certain failure does not clear the earlier doubt
+    await wait_until(lambda: len(raft.entries) == 3)
+    assert names(raft.batch(2)) == ["a"]
+    (result,) = raft.succeed(2, index=9)
+    assert await asyncio.wait_for(task, DEADLINE) == Committed(9, result, after_unknown_attempt=True)
+    assert gc.stats.retries == 2
+
+
+async def test_retry_keeps_failed_batch_ahead_of_newer_commands(raft: FakeRaft) -> None:
+    gc = committer(raft)
+    a = propose(gc, "a")
+    await settle()
+    b = propose(gc, "b")
+    await settle()
+    raft.fail(0, applied=False)
+    await wait_until(lambda: len(raft.entries) == 2)
+    assert names(raft.batch(1)) == ["a", "b"]
+    ra, rb = raft.succeed(1, index=3)
+    assert await asyncio.wait_for(a, DEADLINE) == Committed(3, ra, False)
+    assert await asyncio.wait_for(b, DEADLINE) == Committed(3, rb, False)
+
+
+async def test_caller_cancelled_before_its_batch_is_not_proposed(raft: FakeRaft) -> None:
+    gc = committer(raft)
+    a = propose(gc, "a")
+    await settle()
+    b, c = propose(gc, "b"), propose(gc, "c")
+    await settle()
+    b.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await b
+    raft.succeed(0, index=1)
+    await wait_until(lambda: len(raft.entries) == 2)
+    assert names(raft.batch(1)) == ["c"]
+    (rc,) = raft.succeed(1, index=2)
+    assert await asyncio.wait_for(c, DEADLINE) == Committed(2, rc, False)
+    assert (await a).index == 1
+    assert all("b" not in names(cmds) for cmds, _ in raft.entries)
+
+
+async def test_only_cancelled_callers_queued_proposes_nothing(raft: FakeRaft) -> None:
+    gc = committer(raft)
+    a = propose(gc, "a")
+    await settle()
+    b = propose(gc, "b")
+    await settle()
+    b.cancel()
+    await settle()
+    raft.succeed(0, index=1)
+    await asyncio.wait_for(a, DEADLINE)
+    await settle()
+    assert len(raft.entries) == 1
+
+
+async def test_stuck_entry_stops_blocking_after_stuck_after(raft: FakeRaft) -> None:
+    loop = asyncio.get_running_loop()
+    gc = committer(raft, stuck_after=0.05)
+    a = propose(gc, "a")
+    await settle()
+    started = loop.time()
+    b = propose(gc, "b")
+    await settle()
+    assert len(raft.entries) == 1  # "a" still blocks the queue
+    await wait_until(lambda: len(raft.entries) == 2)
+    assert loop.time() - started >= 0.04
+    assert names(raft.batch(1)) == ["b"]
+    assert gc.stats.abandoned == 1
+    (rb,) = raft.succeed(1, index=8)
+    assert await asyncio.wait_for(b, DEADLINE) == Committed(8, rb, False)
+    assert not a.done()
+    # The abandoned entry may still commit later; its caller then gets the result.
+    (ra,) = raft.succeed(0, index=7)
+    assert await asyncio.wait_for(a, DEADLINE) == Committed(7, ra, False)
+    await settle()
+    assert len(raft.entries) == 2
+
+
+async def test_abandoned_entry_that_fails_later_is_retried(raft: FakeRaft) -> None:
+    gc = committer(raft, stuck_after=0.02)
+    a = propose(gc, "a")
+    await settle()
+    b = propose(gc, "b")
+    await wait_until(lambda: len(raft.entries) == 2)  # "a" abandoned, "b" in flight
+    raft.fail(0, applied=None)  # the abandoned entry finally reports an unknown outcome
+    await settle()
+    assert len(raft.entries) == 2  # "b" is still in flight: the retry waits its turn
+    (rb,) = raft.succeed(1, index=4)
+    assert await asyncio.wait_for(b, DEADLINE) == Committed(4, rb, False)
+    await wait_until(lambda: len(raft.entries) == 3)
+    assert names(raft.batch(2)) == ["a"]
+    (ra,) = raft.succeed(2, index=5)
+    assert await asyncio.wait_for(a, DEADLINE) == Committed(5, ra, after_unknown_attempt=True)
+
+
+@pytest.mark.parametrize(("max_batch", "queued", "sizes"), [(3, 7, [3, 3, 1]), (1, 3, [1, 1, 1]), (5, 5, [5])])
+async def test_max_batch_is_honoured(raft: FakeRaft, max_batch: int, queued: int, sizes: list[int]) -> None:
+    gc = committer(raft, max_batch=max_batch)
+    first = propose(gc, "first")
+    await settle()
+    tasks = [propose(gc, f"c{i}") for i in range(queued)]
+    await settle()
+    for n, size in enumerate(sizes, start=1):
+        raft.succeed(n - 1, index=n)
+        await wait_until(functools.partial(entries_reach, raft, n + 1))
+        assert len(raft.batch(n)) == size
+    raft.succeed(len(sizes), index=len(sizes) + 1)
+    await asyncio.wait_for(first, DEADLINE)
+    done = await asyncio.wait_for(asyncio.gather(*tasks), DEADLINE)
+    assert [c.result for c in done] == [Failed(f"result-of-c{i}") for i in range(queued)]
+    assert [names(cmds) for cmds, _ in raft.entries[1:]] == [
+        [f"c{i}" for i in range(start, start + size)] for start, size in zip(_starts(sizes), sizes, strict=True)
+    ]
+
+
+def _starts(sizes: list[int]) -> list[int]:
+    out, acc = [], 0
+    for size in sizes:
+        out.append(acc)
+        acc += size
+    return out
