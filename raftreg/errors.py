@@ -60,6 +60,13 @@ class CommitTimeout(RaftregError):
     status = 504
 
 
+class WaitTimeout(RaftregError):
+    """A read waited for this node to apply an index (``min_index``) and the wait ran out."""
+
+    code = "timeout"
+    status = 504
+
+
 class ConfigError(RaftregError):
     """A cluster config file is unreadable or inconsistent."""
 

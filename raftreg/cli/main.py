@@ -8,7 +8,9 @@ Errors print one line and exit non-zero.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -127,9 +129,11 @@ def deregister(ctx: Ctx, service: str, instance_id: str) -> None:
 @click.option("--tag", "tags", multiple=True, help="Only instances with this tag (repeatable: all must match).")
 @click.option("--meta", "meta", multiple=True, help="key=value (repeatable: all must match).")
 @click.option("--consistent", is_flag=True, help="Linearizable read (through the leader).")
+@click.option("--watch", is_flag=True, help="Keep running and print the instances again at every change "
+              "(with -o json: one JSON line per change).")
 @click.pass_obj
 def lookup(ctx: Ctx, service: str, passing: bool, tags: tuple[str, ...], meta: tuple[str, ...],
-           consistent: bool) -> None:
+           consistent: bool, watch: bool) -> None:
     """List a service's instances."""
     params: list[tuple[str, str]] = [("tag", t) for t in tags]
     params += [("meta", "{}:{}".format(*_kv(m))) for m in meta]
@@ -137,12 +141,31 @@ def lookup(ctx: Ctx, service: str, passing: bool, tags: tuple[str, ...], meta: t
         params.append(("passing", "true"))
     if consistent:
         params.append(("consistent", "true"))
-    result = ctx.run(lambda c: c.request("GET", f"/v1/services/{service}", params=params))[0]
+    path = f"/v1/services/{service}"
+    if watch:
+        ctx.run(lambda c: _watch_lookup(c, path, params, ctx.output))
+        return
+    result = ctx.run(lambda c: c.request("GET", path, params=params))[0]
     if ctx.output == "json":
         print_json(result)
     else:
-        print_table(INSTANCE_HEADERS, _instance_rows(result["instances"]))
-        click.echo(f"({len(result['instances'])} instances, index {result['index']})")
+        _print_instances(result)
+
+
+def _print_instances(result: dict[str, Any]) -> None:
+    print_table(INSTANCE_HEADERS, _instance_rows(result["instances"]))
+    click.echo(f"({len(result['instances'])} instances, index {result['index']})")
+
+
+async def _watch_lookup(client: RegistryClient, path: str, params: list[tuple[str, str]], output: str) -> None:
+    """Print the lookup at every change until interrupted."""
+    async for index, result in client.watch(path, params):
+        if output == "json":
+            click.echo(json.dumps(result, sort_keys=True, separators=(",", ":")))
+        else:
+            click.echo(f"--- {time.strftime('%H:%M:%S')} index {index}")
+            _print_instances(result)
+        sys.stdout.flush()
 
 
 @cli.command()

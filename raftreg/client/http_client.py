@@ -4,11 +4,15 @@ A request goes to the node that answered last; on a connection error or a 503 it
 the next node, until every node was tried. Writes are retried on another node only when the
 first never reached a node or was refused with 503 (nothing applied); a 504 is returned as is
 (outcome unknown).
+
+``watch`` runs a blocking query in a loop and yields each new state (see its docstring).
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -45,15 +49,19 @@ class RegistryClient:
             await self._session.close()
 
     async def request(
-        self, method: str, path: str, *, json: Any = None, params: Any = None
+        self, method: str, path: str, *, json: Any = None, params: Any = None, timeout: float | None = None
     ) -> tuple[Any, dict[str, str]]:
-        """Send one request; returns (decoded body, headers) or raises ``ApiError``."""
+        """Send one request; returns (decoded body, headers) or raises ``ApiError``.
+
+        ``timeout`` overrides the client's total timeout for this request (blocking queries)."""
         assert self._session is not None, "use 'async with RegistryClient(...)'"
         last: ApiError | None = None
+        per_request = aiohttp.ClientTimeout(total=timeout, connect=2.0) if timeout is not None else None
         for attempt in range(len(self.addrs)):
             base = self.addrs[(self._current + attempt) % len(self.addrs)]
             try:
-                async with self._session.request(method, base + path, json=json, params=params) as resp:
+                async with self._session.request(method, base + path, json=json, params=params,
+                                                 timeout=per_request or self._timeout) as resp:
                     body = await resp.json(content_type=None) if resp.content_length != 0 else None
                     headers = dict(resp.headers)
                     if resp.status < 400:
@@ -79,3 +87,44 @@ class RegistryClient:
 
     async def delete(self, path: str) -> Any:
         return (await self.request("DELETE", path))[0]
+
+    async def watch(
+        self,
+        path: str,
+        params: list[tuple[str, str]] | None = None,
+        *,
+        index: int = 0,
+        wait: float = 60.0,
+        max_backoff: float = 5.0,
+    ) -> AsyncIterator[tuple[int, Any]]:
+        """Yield ``(index, body)`` for the state of a read endpoint, then again at every change.
+
+        Runs blocking queries (``?index=N&wait=...``) one after the other. With ``index=0`` the
+        first result comes at once. A node that fails (connection error, 503, 504) is left for the
+        next one, keeping the index: the next node answers only once its state has moved past what
+        was already yielded, so a watcher never goes back in time when it fails over. Repeated
+        failures back off (full jitter, up to ``max_backoff`` seconds) so a dead node causes no
+        reconnect storm. If the index goes backwards (the cluster was rebuilt), the watch resets to
+        0 and yields the state it finds, as API.md asks.
+        """
+        last = index
+        failures = 0
+        while True:
+            query = [*(params or []), ("index", str(last)), ("wait", f"{wait:g}s")]
+            try:
+                body, headers = await self.request("GET", path, params=query, timeout=wait * 17 / 16 + 5.0)
+            except ApiError as err:
+                if err.status not in (0, 503, 504):
+                    raise
+                failures += 1
+                if failures > 1:  # the request itself already tried every node once
+                    await asyncio.sleep(random.uniform(0, min(max_backoff, 0.1 * 2 ** failures)))
+                continue
+            failures = 0
+            current = int(headers.get("X-Raftreg-Index", "0"))
+            if current < last:
+                last = 0  # the index went backwards: start over from whatever the cluster has now
+                continue
+            if current > last or (last == 0 and index == 0):
+                last = max(current, 1)
+                yield current, body

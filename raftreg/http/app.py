@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,14 +17,18 @@ import msgspec
 from aiohttp import web
 
 from raftreg.errors import InvalidArgument, NotFound, PayloadTooLarge, RaftregError, Unavailable
+from raftreg.http.body_cache import BodyCache
 from raftreg.http.validation import (
+    ReadOptions,
     check_instance_id,
     check_service_name,
     parse_flag,
     parse_meta_filters,
+    parse_read_options,
     parse_register,
 )
 from raftreg.node.registry_node import ReadContext, RegistryNode
+from raftreg.node.watches import CATALOG, service_topic
 
 log = logging.getLogger("raftreg.http")
 
@@ -94,10 +99,35 @@ class Api:
 
     def __init__(self, node: RegistryNode) -> None:
         self.node = node
+        self.bodies = BodyCache()
 
-    async def _barrier_if_consistent(self, request: web.Request) -> None:
-        if parse_flag(request.query.get("consistent"), "consistent"):
+    async def _prepare_read(self, opts: ReadOptions, topic: str) -> None:
+        """Everything a read waits for before it reads local state, in this order: this node has
+        applied ``min_index``; the blocking query's index moved past ``index`` (or its wait
+        passed); a barrier through the log for ``consistent``."""
+        if opts.min_index is not None:
+            await self.node.wait_applied(opts.min_index, opts.min_index_wait)
+        if opts.index is not None:
+            wait = opts.blocking_wait
+            # Jitter spreads the re-polls of many watchers that timed out together.
+            await self.node.wait_for_change(topic, opts.index, wait + random.uniform(0, wait / 16))
+        if opts.consistent:
             await self.node.barrier()
+
+    def _cached_body(
+        self, key: tuple[object, ...], topic: str, build: Callable[[], tuple[int, Any]]
+    ) -> tuple[int, bytes]:
+        """The encoded body of the query ``key`` at its current index, encoded at most once per index."""
+        index = self.node.query_index(topic)
+        body = self.bodies.get(key, index)
+        if body is None:
+            index, doc = build()
+            body = _encode(doc)
+            self.bodies.put(key, index, body)
+        return index, body
+
+    def _read_response(self, index: int, body: bytes) -> web.Response:
+        return web.Response(body=body, content_type=JSON, headers=read_headers(self.node.read_context(index)))
 
     async def put_instance(self, request: web.Request) -> web.Response:
         service, instance_id = request.match_info["service"], request.match_info["id"]
@@ -110,7 +140,7 @@ class Api:
     async def get_instance(self, request: web.Request) -> web.Response:
         service = check_service_name(request.match_info["service"])
         instance_id = check_instance_id(request.match_info["id"])
-        await self._barrier_if_consistent(request)
+        await self._prepare_read(parse_read_options(request.query), service_topic(service))
         index, inst = self.node.get_instance(service, instance_id)
         headers = read_headers(self.node.read_context(index))
         if inst is None:
@@ -133,16 +163,24 @@ class Api:
         passing = parse_flag(query.get("passing"), "passing")
         tags = query.getall("tag", [])
         meta = parse_meta_filters(query.getall("meta", []))
-        await self._barrier_if_consistent(request)
-        index, instances = self.node.list_instances(service, passing_only=passing, tags=tags, meta=meta)
-        body = {"index": index, "service": service, "instances": instances}
-        return json_response(body, headers=read_headers(self.node.read_context(index)))
+        topic = service_topic(service)
+        await self._prepare_read(parse_read_options(query), topic)
+
+        def build() -> tuple[int, Any]:
+            index, instances = self.node.list_instances(service, passing_only=passing, tags=tags, meta=meta)
+            return index, {"index": index, "service": service, "instances": instances}
+
+        key = ("service", service, passing, tuple(sorted(set(tags))), tuple(sorted(set(meta))))
+        return self._read_response(*self._cached_body(key, topic, build))
 
     async def list_services(self, request: web.Request) -> web.Response:
-        await self._barrier_if_consistent(request)
-        index, services = self.node.list_services()
-        return json_response({"index": index, "services": services},
-                             headers=read_headers(self.node.read_context(index)))
+        await self._prepare_read(parse_read_options(request.query), CATALOG)
+
+        def build() -> tuple[int, Any]:
+            index, services = self.node.list_services()
+            return index, {"index": index, "services": services}
+
+        return self._read_response(*self._cached_body(("catalog",), CATALOG, build))
 
     async def cluster(self, request: web.Request) -> web.Response:
         info = self.node.cluster_info()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, TypeVar
 
 import msgspec
@@ -196,3 +198,58 @@ def parse_flag(value: str | None, field: str) -> bool:
     if lowered in ("0", "false", "no"):
         return False
     raise InvalidArgument(f"{field} must be a flag (true/false)", field=field)
+
+
+DEFAULT_BLOCKING_WAIT = 300.0
+MAX_BLOCKING_WAIT = 600.0
+DEFAULT_MIN_INDEX_WAIT = 5.0
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """The consistency and blocking options every read endpoint takes (API.md).
+
+    ``index``: blocking query, answer once the query's index exceeds it (or ``wait`` passes).
+    ``min_index``: answer only once this node has applied it (504 after ``wait``).
+    ``wait``: seconds, clamped to 10 minutes; defaults to 5 m for ``index``, 5 s for ``min_index``.
+    """
+
+    consistent: bool = False
+    index: int | None = None
+    min_index: int | None = None
+    wait: float | None = None
+
+    @property
+    def blocking_wait(self) -> float:
+        return self.wait if self.wait is not None else DEFAULT_BLOCKING_WAIT
+
+    @property
+    def min_index_wait(self) -> float:
+        return self.wait if self.wait is not None else DEFAULT_MIN_INDEX_WAIT
+
+
+def _index_param(value: str | None, field: str) -> int | None:
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit()) or len(value) > 19:
+        raise InvalidArgument(f"{field} must be a non-negative integer", field=field)
+    return int(value)
+
+
+def parse_read_options(query: Mapping[str, str]) -> ReadOptions:
+    """``?consistent``, ``?index``, ``?min_index`` and ``?wait`` of a read request."""
+    wait = None
+    if (raw_wait := query.get("wait")) is not None:
+        try:
+            wait = parse_duration(raw_wait)
+        except ValueError as exc:
+            raise InvalidArgument(str(exc), field="wait") from None
+        if wait < 0:
+            raise InvalidArgument("wait must not be negative", field="wait")
+        wait = min(wait, MAX_BLOCKING_WAIT)  # clamped, as Consul does
+    return ReadOptions(
+        consistent=parse_flag(query.get("consistent"), "consistent"),
+        index=_index_param(query.get("index"), "index"),
+        min_index=_index_param(query.get("min_index"), "min_index"),
+        wait=wait,
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -20,13 +21,14 @@ from pathlib import Path
 import aiohttp
 
 from raftreg.config import ClusterConfig, NodeConfig
-from raftreg.errors import CommitTimeout, Unavailable
+from raftreg.errors import CommitTimeout, Unavailable, WaitTimeout
 from raftreg.models import Instance, ServiceSummary
 from raftreg.node.proposer import Committed, GroupCommitter
 from raftreg.node.watchdog import Watchdog
+from raftreg.node.watches import CATALOG, WatchHub, changed_topics, service_topic
 from raftreg.raft import RaftNode, RaftStatus
 from raftreg.state.commands import Command, Deregister, Noop, Register
-from raftreg.state.registry import Deregistered, Failed, Registered
+from raftreg.state.registry import Deregistered, Failed, Registered, Result
 
 log = logging.getLogger("raftreg.node")
 
@@ -49,12 +51,15 @@ class RegistryNode:
         self.config = config
         self.me: NodeConfig = config.node(name)
         self._names_by_raft = {n.raft: n.name for n in config.nodes}
+        self.watches = WatchHub(self._raft_applied_index)
         self.raft = RaftNode(
             self_addr=self.me.raft,
             peer_addrs=[n.raft for n in config.nodes if n.name != name],
             data_dir=data_dir,
             secret=secret,
             tuning=config.raft,
+            on_applied=self._on_applied,
+            on_restored=self.watches.restored_threadsafe,
         )
         tuning = config.raft
         self.commit_timeout = tuning.commit_timeout
@@ -71,6 +76,7 @@ class RegistryNode:
     # ---- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        self.watches.bind(loop)
         await loop.run_in_executor(None, self.raft.start, loop)
         self._refresh_status()
         self._tasks = [
@@ -129,8 +135,16 @@ class RegistryNode:
                 log.exception("event=status_sample_failed")
             await asyncio.sleep(STATUS_PERIOD)
 
+    def _raft_applied_index(self) -> int:
+        return self.raft.applied_index
+
+    def _on_applied(self, index: int, cmds: list[Command], results: list[Result]) -> None:
+        """Tick thread, after each applied entry: tell the watch hub what changed."""
+        self.watches.notify_threadsafe(index, frozenset(changed_topics(cmds, results)))
+
     def _refresh_status(self) -> None:
         self.status = self.raft.status()
+        self.watches.advance_applied(self.status.applied_index)
         if self.usable_leader(self.status) is not None:
             self._leader_known.set()
         else:
@@ -195,8 +209,45 @@ class RegistryNode:
 
     async def barrier(self, timeout: float | None = None) -> int:
         """Commit a no-op through the log: afterwards a local read is linearizable. Concurrent
-        barriers and writes share one Raft entry (group commit). Returns the barrier's index."""
-        return (await self._commit(Noop(), timeout)).index
+        barriers and writes share one Raft entry (group commit). Returns the barrier's index.
+
+        Raises ``Unavailable`` when the barrier cannot commit in time (no majority reachable): a
+        read has no unknown outcome, and it must never be answered from possibly stale state."""
+        try:
+            return (await self._commit(Noop(), timeout)).index
+        except CommitTimeout:
+            raise Unavailable(
+                "this node could not confirm with a majority that its state is current; retry later",
+                retry_after=1.0,
+            ) from None
+
+    # ---- waiting (blocking queries, min_index) ------------------------------------------
+    async def wait_applied(self, index: int, timeout: float) -> None:
+        """Return once this node has applied ``index``; ``WaitTimeout`` after ``timeout``."""
+        if not await self.watches.wait_applied(index, timeout):
+            raise WaitTimeout(
+                f"this node has not applied index {index} within {timeout:g}s "
+                f"(applied {self.watches.applied_index}); retry or read another node"
+            )
+
+    async def wait_for_change(self, topic: str, after: int, timeout: float) -> None:
+        """Blocking query: return once ``query_index(topic)`` exceeds ``after`` or ``timeout`` passes.
+
+        Parks on the topic's change future, so writes to other topics never wake this waiter."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.query_index(topic) <= after:
+            remaining = deadline - loop.time()
+            if remaining <= 0 or not await self.watches.wait_changed(topic, remaining):
+                return
+
+    def query_index(self, topic: str) -> int:
+        """The index answering a query on ``topic`` (``CATALOG`` or a ``service_topic``)."""
+        with self.raft.lock:
+            reg = self.raft.registry
+            if topic == CATALOG:
+                return reg.index
+            return reg.service_index(topic.removeprefix(service_topic("")))
 
     # ---- reads --------------------------------------------------------------------------
     def read_context(self, index: int) -> ReadContext:
@@ -276,4 +327,5 @@ class RegistryNode:
                 "retries": self.proposer.stats.retries,
             },
             "watchdog_recoveries": self.watchdog.recoveries,
+            "watches": dataclasses.asdict(self.watches.stats),
         }

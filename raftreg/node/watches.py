@@ -1,0 +1,181 @@
+"""Blocking-query wake-ups and applied-index waits for one node.
+
+Contract:
+- ``notify_threadsafe(index, topics)`` is called from pysyncobj's tick thread after an entry was
+  applied (the state already holds it). Notifications are queued and drained on the asyncio loop
+  in one call per loop turn, however many entries were applied meanwhile.
+- A *topic* names what a query watches: ``service_topic(name)`` for one service and its instances,
+  ``CATALOG`` for the list of services. An entry notifies a topic only when it really changed it
+  (an idempotent re-register or the delete of an absent instance notifies nothing).
+- ``wait_changed(topic, timeout)`` parks the caller until the next change of ``topic`` (True) or
+  the timeout (False). Waiters of one topic share one future: a change costs one ``set_result``
+  per topic, and parking costs no thread and no polling.
+- ``restored_threadsafe()`` (a snapshot replaced the state, or the replica was wiped) wakes every
+  waiter of every topic, so each re-evaluates its query against the new state.
+- ``wait_applied(index, timeout)`` returns True once this node has applied ``index``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import heapq
+import itertools
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from raftreg.state.commands import Command, Deregister, Register
+from raftreg.state.registry import Deregistered, Registered, Result
+
+CATALOG = "catalog"
+
+
+def service_topic(service: str) -> str:
+    return f"service:{service}"
+
+
+def changed_topics(cmds: Iterable[Command], results: Iterable[Result]) -> set[str]:
+    """The topics an applied entry changed (empty when it changed nothing)."""
+    topics: set[str] = set()
+    for cmd, result in zip(cmds, results, strict=True):
+        if isinstance(cmd, Register) and isinstance(result, Registered) and result.changed:
+            topics.add(service_topic(cmd.instance.service))
+        elif isinstance(cmd, Deregister) and isinstance(result, Deregistered) and result.existed:
+            topics.add(service_topic(cmd.service))
+    if topics:
+        topics.add(CATALOG)
+    return topics
+
+
+@dataclass
+class WatchStats:
+    """Counters reported in ``GET /v1/cluster``."""
+
+    waiting: int = 0  # blocking queries parked now
+    wakeups: int = 0  # parked waits ended by a change of their topic
+    timeouts: int = 0  # parked waits ended by their deadline
+    wake_all: int = 0  # snapshot restores / wipes that woke everybody
+    applied_waiting: int = 0  # min_index reads waiting now
+
+
+class WatchHub:
+    """Per-topic change futures and applied-index waiters (see the module docstring)."""
+
+    def __init__(self, read_applied: Callable[[], int]) -> None:
+        self._read_applied = read_applied
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._inbox: collections.deque[tuple[int, frozenset[str]] | None] = collections.deque()
+        self._inbox_lock = threading.Lock()
+        self._drain_scheduled = False
+        self._changed: dict[str, asyncio.Future[None]] = {}
+        self._applied = 0
+        self._applied_heap: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+        self.stats = WatchStats()
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Attach to the loop that serves requests; notifications before this are dropped."""
+        self._loop = loop
+        self._applied = self._read_applied()
+
+    # ---- producer side (tick thread) ----------------------------------------------------
+    def notify_threadsafe(self, index: int, topics: frozenset[str]) -> None:
+        """Entry ``index`` was applied and changed ``topics`` (may be empty)."""
+        self._post((index, topics))
+
+    def restored_threadsafe(self) -> None:
+        """The whole state was replaced: wake every waiter."""
+        self._post(None)
+
+    def _post(self, item: tuple[int, frozenset[str]] | None) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        self._inbox.append(item)
+        with self._inbox_lock:
+            if self._drain_scheduled:
+                return
+            self._drain_scheduled = True
+        loop.call_soon_threadsafe(self._drain)
+
+    # ---- loop side ----------------------------------------------------------------------
+    def _drain(self) -> None:
+        with self._inbox_lock:
+            self._drain_scheduled = False
+        touched: set[str] = set()
+        wake_all = False
+        applied = self._applied
+        while self._inbox:
+            item = self._inbox.popleft()
+            if item is None:
+                wake_all = True
+                applied = self._read_applied()  # may go down: a wiped replica starts again
+            else:
+                applied = max(applied, item[0])
+                touched |= item[1]
+        if wake_all:
+            self.stats.wake_all += 1
+            touched = set(self._changed)
+            self._applied = applied
+        for topic in touched:
+            fut = self._changed.pop(topic, None)
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+        self.advance_applied(applied)
+
+    def advance_applied(self, index: int) -> None:
+        """This node has applied ``index`` (pysyncobj's own entries reach us only this way)."""
+        if index > self._applied:
+            self._applied = index
+        heap = self._applied_heap
+        while heap and heap[0][0] <= self._applied:
+            fut = heapq.heappop(heap)[2]
+            if not fut.done():
+                fut.set_result(None)
+
+    @property
+    def applied_index(self) -> int:
+        return self._applied
+
+    async def wait_changed(self, topic: str, timeout: float) -> bool:
+        """Park until ``topic`` changes (True) or ``timeout`` seconds pass (False)."""
+        assert self._loop is not None, "bind() first"
+        fut = self._changed.get(topic)
+        if fut is None:
+            fut = self._changed[topic] = self._loop.create_future()
+        self.stats.waiting += 1
+        try:
+            done, _ = await asyncio.wait((fut,), timeout=timeout)
+        finally:
+            self.stats.waiting -= 1
+        if done:
+            self.stats.wakeups += 1
+            return True
+        self.stats.timeouts += 1
+        return False
+
+    async def wait_applied(self, index: int, timeout: float) -> bool:
+        """True once this node has applied ``index``; False if ``timeout`` passes first."""
+        assert self._loop is not None, "bind() first"
+        self.advance_applied(self._read_applied())
+        if self._applied >= index:
+            return True
+        fut: asyncio.Future[None] = self._loop.create_future()
+        heapq.heappush(self._applied_heap, (index, next(self._seq), fut))
+        self.stats.applied_waiting += 1
+        try:
+            done, _ = await asyncio.wait((fut,), timeout=timeout)
+        finally:
+            self.stats.applied_waiting -= 1
+            if not fut.done():
+                fut.cancel()
+                self._prune_applied_heap()
+        return bool(done)
+
+    def _prune_applied_heap(self) -> None:
+        """Drop abandoned waits once they outnumber live ones (far-future min_index values)."""
+        heap = self._applied_heap
+        if len(heap) > 64 and len(heap) > 2 * self.stats.applied_waiting:
+            self._applied_heap = [e for e in heap if not e[2].done()]
+            heapq.heapify(self._applied_heap)
