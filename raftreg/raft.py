@@ -26,7 +26,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -177,6 +177,7 @@ class RaftNode:
         self._drain_lock = threading.Lock()
         self._last_deadline = 0.0
         self._last_contact_at = time.monotonic()
+        self._blocked: frozenset[str] = frozenset()  # peers cut off by fault injection
         # Held while the SyncObj is being destroyed or replaced; ``submit`` fails fast meanwhile.
         self._swap_lock = threading.Lock()
         # Futures handed out by ``submit`` and not yet resolved (touched on the loop only).
@@ -211,6 +212,7 @@ class RaftNode:
         self._consumer = _RegistryConsumer(self)
         self._syncobj = SyncObj(self.self_addr, self.peer_addrs, conf=conf, consumers=[self._consumer])
         self._syncobj.addOnTickCallback(self._on_tick)
+        self._install_fault_hook()
 
     def stop(self) -> None:
         """Stop the tick thread and close the Raft port (blocks until the thread is gone).
@@ -256,6 +258,43 @@ class RaftNode:
         if self._on_restored is not None:
             self._on_restored()
         self.start(loop)
+
+    # ---- fault injection (chaos runs and tests only) -----------------------------------
+    def block_peers(self, peers: Iterable[str]) -> None:
+        """Drop every Raft message to and from these peer raft addresses (empty: heal).
+
+        A network partition as the Raft layer sees it: TCP connections stay up, messages vanish,
+        so elections, leader fallback and catch-up run exactly as they would behind a dead link.
+        Chaos runs call it on both sides of a cut through ``POST /v1/debug/partition``."""
+        blocked = frozenset(peers)
+        unknown = blocked - set(self.peer_addrs)
+        if unknown:
+            raise ValueError(f"not peers of this node: {sorted(unknown)}")
+        self._blocked = blocked
+        log.warning("event=fault_partition blocked=%s", sorted(self._blocked) or "none")
+
+    @property
+    def blocked_peers(self) -> frozenset[str]:
+        return self._blocked
+
+    def _install_fault_hook(self) -> None:
+        """Wrap the transport's send and receive callbacks; both read ``_blocked`` per message
+        (one attribute read: the hot path is unchanged while nothing is blocked)."""
+        transport = self._syncobj._SyncObj__transport
+        send, deliver = transport.send, transport._onMessageReceivedCallback
+
+        def guarded_send(node: Any, message: Any) -> bool:
+            if self._blocked and node.address in self._blocked:
+                return True  # "sent": lost on the way, as on a dead link
+            return bool(send(node, message))
+
+        def guarded_deliver(node: Any, message: Any) -> None:
+            if self._blocked and node.address in self._blocked:
+                return
+            deliver(node, message)
+
+        transport.send = guarded_send
+        transport._onMessageReceivedCallback = guarded_deliver
 
     # ---- proposing ----------------------------------------------------------------------
     def submit(self, raw: bytes) -> asyncio.Future[tuple[int, list[Result]]]:

@@ -22,6 +22,7 @@ from raftreg.http.validation import (
     ReadOptions,
     check_instance_id,
     check_service_name,
+    decode_json,
     parse_flag,
     parse_meta_filters,
     parse_read_options,
@@ -197,6 +198,13 @@ class Api:
         return json_response({"ready": True, "node": self.node.me.name})
 
 
+class _PartitionBody(msgspec.Struct, forbid_unknown_fields=True):
+    block: list[str]
+
+
+_partition_decoder = msgspec.json.Decoder(_PartitionBody)
+
+
 class DebugApi:
     """Fault and maintenance hooks for tests and chaos runs. Mounted only when the environment
     variable ``RAFTREG_DEBUG_ENDPOINTS=1`` is set for the node process."""
@@ -208,6 +216,17 @@ class DebugApi:
         """Wipe this node's Raft data and state and rejoin (the watchdog's recovery action)."""
         await asyncio.get_running_loop().run_in_executor(None, self.node.raft.wipe_and_restart)
         return json_response({"resyncing": True})
+
+    async def partition(self, request: web.Request) -> web.Response:
+        """Body ``{"block": ["n2", ...]}``: drop Raft traffic with these nodes (``[]`` heals).
+        Call it on both sides of a cut."""
+        body = decode_json(await read_body(request), _partition_decoder)
+        by_name = {n.name: n.raft for n in self.node.config.nodes if n.name != self.node.me.name}
+        unknown = [name for name in body.block if name not in by_name]
+        if unknown:
+            raise InvalidArgument(f"not peers of this node: {unknown}", field="block")
+        self.node.raft.block_peers(by_name[name] for name in body.block)
+        return json_response({"blocked": sorted(body.block)})
 
     async def snapshot(self, request: web.Request) -> web.Response:
         """Compact the Raft log into a snapshot at the next tick."""
@@ -235,4 +254,5 @@ def build_app(node: RegistryNode, *, debug_endpoints: bool | None = None) -> web
         debug = DebugApi(node)
         app.router.add_post("/v1/debug/resync", debug.resync)
         app.router.add_post("/v1/debug/snapshot", debug.snapshot)
+        app.router.add_post("/v1/debug/partition", debug.partition)
     return app
