@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -21,18 +22,24 @@ def parse_duration(value: object) -> float:
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str):
-        text = value.strip()
-        if not text:
-            raise ValueError("empty duration")
-        try:
-            seconds = float(text)
-        except ValueError:
-            seconds = _parse_go_duration(text, value)
+        seconds = _parse_text(value)
     else:
         raise ValueError(f"expected a duration, got {type(value).__name__}")
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"duration must be a finite non-negative number, got {value!r}")
     return seconds
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_text(value: str) -> float:
+    """A duration string in seconds (cached: every blocking query sends the same few ``wait`` values)."""
+    text = value.strip()
+    if not text:
+        raise ValueError("empty duration")
+    try:
+        return float(text)
+    except ValueError:
+        return _parse_go_duration(text, value)
 
 
 def _parse_go_duration(text: str, value: object) -> float:

@@ -52,6 +52,7 @@ class ProposalFailed(Exception):
         self.applied = applied
 
 
+_LEADER_STATE = 2  # pysyncobj's _RAFT_STATE.LEADER
 _NOT_APPLIED = {FAIL_REASON.QUEUE_FULL, FAIL_REASON.MISSING_LEADER, FAIL_REASON.DISCARDED, FAIL_REASON.NOT_LEADER}
 _REASON_NAMES = {v: k for k, v in vars(FAIL_REASON).items() if isinstance(v, int) and not k.startswith("_")}
 
@@ -178,6 +179,7 @@ class RaftNode:
         self._last_deadline = 0.0
         self._last_contact_at = time.monotonic()
         self._blocked: frozenset[str] = frozenset()  # peers cut off by fault injection
+        self.led_terms: collections.deque[int] = collections.deque(maxlen=256)  # see _on_tick
         # Held while the SyncObj is being destroyed or replaced; ``submit`` fails fast meanwhile.
         self._swap_lock = threading.Lock()
         # Futures handed out by ``submit`` and not yet resolved (touched on the loop only).
@@ -376,10 +378,18 @@ class RaftNode:
     def _on_tick(self) -> None:
         # pysyncobj resets a follower's election deadline on every AppendEntries from its leader;
         # a change in it is our "last contact" signal (pysyncobj exposes no such timestamp).
-        deadline = self._syncobj._SyncObj__raftElectionDeadline
+        so = self._syncobj
+        deadline = so._SyncObj__raftElectionDeadline
         if deadline != self._last_deadline:
             self._last_deadline = deadline
             self._last_contact_at = time.monotonic()
+        # The terms this node led, read together in the tick thread (the only thread that changes
+        # them): getStatus() reads state and term at different moments from another thread, so a
+        # leader stepping down into a higher term can look like a leader of that term.
+        if so._SyncObj__raftState == _LEADER_STATE:
+            term = so._SyncObj__raftCurrentTerm
+            if not self.led_terms or self.led_terms[-1] != term:
+                self.led_terms.append(term)
 
     # ---- status -------------------------------------------------------------------------
     @property

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
+from raftreg.cli.chaos import chaos
 from raftreg.cli.local import DEFAULT_CONFIG, dev, serve
 from raftreg.cli.output import print_json, print_table
 from raftreg.client import ApiError, RegistryClient
@@ -59,13 +60,14 @@ def _addresses(addr: str | None, config_path: str | None) -> list[str]:
 @click.pass_context
 def cli(ctx: click.Context, addr: str | None, config_path: str | None, output: str) -> None:
     """raftreg: a fault-tolerant service registry replicated with Raft."""
-    if ctx.invoked_subcommand in ("serve", "dev"):
+    if ctx.invoked_subcommand in ("serve", "dev", "chaos"):
         return
     ctx.obj = Ctx(_addresses(addr, config_path), output)
 
 
 cli.add_command(serve)
 cli.add_command(dev)
+cli.add_command(chaos)
 
 
 def _instance_rows(instances: list[dict[str, Any]]) -> list[list[Any]]:

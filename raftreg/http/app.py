@@ -228,6 +228,11 @@ class DebugApi:
         self.node.raft.block_peers(by_name[name] for name in body.block)
         return json_response({"blocked": sorted(body.block)})
 
+    async def digest(self, request: web.Request) -> web.Response:
+        """SHA-256 of this node's state-machine snapshot, with the index it reflects: replicas
+        that applied the same log have the same digest (chaos convergence check)."""
+        return json_response(self.node.state_digest())
+
     async def snapshot(self, request: web.Request) -> web.Response:
         """Compact the Raft log into a snapshot at the next tick."""
         self.node.raft.force_snapshot()
@@ -255,4 +260,5 @@ def build_app(node: RegistryNode, *, debug_endpoints: bool | None = None) -> web
         app.router.add_post("/v1/debug/resync", debug.resync)
         app.router.add_post("/v1/debug/snapshot", debug.snapshot)
         app.router.add_post("/v1/debug/partition", debug.partition)
+        app.router.add_get("/v1/debug/digest", debug.digest)
     return app

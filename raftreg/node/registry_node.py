@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import os
 import time
@@ -281,6 +282,18 @@ class RegistryNode:
             reg = self.raft.registry
             return reg.index, reg.list_services()
 
+    def state_digest(self) -> dict[str, object]:
+        """A fingerprint of the applied state: equal on replicas that applied the same entries."""
+        with self.raft.lock:
+            reg = self.raft.registry
+            data = reg.snapshot()
+            return {
+                "applied_index": self.raft.applied_index,
+                "index": reg.index,
+                "instances": reg.instance_count(),
+                "digest": hashlib.sha256(data).hexdigest(),
+            }
+
     def is_ready(self) -> tuple[bool, str]:
         """Ready: a usable leader is known and this node has applied up to the leader's commit
         index as last reported."""
@@ -327,5 +340,6 @@ class RegistryNode:
                 "retries": self.proposer.stats.retries,
             },
             "watchdog_recoveries": self.watchdog.recoveries,
+            "led_terms": list(self.raft.led_terms),
             "watches": dataclasses.asdict(self.watches.stats),
         }

@@ -8,8 +8,9 @@ Contract:
   ``CATALOG`` for the list of services. An entry notifies a topic only when it really changed it
   (an idempotent re-register or the delete of an absent instance notifies nothing).
 - ``wait_changed(topic, timeout)`` parks the caller until the next change of ``topic`` (True) or
-  the timeout (False). Waiters of one topic share one future: a change costs one ``set_result``
-  per topic, and parking costs no thread and no polling.
+  the timeout (False); parking costs no thread and no polling. A change wakes the topic's waiters
+  ``WAKE_BATCH`` per loop iteration, so that answering thousands of them does not stall every other
+  request on the node for the whole time (each woken handler runs to its answer in one go).
 - ``restored_threadsafe()`` (a snapshot replaced the state, or the replica was wiped) wakes every
   waiter of every topic, so each re-evaluates its query against the new state.
 - ``wait_applied(index, timeout)`` returns True once this node has applied ``index``.
@@ -29,6 +30,7 @@ from raftreg.state.commands import Command, Deregister, Register
 from raftreg.state.registry import Deregistered, Registered, Result
 
 CATALOG = "catalog"
+WAKE_BATCH = 64  # waiters woken per event-loop iteration (see WatchHub._wake_batch)
 
 
 def service_topic(service: str) -> str:
@@ -68,7 +70,9 @@ class WatchHub:
         self._inbox: collections.deque[tuple[int, frozenset[str]] | None] = collections.deque()
         self._inbox_lock = threading.Lock()
         self._drain_scheduled = False
-        self._changed: dict[str, asyncio.Future[None]] = {}
+        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+        self._to_wake: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._wake_scheduled = False
         self._applied = 0
         self._applied_heap: list[tuple[int, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
@@ -116,13 +120,28 @@ class WatchHub:
                 touched |= item[1]
         if wake_all:
             self.stats.wake_all += 1
-            touched = set(self._changed)
+            touched = set(self._waiters)
             self._applied = applied
         for topic in touched:
-            fut = self._changed.pop(topic, None)
-            if fut is not None and not fut.done():
-                fut.set_result(None)
+            self._to_wake.extend(self._waiters.pop(topic, ()))
+        if not self._wake_scheduled:  # else the pending batch call goes on with the queue
+            self._wake_batch()
         self.advance_applied(applied)
+
+    def _wake_batch(self) -> None:
+        """Wake at most WAKE_BATCH waiters, then yield to the loop before the next batch: the woken
+        handlers all run in the next loop iteration, so a change watched by thousands would otherwise
+        stall every other request on this node for as long as all their answers take."""
+        self._wake_scheduled = False
+        queue = self._to_wake
+        for _ in range(min(len(queue), WAKE_BATCH)):
+            fut = queue.popleft()
+            if not fut.done():
+                fut.set_result(None)
+        if queue:
+            self._wake_scheduled = True
+            assert self._loop is not None
+            self._loop.call_soon(self._wake_batch)
 
     def advance_applied(self, index: int) -> None:
         """This node has applied ``index`` (pysyncobj's own entries reach us only this way)."""
@@ -141,15 +160,25 @@ class WatchHub:
     async def wait_changed(self, topic: str, timeout: float) -> bool:
         """Park until ``topic`` changes (True) or ``timeout`` seconds pass (False)."""
         assert self._loop is not None, "bind() first"
-        fut = self._changed.get(topic)
-        if fut is None:
-            fut = self._changed[topic] = self._loop.create_future()
+        fut: asyncio.Future[None] = self._loop.create_future()
+        waiters = self._waiters.setdefault(topic, set())
+        waiters.add(fut)
         self.stats.waiting += 1
         try:
-            done, _ = await asyncio.wait((fut,), timeout=timeout)
+            async with asyncio.timeout(timeout):
+                await fut
+        except TimeoutError:
+            pass
         finally:
             self.stats.waiting -= 1
-        if done:
+            if not fut.done():
+                fut.cancel()
+            current = self._waiters.get(topic)
+            if current is not None:
+                current.discard(fut)
+                if not current:
+                    del self._waiters[topic]
+        if fut.done() and not fut.cancelled():
             self.stats.wakeups += 1
             return True
         self.stats.timeouts += 1

@@ -101,6 +101,11 @@ RULES: list[Rule] = [
         lambda m: within(m, "raftreg.http"),
         lambda imp: not within(imp, "raftreg.cli"),
     ),
+    (
+        "raftreg.chaos sees the cluster only from outside (HTTP, LocalCluster): no node, http, raft, state",
+        lambda m: within(m, "raftreg.chaos"),
+        lambda imp: not within(imp, "raftreg.node", "raftreg.http", "raftreg.raft", "raftreg.state"),
+    ),
 ]
 
 

@@ -1,0 +1,1 @@
+"""Chaos testing: fault injection, the recorded client history, and the checkers that judge it."""

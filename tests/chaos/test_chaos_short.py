@@ -1,0 +1,41 @@
+"""A short chaos session in CI: leader kills, a paused leader and a partitioned leader under a
+mixed workload; every check of ``raftreg chaos`` must pass. The long run is ``-m slow``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from raftreg.chaos.history import read_jsonl
+from raftreg.chaos.runner import ChaosOptions, run_chaos
+
+pytestmark = pytest.mark.cluster
+
+
+async def test_short_chaos_session_keeps_every_promise(tmp_path: Path) -> None:
+    opts = ChaosOptions(nodes=3, duration=45.0, faults=("kill", "pause", "partition"), rate=80.0, clients=6,
+                        seed=7, history_path=tmp_path / "history.jsonl", report_path=tmp_path / "report.json",
+                        progress=False)
+    report = await run_chaos(opts)
+    summary = json.loads((tmp_path / "report.json").read_text())
+    print(json.dumps({k: v for k, v in summary.items() if k != "faults"}, indent=1))
+    print(json.dumps({k: v for k, v in summary["faults"].items() if k != "each"}, indent=1))
+    assert report.passed, "\n".join(report.violations) + "\n" + report.failing_history
+    by_kind = summary["faults"]["by_kind"]
+    assert by_kind.get("kill-leader", 0) >= 1, by_kind
+    assert by_kind.get("pause-leader", 0) + by_kind.get("pause", 0) >= 1, by_kind
+    assert by_kind.get("partition-leader", 0) + by_kind.get("partition", 0) >= 1, by_kind
+    assert summary["ok"] > 500 and summary["linearizability"]["verdict"] == "ok"
+    history = read_jsonl(tmp_path / "history.jsonl")
+    assert len(history) == summary["ops"]
+
+
+@pytest.mark.slow
+async def test_long_chaos_run(tmp_path: Path) -> None:
+    """The documented long run: about 100 leader kills and 20 partitions (about 20 minutes)."""
+    opts = ChaosOptions(nodes=3, duration=1200.0, faults=("kill", "kill", "kill", "kill", "partition", "pause"),
+                        rate=100.0, seed=11, report_path=tmp_path / "report.json", progress=False)
+    report = await run_chaos(opts)
+    assert report.passed, "\n".join(report.violations) + "\n" + report.failing_history
