@@ -335,7 +335,9 @@ class ClientPool:
     """``n`` spawned client processes. ``run`` sends one job to each, releases them together
     through a barrier, meters CPU of the given server PIDs and of the workers, and aggregates."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, target: Callable[[Connection, Any], None] | None = None) -> None:
+        """``target`` is the worker body (default ``_worker_main``); another benchmark may pass its own
+        that understands more job kinds and hands the rest to ``_run_job``."""
         ctx = mp.get_context("spawn")
         self.n = n
         self.barrier = ctx.Barrier(n + 1)
@@ -343,7 +345,8 @@ class ClientPool:
         self.procs: list[Any] = []
         for i in range(n):
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker_main, args=(child, self.barrier), name=f"bench-client-{i}", daemon=True)
+            proc = ctx.Process(target=target or _worker_main, args=(child, self.barrier), name=f"bench-client-{i}",
+                               daemon=True)
             proc.start()
             child.close()
             self.conns.append(parent)
@@ -843,7 +846,13 @@ class Bench:
         # Restart the killed node and wait until it is ready (and the cluster has converged).
         t0 = time.perf_counter()
         await asyncio.to_thread(cluster.start_node, leader)
-        await asyncio.to_thread(cluster.wait_node_ready, leader, 60.0)
+        try:
+            await asyncio.to_thread(cluster.wait_node_ready, leader, 60.0)
+        except TimeoutError:
+            for name in cluster.names:
+                log(f"{name} status: {json.dumps(cluster.status(name))}")
+            log(f"{leader} log tail:\n{cluster.log_text(leader)[-5000:]}")
+            raise
         rejoin_s = time.perf_counter() - t0
         await asyncio.to_thread(cluster.wait_ready, 60.0)
         await asyncio.to_thread(cluster.wait_converged, 60.0)
