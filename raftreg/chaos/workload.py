@@ -26,6 +26,7 @@ from typing import Any, Literal
 import aiohttp
 
 from raftreg.chaos.history import Op
+from raftreg.client.http_client import no_silent_retry
 
 REQUEST_TIMEOUT = 12.0  # commit timeout (5 s) + barrier + slack; a later answer counts as "unanswered"
 
@@ -77,7 +78,10 @@ class Workload:
     async def run(self) -> None:
         timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT, connect=2.0)
         connector = aiohttp.TCPConnector(limit=0, force_close=False)
-        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+        # no_silent_retry: a write re-sent by aiohttp after a lost connection would turn an
+        # "unknown" outcome into a "refused" one (a wrongly failed write in the history).
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector,
+                                         middlewares=(no_silent_retry,)) as session:
             await asyncio.gather(*(self._client(session, c) for c in range(self.config.clients)))
 
     def stop(self) -> None:

@@ -29,6 +29,26 @@ class ApiError(RaftregError):
         self.code = code
 
 
+class ConnectionLostAfterSend(aiohttp.ClientConnectionError):
+    """The connection broke after the request was (perhaps) sent: a write's outcome is unknown."""
+
+
+async def no_silent_retry(req: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType) -> aiohttp.ClientResponse:
+    """aiohttp client middleware: stop aiohttp from silently re-sending PUT/DELETE after a lost
+    connection (RFC 9112 retry of idempotent methods).
+
+    Without it, a write sent to a node that dies mid-request is retried on a new connection; the
+    retry's "connection refused" then hides that the first attempt may have been applied. Here a
+    connection lost after sending surfaces as ``ConnectionLostAfterSend`` (outcome unknown), and a
+    refused connection (nothing sent) as ``aiohttp.ClientConnectorError``."""
+    try:
+        return await handler(req)
+    except aiohttp.ClientConnectorError:
+        raise
+    except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
+        raise ConnectionLostAfterSend(f"{req.method} {req.url}: connection lost: {exc}") from exc
+
+
 class RegistryClient:
     """``async with RegistryClient(["127.0.0.1:8501", ...]) as c: await c.get("/v1/services")``"""
 
@@ -41,7 +61,9 @@ class RegistryClient:
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> RegistryClient:
-        self._session = aiohttp.ClientSession(timeout=self._timeout)
+        # No connection cap: every concurrent watch holds one connection for its whole wait.
+        self._session = aiohttp.ClientSession(timeout=self._timeout, connector=aiohttp.TCPConnector(limit=0),
+                                              middlewares=(no_silent_retry,))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -53,9 +75,13 @@ class RegistryClient:
     ) -> tuple[Any, dict[str, str]]:
         """Send one request; returns (decoded body, headers) or raises ``ApiError``.
 
-        ``timeout`` overrides the client's total timeout for this request (blocking queries)."""
+        ``timeout`` overrides the client's total timeout for this request (blocking queries).
+        A write whose connection broke after sending is retried on the next node (every write is
+        idempotent); if no node then confirms it, the error says its outcome is unknown (code
+        ``unknown_outcome``), never that it failed."""
         assert self._session is not None, "use 'async with RegistryClient(...)'"
         last: ApiError | None = None
+        maybe_applied = False
         per_request = aiohttp.ClientTimeout(total=timeout, connect=2.0) if timeout is not None else None
         for attempt in range(len(self.addrs)):
             base = self.addrs[(self._current + attempt) % len(self.addrs)]
@@ -75,8 +101,12 @@ class RegistryClient:
             except (TimeoutError, aiohttp.ClientConnectionError) as exc:
                 if isinstance(exc, asyncio.TimeoutError) and method not in ("GET", "HEAD"):
                     raise ApiError(0, "timeout", f"{base}: no answer in time; the write's outcome is unknown") from None
+                maybe_applied = maybe_applied or isinstance(exc, ConnectionLostAfterSend)
                 last = ApiError(0, "unreachable", f"{base}: {exc or type(exc).__name__}")
         assert last is not None
+        if maybe_applied and method not in ("GET", "HEAD"):
+            raise ApiError(0, "unknown_outcome", f"{last.message}; a node may have applied the write before "
+                           "its connection broke: its outcome is unknown")
         raise last
 
     async def get(self, path: str, **params: Any) -> Any:
@@ -108,9 +138,12 @@ class RegistryClient:
         0 and yields the state it finds, as API.md asks.
         """
         last = index
+        first = index == 0  # the caller knows nothing yet: the first answer is a plain read, at once
         failures = 0
         while True:
-            query = [*(params or []), ("index", str(last)), ("wait", f"{wait:g}s")]
+            query = [*(params or [])]
+            if not first:
+                query += [("index", str(last)), ("wait", f"{wait:g}s")]
             try:
                 body, headers = await self.request("GET", path, params=query, timeout=wait * 17 / 16 + 5.0)
             except ApiError as err:
@@ -125,6 +158,7 @@ class RegistryClient:
             if current < last:
                 last = 0  # the index went backwards: start over from whatever the cluster has now
                 continue
-            if current > last or (last == 0 and index == 0):
-                last = max(current, 1)
+            if first or current > last:
+                first = False
+                last = current
                 yield current, body

@@ -105,15 +105,21 @@ class Api:
     async def _prepare_read(self, opts: ReadOptions, topic: str) -> None:
         """Everything a read waits for before it reads local state, in this order: this node has
         applied ``min_index``; the blocking query's index moved past ``index`` (or its wait
-        passed); a barrier through the log for ``consistent``."""
+        passed); then either a barrier through the log (``consistent``: afterwards the state is
+        current by definition) or the check that this node has caught up since it started
+        (``RegistryNode.check_readable``). Blocking queries may park on a node still catching up:
+        they answer only once its state has moved past what their client already saw."""
         if opts.min_index is not None:
             await self.node.wait_applied(opts.min_index, opts.min_index_wait)
+        moved = False
         if opts.index is not None:
             wait = opts.blocking_wait
             # Jitter spreads the re-polls of many watchers that timed out together.
-            await self.node.wait_for_change(topic, opts.index, wait + random.uniform(0, wait / 16))
+            moved = await self.node.wait_for_change(topic, opts.index, wait + random.uniform(0, wait / 16))
         if opts.consistent:
             await self.node.barrier()
+        elif not moved:  # an answer past the client's index is never older than what it saw
+            self.node.check_readable()
 
     def _cached_body(
         self, key: tuple[object, ...], topic: str, build: Callable[[], tuple[int, Any]]

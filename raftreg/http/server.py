@@ -17,6 +17,7 @@ from raftreg.node.registry_node import RegistryNode
 
 log = logging.getLogger("raftreg.server")
 
+SHUTDOWN_TIMEOUT = 5.0  # seconds a graceful stop waits for requests in flight
 GIL_SWITCH_INTERVAL = float(os.environ.get("RAFTREG_GIL_SWITCH_INTERVAL", "0.0005"))
 
 
@@ -40,7 +41,8 @@ async def serve(config: ClusterConfig, name: str, *, data_dir: Path, secret: str
     await node.start()
     app = build_app(node)
     # handler_cancellation: a blocking query whose client went away stops waiting at once.
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True,
+                            shutdown_timeout=SHUTDOWN_TIMEOUT)
     await runner.setup()
     host, port = split_hostport(node.me.http)
     site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
@@ -52,5 +54,6 @@ async def serve(config: ClusterConfig, name: str, *, data_dir: Path, secret: str
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("event=stopping node=%s", name)
+    node.watches.release_all()  # parked blocking queries answer now instead of holding the shutdown
     await runner.cleanup()
     await node.stop()

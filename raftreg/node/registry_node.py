@@ -73,6 +73,7 @@ class RegistryNode:
         self.watchdog = Watchdog(self.raft.status, self._recover)
         self._tasks: list[asyncio.Task[None]] = []
         self.started_at = time.monotonic()
+        self.serves_reads = False  # see check_readable
 
     # ---- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -150,6 +151,21 @@ class RegistryNode:
             self._leader_known.set()
         else:
             self._leader_known.clear()
+        if not self.serves_reads and self.is_ready()[0]:
+            self.serves_reads = True
+            log.info("event=caught_up applied_index=%d: serving reads", self.status.applied_index)
+
+    def check_readable(self) -> None:
+        """Reads need a node that has caught up with the cluster at least once since it started.
+
+        pysyncobj applies its journal only once it learns the commit index from a leader, so a
+        restarted node holds an empty state until then: answering from it would show an empty
+        registry at index 0, even the writes this node acknowledged before it went down. Later,
+        a node cut off from the leader keeps answering default reads from its last state (stale,
+        as documented; ``X-Raftreg-Last-Contact`` says how stale)."""
+        if not self.serves_reads:
+            raise Unavailable("this node has not caught up with the cluster since it started; "
+                              "retry or read another node", retry_after=1.0)
 
     def usable_leader(self, st: RaftStatus) -> str | None:
         """The leader's raft address if writes can reach it now, else None.
@@ -231,8 +247,9 @@ class RegistryNode:
                 f"(applied {self.watches.applied_index}); retry or read another node"
             )
 
-    async def wait_for_change(self, topic: str, after: int, timeout: float) -> None:
-        """Blocking query: return once ``query_index(topic)`` exceeds ``after`` or ``timeout`` passes.
+    async def wait_for_change(self, topic: str, after: int, timeout: float) -> bool:
+        """Blocking query: return once ``query_index(topic)`` exceeds ``after`` (True) or
+        ``timeout`` passes (False).
 
         Parks on the topic's change future, so writes to other topics never wake this waiter."""
         loop = asyncio.get_running_loop()
@@ -240,7 +257,8 @@ class RegistryNode:
         while self.query_index(topic) <= after:
             remaining = deadline - loop.time()
             if remaining <= 0 or not await self.watches.wait_changed(topic, remaining):
-                return
+                return False
+        return True
 
     def query_index(self, topic: str) -> int:
         """The index answering a query on ``topic`` (``CATALOG`` or a ``service_topic``)."""

@@ -70,11 +70,11 @@ class WatchHub:
         self._inbox: collections.deque[tuple[int, frozenset[str]] | None] = collections.deque()
         self._inbox_lock = threading.Lock()
         self._drain_scheduled = False
-        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
-        self._to_wake: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._waiters: dict[str, set[asyncio.Future[bool]]] = {}
+        self._to_wake: collections.deque[asyncio.Future[bool]] = collections.deque()
         self._wake_scheduled = False
         self._applied = 0
-        self._applied_heap: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._applied_heap: list[tuple[int, int, asyncio.Future[bool]]] = []
         self._seq = itertools.count()
         self.stats = WatchStats()
 
@@ -135,13 +135,20 @@ class WatchHub:
         self._wake_scheduled = False
         queue = self._to_wake
         for _ in range(min(len(queue), WAKE_BATCH)):
-            fut = queue.popleft()
-            if not fut.done():
-                fut.set_result(None)
+            _resolve(queue.popleft(), True)
         if queue:
             self._wake_scheduled = True
             assert self._loop is not None
             self._loop.call_soon(self._wake_batch)
+
+    def release_all(self) -> None:
+        """Shutting down: end every parked blocking query now (each answers with the current state,
+        as on a timeout), so a graceful stop does not wait out their ``wait``."""
+        for waiters in self._waiters.values():
+            for fut in waiters:
+                _resolve(fut, False)
+        for _, _, applied_fut in self._applied_heap:
+            _resolve(applied_fut, False)
 
     def advance_applied(self, index: int) -> None:
         """This node has applied ``index`` (pysyncobj's own entries reach us only this way)."""
@@ -149,58 +156,60 @@ class WatchHub:
             self._applied = index
         heap = self._applied_heap
         while heap and heap[0][0] <= self._applied:
-            fut = heapq.heappop(heap)[2]
-            if not fut.done():
-                fut.set_result(None)
+            _resolve(heapq.heappop(heap)[2], True)
 
     @property
     def applied_index(self) -> int:
         return self._applied
 
     async def wait_changed(self, topic: str, timeout: float) -> bool:
-        """Park until ``topic`` changes (True) or ``timeout`` seconds pass (False)."""
-        assert self._loop is not None, "bind() first"
-        fut: asyncio.Future[None] = self._loop.create_future()
+        """Park until ``topic`` changes (True) or ``timeout`` seconds pass (False).
+
+        One future and one timer per waiter, nothing else: a wake-up or the timer resolves the
+        future to True or False (cheaper than ``asyncio.timeout``'s task cancellation)."""
+        loop = self._loop
+        assert loop is not None, "bind() first"
+        fut: asyncio.Future[bool] = loop.create_future()
         waiters = self._waiters.setdefault(topic, set())
         waiters.add(fut)
+        timer = loop.call_later(timeout, _resolve, fut, False)
         self.stats.waiting += 1
         try:
-            async with asyncio.timeout(timeout):
-                await fut
-        except TimeoutError:
-            pass
+            woken = await fut
         finally:
             self.stats.waiting -= 1
-            if not fut.done():
-                fut.cancel()
+            timer.cancel()
             current = self._waiters.get(topic)
             if current is not None:
                 current.discard(fut)
                 if not current:
                     del self._waiters[topic]
-        if fut.done() and not fut.cancelled():
+        if woken:
             self.stats.wakeups += 1
-            return True
-        self.stats.timeouts += 1
-        return False
+        else:
+            self.stats.timeouts += 1
+        return woken
 
     async def wait_applied(self, index: int, timeout: float) -> bool:
-        """True once this node has applied ``index``; False if ``timeout`` passes first."""
-        assert self._loop is not None, "bind() first"
+        """True once this node has applied ``index``; False if ``timeout`` passes first (or the
+        node is shutting down)."""
+        loop = self._loop
+        assert loop is not None, "bind() first"
         self.advance_applied(self._read_applied())
         if self._applied >= index:
             return True
-        fut: asyncio.Future[None] = self._loop.create_future()
+        fut: asyncio.Future[bool] = loop.create_future()
         heapq.heappush(self._applied_heap, (index, next(self._seq), fut))
+        timer = loop.call_later(timeout, _resolve, fut, False)
         self.stats.applied_waiting += 1
         try:
-            done, _ = await asyncio.wait((fut,), timeout=timeout)
+            return await fut
         finally:
             self.stats.applied_waiting -= 1
+            timer.cancel()
             if not fut.done():
                 fut.cancel()
-                self._prune_applied_heap()
-        return bool(done)
+            self._prune_applied_heap()
 
     def _prune_applied_heap(self) -> None:
         """Drop abandoned waits once they outnumber live ones (far-future min_index values)."""
@@ -208,3 +217,8 @@ class WatchHub:
         if len(heap) > 64 and len(heap) > 2 * self.stats.applied_waiting:
             self._applied_heap = [e for e in heap if not e[2].done()]
             heapq.heapify(self._applied_heap)
+
+
+def _resolve(fut: asyncio.Future[bool], value: bool) -> None:
+    if not fut.done():
+        fut.set_result(value)
