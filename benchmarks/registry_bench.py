@@ -1145,6 +1145,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     log(f"raftreg benchmark: phases {','.join(phases)}, {args.procs} client procs, concurrency {args.concurrency}"
         f"{', quick' if args.quick else ''}; load average {meta['loadavg_at_start']}")
+    return run_and_report(bench, phases, meta, started, out_path)
+
+
+def run_and_report(bench: Any, phases: list[str], meta: dict[str, Any], started: float, out_path: Path) -> int:
+    """Run the phases, always close the bench, print the summary and write the JSON (partial
+    results too, on an error, Ctrl-C or SIGTERM). Returns the exit status. Shared with watch_bench."""
     error = None
     try:
         bench.run(phases)
@@ -1152,13 +1158,15 @@ def main(argv: list[str] | None = None) -> int:
         error = "".join(traceback.format_exception(exc))
         log(f"benchmark aborted: {exc!r}")
     finally:
-        bench.close()
+        with contextlib.suppress(Exception):
+            bench.close()
     meta["wall_s"] = round(time.time() - started, 1)
+    meta["loadavg_at_end"] = loadavg()
     print_summary(bench.summary)
     result = {"meta": meta, "results": bench.results, "summary": [list(r) for r in bench.summary], "error": error}
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(result, indent=2) + "\n")
-    log(f"wrote {out_path} ({meta['wall_s']}s)")
+    log(f"wrote {out_path} ({meta['wall_s']}s; load average at the end {meta['loadavg_at_end']})")
     if error:
         print(error, file=sys.stderr)
         return 1

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import contextlib
 import functools
 import http.client
 import json
@@ -65,8 +64,8 @@ from registry_bench import (
     parse_tuning,
     pct,
     print_run_table,
-    print_summary,
     print_table,
+    run_and_report,
     split,
 )
 
@@ -718,26 +717,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     log(f"raftreg watch benchmark: phases {','.join(phases)}, {args.procs} client procs"
         f"{', quick' if args.quick else ''}; load average {meta['loadavg_at_start']}")
-    error = None
-    try:
-        bench.run(phases)
-    except BaseException as exc:  # incl. KeyboardInterrupt and SystemExit from SIGTERM: keep partial results
-        error = "".join(traceback.format_exception(exc))
-        log(f"benchmark aborted: {exc!r}")
-    finally:
-        with contextlib.suppress(Exception):
-            bench.close()
-    meta["wall_s"] = round(time.time() - started, 1)
-    meta["loadavg_at_end"] = loadavg()
-    print_summary(bench.summary)
-    result = {"meta": meta, "results": bench.results, "summary": [list(r) for r in bench.summary], "error": error}
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(result, indent=2) + "\n")
-    log(f"wrote {out_path} ({meta['wall_s']}s; load average at the end {meta['loadavg_at_end']})")
-    if error:
-        print(error, file=sys.stderr)
-        return 1
-    return 0
+    return run_and_report(bench, phases, meta, started, out_path)
 
 
 if __name__ == "__main__":
