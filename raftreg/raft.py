@@ -275,10 +275,6 @@ class RaftNode:
         self._blocked = blocked
         log.warning("event=fault_partition blocked=%s", sorted(self._blocked) or "none")
 
-    @property
-    def blocked_peers(self) -> frozenset[str]:
-        return self._blocked
-
     def _install_fault_hook(self) -> None:
         """Wrap the transport's send and receive callbacks; both read ``_blocked`` per message
         (one attribute read: the hot path is unchanged while nothing is blocked)."""

@@ -6,7 +6,6 @@ through ``error_middleware`` as the JSON body of API.md; no traceback ever reach
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import random
@@ -220,7 +219,7 @@ class DebugApi:
 
     async def resync(self, request: web.Request) -> web.Response:
         """Wipe this node's Raft data and state and rejoin (the watchdog's recovery action)."""
-        await asyncio.get_running_loop().run_in_executor(None, self.node.raft.wipe_and_restart)
+        await self.node.resync()
         return json_response({"resyncing": True})
 
     async def partition(self, request: web.Request) -> web.Response:

@@ -104,6 +104,12 @@ class RegistryNode:
             log.error("event=resync_refused reason=%r: no other follower is known to hold every "
                       "committed entry, wiping this replica could lose data", reason)
             return
+        await self.resync()
+
+    async def resync(self) -> None:
+        """Wipe this replica's Raft data and state and rejoin (the watchdog's recovery action).
+        Plain reads answer 503 until it has caught up again."""
+        self.serves_reads = False
         await asyncio.get_running_loop().run_in_executor(None, self.raft.wipe_and_restart)
 
     async def _others_hold_committed_log(self) -> bool:
