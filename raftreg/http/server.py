@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import sys
 from pathlib import Path
@@ -18,7 +17,6 @@ from raftreg.node.registry_node import RegistryNode
 log = logging.getLogger("raftreg.server")
 
 SHUTDOWN_TIMEOUT = 5.0  # seconds a graceful stop waits for requests in flight
-GIL_SWITCH_INTERVAL = float(os.environ.get("RAFTREG_GIL_SWITCH_INTERVAL", "0.0005"))
 
 
 def setup_logging(level: str = "INFO") -> None:
@@ -33,10 +31,6 @@ def setup_logging(level: str = "INFO") -> None:
 
 async def serve(config: ClusterConfig, name: str, *, data_dir: Path, secret: str) -> None:
     """Start the node and its HTTP server; return after SIGINT/SIGTERM, having stopped both."""
-    # pysyncobj's tick thread shares the GIL with the event loop. With the default 5 ms switch
-    # interval a busy loop delays every Raft step (receive, commit, apply) by up to 5 ms; group
-    # commit keeps one entry in flight, so that delay directly caps write throughput.
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     node = RegistryNode(config, name, data_dir=data_dir, secret=secret)
     await node.start()
     app = build_app(node)
