@@ -34,7 +34,7 @@ import threading
 import time
 import traceback
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -311,8 +311,16 @@ async def _run_job(job: dict[str, Any], barrier: Any) -> dict[str, Any]:
     return {"lat": lat.tobytes(), "errors": dict(errs), "warmup_errors": dict(warm_errs), "t0": t0, "t1": t1}
 
 
-def _worker_main(conn: Connection, barrier: Any) -> None:
-    """Body of a client worker process: run jobs from the pipe until None or EOF."""
+JobRunner = Callable[[dict[str, Any], Connection, Any], Coroutine[Any, Any, dict[str, Any]]]
+
+
+async def _run_job_default(job: dict[str, Any], conn: Connection, barrier: Any) -> dict[str, Any]:
+    return await _run_job(job, barrier)
+
+
+def _worker_main(conn: Connection, barrier: Any, run_job: JobRunner = _run_job_default) -> None:
+    """Body of a client worker process: run jobs from the pipe until None or EOF. ``run_job`` lets
+    another benchmark add job kinds (it hands the others to ``_run_job``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
         try:
@@ -322,7 +330,7 @@ def _worker_main(conn: Connection, barrier: Any) -> None:
         if job is None:
             return
         try:
-            result = asyncio.run(_run_job(job, barrier))
+            result = asyncio.run(run_job(job, conn, barrier))
         except BaseException:
             result = {"fatal": traceback.format_exc(limit=5)}
         try:

@@ -28,7 +28,6 @@ import signal
 import sys
 import threading
 import time
-import traceback
 import urllib.parse
 from array import array
 from collections.abc import Callable
@@ -92,27 +91,11 @@ ROUND_TIMEOUT_S = 30.0  # every watcher must have its answer this long after the
 # Client side: the worker body and the watch job (run in the spawned client processes)
 # =============================================================================================
 
-def _worker_main(conn: Connection, barrier: Any) -> None:
-    """Client worker body: ``watch`` jobs here, every other kind to registry_bench's ``_run_job``."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    while True:
-        try:
-            job = conn.recv()
-        except (EOFError, OSError):
-            return
-        if job is None:
-            return
-        try:
-            if job["kind"] == "watch":
-                result = asyncio.run(_watch_job(job, conn))
-            else:
-                result = asyncio.run(rb._run_job(job, barrier))
-        except BaseException:
-            result = {"fatal": traceback.format_exc(limit=5)}
-        try:
-            conn.send(result)
-        except (BrokenPipeError, OSError):
-            return
+async def _run_job(job: dict[str, Any], conn: Connection, barrier: Any) -> dict[str, Any]:
+    """Client worker jobs: ``watch`` here, every other kind to registry_bench's ``_run_job``."""
+    if job["kind"] == "watch":
+        return await _watch_job(job, conn)
+    return await rb._run_job(job, barrier)
 
 
 async def _watch_job(job: dict[str, Any], conn: Connection) -> dict[str, Any]:
@@ -343,7 +326,7 @@ class WatchBench(Bench):
 
     def client_pool(self) -> ClientPool:
         if self.pool is None:
-            self.pool = ClientPool(self.args.procs, target=_worker_main)
+            self.pool = ClientPool(self.args.procs, target=functools.partial(rb._worker_main, run_job=_run_job))
         return self.pool
 
     def drop_pool(self) -> None:
