@@ -6,28 +6,22 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from raftreg.testing import LocalCluster
 
-START_TIMEOUT = 60.0  # other engineers may run multi-node clusters on this 2-core machine
 CLI_TIMEOUT = 60.0
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[LocalCluster]:
-    """One real single-node cluster (a ``raftreg serve`` process) for the whole module."""
-    c = LocalCluster(1)
-    try:  # not ``with``: a start that times out must still kill the process
-        c.start(wait=START_TIMEOUT)
-        yield c
-    finally:
-        c.close()
+def cluster(single_node: LocalCluster) -> LocalCluster:
+    """The module's single-node cluster (``single_node`` in tests/conftest.py)."""
+    return single_node
 
 
 @pytest.fixture(scope="module")
