@@ -41,6 +41,8 @@ def plan(seed: int, names: list[str], count: int, *, leader_share: float = 0.6) 
     """``count`` faults drawn from ``names`` (see ``FAULT_NAMES``; round robin, so each occurs),
     seeded. The first fault of each name hits the leader (a short run always includes a leader
     kill); later ones hit it with probability ``leader_share`` (always for ``<kind>-leader``)."""
+    if not names:
+        return []
     rng = random.Random(seed)
     faults = []
     for i in range(count):
