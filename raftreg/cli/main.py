@@ -227,8 +227,8 @@ def main() -> None:
     except RaftregError as err:
         click.echo(f"error: {err.message}", err=True)
         sys.exit(2)
-    except ValueError as err:
-        click.echo(f"error: {err}", err=True)
+    except (ValueError, TimeoutError, OSError) as err:  # bad values, a cluster that never came up, ports
+        click.echo(f"error: {err or type(err).__name__}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
