@@ -1115,18 +1115,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_common_args(args: argparse.Namespace, known: tuple[str, ...]) -> tuple[list[str], RaftTuning, dict[str, Any]]:
+    """``--only``, ``--procs``, ``--concurrency`` and ``--tuning`` checked (SystemExit with the reason);
+    returns the phases, the tuning and its overrides. Shared with watch_bench."""
+    phases = [x.strip() for x in args.only.split(",") if x.strip()]
+    unknown = [x for x in phases if x not in known]
+    if unknown or not phases:
+        raise SystemExit(f"--only: unknown phase(s) {unknown}; choose from {','.join(known)}")
+    if args.procs < 1 or args.concurrency < 1:
+        raise SystemExit("--procs and --concurrency must be >= 1")
+    tuning, overrides = parse_tuning(args.tuning)
+    return phases, tuning, overrides
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.serve_hello:
         serve_hello(args.serve_hello)
         return 0
-    phases = [x.strip() for x in args.only.split(",") if x.strip()]
-    unknown = [x for x in phases if x not in PHASES]
-    if unknown or not phases:
-        raise SystemExit(f"--only: unknown phase(s) {unknown}; choose from {','.join(PHASES)}")
-    if args.procs < 1 or args.concurrency < 1:
-        raise SystemExit("--procs and --concurrency must be >= 1")
-    tuning, overrides = parse_tuning(args.tuning)
+    phases, tuning, overrides = check_common_args(args, PHASES)
     out_path = args.out or REPO / "benchmarks" / "results" / f"registry_bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
 
     def on_term(signum: int, frame: Any) -> None:

@@ -50,6 +50,7 @@ from registry_bench import (
     REPO,
     Bench,
     ClientPool,
+    check_common_args,
     cpu_ticks,
     fmt_cpu,
     fmt_ms,
@@ -60,7 +61,6 @@ from registry_bench import (
     log,
     machine_ticks,
     node_pids,
-    parse_tuning,
     pct,
     print_run_table,
     print_table,
@@ -670,13 +670,7 @@ def ensure_fd_limit(need: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    phases = [x.strip() for x in args.only.split(",") if x.strip()]
-    unknown = [x for x in phases if x not in PHASES]
-    if unknown or not phases:
-        raise SystemExit(f"--only: unknown phase(s) {unknown}; choose from {','.join(PHASES)}")
-    if args.procs < 1 or args.concurrency < 1:
-        raise SystemExit("--procs and --concurrency must be >= 1")
-    tuning, overrides = parse_tuning(args.tuning)
+    phases, tuning, overrides = check_common_args(args, PHASES)
     bench = WatchBench(args, tuning, overrides)
     most = max([int(x) for x in str(bench.size("watchers")).split(",") if x.strip()]
                + [bench.size("crosstalk_watchers")])
