@@ -98,7 +98,115 @@ async def _run_job(job: dict[str, Any], conn: Connection, barrier: Any) -> dict[
     return await rb._run_job(job, barrier)
 
 
+class _LightHttp(asyncio.Protocol):
+    """A minimal HTTP/1.1 keep-alive client connection for the watchers: one request at a time, the
+    answer framed by ``Content-Length`` (raftreg always sends it). It costs the load generator a
+    fraction of aiohttp's client CPU per answer, so the watchers' 1,000 answers and re-parks per
+    change compete less with the node under test on a 2-core machine."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.answer: asyncio.Future[tuple[int, dict[str, str], bytes]] | None = None
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.answer is not None and not self.answer.done():
+            self.answer.set_exception(ConnectionError("connection lost"))
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        end = self.buf.find(b"\r\n\r\n")
+        if end < 0 or self.answer is None:
+            return
+        lines = bytes(self.buf[:end]).decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        size = int(headers.get("content-length", "0"))
+        if len(self.buf) < end + 4 + size:
+            return
+        body = bytes(self.buf[end + 4:end + 4 + size])
+        del self.buf[:end + 4 + size]
+        if not self.answer.done():
+            self.answer.set_result((int(lines[0].split()[1]), headers, body))
+
+    async def get(self, request: bytes, timeout: float) -> tuple[int, dict[str, str], bytes]:
+        assert self.transport is not None
+        self.answer = asyncio.get_running_loop().create_future()
+        self.transport.write(request)
+        return await asyncio.wait_for(self.answer, timeout)
+
+
 async def _watch_job(job: dict[str, Any], conn: Connection) -> dict[str, Any]:
+    if job.get("client", "light") == "light":
+        return await _watch_job_light(job, conn)
+    return await _watch_job_aiohttp(job, conn)
+
+
+async def _watch_job_light(job: dict[str, Any], conn: Connection) -> dict[str, Any]:
+    """As ``_watch_job_aiohttp``, each watcher on its own ``_LightHttp`` keep-alive connection."""
+    n, rounds = job["watchers"], job["rounds"]
+    url = urllib.parse.urlsplit(job["url"])
+    host, port = url.hostname or "127.0.0.1", url.port or 80
+    target = f"/v1/services/{job['service']}?wait={job['wait']}&index="
+    errs: collections.Counter[str] = collections.Counter()
+    counts = {"requests": 0, "timeouts": 0}
+    recv = [array("d") for _ in range(rounds)]
+    seen: list[collections.Counter[str]] = [collections.Counter() for _ in range(rounds)]
+    loop = asyncio.get_running_loop()
+
+    async def watcher() -> None:
+        index = job["index"]
+        proto: _LightHttp | None = None
+        for r in range(rounds):
+            while True:
+                counts["requests"] += 1
+                try:
+                    if proto is None or proto.closed.done():
+                        _, proto = await loop.create_connection(_LightHttp, host, port)
+                    status, headers, body = await proto.get(
+                        f"GET {target}{index} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode(),
+                        job["request_timeout"])
+                    t = time.monotonic()
+                    new = int(headers.get("x-raftreg-index", "-1"))
+                except Exception as exc:
+                    errs[rb._error_key(exc)] += 1
+                    if proto is not None and proto.transport is not None:
+                        proto.transport.close()
+                    proto = None
+                    await asyncio.sleep(0.2)
+                    continue
+                if status != 200:
+                    errs[f"http {status}"] += 1
+                    await asyncio.sleep(0.2)
+                    continue
+                if new == index:  # the wait passed without a change: park again
+                    counts["timeouts"] += 1
+                    continue
+                if new < index:
+                    errs["index went backwards"] += 1
+                recv[r].append(t)
+                seen[r][f"{new}/{len(rb._answer_decoder.decode(body).instances)}"] += 1
+                index = new
+                if len(recv[r]) == n:
+                    conn.send({"round": r, "recv": recv[r].tobytes(), "seen": dict(seen[r])})
+                break
+        if proto is not None and proto.transport is not None:
+            proto.transport.close()
+
+    await asyncio.wait_for(asyncio.gather(*(watcher() for _ in range(n))), job["hard_limit"])
+    return {"done": True, "errors": dict(errs), **counts}
+
+
+async def _watch_job_aiohttp(job: dict[str, Any], conn: Connection) -> dict[str, Any]:
     """``job["watchers"]`` blocking queries on one service of one node, each re-parking at once with
     the index it got, until each has seen ``job["rounds"]`` changes. When the last watcher of this
     process has its answer of round r, the receive times (time.monotonic, system-wide) go to the
@@ -359,7 +467,8 @@ class WatchBench(Bench):
             if k == 0:
                 continue
             conn.send({"kind": "watch", "url": url, "service": service, "index": index, "watchers": k,
-                       "rounds": rounds, "wait": self.args.wait, "request_timeout": 3 * self.wait_s() + 30,
+                       "rounds": rounds, "wait": self.args.wait, "client": self.args.watch_client,
+                       "request_timeout": 3 * self.wait_s() + 30,
                        "hard_limit": 120.0 + rounds * (self.wait_s() + 60.0)})
             used.append(i)
         return used
@@ -651,6 +760,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=64,
                    help="concurrent lookups in total over all procs in the read phase (default 64)")
     p.add_argument("--wait", default="60s", help="the watchers' ?wait= (default 60s)")
+    p.add_argument("--watch-client", choices=("light", "aiohttp"), default="light",
+                   help="the watchers' HTTP client: a minimal keep-alive protocol (default; the load "
+                   "generator shares the 2 cores with the nodes) or aiohttp's ClientSession")
     p.add_argument("--payload-bytes", type=int, default=300, help="size of one registration body (default 300)")
     for name, (full, quick) in SIZES.items():
         p.add_argument("--" + name.replace("_", "-"), type=type(full), default=None,
@@ -686,6 +798,7 @@ def main(argv: list[str] | None = None) -> int:
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "argv": sys.argv[1:] if argv is None else argv,
         "quick": args.quick, "phases": phases, "procs": args.procs, "concurrency": args.concurrency,
+        "watch_client": args.watch_client,
         "wait": args.wait, "sizes": {name: bench.size(name) for name in SIZES},
         "tuning": msgspec.to_builtins(tuning), "tuning_overrides": overrides, "git": git_describe(),
         "python": sys.version.split()[0], "cpus": os.cpu_count(), "machine": platform.machine(),

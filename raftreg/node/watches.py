@@ -30,7 +30,12 @@ from raftreg.state.commands import Command, Deregister, Register
 from raftreg.state.registry import Deregistered, Registered, Result
 
 CATALOG = "catalog"
-WAKE_BATCH = 64  # waiters woken per event-loop iteration (see WatchHub._wake_batch)
+# Waiters woken per event-loop iteration (see WatchHub._wake_batch). Measured on 2 cores with
+# 1,000 watchers of one service on one node: 64 per pass gave p99 wake-up 123-150 ms (each pass
+# also serves the re-park requests of the previous one, so the last answer waits for ~900 re-parks),
+# 250 gave 94 ms, 500 gave 80 ms, all at once 73 ms; other requests to the node wait for at most one
+# pass (about 30 ms of answers at 500).
+WAKE_BATCH = 500
 
 
 def service_topic(service: str) -> str:

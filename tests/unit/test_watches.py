@@ -7,7 +7,7 @@ import threading
 
 from raftreg.http.body_cache import BodyCache
 from raftreg.models import Instance
-from raftreg.node.watches import CATALOG, WatchHub, changed_topics, service_topic
+from raftreg.node.watches import CATALOG, WAKE_BATCH, WatchHub, changed_topics, service_topic
 from raftreg.state.commands import Deregister, Noop, Register
 from raftreg.state.registry import Deregistered, Nothing, Registered
 
@@ -61,6 +61,24 @@ async def test_change_wakes_only_watchers_of_that_topic() -> None:
     results = await asyncio.wait_for(asyncio.gather(*watchers_a), 2.0)
     assert results == [True] * 10
     assert hub.stats.wakeups == 11 and hub.stats.waiting == 0
+
+
+async def test_a_big_fan_out_is_woken_in_passes_so_other_requests_get_turns() -> None:
+    hub = bound_hub()
+    n = 2 * WAKE_BATCH + 1
+    watchers = [asyncio.create_task(hub.wait_changed(A, 5.0)) for _ in range(n)]
+    await settle()
+    hub.notify_threadsafe(3, frozenset({A, CATALOG}))
+    seen = []
+    for _ in range(50):
+        await asyncio.sleep(0)
+        seen.append(sum(t.done() for t in watchers))
+        if seen[-1] == n:
+            break
+    assert seen[-1] == n
+    partial = sorted({c for c in seen if 0 < c < n})
+    assert partial and all(c % WAKE_BATCH == 0 for c in partial), seen
+    assert hub.stats.wakeups == n
 
 
 async def test_wait_times_out_without_change() -> None:
