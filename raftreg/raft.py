@@ -137,6 +137,34 @@ def _install_fork_hook() -> None:
         _fork_hook_installed = True
 
 
+def _is_unchecked_append(message: Any) -> bool:
+    """An AppendEntries that does not check the receiver's log against the leader's: the
+    snapshot-transfer messages (``serialized``), which carry no ``prevLogIdx``."""
+    return (isinstance(message, dict) and message.get("type") == "append_entries"
+            and "prevLogIdx" not in message and "commit_index" in message)
+
+
+def _deliver_without_commit_advance(so: Any, deliver: Callable[[Any, Any], None], node: Any, message: Any) -> None:
+    """Guard for a pysyncobj defect (tests/cluster/test_snapshot_install_safety.py).
+
+    pysyncobj's follower sets ``commit index = min(leader's commit_index, own last index)`` after
+    *every* AppendEntries from the leader, including the snapshot-transfer ones that never
+    compared the follower's log with the leader's. A deposed leader that still holds entries of
+    its old term (proposed while it was cut off) then takes them for committed, applies them and
+    reports them to their callers as successful: acknowledged writes the cluster never committed,
+    wiped when the snapshot lands. The chaos test found it.
+
+    Here such a message is delivered with ``commit_index`` lowered to this node's own commit index,
+    so it cannot advance it; the leader's real commit index is put back into pysyncobj's
+    ``leader_commit_idx`` afterwards (readiness reads it). Only the regular, log-checked
+    AppendEntries advance the commit index, as in Raft.
+    """
+    leader_commit = message["commit_index"]
+    message["commit_index"] = min(leader_commit, so._SyncObj__raftCommitIndex)
+    deliver(node, message)
+    so._SyncObj__leaderCommitIndex = leader_commit
+
+
 class RaftNode:
     """One Raft member replicating a ``Registry``.
 
@@ -214,7 +242,7 @@ class RaftNode:
         self._consumer = _RegistryConsumer(self)
         self._syncobj = SyncObj(self.self_addr, self.peer_addrs, conf=conf, consumers=[self._consumer])
         self._syncobj.addOnTickCallback(self._on_tick)
-        self._install_fault_hook()
+        self._install_transport_hooks()
 
     def stop(self) -> None:
         """Stop the tick thread and close the Raft port (blocks until the thread is gone).
@@ -275,9 +303,10 @@ class RaftNode:
         self._blocked = blocked
         log.warning("event=fault_partition blocked=%s", sorted(self._blocked) or "none")
 
-    def _install_fault_hook(self) -> None:
-        """Wrap the transport's send and receive callbacks; both read ``_blocked`` per message
-        (one attribute read: the hot path is unchanged while nothing is blocked)."""
+    def _install_transport_hooks(self) -> None:
+        """Wrap the transport's send and receive callbacks: the fault hook (both read ``_blocked``
+        per message: one attribute read, the hot path is unchanged while nothing is blocked) and
+        the snapshot-transfer commit-index guard (``_deliver_without_commit_advance``)."""
         transport = self._syncobj._SyncObj__transport
         send, deliver = transport.send, transport._onMessageReceivedCallback
 
@@ -288,6 +317,9 @@ class RaftNode:
 
         def guarded_deliver(node: Any, message: Any) -> None:
             if self._blocked and node.address in self._blocked:
+                return
+            if _is_unchecked_append(message):
+                _deliver_without_commit_advance(self._syncobj, deliver, node, message)
                 return
             deliver(node, message)
 

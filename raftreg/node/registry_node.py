@@ -355,6 +355,7 @@ class RegistryNode:
             "term": st.term,
             "commit_index": st.commit_index,
             "applied_index": st.applied_index,
+            "log_len": st.log_len,
             "has_quorum": st.has_quorum,
             "last_contact_ms": self.read_context(0).last_contact_ms,
             "members": members,
