@@ -49,6 +49,34 @@ class RaftTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_batch_commands: int = 2000
 
 
+class LeaseTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """TTL leases, held by the leader (``raftreg.node.leases``).
+
+    ``grace``: added to every deadline when a node becomes leader (default: the maximum election
+    timeout). Mass-expiry guard: when more than ``mass_expiry_share`` of the leased instances, and
+    at least ``mass_expiry_min`` of them, would expire within one ttl, expiries are throttled to
+    ``mass_expiry_rate`` per second; a held instance is expired anyway once it is ``ttl +
+    mass_expiry_hold_extra`` past its deadline (so expiry always completes within 2 x ttl + that).
+    """
+
+    grace: float | None = None
+    check_period: float = 0.1
+    mass_expiry_share: float = 0.5
+    mass_expiry_min: int = 10
+    mass_expiry_rate: float = 5.0
+    mass_expiry_hold_extra: float = 10.0
+    forward_batch: int = 1000
+
+
+class CheckTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Active health checks (``raftreg.node.checks``): at most ``max_concurrent`` probes in flight
+    per node; the owned share is recomputed every ``reconcile_period`` seconds and whenever the
+    set of live nodes changes."""
+
+    max_concurrent: int = 128
+    reconcile_period: float = 0.5
+
+
 class ClusterConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A whole cluster: its name, members, data directory and secret source."""
 
@@ -58,6 +86,8 @@ class ClusterConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     secret_env: str = "RAFTREG_SECRET"
     secret_file: str | None = None
     raft: RaftTuning = RaftTuning()
+    leases: LeaseTuning = LeaseTuning()
+    checks: CheckTuning = CheckTuning()
 
     def __post_init__(self) -> None:
         if not self.nodes:
@@ -125,11 +155,13 @@ def dump_config(config: ClusterConfig) -> str:
     lines = [f'name = "{config.name}"', f'data_dir = "{config.data_dir}"', f'secret_env = "{config.secret_env}"']
     if config.secret_file:
         lines.append(f'secret_file = "{config.secret_file}"')
-    lines.append("")
-    lines.append("[raft]")
-    for field in msgspec.structs.fields(RaftTuning):
-        value = getattr(config.raft, field.name)
-        lines.append(f"{field.name} = {str(value).lower() if isinstance(value, bool) else value}")
+    for section in ("raft", "leases", "checks"):
+        lines += ["", f"[{section}]"]
+        tuning = getattr(config, section)
+        for field in msgspec.structs.fields(tuning):
+            value = getattr(tuning, field.name)
+            if value is not None:
+                lines.append(f"{field.name} = {str(value).lower() if isinstance(value, bool) else value}")
     for node in config.nodes:
         lines += ["", "[[nodes]]", f'name = "{node.name}"', f'http = "{node.http}"', f'raft = "{node.raft}"']
     return "\n".join(lines) + "\n"

@@ -24,7 +24,7 @@ MAX_META = 64
 
 
 class Check(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
-    """An active health check run by the cluster (executed from issue 5 on).
+    """An active health check run by the cluster (``raftreg.node.checks``).
 
     Exactly one of ``http`` (a URL; 2xx passes) and ``tcp`` (``host:port``; a connect passes).
     Durations are seconds.
@@ -52,11 +52,14 @@ class Instance(msgspec.Struct, frozen=True, gc=False):
     ttl: float | None = None
     check: Check | None = None
     status: Status = "passing"
+    check_status: Status | None = None
+    manual_status: Status | None = None
+    status_note: str = ""
     create_index: int = 0
     modify_index: int = 0
 
     def same_definition(self, other: Instance) -> bool:
-        """True when ``other`` describes the same registration (indexes aside)."""
+        """True when ``other`` describes the same registration and status (indexes aside)."""
         return (
             self.address == other.address
             and self.port == other.port
@@ -66,7 +69,20 @@ class Instance(msgspec.Struct, frozen=True, gc=False):
             and self.ttl == other.ttl
             and self.check == other.check
             and self.status == other.status
+            and self.check_status == other.check_status
+            and self.manual_status == other.manual_status
+            and self.status_note == other.status_note
         )
+
+
+def effective_status(manual_status: Status | None, check_status: Status | None) -> Status:
+    """The status an instance reports: a status set by hand wins over its check's result; an
+    instance with neither is passing (see README "Health: TTLs, checks and status by hand")."""
+    if manual_status is not None:
+        return manual_status
+    if check_status is not None:
+        return check_status
+    return "passing"
 
 
 class ServiceSummary(msgspec.Struct, frozen=True):

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from raftreg.config import ClusterConfig, NodeConfig, RaftTuning, dump_config
+from raftreg.config import CheckTuning, ClusterConfig, LeaseTuning, NodeConfig, RaftTuning, dump_config
 from raftreg.supervise import NodeProcess
 
 T = TypeVar("T")
@@ -79,6 +79,8 @@ class LocalCluster:
         *,
         base_dir: Path | None = None,
         tuning: RaftTuning | None = None,
+        leases: LeaseTuning | None = None,
+        checks: CheckTuning | None = None,
         name: str = "test",
         keep_data: bool = False,
         debug_endpoints: bool = True,
@@ -93,7 +95,8 @@ class LocalCluster:
             for i in range(nodes)
         ]
         self.config = ClusterConfig(
-            name=name, nodes=node_cfgs, data_dir=str(self.base_dir / "data"), raft=tuning or RaftTuning()
+            name=name, nodes=node_cfgs, data_dir=str(self.base_dir / "data"), raft=tuning or RaftTuning(),
+            leases=leases or LeaseTuning(), checks=checks or CheckTuning(),
         )
         self.config_path = self.base_dir / "cluster.toml"
         self.config_path.write_text(dump_config(self.config))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -19,7 +20,7 @@ import click
 from raftreg.cli.chaos import chaos
 from raftreg.cli.local import DEFAULT_CONFIG, dev, serve
 from raftreg.cli.output import print_json, print_table
-from raftreg.client import ApiError, RegistryClient
+from raftreg.client import ApiError, RegistryClient, keep_alive
 from raftreg.config import load_config
 from raftreg.durations import parse_duration
 from raftreg.errors import RaftregError
@@ -89,20 +90,79 @@ INSTANCE_HEADERS = ["id", "address", "status", "weight", "tags", "meta", "index"
 @click.option("--tag", "tags", multiple=True, help="Repeatable.")
 @click.option("--meta", "meta", multiple=True, help="key=value, repeatable.")
 @click.option("--weight", type=int, default=100, show_default=True)
-@click.option("--ttl", help="Make the instance ephemeral, e.g. 10s.")
+@click.option("--ttl", help="Make the instance ephemeral, e.g. 10s: it expires unless it heartbeats.")
+@click.option("--keepalive", is_flag=True, help="Stay in the foreground heartbeating every ttl/3 (needs --ttl); "
+              "deregister on Ctrl-C.")
+@click.option("--check-http", metavar="URL", help="Active check: GET URL, 2xx passes.")
+@click.option("--check-tcp", metavar="HOST:PORT", help="Active check: a TCP connect passes.")
+@click.option("--check-interval", default="10s", show_default=True)
+@click.option("--check-timeout", default="2s", show_default=True)
 @click.pass_obj
 def register(ctx: Ctx, service: str, instance_id: str, address: str, port: int, tags: tuple[str, ...],
-             meta: tuple[str, ...], weight: int, ttl: str | None) -> None:
+             meta: tuple[str, ...], weight: int, ttl: str | None, keepalive: bool, check_http: str | None,
+             check_tcp: str | None, check_interval: str, check_timeout: str) -> None:
     """Register (or replace) an instance."""
     body: dict[str, Any] = {"address": address, "port": port, "tags": list(tags), "weight": weight,
                             "meta": dict(_kv(m) for m in meta)}
     if ttl:
-        body["ttl"] = parse_duration(ttl)
+        body["ttl"] = _duration_option(ttl, "--ttl")
+    if check_http or check_tcp:
+        body["check"] = {"interval": _duration_option(check_interval, "--check-interval"),
+                         "timeout": _duration_option(check_timeout, "--check-timeout"),
+                         **({"http": check_http} if check_http else {}), **({"tcp": check_tcp} if check_tcp else {})}
+    if keepalive:
+        if not ttl:
+            raise click.UsageError("--keepalive needs --ttl")
+        _register_and_keep_alive(ctx, service, instance_id, body, body["ttl"])
+        return
     stored = ctx.run(lambda c: c.put(f"/v1/services/{service}/instances/{instance_id}", body))
     if ctx.output == "json":
         print_json(stored)
     else:
         click.echo(f"registered {service}/{instance_id} at index {stored['index']}")
+
+
+def _duration_option(text: str, hint: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=hint) from None
+
+
+def _register_and_keep_alive(ctx: Ctx, service: str, instance_id: str, body: dict[str, Any], ttl: float) -> None:
+    """``register --keepalive``: heartbeat until SIGINT/SIGTERM, then deregister."""
+    name = f"{service}/{instance_id}"
+
+    def report(event: tuple[str, Any]) -> None:
+        kind, detail = event
+        if ctx.output == "json":
+            print_json({"event": kind, "detail": detail, "service": service, "id": instance_id})
+        elif kind == "registered":
+            click.echo(f"registered {name} at index {detail}; heartbeating every {ttl / 3:g}s (Ctrl-C deregisters)")
+        elif kind == "reregistered":
+            click.echo(f"lease of {name} had expired: registered again at index {detail}")
+        else:
+            click.echo(f"heartbeat of {name} failed ({detail}); retrying", err=True)
+
+    async def go(client: RegistryClient) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await keep_alive(client, service, instance_id, body, ttl, stop, report)
+        try:
+            index = (await client.delete(f"/v1/services/{service}/instances/{instance_id}"))["index"]
+        except ApiError as err:
+            if err.status != 404:
+                raise
+            index = None  # already gone (expired, or deregistered by someone else)
+        if ctx.output == "json":
+            print_json({"event": "deregistered", "detail": index, "service": service, "id": instance_id})
+        else:
+            where = f" at index {index}" if index is not None else " (it was already gone)"
+            click.echo(f"deregistered {name}{where}")
+
+    ctx.run(go)
 
 
 def _kv(text: str) -> tuple[str, str]:

@@ -118,6 +118,17 @@ class RegistryClient:
     async def delete(self, path: str) -> Any:
         return (await self.request("DELETE", path))[0]
 
+    async def heartbeat(self, service: str, instance_id: str) -> float:
+        """Renew a TTL instance's lease; returns its ttl. ``ApiError`` 404: the lease expired,
+        register again (``raftreg.client.keepalive.keep_alive`` does all of this)."""
+        body, _ = await self.request("PUT", f"/v1/services/{service}/instances/{instance_id}/heartbeat")
+        return float(body["ttl"])
+
+    async def set_status(self, service: str, instance_id: str, status: str, note: str = "") -> Any:
+        """Set the status by hand (``warning``/``critical``), or clear it (``passing``)."""
+        return await self.put(f"/v1/services/{service}/instances/{instance_id}/status",
+                              {"status": status, "note": note})
+
     async def watch(
         self,
         path: str,

@@ -23,10 +23,13 @@ from raftreg.http.validation import (
     check_service_name,
     decode_json,
     parse_flag,
+    parse_forwarded_heartbeats,
     parse_meta_filters,
     parse_read_options,
     parse_register,
+    parse_status,
 )
+from raftreg.node.heartbeat_forwarder import FORWARD_PATH
 from raftreg.node.registry_node import ReadContext, RegistryNode
 from raftreg.node.watches import CATALOG, service_topic
 
@@ -163,6 +166,30 @@ class Api:
             return json_response(err.to_body(), status=404, headers={"X-Raftreg-Index": str(index)})
         return json_response({"deleted": True, "index": index}, headers={"X-Raftreg-Index": str(index)})
 
+    async def heartbeat(self, request: web.Request) -> web.Response:
+        """Renew the instance's lease (through the leader, which holds the leases)."""
+        service = check_service_name(request.match_info["service"])
+        instance_id = check_instance_id(request.match_info["id"])
+        ttl = await self.node.heartbeat(service, instance_id)
+        return json_response({"ttl": ttl})
+
+    async def forwarded_heartbeats(self, request: web.Request) -> web.Response:
+        """A follower's batch of heartbeats (``HeartbeatForwarder``); served by the leader only."""
+        keys = parse_forwarded_heartbeats(await read_body(request))
+        if not self.node.leases.holds_leases:
+            raise Unavailable("this node does not hold the leases (not the leader)", retry_after=0.5)
+        return json_response({"results": self.node.leases.renew_many(keys)})
+
+    async def put_status(self, request: web.Request) -> web.Response:
+        """Set the status by hand (``warning``/``critical``), or clear it (``passing``)."""
+        service = check_service_name(request.match_info["service"])
+        instance_id = check_instance_id(request.match_info["id"])
+        body = parse_status(await read_body(request))
+        index, stored = await self.node.set_manual_status(service, instance_id, body.status, body.note)
+        out = msgspec.to_builtins(stored)
+        out["index"] = index
+        return json_response(out, headers={"X-Raftreg-Index": str(index)})
+
     async def get_service(self, request: web.Request) -> web.Response:
         service = check_service_name(request.match_info["service"])
         query = request.query
@@ -253,6 +280,9 @@ def build_app(node: RegistryNode, *, debug_endpoints: bool | None = None) -> web
     app.router.add_put(inst, api.put_instance)
     app.router.add_get(inst, api.get_instance, allow_head=False)
     app.router.add_delete(inst, api.delete_instance)
+    app.router.add_put(inst + "/heartbeat", api.heartbeat)
+    app.router.add_put(inst + "/status", api.put_status)
+    app.router.add_post(FORWARD_PATH, api.forwarded_heartbeats)
     app.router.add_get("/v1/services/{service}", api.get_service, allow_head=False)
     app.router.add_get("/v1/services", api.list_services, allow_head=False)
     app.router.add_get("/v1/cluster", api.cluster, allow_head=False)

@@ -25,6 +25,7 @@ from raftreg.models import (
     MetaValue,
     Port,
     ServiceName,
+    Status,
     Tag,
     Weight,
 )
@@ -36,6 +37,8 @@ _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)\Z")
 MIN_TTL = 1.0
 MAX_TTL = 86400.0
 MAX_CHECK_INTERVAL = 86400.0
+MAX_NOTE = 512
+MAX_FORWARDED = 10000
 
 Duration = float | str
 T = TypeVar("T")
@@ -175,6 +178,31 @@ def parse_register(service: str, instance_id: str, body: bytes) -> Instance:
         check=check,
         status="critical" if check is not None else "passing",
     )
+
+
+class StatusBody(msgspec.Struct, forbid_unknown_fields=True):
+    status: Status
+    note: Annotated[str, msgspec.Meta(max_length=MAX_NOTE)] = ""
+
+
+_status_decoder = msgspec.json.Decoder(StatusBody)
+
+
+def parse_status(body: bytes) -> StatusBody:
+    """``PUT .../status``: ``{"status": "passing"|"warning"|"critical", "note": "..."}``."""
+    return decode_json(body, _status_decoder)
+
+
+class ForwardedHeartbeats(msgspec.Struct, forbid_unknown_fields=True):
+    instances: Annotated[list[tuple[ServiceName, InstanceId]], msgspec.Meta(max_length=MAX_FORWARDED)]
+
+
+_forwarded_decoder = msgspec.json.Decoder(ForwardedHeartbeats)
+
+
+def parse_forwarded_heartbeats(body: bytes) -> list[tuple[str, str]]:
+    """``POST /v1/internal/heartbeats`` (a follower's batch): ``{"instances": [[service, id], ...]}``."""
+    return [(service, instance_id) for service, instance_id in decode_json(body, _forwarded_decoder).instances]
 
 
 def parse_meta_filters(values: list[str]) -> list[tuple[str, str]]:

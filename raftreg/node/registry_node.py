@@ -22,14 +22,18 @@ from pathlib import Path
 import aiohttp
 
 from raftreg.config import ClusterConfig, NodeConfig
-from raftreg.errors import CommitTimeout, Unavailable, WaitTimeout
-from raftreg.models import Instance, ServiceSummary
+from raftreg.errors import CommitTimeout, NotFound, Unavailable, WaitTimeout
+from raftreg.models import Instance, ServiceSummary, Status
+from raftreg.node.checks import CheckRunner, NetworkProber
+from raftreg.node.heartbeat_forwarder import HeartbeatForwarder
+from raftreg.node.lease_keeper import LeaseKeeper, lease_events
+from raftreg.node.leases import Clock, LeaseKey, SystemClock
 from raftreg.node.proposer import Committed, GroupCommitter
 from raftreg.node.watchdog import Watchdog
 from raftreg.node.watches import CATALOG, WatchHub, changed_topics, service_topic
 from raftreg.raft import RaftNode, RaftStatus
-from raftreg.state.commands import Command, Deregister, Noop, Register
-from raftreg.state.registry import Deregistered, Failed, Registered, Result
+from raftreg.state.commands import Command, Deregister, Expire, Noop, Register, SetCheckStatus, SetManualStatus
+from raftreg.state.registry import Deregistered, Failed, Registered, Result, StatusSet
 
 log = logging.getLogger("raftreg.node")
 
@@ -48,10 +52,15 @@ class ReadContext:
 class RegistryNode:
     """A running cluster member (create, then ``await start()``; ``await stop()`` at the end)."""
 
-    def __init__(self, config: ClusterConfig, name: str, *, data_dir: Path, secret: str) -> None:
+    def __init__(
+        self, config: ClusterConfig, name: str, *, data_dir: Path, secret: str, clock: Clock | None = None
+    ) -> None:
         self.config = config
         self.me: NodeConfig = config.node(name)
         self._names_by_raft = {n.raft: n.name for n in config.nodes}
+        self._urls_by_raft = {n.raft: n.http_url for n in config.nodes}
+        self.clock: Clock = clock or SystemClock()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.watches = WatchHub(self._raft_applied_index)
         self.raft = RaftNode(
             self_addr=self.me.raft,
@@ -74,10 +83,28 @@ class RegistryNode:
         self._tasks: list[asyncio.Task[None]] = []
         self.started_at = time.monotonic()
         self.serves_reads = False  # see check_readable
+        leases = config.leases
+        self.leases = LeaseKeeper(
+            leases, self.clock,
+            grace=leases.grace if leases.grace is not None else tuning.raft_max_timeout,
+            read_instance=lambda service, instance_id: self.get_instance(service, instance_id)[1],
+            read_leased=self._leased_instances,
+            propose_expire=self._expire,
+        )
+        self.forwarder = HeartbeatForwarder(self._leader_url, timeout=2.0, max_batch=leases.forward_batch)
+        self.prober = NetworkProber(config.checks.max_concurrent)
+        self.checks = CheckRunner(
+            self.me.name, config.checks, self.clock,
+            list_checked=self._checked_instances,
+            live_members=self._live_members,
+            propose_status=self._set_check_status,
+            propose_expire=lambda inst: self._expire(inst.service, inst.id, inst.modify_index, "critical"),
+            prober=self.prober,
+        )
 
     # ---- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self.watches.bind(loop)
         await loop.run_in_executor(None, self.raft.start, loop)
         self._refresh_status()
@@ -85,8 +112,14 @@ class RegistryNode:
             asyncio.create_task(self._sample_status(), name="status-sampler"),
             asyncio.create_task(self.watchdog.run(), name="watchdog"),
         ]
+        self.leases.start()
+        self.checks.start()
 
     async def stop(self) -> None:
+        await self.checks.stop()
+        await self.leases.stop()
+        await self.forwarder.close()
+        await self.prober.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -147,16 +180,23 @@ class RegistryNode:
         return self.raft.applied_index
 
     def _on_applied(self, index: int, cmds: list[Command], results: list[Result]) -> None:
-        """Tick thread, after each applied entry: tell the watch hub what changed."""
+        """Tick thread, after each applied entry: tell the watch hub what changed, and the lease
+        holder (only on the leader) what happened to leased instances."""
         self.watches.notify_threadsafe(index, frozenset(changed_topics(cmds, results)))
+        if self.leases.holds_leases and self._loop is not None:
+            events = lease_events(cmds, results)
+            if events:
+                self._loop.call_soon_threadsafe(self.leases.on_applied, events)
 
     def _refresh_status(self) -> None:
-        self.status = self.raft.status()
-        self.watches.advance_applied(self.status.applied_index)
-        if self.usable_leader(self.status) is not None:
+        st = self.status = self.raft.status()
+        self.watches.advance_applied(st.applied_index)
+        usable = self.usable_leader(st) is not None
+        if usable:
             self._leader_known.set()
         else:
             self._leader_known.clear()
+        self.leases.on_status(st, usable and st.state == "leader" and st.applied_index >= st.commit_index)
         if not self.serves_reads and self.is_ready()[0]:
             self.serves_reads = True
             log.info("event=caught_up applied_index=%d: serving reads", self.status.applied_index)
@@ -189,18 +229,23 @@ class RegistryNode:
         return None
 
     # ---- writes -------------------------------------------------------------------------
-    async def _commit(self, cmd: Command, timeout: float | None = None) -> Committed:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + (timeout if timeout is not None else self.commit_timeout)
+    async def _await_leader(self, deadline: float) -> None:
+        """Return once a usable leader is known; wait a little for an election to finish, then
+        ``Unavailable``."""
         if not self._leader_known.is_set():
             self._refresh_status()
         if not self._leader_known.is_set():
-            # Wait a little for an election to finish before answering 503.
+            loop = asyncio.get_running_loop()
             wait = min(deadline - loop.time(), self.config.raft.raft_max_timeout * 2)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._leader_known.wait(), max(wait, 0))
             if not self._leader_known.is_set():
                 raise Unavailable("no leader is reachable from this node; retry later", retry_after=1.0)
+
+    async def _commit(self, cmd: Command, timeout: float | None = None) -> Committed:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (timeout if timeout is not None else self.commit_timeout)
+        await self._await_leader(deadline)
         try:
             return await asyncio.wait_for(self.proposer.propose(cmd), max(deadline - loop.time(), 0.001))
         except TimeoutError:
@@ -229,6 +274,63 @@ class RegistryNode:
             raise RuntimeError(f"deregister failed in the state machine: {result.reason}")
         assert isinstance(result, Deregistered)
         return committed.index, result.existed or committed.after_unknown_attempt
+
+    async def set_manual_status(
+        self, service: str, instance_id: str, status: Status, note: str
+    ) -> tuple[int, Instance]:
+        """Set (``warning``/``critical``) or clear (``passing``) the status set by hand; returns the
+        commit index and the stored instance; ``NotFound`` when there is no such instance."""
+        committed = await self._commit(SetManualStatus(service, instance_id, status, note))
+        result = committed.result
+        if not isinstance(result, StatusSet) or result.instance is None:
+            raise NotFound(f"no instance {instance_id!r} in service {service!r}")
+        return committed.index, result.instance
+
+    async def _set_check_status(self, inst: Instance, status: Status, output: str) -> Instance | None:
+        """Check runner: commit a check verdict for this incarnation of ``inst``."""
+        committed = await self._commit(SetCheckStatus(inst.service, inst.id, inst.create_index, status, output[:512]))
+        result = committed.result
+        return result.instance if isinstance(result, StatusSet) else None
+
+    async def _expire(self, service: str, instance_id: str, modify_index: int, reason: str = "ttl") -> bool:
+        """Lease holder / check runner: remove the instance if it is still at ``modify_index``."""
+        committed = await self._commit(Expire(service, instance_id, modify_index, reason))
+        return isinstance(committed.result, Deregistered) and committed.result.existed
+
+    # ---- leases and checks ----------------------------------------------------------------
+    async def heartbeat(self, service: str, instance_id: str) -> float:
+        """Renew an instance's lease: on the leader directly, on a follower through the leader
+        (see ``LeaseKeeper.renew`` and ``HeartbeatForwarder``). Returns the ttl."""
+        if self.leases.holds_leases:
+            return self.leases.renew(service, instance_id)
+        loop = asyncio.get_running_loop()
+        await self._await_leader(loop.time() + self.commit_timeout)
+        if self.status.state == "leader":
+            # Elected, leases not armed yet (arming waits until the leader applied its log).
+            await asyncio.sleep(STATUS_PERIOD * 2)
+            return self.leases.renew(service, instance_id)
+        return await self.forwarder.renew(service, instance_id)
+
+    def _leader_url(self) -> str | None:
+        leader = self.usable_leader(self.status)
+        return self._urls_by_raft.get(leader) if leader is not None and leader != self.me.raft else None
+
+    def _leased_instances(self) -> list[tuple[LeaseKey, float, int]]:
+        with self.raft.lock:
+            leased = self.raft.registry.instances_where(lambda i: i.ttl is not None)
+        return [((i.service, i.id), i.ttl or 0.0, i.modify_index) for i in leased]
+
+    def _checked_instances(self) -> list[Instance]:
+        with self.raft.lock:
+            return self.raft.registry.checked_instances()
+
+    def _live_members(self) -> list[str] | None:
+        """Who shares the checks: this node (only while it has a usable leader, else None) and the
+        peers its Raft transport is connected to."""
+        st = self.status
+        if self.usable_leader(st) is None or not self.serves_reads:
+            return None
+        return [self.me.name, *(self._names_by_raft[a] for a in st.connected if a in self._names_by_raft)]
 
     async def barrier(self, timeout: float | None = None) -> int:
         """Commit a no-op through the log: afterwards a local read is linearizable. Concurrent
@@ -367,4 +469,7 @@ class RegistryNode:
             "watchdog_recoveries": self.watchdog.recoveries,
             "led_terms": list(self.raft.led_terms),
             "watches": dataclasses.asdict(self.watches.stats),
+            "leases": self.leases.stats(),
+            "heartbeats_forwarded": {"batches": self.forwarder.batches, "heartbeats": self.forwarder.forwarded},
+            "checks": {**dataclasses.asdict(self.checks.stats), "lag_ms": self.checks.lag_ms()},
         }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import msgspec
 
-from raftreg.models import Instance
+from raftreg.models import Instance, Status
 
 ENVELOPE_VERSION = 1
 
@@ -32,7 +32,40 @@ class Noop(msgspec.Struct, frozen=True, tag="noop", array_like=True):
     """Changes nothing; committing one is a read barrier."""
 
 
-Command = Register | Deregister | Noop
+class Expire(msgspec.Struct, frozen=True, tag="expire", array_like=True):
+    """Remove an instance whose lease ran out (or whose check stayed critical too long), but only
+    if it is still the version the leader judged: its ``modify_index`` must be ``modify_index``.
+    A re-registration or a status change committed in between makes this a no-op, so a decision
+    taken on an older state never removes a newer one."""
+
+    service: str
+    id: str
+    modify_index: int
+    reason: str = "ttl"
+
+
+class SetCheckStatus(msgspec.Struct, frozen=True, tag="check", array_like=True):
+    """The active check of an instance changed its verdict. Applies only to the incarnation that
+    was probed (``create_index``); a no-op when the status is already ``status``."""
+
+    service: str
+    id: str
+    create_index: int
+    status: Status
+    output: str = ""
+
+
+class SetManualStatus(msgspec.Struct, frozen=True, tag="manual", array_like=True):
+    """Set an instance's status by hand (``warning`` or ``critical``), or clear the manual status
+    (``passing``): see ``raftreg.models.effective_status``."""
+
+    service: str
+    id: str
+    status: Status
+    note: str = ""
+
+
+Command = Register | Deregister | Noop | Expire | SetCheckStatus | SetManualStatus
 
 
 class Envelope(msgspec.Struct, frozen=True, array_like=True):

@@ -16,12 +16,12 @@ its index moves when it is created and unrelated writes do not move it.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import msgspec
 
-from raftreg.models import Instance, ServiceSummary
-from raftreg.state.commands import Command, Deregister, Noop, Register
+from raftreg.models import Instance, ServiceSummary, Status, effective_status
+from raftreg.state.commands import Command, Deregister, Expire, Noop, Register, SetCheckStatus, SetManualStatus
 
 SNAPSHOT_VERSION = 1
 
@@ -34,9 +34,18 @@ class Registered(msgspec.Struct, frozen=True):
 
 
 class Deregistered(msgspec.Struct, frozen=True):
-    """Result of Deregister: whether the instance existed."""
+    """Result of Deregister and Expire: whether the instance existed (Expire: and was still the
+    version it named) and was removed."""
 
     existed: bool
+
+
+class StatusSet(msgspec.Struct, frozen=True):
+    """Result of SetCheckStatus / SetManualStatus: the stored instance (None when it does not
+    exist, or is another incarnation) and whether the command changed it."""
+
+    instance: Instance | None
+    changed: bool
 
 
 class Nothing(msgspec.Struct, frozen=True):
@@ -49,7 +58,7 @@ class Failed(msgspec.Struct, frozen=True):
     reason: str
 
 
-Result = Registered | Deregistered | Nothing | Failed
+Result = Registered | Deregistered | StatusSet | Nothing | Failed
 
 
 class _ServiceSnap(msgspec.Struct, array_like=True):
@@ -77,6 +86,7 @@ class Registry:
         self._service_index: dict[str, int] = {}
         self._index = 0
         self._catalog_index = 0
+        self._checked: set[tuple[str, str]] = set()  # instances with an active check (derived)
 
     # ---- writes -------------------------------------------------------------------------
     def apply(self, index: int, cmd: Command) -> Result:
@@ -88,13 +98,34 @@ class Registry:
                 return self._deregister(index, cmd.service, cmd.id)
             if isinstance(cmd, Noop):
                 return Nothing()
+            if isinstance(cmd, Expire):
+                return self._expire(index, cmd)
+            if isinstance(cmd, SetCheckStatus):
+                return self._set_check_status(index, cmd)
+            if isinstance(cmd, SetManualStatus):
+                return self._set_manual_status(index, cmd)
             return Failed(f"unknown command {type(cmd).__name__}")
         except Exception as exc:  # apply must never raise (research/pysyncobj.md §4.1, poison pill)
             return Failed(f"{type(exc).__name__}: {exc}")
 
     def _register(self, index: int, new: Instance) -> Registered:
+        """Upsert. The status fields of ``new`` are ignored: a status set by hand survives a
+        re-registration; the check's verdict survives while the check definition is unchanged,
+        and a new or changed check starts ``critical`` until it passes."""
         instances = self._services.get(new.service)
         old = instances.get(new.id) if instances is not None else None
+        check_status: Status | None = None
+        if new.check is not None:
+            kept = old is not None and old.check == new.check and old.check_status is not None
+            check_status = old.check_status if kept and old is not None else "critical"
+        manual = old.manual_status if old is not None else None
+        new = msgspec.structs.replace(
+            new,
+            check_status=check_status,
+            manual_status=manual,
+            status=effective_status(manual, check_status),
+            status_note=old.status_note if old is not None and (manual is not None or check_status is not None) else "",
+        )
         if old is not None and old.same_definition(new):
             return Registered(old, changed=False)
         stored = _shared_strings(new, create_index=old.create_index if old is not None else index, modify_index=index)
@@ -102,15 +133,61 @@ class Registry:
             instances = self._services[new.service] = {}
             self._catalog_index = index
         instances[new.id] = stored
+        if stored.check is not None:
+            self._checked.add((stored.service, stored.id))
+        else:
+            self._checked.discard((stored.service, stored.id))
         self._service_index[new.service] = index
         self._index = index
         return Registered(stored, changed=True)
+
+    def _expire(self, index: int, cmd: Expire) -> Deregistered:
+        inst = self.get_instance(cmd.service, cmd.id)
+        if inst is None or inst.modify_index != cmd.modify_index:
+            return Deregistered(existed=False)
+        return self._deregister(index, cmd.service, cmd.id)
+
+    def _set_check_status(self, index: int, cmd: SetCheckStatus) -> StatusSet:
+        old = self.get_instance(cmd.service, cmd.id)
+        if old is None or old.create_index != cmd.create_index or old.check is None:
+            return StatusSet(None, changed=False)
+        if old.check_status == cmd.status:
+            return StatusSet(old, changed=False)
+        note = old.status_note if old.manual_status is not None else cmd.output
+        return self._replace_status(index, old, old.manual_status, cmd.status, note)
+
+    def _set_manual_status(self, index: int, cmd: SetManualStatus) -> StatusSet:
+        old = self.get_instance(cmd.service, cmd.id)
+        if old is None:
+            return StatusSet(None, changed=False)
+        manual: Status | None = None if cmd.status == "passing" else cmd.status
+        note = cmd.note if manual is not None else ""
+        if old.manual_status == manual and old.status_note == note:
+            return StatusSet(old, changed=False)
+        return self._replace_status(index, old, manual, old.check_status, note)
+
+    def _replace_status(
+        self, index: int, old: Instance, manual: Status | None, check_status: Status | None, note: str
+    ) -> StatusSet:
+        stored = msgspec.structs.replace(
+            old,
+            manual_status=manual,
+            check_status=check_status,
+            status=effective_status(manual, check_status),
+            status_note=note,
+            modify_index=index,
+        )
+        self._services[old.service][old.id] = stored
+        self._service_index[old.service] = index
+        self._index = index
+        return StatusSet(stored, changed=True)
 
     def _deregister(self, index: int, service: str, instance_id: str) -> Deregistered:
         instances = self._services.get(service)
         if instances is None or instance_id not in instances:
             return Deregistered(existed=False)
         del instances[instance_id]
+        self._checked.discard((service, instance_id))
         self._index = index
         if instances:
             self._service_index[service] = index
@@ -174,6 +251,14 @@ class Registry:
     def instance_count(self) -> int:
         return sum(len(insts) for insts in self._services.values())
 
+    def checked_instances(self) -> list[Instance]:
+        """Every instance that has an active check (kept in a derived index: no full scan)."""
+        return [self._services[service][instance_id] for service, instance_id in self._checked]
+
+    def instances_where(self, keep: Callable[[Instance], bool]) -> list[Instance]:
+        """Every instance for which ``keep`` is true (leases: those with a ttl; checks: with a check)."""
+        return [inst for insts in self._services.values() for inst in insts.values() if keep(inst)]
+
     # ---- snapshots ----------------------------------------------------------------------
     def snapshot(self) -> bytes:
         """The whole state as compact, deterministic msgpack bytes."""
@@ -193,6 +278,7 @@ class Registry:
             for s in snap.services
         }
         self._service_index = {s.name: s.index for s in snap.services}
+        self._checked = {(i.service, i.id) for s in snap.services for i in s.instances if i.check is not None}
         self._index = snap.index
         self._catalog_index = snap.catalog_index
 

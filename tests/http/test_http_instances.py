@@ -8,6 +8,7 @@ pytestmark = pytest.mark.cluster
 
 INSTANCE_FIELDS = {
     "service", "id", "address", "port", "tags", "meta", "weight", "ttl", "check", "status",
+    "check_status", "manual_status", "status_note",
     "create_index", "modify_index",
 }
 # A closed port: the check (once checks run) keeps failing, so the status stays "critical".

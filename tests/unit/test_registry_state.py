@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from raftreg.models import Check, Instance, ServiceSummary
-from raftreg.state.commands import Command, Deregister, Noop, Register
-from raftreg.state.registry import SNAPSHOT_VERSION, Deregistered, Failed, Nothing, Registered, Registry
+from raftreg.models import Check, Instance, ServiceSummary, effective_status
+from raftreg.state.commands import Command, Deregister, Expire, Noop, Register, SetCheckStatus, SetManualStatus
+from raftreg.state.registry import SNAPSHOT_VERSION, Deregistered, Failed, Nothing, Registered, Registry, StatusSet
 
 SERVICES = ("api", "db", "web")
 IDS = ("i1", "i2", "i3", "i4")
@@ -43,10 +43,12 @@ definitions = st.fixed_dictionaries(
         "weight": st.sampled_from((1, 100)),
         "ttl": st.sampled_from((None, 10.0)),
         "check": st.sampled_from((None, Check(http="http://h/health"), Check(tcp="h:80", interval=5.0))),
-        "status": st.sampled_from(STATUSES),
     }
 )
-DEF_FIELDS = ("address", "port", "tags", "meta", "weight", "ttl", "check", "status")
+DEF_FIELDS = ("address", "port", "tags", "meta", "weight", "ttl", "check")
+# Status fields inside a Register command must be ignored too: the registry derives them.
+junk_statuses = st.sampled_from(STATUSES)
+notes = st.sampled_from(("", "maintenance", "disk"))
 services = st.sampled_from(SERVICES)
 ids = st.sampled_from(IDS)
 # Index fields inside a Register command must be ignored by the registry.
@@ -56,6 +58,11 @@ gaps = st.integers(min_value=1, max_value=3)
 
 def make_instance(service: str, instance_id: str, d: dict[str, Any], create: int = 0, modify: int = 0) -> Instance:
     return Instance(service=service, id=instance_id, create_index=create, modify_index=modify, **d)
+
+
+def definition_of(d: dict[str, Any]) -> dict[str, Any]:
+    """The registration fields of a stored entry (without the derived status fields)."""
+    return {f: d[f] for f in DEF_FIELDS}
 
 
 def reordered_meta(d: dict[str, Any]) -> dict[str, Any]:
@@ -84,9 +91,19 @@ class Model:
         d, create, modify = entry
         return make_instance(service, instance_id, d, create, modify)
 
-    def register(self, index: int, service: str, instance_id: str, d: dict[str, Any]) -> bool:
+    def register(self, index: int, service: str, instance_id: str, defn: dict[str, Any]) -> bool:
         key = (service, instance_id)
         old = self.instances.get(key)
+        old_d = old[0] if old is not None else None
+        check_status = None
+        if defn["check"] is not None:
+            same_check = old_d is not None and old_d["check"] == defn["check"] and old_d["check_status"] is not None
+            check_status = old_d["check_status"] if same_check and old_d is not None else "critical"
+        manual = old_d["manual_status"] if old_d is not None else None
+        keep_note = old_d is not None and (manual is not None or check_status is not None)
+        d = {**definition_of(defn), "check_status": check_status, "manual_status": manual,
+             "status": effective_status(manual, check_status),
+             "status_note": old_d["status_note"] if keep_note and old_d is not None else ""}
         if old is not None and old[0] == d:
             return False
         if not self.present(service):
@@ -94,6 +111,18 @@ class Model:
         create = old[1] if old is not None else index
         self.instances[key] = [dict(d), create, index]
         self.service_changed[service] = index
+        self.index = index
+        return True
+
+    def set_status(self, index: int, key: tuple[str, str], **fields: Any) -> bool:
+        d = self.instances[key][0]
+        new = {**d, **fields}
+        new["status"] = effective_status(new["manual_status"], new["check_status"])
+        if new == d:
+            return False
+        self.instances[key][0] = new
+        self.instances[key][2] = index
+        self.service_changed[key[0]] = index
         self.index = index
         return True
 
@@ -148,10 +177,10 @@ class RegistryMachine(RuleBasedStateMachine):
         return data.draw(st.sampled_from(sorted(self.model.instances)))
 
     # ---- rules --------------------------------------------------------------------------
-    @rule(service=services, instance_id=ids, d=definitions, junk=junk_indexes, gap=gaps)
-    def register(self, service: str, instance_id: str, d: dict[str, Any], junk: int, gap: int) -> None:
+    @rule(service=services, instance_id=ids, d=definitions, junk=junk_indexes, gap=gaps, status=junk_statuses)
+    def register(self, service: str, instance_id: str, d: dict[str, Any], junk: int, gap: int, status: str) -> None:
         index = self.next_index(gap)
-        result = self.reg.apply(index, Register(make_instance(service, instance_id, d, junk, junk)))
+        result = self.reg.apply(index, Register(make_instance(service, instance_id, {**d, "status": status}, junk, junk)))
         changed = self.model.register(index, service, instance_id, d)
         assert isinstance(result, Registered)
         assert result.changed is changed
@@ -161,7 +190,8 @@ class RegistryMachine(RuleBasedStateMachine):
     @rule(data=st.data(), junk=junk_indexes, gap=gaps)
     def replace_with_changes(self, data: st.DataObject, junk: int, gap: int) -> None:
         service, instance_id = self.pick_existing(data)
-        old_def, old_create, _ = self.model.instances[(service, instance_id)]
+        old_d, old_create, _ = self.model.instances[(service, instance_id)]
+        old_def = definition_of(old_d)
         new_def = data.draw(definitions.filter(lambda d: d != old_def))
         index = self.next_index(gap)
         result = self.reg.apply(index, Register(make_instance(service, instance_id, new_def, junk, junk)))
@@ -177,7 +207,7 @@ class RegistryMachine(RuleBasedStateMachine):
     @rule(data=st.data(), junk=junk_indexes, gap=gaps)
     def reregister_identical(self, data: st.DataObject, junk: int, gap: int) -> None:
         service, instance_id = self.pick_existing(data)
-        d = reordered_meta(self.model.instances[(service, instance_id)][0])
+        d = reordered_meta(definition_of(self.model.instances[(service, instance_id)][0]))
         before = self.reg.get_instance(service, instance_id)
         before_index = self.reg.index
         before_service_index = self.reg.service_index(service)
@@ -209,6 +239,48 @@ class RegistryMachine(RuleBasedStateMachine):
         assert result == Deregistered(existed=True)
         assert self.reg.get_instance(service, instance_id) is None
         assert self.reg.index == index
+
+    @precondition(lambda self: self.model.instances)
+    @rule(data=st.data(), status=st.sampled_from(("passing", "warning", "critical")), note=notes, gap=gaps)
+    def set_manual_status(self, data: st.DataObject, status: str, note: str, gap: int) -> None:
+        key = self.pick_existing(data)
+        index = self.next_index(gap)
+        result = self.reg.apply(index, SetManualStatus(*key, status, note))  # type: ignore[arg-type]
+        manual = None if status == "passing" else status
+        changed = self.model.set_status(index, key, manual_status=manual, status_note=note if manual else "")
+        assert isinstance(result, StatusSet)
+        assert result.changed is changed
+        assert result.instance == self.model.expected(*key)
+
+    @precondition(lambda self: self.model.instances)
+    @rule(data=st.data(), status=junk_statuses, note=notes, stale=st.booleans(), gap=gaps)
+    def set_check_status(self, data: st.DataObject, status: str, note: str, stale: bool, gap: int) -> None:
+        key = self.pick_existing(data)
+        d, create, _ = self.model.instances[key]
+        index = self.next_index(gap)
+        result = self.reg.apply(index, SetCheckStatus(*key, create - 1 if stale else create, status, note))  # type: ignore[arg-type]
+        assert isinstance(result, StatusSet)
+        if stale or d["check"] is None:
+            assert result == StatusSet(None, changed=False)
+            return
+        fields: dict[str, Any] = {"check_status": status}
+        if d["check_status"] != status and d["manual_status"] is None:
+            fields["status_note"] = note
+        changed = self.model.set_status(index, key, **fields)
+        assert result.changed is changed
+        assert result.instance == self.model.expected(*key)
+
+    @precondition(lambda self: self.model.instances)
+    @rule(data=st.data(), stale=st.booleans(), gap=gaps)
+    def expire(self, data: st.DataObject, stale: bool, gap: int) -> None:
+        """Compare-and-delete: an Expire naming an older version removes nothing."""
+        key = self.pick_existing(data)
+        modify = self.model.instances[key][2]
+        index = self.next_index(gap)
+        result = self.reg.apply(index, Expire(*key, modify - 1 if stale else modify))
+        assert result == Deregistered(existed=not stale)
+        if not stale:
+            assert self.model.deregister(index, *key) is True
 
     @rule(gap=gaps)
     def noop(self, gap: int) -> None:
@@ -258,6 +330,11 @@ class RegistryMachine(RuleBasedStateMachine):
         for service, instance_id in itertools.product(SERVICES, IDS):
             assert self.reg.get_instance(service, instance_id) == self.model.expected(service, instance_id)
         assert self.reg.instance_count() == len(self.model.instances)
+
+    @invariant()
+    def checked_index_matches_model(self) -> None:
+        want = sorted((s, i) for (s, i), (d, _, _) in self.model.instances.items() if d["check"] is not None)
+        assert sorted((x.service, x.id) for x in self.reg.checked_instances()) == want
 
     @invariant()
     def indexes_match_model(self) -> None:

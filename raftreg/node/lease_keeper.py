@@ -1,0 +1,183 @@
+"""``LeaseKeeper``: runs the leader's ``LeaseTable`` on a node's event loop.
+
+Contract:
+- ``on_status(status, ready)`` is called by the node's status sampler (every 50 ms). When this
+  node is a leader with a quorum that has applied what it knows to be committed, it arms every
+  lease (``LeaseTable.arm_all`` with grace = one maximum election timeout) from the applied
+  state; when it stops being leader it drops them.
+- ``on_applied(events)`` receives, on the loop, what applied entries did to leased instances.
+- ``renew(service, id)`` (leader only) renews a lease: returns the ttl, raises ``NotFound`` when
+  the applied state has no such instance (the client registers again), ``InvalidArgument`` when
+  it has no ttl, ``Unavailable`` when this node does not hold the leases (not leader, or not armed
+  yet: the client retries, possibly elsewhere).
+- The expiry loop proposes ``Expire`` for what ``LeaseTable.due`` hands out, every
+  ``check_period`` seconds, and logs the mass-expiry guard's transitions as warnings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from raftreg.config import LeaseTuning
+from raftreg.errors import InvalidArgument, NotFound, RaftregError, Unavailable
+from raftreg.models import Instance
+from raftreg.node.leases import Clock, LeaseKey, LeaseTable
+from raftreg.raft import RaftStatus
+from raftreg.state.commands import Command, Deregister, Expire
+from raftreg.state.registry import Deregistered, Registered, Result, StatusSet
+
+log = logging.getLogger("raftreg.leases")
+
+# What an applied command did to an instance, for the lease holder:
+# ("track", instance, renew) after a register (renew=True) or a status change; ("forget", key).
+LeaseEvent = tuple[str, Any, bool]
+
+
+def lease_events(cmds: list[Command], results: list[Result]) -> list[LeaseEvent]:
+    """What one applied entry means for the lease holder (computed in the Raft tick thread)."""
+    events: list[LeaseEvent] = []
+    for cmd, result in zip(cmds, results, strict=True):
+        if isinstance(result, Registered):
+            events.append(("track", result.instance, True))
+        elif isinstance(result, StatusSet) and result.changed and result.instance is not None:
+            events.append(("track", result.instance, False))
+        elif isinstance(result, Deregistered) and result.existed and isinstance(cmd, Deregister | Expire):
+            events.append(("forget", (cmd.service, cmd.id), False))
+    return events
+
+
+class LeaseKeeper:
+    def __init__(
+        self,
+        tuning: LeaseTuning,
+        clock: Clock,
+        *,
+        grace: float,
+        read_instance: Callable[[str, str], Instance | None],
+        read_leased: Callable[[], list[tuple[LeaseKey, float, int]]],
+        propose_expire: Callable[[str, str, int], Awaitable[bool]],
+    ) -> None:
+        self.table = LeaseTable(tuning, clock)
+        self.tuning = tuning
+        self.grace = grace
+        self._read_instance = read_instance
+        self._read_leased = read_leased
+        self._propose_expire = propose_expire
+        self._task: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    # ---- lifecycle --------------------------------------------------------------------------
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._expiry_loop(), name="lease-expiry")
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._task, *self._inflight) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # ---- leadership -------------------------------------------------------------------------
+    def on_status(self, st: RaftStatus, holds_leadership: bool) -> None:
+        """``holds_leadership``: leader with a quorum, applied up to its commit index."""
+        table = self.table
+        if holds_leadership and not table.active:
+            leased = self._read_leased()
+            table.arm_all(leased, self.grace, st.term)
+            log.info("event=leases_armed term=%d leases=%d grace_s=%.2f", st.term, len(leased), self.grace)
+        elif table.active and (st.state != "leader" or st.term != table.stats.armed_at_term):
+            log.info("event=leases_dropped term=%d state=%s", st.term, st.state)
+            table.clear()
+
+    @property
+    def holds_leases(self) -> bool:
+        return self.table.active
+
+    # ---- applied entries --------------------------------------------------------------------
+    def on_applied(self, events: list[LeaseEvent]) -> None:
+        if not self.table.active:
+            return
+        for kind, what, renew in events:
+            if kind == "track":
+                inst: Instance = what
+                key = (inst.service, inst.id)
+                if inst.ttl is None:
+                    self.table.forget(key)
+                else:
+                    self.table.track(key, inst.ttl, inst.modify_index, renew=renew)
+            else:
+                self.table.forget(what)
+
+    # ---- heartbeats -------------------------------------------------------------------------
+    def renew(self, service: str, instance_id: str) -> float:
+        """Renew one lease on the leader (see the module docstring for the errors)."""
+        if not self.table.active:
+            raise Unavailable("this node does not hold the leases (not the leader, or just elected); "
+                              "retry", retry_after=0.5)
+        inst = self._read_instance(service, instance_id)
+        if inst is None:
+            raise NotFound(f"no instance {instance_id!r} in service {service!r} (expired or never "
+                           "registered): register it again")
+        if inst.ttl is None:
+            raise InvalidArgument(f"instance {instance_id!r} of service {service!r} has no ttl: "
+                                  "register it with a ttl to send heartbeats")
+        self.table.renew((service, instance_id), inst.ttl, inst.modify_index)
+        return inst.ttl
+
+    def renew_many(self, keys: list[LeaseKey]) -> list[dict[str, Any]]:
+        """Forwarded heartbeats: one result per key, ``{"ttl": x}`` or ``{"error": {...}}``."""
+        out: list[dict[str, Any]] = []
+        for service, instance_id in keys:
+            try:
+                out.append({"ttl": self.renew(service, instance_id)})
+            except RaftregError as err:
+                out.append(err.to_body())
+        return out
+
+    # ---- expiry -----------------------------------------------------------------------------
+    async def _expiry_loop(self) -> None:
+        throttled = False
+        while True:
+            await asyncio.sleep(self.tuning.check_period)
+            if not self.table.active:
+                throttled = False
+                continue
+            try:
+                for key, modify_index in self.table.due():
+                    task = asyncio.create_task(self._expire(key, modify_index))
+                    self._inflight.add(task)
+                    task.add_done_callback(self._inflight.discard)
+            except Exception:
+                log.exception("event=lease_expiry_failed")
+            stats = self.table.stats
+            if stats.throttled != throttled:
+                throttled = stats.throttled
+                if throttled:
+                    log.warning("event=mass_expiry_guard state=on overdue=%d leases=%d held=%d rate_per_s=%g: "
+                                "more than %.0f%% of the leased instances would expire within one ttl; "
+                                "expiring slowly (heartbeats may be failing on the clients' side)",
+                                stats.overdue, stats.leases, stats.held, self.tuning.mass_expiry_rate,
+                                self.tuning.mass_expiry_share * 100)
+                else:
+                    log.warning("event=mass_expiry_guard state=off overdue=%d leases=%d",
+                                stats.overdue, stats.leases)
+
+    async def _expire(self, key: LeaseKey, modify_index: int) -> None:
+        removed = False
+        try:
+            removed = await self._propose_expire(key[0], key[1], modify_index)
+            if removed:
+                log.info("event=lease_expired service=%s id=%s", key[0], key[1])
+        except RaftregError as err:
+            log.info("event=lease_expire_retry service=%s id=%s reason=%s", key[0], key[1], err.code)
+        finally:
+            self.table.expire_done(key, removed)
+
+    def stats(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.table.current_stats())
