@@ -30,7 +30,7 @@ import threading
 import time
 import urllib.parse
 from array import array
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -145,43 +145,58 @@ class _LightHttp(asyncio.Protocol):
         return await asyncio.wait_for(self.answer, timeout)
 
 
+# One watcher request: GET with ``index``; returns (HTTP status, receive time, X-Raftreg-Index, body).
+Fetch = Callable[[int], Awaitable[tuple[int, float, int, bytes]]]
+
+
+class _LightFetch:
+    """A watcher's requests on its own ``_LightHttp`` keep-alive connection (reopened after errors)."""
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        url = urllib.parse.urlsplit(job["url"])
+        self.host, self.port = url.hostname or "127.0.0.1", url.port or 80
+        self.target = f"/v1/services/{job['service']}?wait={job['wait']}&index="
+        self.timeout = job["request_timeout"]
+        self.proto: _LightHttp | None = None
+
+    async def __call__(self, index: int) -> tuple[int, float, int, bytes]:
+        try:
+            if self.proto is None or self.proto.closed.done():
+                _, self.proto = await asyncio.get_running_loop().create_connection(_LightHttp, self.host, self.port)
+            status, headers, body = await self.proto.get(
+                f"GET {self.target}{index} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n\r\n".encode(), self.timeout)
+            return status, time.monotonic(), int(headers.get("x-raftreg-index", "-1")), body
+        except Exception:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self.proto is not None and self.proto.transport is not None:
+            self.proto.transport.close()
+        self.proto = None
+
+
 async def _watch_job(job: dict[str, Any], conn: Connection) -> dict[str, Any]:
-    if job.get("client", "light") == "light":
-        return await _watch_job_light(job, conn)
-    return await _watch_job_aiohttp(job, conn)
-
-
-async def _watch_job_light(job: dict[str, Any], conn: Connection) -> dict[str, Any]:
-    """As ``_watch_job_aiohttp``, each watcher on its own ``_LightHttp`` keep-alive connection."""
+    """``job["watchers"]`` blocking queries on one service of one node, each re-parking at once with
+    the index it got, until each has seen ``job["rounds"]`` changes. When the last watcher of this
+    process has its answer of round r, the receive times (time.monotonic, system-wide) go to the
+    parent at once as ``{"round": r, ...}``; the job's result has the error and timeout counts.
+    ``job["client"]``: ``light`` (``_LightFetch``) or ``aiohttp`` (one ``ClientSession``)."""
     n, rounds = job["watchers"], job["rounds"]
-    url = urllib.parse.urlsplit(job["url"])
-    host, port = url.hostname or "127.0.0.1", url.port or 80
-    target = f"/v1/services/{job['service']}?wait={job['wait']}&index="
     errs: collections.Counter[str] = collections.Counter()
     counts = {"requests": 0, "timeouts": 0}
     recv = [array("d") for _ in range(rounds)]
     seen: list[collections.Counter[str]] = [collections.Counter() for _ in range(rounds)]
-    loop = asyncio.get_running_loop()
 
-    async def watcher() -> None:
+    async def watcher(fetch: Fetch) -> None:
         index = job["index"]
-        proto: _LightHttp | None = None
         for r in range(rounds):
             while True:
                 counts["requests"] += 1
                 try:
-                    if proto is None or proto.closed.done():
-                        _, proto = await loop.create_connection(_LightHttp, host, port)
-                    status, headers, body = await proto.get(
-                        f"GET {target}{index} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode(),
-                        job["request_timeout"])
-                    t = time.monotonic()
-                    new = int(headers.get("x-raftreg-index", "-1"))
+                    status, t, new, body = await fetch(index)
                 except Exception as exc:
                     errs[rb._error_key(exc)] += 1
-                    if proto is not None and proto.transport is not None:
-                        proto.transport.close()
-                    proto = None
                     await asyncio.sleep(0.2)
                     continue
                 if status != 200:
@@ -199,61 +214,29 @@ async def _watch_job_light(job: dict[str, Any], conn: Connection) -> dict[str, A
                 if len(recv[r]) == n:
                     conn.send({"round": r, "recv": recv[r].tobytes(), "seen": dict(seen[r])})
                 break
-        if proto is not None and proto.transport is not None:
-            proto.transport.close()
 
-    await asyncio.wait_for(asyncio.gather(*(watcher() for _ in range(n))), job["hard_limit"])
-    return {"done": True, "errors": dict(errs), **counts}
+    async def run_all(fetchers: list[Fetch]) -> None:
+        await asyncio.wait_for(asyncio.gather(*(watcher(f) for f in fetchers)), job["hard_limit"])
 
+    if job.get("client", "light") == "light":
+        light = [_LightFetch(job) for _ in range(n)]
+        try:
+            await run_all(list(light))
+        finally:
+            for f in light:
+                f.close()
+    else:
+        base = f"{job['url']}/v1/services/{job['service']}?wait={job['wait']}&index="
+        timeout = aiohttp.ClientTimeout(total=job["request_timeout"])
+        connector = aiohttp.TCPConnector(limit=n + 8, limit_per_host=0)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
-async def _watch_job_aiohttp(job: dict[str, Any], conn: Connection) -> dict[str, Any]:
-    """``job["watchers"]`` blocking queries on one service of one node, each re-parking at once with
-    the index it got, until each has seen ``job["rounds"]`` changes. When the last watcher of this
-    process has its answer of round r, the receive times (time.monotonic, system-wide) go to the
-    parent at once as ``{"round": r, ...}``; the job's result has the error and timeout counts."""
-    n, rounds = job["watchers"], job["rounds"]
-    base = f"{job['url']}/v1/services/{job['service']}?wait={job['wait']}&index="
-    errs: collections.Counter[str] = collections.Counter()
-    counts = {"requests": 0, "timeouts": 0}
-    recv = [array("d") for _ in range(rounds)]
-    seen: list[collections.Counter[str]] = [collections.Counter() for _ in range(rounds)]
-    timeout = aiohttp.ClientTimeout(total=job["request_timeout"])
-    connector = aiohttp.TCPConnector(limit=n + 8, limit_per_host=0)
+            async def fetch(index: int) -> tuple[int, float, int, bytes]:
+                async with session.get(base + str(index)) as resp:
+                    body = await resp.read()
+                    return resp.status, time.monotonic(), int(resp.headers.get("X-Raftreg-Index", "-1")), body
 
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-
-        async def watcher() -> None:
-            index = job["index"]
-            for r in range(rounds):
-                while True:
-                    counts["requests"] += 1
-                    try:
-                        async with session.get(base + str(index)) as resp:
-                            body = await resp.read()
-                            t = time.monotonic()
-                            status = resp.status
-                            new = int(resp.headers.get("X-Raftreg-Index", "-1"))
-                    except Exception as exc:
-                        errs[rb._error_key(exc)] += 1
-                        await asyncio.sleep(0.2)
-                        continue
-                    if status != 200:
-                        errs[f"http {status}"] += 1
-                        await asyncio.sleep(0.2)
-                        continue
-                    if new == index:  # the wait passed without a change: park again
-                        counts["timeouts"] += 1
-                        continue
-                    if new < index:
-                        errs["index went backwards"] += 1
-                    recv[r].append(t)
-                    seen[r][f"{new}/{len(rb._answer_decoder.decode(body).instances)}"] += 1
-                    index = new
-                    if len(recv[r]) == n:
-                        conn.send({"round": r, "recv": recv[r].tobytes(), "seen": dict(seen[r])})
-                    break
-
-        await asyncio.wait_for(asyncio.gather(*(watcher() for _ in range(n))), job["hard_limit"])
+            await run_all([fetch] * n)
     return {"done": True, "errors": dict(errs), **counts}
 
 

@@ -53,7 +53,9 @@ class LeaseTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """TTL leases, held by the leader (``raftreg.node.leases``).
 
     ``grace``: added to every deadline when a node becomes leader (default: the maximum election
-    timeout). Mass-expiry guard: when more than ``mass_expiry_share`` of the leased instances, and
+    timeout). The leader tells the followers which leases were renewed every ``gossip_period``
+    seconds (not through the log), so a new leader can keep the expiry of a dead instance near its
+    ttl. Mass-expiry guard: when more than ``mass_expiry_share`` of the leased instances, and
     at least ``mass_expiry_min`` of them, would expire within one ttl, expiries are throttled to
     ``mass_expiry_rate`` per second; a held instance is expired anyway once it is ``ttl +
     mass_expiry_hold_extra`` past its deadline (so expiry always completes within 2 x ttl + that).
@@ -61,6 +63,7 @@ class LeaseTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     grace: float | None = None
     check_period: float = 0.1
+    gossip_period: float = 0.25
     mass_expiry_share: float = 0.5
     mass_expiry_min: int = 10
     mass_expiry_rate: float = 5.0

@@ -30,6 +30,7 @@ from raftreg.http.validation import (
     parse_status,
 )
 from raftreg.node.heartbeat_forwarder import FORWARD_PATH
+from raftreg.node.lease_gossip import GOSSIP_PATH
 from raftreg.node.registry_node import ReadContext, RegistryNode
 from raftreg.node.watches import CATALOG, service_topic
 
@@ -176,9 +177,14 @@ class Api:
     async def forwarded_heartbeats(self, request: web.Request) -> web.Response:
         """A follower's batch of heartbeats (``HeartbeatForwarder``); served by the leader only."""
         keys = parse_forwarded_heartbeats(await read_body(request))
-        if not self.node.leases.holds_leases:
+        if not self.node.holds_leases():
             raise Unavailable("this node does not hold the leases (not the leader)", retry_after=0.5)
         return json_response({"results": self.node.leases.renew_many(keys)})
+
+    async def lease_digest(self, request: web.Request) -> web.Response:
+        """The leader's gossip: these leases were renewed (``LeaseGossip``)."""
+        self.node.leases.saw(parse_forwarded_heartbeats(await read_body(request)))
+        return json_response({"ok": True})
 
     async def put_status(self, request: web.Request) -> web.Response:
         """Set the status by hand (``warning``/``critical``), or clear it (``passing``)."""
@@ -283,6 +289,7 @@ def build_app(node: RegistryNode, *, debug_endpoints: bool | None = None) -> web
     app.router.add_put(inst + "/heartbeat", api.heartbeat)
     app.router.add_put(inst + "/status", api.put_status)
     app.router.add_post(FORWARD_PATH, api.forwarded_heartbeats)
+    app.router.add_post(GOSSIP_PATH, api.lease_digest)
     app.router.add_get("/v1/services/{service}", api.get_service, allow_head=False)
     app.router.add_get("/v1/services", api.list_services, allow_head=False)
     app.router.add_get("/v1/cluster", api.cluster, allow_head=False)

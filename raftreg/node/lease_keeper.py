@@ -3,9 +3,12 @@
 Contract:
 - ``on_status(status, ready)`` is called by the node's status sampler (every 50 ms). When this
   node is a leader with a quorum that has applied what it knows to be committed, it arms every
-  lease (``LeaseTable.arm_all`` with grace = one maximum election timeout) from the applied
-  state; when it stops being leader it drops them.
-- ``on_applied(events)`` receives, on the loop, what applied entries did to leased instances.
+  lease (``LeaseTable.arm_all`` with grace = one maximum election timeout, and this node's
+  ``seen`` times with margin = grace + gossip period) from the applied state; when it stops being
+  leader it drops them.
+- ``on_applied(events)`` receives, on the loop of every node, what applied entries did to leased
+  instances; ``saw(keys)`` records renewals this node learned of (gossip, forwarded heartbeats).
+- The leader gossips the renewed leases to the followers every ``gossip_period``.
 - ``renew(service, id)`` (leader only) renews a lease: returns the ttl, raises ``NotFound`` when
   the applied state has no such instance (the client registers again), ``InvalidArgument`` when
   it has no ttl, ``Unavailable`` when this node does not hold the leases (not leader, or not armed
@@ -61,22 +64,29 @@ class LeaseKeeper:
         read_instance: Callable[[str, str], Instance | None],
         read_leased: Callable[[], list[tuple[LeaseKey, float, int]]],
         propose_expire: Callable[[str, str, int], Awaitable[bool]],
+        gossip: Callable[[list[LeaseKey]], Awaitable[None]],
     ) -> None:
         self.table = LeaseTable(tuning, clock)
         self.tuning = tuning
+        self.clock = clock
         self.grace = grace
         self._read_instance = read_instance
         self._read_leased = read_leased
         self._propose_expire = propose_expire
-        self._task: asyncio.Task[None] | None = None
+        self._gossip = gossip
+        # When this node last saw each leased instance renewed (every node keeps it: registrations
+        # it applied, heartbeats it forwarded or renewed, the leader's gossip). Used by arm_all.
+        self.seen: dict[LeaseKey, float] = {}
+        self._tasks: list[asyncio.Task[None]] = []
         self._inflight: set[asyncio.Task[None]] = set()
 
     # ---- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
-        self._task = asyncio.create_task(self._expiry_loop(), name="lease-expiry")
+        self._tasks = [asyncio.create_task(self._expiry_loop(), name="lease-expiry"),
+                       asyncio.create_task(self._gossip_loop(), name="lease-gossip")]
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._task, *self._inflight) if t is not None]
+        tasks = [*self._tasks, *self._inflight]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -89,8 +99,9 @@ class LeaseKeeper:
         table = self.table
         if holds_leadership and not table.active:
             leased = self._read_leased()
-            table.arm_all(leased, self.grace, st.term)
-            log.info("event=leases_armed term=%d leases=%d grace_s=%.2f", st.term, len(leased), self.grace)
+            table.arm_all(leased, self.grace, st.term, self.seen, self.grace + self.tuning.gossip_period)
+            log.info("event=leases_armed term=%d leases=%d seen=%d grace_s=%.2f", st.term, len(leased),
+                     sum(1 for key, _, _ in leased if key in self.seen), self.grace)
         elif table.active and (st.state != "leader" or st.term != table.stats.armed_at_term):
             log.info("event=leases_dropped term=%d state=%s", st.term, st.state)
             table.clear()
@@ -101,18 +112,33 @@ class LeaseKeeper:
 
     # ---- applied entries --------------------------------------------------------------------
     def on_applied(self, events: list[LeaseEvent]) -> None:
-        if not self.table.active:
-            return
+        """Every node: remember registrations as renewals; the lease holder also tracks them."""
+        active = self.table.active
+        now = self.clock.monotonic()
         for kind, what, renew in events:
             if kind == "track":
                 inst: Instance = what
                 key = (inst.service, inst.id)
                 if inst.ttl is None:
-                    self.table.forget(key)
-                else:
+                    self.seen.pop(key, None)
+                    if active:
+                        self.table.forget(key)
+                    continue
+                if renew:
+                    self.seen[key] = now
+                if active:
                     self.table.track(key, inst.ttl, inst.modify_index, renew=renew)
             else:
-                self.table.forget(what)
+                self.seen.pop(what, None)
+                if active:
+                    self.table.forget(what)
+
+    def saw(self, keys: list[LeaseKey]) -> None:
+        """These leases were renewed just now (gossip from the leader, or forwarded heartbeats)."""
+        now = self.clock.monotonic()
+        seen = self.seen
+        for key in keys:
+            seen[key] = now
 
     # ---- heartbeats -------------------------------------------------------------------------
     def renew(self, service: str, instance_id: str) -> float:
@@ -127,7 +153,9 @@ class LeaseKeeper:
         if inst.ttl is None:
             raise InvalidArgument(f"instance {instance_id!r} of service {service!r} has no ttl: "
                                   "register it with a ttl to send heartbeats")
-        self.table.renew((service, instance_id), inst.ttl, inst.modify_index)
+        key = (service, instance_id)
+        self.table.renew(key, inst.ttl, inst.modify_index)
+        self.seen[key] = self.clock.monotonic()
         return inst.ttl
 
     def renew_many(self, keys: list[LeaseKey]) -> list[dict[str, Any]]:
@@ -167,6 +195,20 @@ class LeaseKeeper:
                 else:
                     log.warning("event=mass_expiry_guard state=off overdue=%d leases=%d",
                                 stats.overdue, stats.leases)
+
+    async def _gossip_loop(self) -> None:
+        """Leader: every ``gossip_period``, tell the followers which leases were renewed (best
+        effort, not through the log: a lost message only makes a later leader more lenient)."""
+        while True:
+            await asyncio.sleep(self.tuning.gossip_period)
+            if not self.table.active:
+                continue
+            renewed = self.table.take_renewed()
+            if renewed:
+                try:
+                    await self._gossip(renewed)
+                except Exception:
+                    log.exception("event=lease_gossip_failed")
 
     async def _expire(self, key: LeaseKey, modify_index: int) -> None:
         removed = False

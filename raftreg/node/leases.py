@@ -7,7 +7,10 @@ Contract:
   moves no deadline), no I/O, no asyncio, so unit tests drive it with a fake clock.
 - A node that becomes leader calls ``arm_all``: every leased instance gets ``now + ttl + grace``
   (grace = one election timeout), so a failover, and the heartbeats lost while there was no
-  leader, never expire a live instance.
+  leader, never expire a live instance; an instance whose last renewal this node saw (the old
+  leader gossips renewals every ``gossip_period``) gets ``last_seen + ttl + margin`` instead when
+  that is earlier (never before ``now + grace``), so a failover does not delay the expiry of a
+  dead instance by a whole ttl.
 - A registration counts as a heartbeat (``track(..., renew=True)``).
 - Mass-expiry guard (Eureka's self-preservation, bounded): when more than ``mass_expiry_share`` of
   the leased instances, and at least ``mass_expiry_min``, would expire within one ttl (overdue now
@@ -23,6 +26,7 @@ from __future__ import annotations
 import collections
 import heapq
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -92,6 +96,7 @@ class LeaseTable:
         self._recent = _Window()
         self._tokens = 0.0
         self._tokens_at = 0.0
+        self._renewed: set[LeaseKey] = set()  # renewed since the last take_renewed (gossip)
         self.stats = LeaseStats()
 
     # ---- leadership -----------------------------------------------------------------------
@@ -99,12 +104,29 @@ class LeaseTable:
     def active(self) -> bool:
         return self.stats.active
 
-    def arm_all(self, leased: list[tuple[LeaseKey, float, int]], grace: float, term: int = 0) -> None:
-        """Become the lease holder: every ``(key, ttl, modify_index)`` expires at now + ttl + grace."""
+    def arm_all(
+        self,
+        leased: list[tuple[LeaseKey, float, int]],
+        grace: float,
+        term: int = 0,
+        last_seen: Mapping[LeaseKey, float] | None = None,
+        margin: float = 0.0,
+    ) -> None:
+        """Become the lease holder: every ``(key, ttl, modify_index)`` expires at now + ttl + grace,
+        or earlier when this node saw the instance's last renewal (``last_seen``, monotonic: the
+        previous leader's gossip, forwarded heartbeats, registrations): at last_seen + ttl +
+        ``margin``, but never before now + grace (clients get at least an election timeout to
+        find the new leader). So an instance that stopped just before a failover is still gone
+        within about ttl + margin of its last heartbeat, and a live one is never expired."""
         self.clear()
         now = self.clock.monotonic()
+        seen = last_seen or {}
         for key, ttl, modify_index in leased:
-            self._set(key, Lease(ttl, now + ttl + grace, modify_index))
+            deadline = now + ttl + grace
+            at = seen.get(key)
+            if at is not None:
+                deadline = min(deadline, max(at + ttl + margin, now + grace))
+            self._set(key, Lease(ttl, deadline, modify_index))
         self.stats.active = True
         self.stats.armed_at_term = term
 
@@ -113,6 +135,7 @@ class LeaseTable:
         self._leases.clear()
         self._heap.clear()
         self._overdue.clear()
+        self._renewed.clear()
         self._recent = _Window()
         self.stats = LeaseStats(expired=self.stats.expired, renewals=self.stats.renewals,
                                 guard_trips=self.stats.guard_trips)
@@ -122,6 +145,8 @@ class LeaseTable:
         """An applied command stored ``key`` with this ttl and version. ``renew``: a registration
         (it counts as a heartbeat); otherwise (a status change) only the version moves."""
         lease = self._leases.get(key)
+        if renew:
+            self._renewed.add(key)
         if lease is None or renew:
             deadline = self.clock.monotonic() + ttl
             if lease is not None and not renew:
@@ -143,12 +168,19 @@ class LeaseTable:
         lease = self._leases.get(key)
         deadline = self.clock.monotonic() + ttl
         self.stats.renewals += 1
+        self._renewed.add(key)
         if lease is None:
             self._set(key, Lease(ttl, deadline, modify_index))
             return
         lease.ttl, lease.modify_index = ttl, modify_index
         lease.deadline = deadline  # the heap keeps the older entry; due() re-pushes it lazily
         self._overdue.pop(key, None)
+
+    def take_renewed(self) -> list[LeaseKey]:
+        """The leases renewed since the last call (the leader gossips them to the followers)."""
+        renewed = [key for key in self._renewed if key in self._leases]
+        self._renewed.clear()
+        return renewed
 
     def expire_done(self, key: LeaseKey, removed: bool) -> None:
         """The Expire proposed for ``key`` finished: ``removed`` when it deleted the instance;

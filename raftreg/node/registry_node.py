@@ -26,6 +26,7 @@ from raftreg.errors import CommitTimeout, NotFound, Unavailable, WaitTimeout
 from raftreg.models import Instance, ServiceSummary, Status
 from raftreg.node.checks import CheckRunner, NetworkProber
 from raftreg.node.heartbeat_forwarder import HeartbeatForwarder
+from raftreg.node.lease_gossip import LeaseGossip
 from raftreg.node.lease_keeper import LeaseKeeper, lease_events
 from raftreg.node.leases import Clock, LeaseKey, SystemClock
 from raftreg.node.proposer import Committed, GroupCommitter
@@ -90,7 +91,9 @@ class RegistryNode:
             read_instance=lambda service, instance_id: self.get_instance(service, instance_id)[1],
             read_leased=self._leased_instances,
             propose_expire=self._expire,
+            gossip=self._send_gossip,
         )
+        self.gossip = LeaseGossip([n.http_url for n in config.nodes if n.name != name])
         self.forwarder = HeartbeatForwarder(self._leader_url, timeout=2.0, max_batch=leases.forward_batch)
         self.prober = NetworkProber(config.checks.max_concurrent)
         self.checks = CheckRunner(
@@ -119,6 +122,7 @@ class RegistryNode:
         await self.checks.stop()
         await self.leases.stop()
         await self.forwarder.close()
+        await self.gossip.close()
         await self.prober.close()
         for task in self._tasks:
             task.cancel()
@@ -183,7 +187,10 @@ class RegistryNode:
         """Tick thread, after each applied entry: tell the watch hub what changed, and the lease
         holder (only on the leader) what happened to leased instances."""
         self.watches.notify_threadsafe(index, frozenset(changed_topics(cmds, results)))
-        if self.leases.holds_leases and self._loop is not None:
+        # Every node: followers remember registrations as renewals (``LeaseKeeper.seen``); an
+        # event generated before a new leader's ``arm_all`` read the state reaches the loop after
+        # it, so no registration slips between the two.
+        if self._loop is not None:
             events = lease_events(cmds, results)
             if events:
                 self._loop.call_soon_threadsafe(self.leases.on_applied, events)
@@ -301,15 +308,25 @@ class RegistryNode:
     async def heartbeat(self, service: str, instance_id: str) -> float:
         """Renew an instance's lease: on the leader directly, on a follower through the leader
         (see ``LeaseKeeper.renew`` and ``HeartbeatForwarder``). Returns the ttl."""
-        if self.leases.holds_leases:
+        if self.holds_leases():
             return self.leases.renew(service, instance_id)
         loop = asyncio.get_running_loop()
         await self._await_leader(loop.time() + self.commit_timeout)
-        if self.status.state == "leader":
-            # Elected, leases not armed yet (arming waits until the leader applied its log).
-            await asyncio.sleep(STATUS_PERIOD * 2)
+        if self.usable_leader(self.status) == self.me.raft:
+            if not self.leases.holds_leases:  # just elected: arming waits until it applied its log
+                await asyncio.sleep(STATUS_PERIOD * 2)
             return self.leases.renew(service, instance_id)
-        return await self.forwarder.renew(service, instance_id)
+        ttl = await self.forwarder.renew(service, instance_id)
+        self.leases.saw([(service, instance_id)])
+        return ttl
+
+    async def _send_gossip(self, keys: list[LeaseKey]) -> None:
+        await self.gossip.send(keys)
+
+    def holds_leases(self) -> bool:
+        """This node is the leader, with a quorum, and holds the lease deadlines: it may renew.
+        (A leader cut off from the majority must not: its renewals would be lost.)"""
+        return self.leases.holds_leases and self.usable_leader(self.status) == self.me.raft
 
     def _leader_url(self) -> str | None:
         leader = self.usable_leader(self.status)
