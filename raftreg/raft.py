@@ -72,6 +72,9 @@ class RaftStatus:
     match_index: dict[str, int]
     connected: frozenset[str]  # raft addresses of peers with an open connection
     last_contact: float  # seconds since this node last heard from the leader (0 on the leader)
+    # Leader only: the no-op pysyncobj appends on election is applied, so this leader has applied
+    # every entry committed before its term (its commit index may lag until then).
+    term_started: bool = False
 
 
 class _SnapshotBlob:
@@ -135,6 +138,11 @@ def _install_fork_hook() -> None:
     if not _fork_hook_installed:
         os.register_at_fork(after_in_child=_die_with_parent)
         _fork_hook_installed = True
+
+
+def _noop_applied(so: Any) -> bool:
+    noop = so._SyncObj__noopIDx
+    return noop is not None and so.raftLastApplied >= noop
 
 
 def _is_unchecked_append(message: Any) -> bool:
@@ -458,6 +466,7 @@ class RaftNode:
             match_index=match,
             connected=connected,
             last_contact=last_contact,
+            term_started=state == "leader" and _noop_applied(so),
         )
 
     @property

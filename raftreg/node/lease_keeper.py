@@ -2,7 +2,7 @@
 
 Contract:
 - ``on_status(status, ready)`` is called by the node's status sampler (every 50 ms). When this
-  node is a leader with a quorum that has applied what it knows to be committed, it arms every
+  node is a leader with a quorum that has applied the first entry of its term, it arms every
   lease (``LeaseTable.arm_all`` with grace = one maximum election timeout, and this node's
   ``seen`` times with margin = grace + gossip period) from the applied state; when it stops being
   leader it drops them.
@@ -95,7 +95,9 @@ class LeaseKeeper:
 
     # ---- leadership -------------------------------------------------------------------------
     def on_status(self, st: RaftStatus, holds_leadership: bool) -> None:
-        """``holds_leadership``: leader with a quorum, applied up to its commit index."""
+        """``holds_leadership``: leader with a quorum that has applied its own term's first entry
+        (so its state holds every write acknowledged before it was elected, and a heartbeat it
+        answers 404 is really for an unknown instance)."""
         table = self.table
         if holds_leadership and not table.active:
             leased = self._read_leased()

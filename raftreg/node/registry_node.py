@@ -203,7 +203,7 @@ class RegistryNode:
             self._leader_known.set()
         else:
             self._leader_known.clear()
-        self.leases.on_status(st, usable and st.state == "leader" and st.applied_index >= st.commit_index)
+        self.leases.on_status(st, usable and st.term_started)
         if not self.serves_reads and self.is_ready()[0]:
             self.serves_reads = True
             log.info("event=caught_up applied_index=%d: serving reads", self.status.applied_index)

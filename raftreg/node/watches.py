@@ -26,8 +26,8 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from raftreg.state.commands import Command, Deregister, Register
-from raftreg.state.registry import Deregistered, Registered, Result
+from raftreg.state.commands import Command, Deregister, Expire, Register, SetCheckStatus, SetManualStatus
+from raftreg.state.registry import Deregistered, Registered, Result, StatusSet
 
 CATALOG = "catalog"
 # Waiters woken per event-loop iteration (see WatchHub._wake_batch). Measured on 2 cores with
@@ -48,8 +48,10 @@ def changed_topics(cmds: Iterable[Command], results: Iterable[Result]) -> set[st
     for cmd, result in zip(cmds, results, strict=True):
         if isinstance(cmd, Register) and isinstance(result, Registered) and result.changed:
             topics.add(service_topic(cmd.instance.service))
-        elif isinstance(cmd, Deregister) and isinstance(result, Deregistered) and result.existed:
+        elif isinstance(cmd, Deregister | Expire) and isinstance(result, Deregistered) and result.existed:
             topics.add(service_topic(cmd.service))
+        elif isinstance(cmd, SetCheckStatus | SetManualStatus) and isinstance(result, StatusSet) and result.changed:
+            topics.add(service_topic(cmd.service))  # the catalog's passing count may change too
     if topics:
         topics.add(CATALOG)
     return topics

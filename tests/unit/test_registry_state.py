@@ -180,7 +180,8 @@ class RegistryMachine(RuleBasedStateMachine):
     @rule(service=services, instance_id=ids, d=definitions, junk=junk_indexes, gap=gaps, status=junk_statuses)
     def register(self, service: str, instance_id: str, d: dict[str, Any], junk: int, gap: int, status: str) -> None:
         index = self.next_index(gap)
-        result = self.reg.apply(index, Register(make_instance(service, instance_id, {**d, "status": status}, junk, junk)))
+        incoming = make_instance(service, instance_id, {**d, "status": status}, junk, junk)
+        result = self.reg.apply(index, Register(incoming))
         changed = self.model.register(index, service, instance_id, d)
         assert isinstance(result, Registered)
         assert result.changed is changed

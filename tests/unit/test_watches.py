@@ -8,8 +8,8 @@ import threading
 from raftreg.http.body_cache import BodyCache
 from raftreg.models import Instance
 from raftreg.node.watches import CATALOG, WAKE_BATCH, WatchHub, changed_topics, service_topic
-from raftreg.state.commands import Deregister, Noop, Register
-from raftreg.state.registry import Deregistered, Nothing, Registered
+from raftreg.state.commands import Deregister, Expire, Noop, Register, SetCheckStatus, SetManualStatus
+from raftreg.state.registry import Deregistered, Nothing, Registered, StatusSet
 
 A, B = service_topic("a"), service_topic("b")
 
@@ -38,6 +38,12 @@ def test_changed_topics_only_real_changes() -> None:
     assert changed_topics([Deregister("b", "i1")], [Deregistered(existed=True)]) == {B, CATALOG}
     assert changed_topics([Deregister("b", "i1")], [Deregistered(existed=False)]) == set()
     assert changed_topics([Noop()], [Nothing()]) == set()
+    assert changed_topics([Expire("b", "i1", 4)], [Deregistered(existed=True)]) == {B, CATALOG}
+    assert changed_topics([Expire("b", "i1", 4)], [Deregistered(existed=False)]) == set()
+    changed = StatusSet(inst("b"), changed=True)
+    assert changed_topics([SetManualStatus("b", "i1", "warning")], [changed]) == {B, CATALOG}
+    assert changed_topics([SetCheckStatus("b", "i1", 1, "passing")], [changed]) == {B, CATALOG}
+    assert changed_topics([SetCheckStatus("b", "i1", 1, "passing")], [StatusSet(None, changed=False)]) == set()
     assert changed_topics([Register(a), Register(b)], [Registered(a, changed=True), Registered(b, changed=False)]) == {
         A,
         CATALOG,
