@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench bench-watch clean
+.PHONY: dev test lint bench bench-watch bench-leases clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ bench: $(STAMP)
 
 bench-watch: $(STAMP)
 	$(VENV)/bin/python benchmarks/watch_bench.py
+
+bench-leases: $(STAMP)
+	$(VENV)/bin/python benchmarks/lease_bench.py
 
 clean:
 	rm -rf $(VENV) raftreg-data
