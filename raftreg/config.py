@@ -48,6 +48,13 @@ class RaftTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     commit_timeout: float = 5.0
     max_batch_commands: int = 2000
 
+    def __post_init__(self) -> None:
+        # pysyncobj asserts this at start-up (a bare AssertionError in every node); say it here.
+        if not self.raft_min_timeout > 3 * self.append_entries_period:
+            raise ConfigError("raft.raft_min_timeout must be more than 3 x raft.append_entries_period")
+        if not self.raft_max_timeout >= self.raft_min_timeout:
+            raise ConfigError("raft.raft_max_timeout must be at least raft.raft_min_timeout")
+
 
 class LeaseTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """TTL leases, held by the leader (``raftreg.node.leases``).

@@ -156,6 +156,12 @@ class LeaseKeeper:
             raise InvalidArgument(f"instance {instance_id!r} of service {service!r} has no ttl: "
                                   "register it with a ttl to send heartbeats")
         key = (service, instance_id)
+        if self.table.expiring(key):
+            # The Expire already proposed will apply (a heartbeat does not change modify_index):
+            # never answer 200 for an instance about to vanish. The retry gets 404 (register
+            # again) or, if the Expire did not apply, a renewal.
+            raise Unavailable(f"instance {instance_id!r} of service {service!r} is being expired; retry",
+                              retry_after=0.2)
         self.table.renew(key, inst.ttl, inst.modify_index)
         self.seen[key] = self.clock.monotonic()
         return inst.ttl

@@ -163,6 +163,11 @@ class LeaseTable:
         self._leases.pop(key, None)
         self._overdue.pop(key, None)
 
+    def expiring(self, key: LeaseKey) -> bool:
+        """An Expire for ``key`` is in flight: a heartbeat now cannot save the instance."""
+        lease = self._leases.get(key)
+        return lease is not None and lease.proposed
+
     def renew(self, key: LeaseKey, ttl: float, modify_index: int) -> None:
         """A heartbeat for an instance the caller found in the applied state with this ttl."""
         lease = self._leases.get(key)
@@ -173,8 +178,9 @@ class LeaseTable:
             self._set(key, Lease(ttl, deadline, modify_index))
             return
         lease.ttl, lease.modify_index = ttl, modify_index
-        lease.deadline = deadline  # the heap keeps the older entry; due() re-pushes it lazily
-        self._overdue.pop(key, None)
+        lease.deadline = deadline  # the heap keeps the older entry; due() re-pushes it lazily ...
+        if self._overdue.pop(key, None) is not None:
+            heapq.heappush(self._heap, (deadline, key))  # ... unless due() already popped it
 
     def take_renewed(self) -> list[LeaseKey]:
         """The leases renewed since the last call (the leader gossips them to the followers)."""
@@ -223,6 +229,9 @@ class LeaseTable:
         population = len(self._leases) + recent
         t = self.tuning
         guarded = would_expire >= t.mass_expiry_min and would_expire > t.mass_expiry_share * population
+        # Once on, the guard stays on until nothing is overdue: when part of the heartbeats come
+        # back, the share drops, but the rest may be on their way too (clients at other phases).
+        guarded = guarded or self.stats.throttled
         if guarded:
             ready.sort(key=lambda kl: kl[1].deadline)
             self._refill(now)

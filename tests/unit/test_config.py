@@ -6,7 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from raftreg.config import ClusterConfig, NodeConfig, RaftTuning, dump_config, load_config, split_hostport
+from raftreg.config import (
+    CheckTuning,
+    ClusterConfig,
+    LeaseTuning,
+    NodeConfig,
+    RaftTuning,
+    dump_config,
+    load_config,
+    split_hostport,
+)
 from raftreg.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "cluster-configs"
@@ -206,8 +215,18 @@ def test_dump_round_trips_every_field(tmp_path: Path) -> None:
             commit_timeout=2.5,
             max_batch_commands=7,
         ),
+        leases=LeaseTuning(grace=2.0, gossip_period=0.5, mass_expiry_share=0.7, mass_expiry_rate=9.0),
+        checks=CheckTuning(max_concurrent=16, reconcile_period=0.25),
     )
     text = dump_config(config)
     loaded = load_config(write(tmp_path, text))
     assert loaded == config
     assert dump_config(loaded) == text
+
+
+@pytest.mark.parametrize("tuning", ["raft_min_timeout = 0.3\nappend_entries_period = 0.1",
+                                    "raft_min_timeout = 1.0\nraft_max_timeout = 0.8"])
+def test_election_timeouts_pysyncobj_would_assert_on_are_config_errors(tmp_path: Path, tuning: str) -> None:
+    text = 'name = "x"\n[[nodes]]\nname = "n1"\nhttp = "127.0.0.1:1"\nraft = "127.0.0.1:2"\n[raft]\n' + tuning
+    with pytest.raises(ConfigError, match="raft_m"):
+        load_config(write(tmp_path, text))

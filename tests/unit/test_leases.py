@@ -200,3 +200,42 @@ def test_renewals_are_collected_for_gossip() -> None:
     t.track(("web", "b"), 5.0, 3, renew=False)  # a status change is no renewal
     assert sorted(t.take_renewed()) == [("web", "a"), ("web", "c")]
     assert t.take_renewed() == []
+
+
+def test_a_lease_renewed_while_overdue_expires_again_when_it_stops() -> None:
+    clock = FakeClock()
+    t = table(clock, mass_expiry_min=10**6)  # guard off
+    t.arm_all([(("web", "a"), 2.0, 1)], grace=0.0)
+    clock.advance(2.1)
+    assert keys(t.due()) == {"a"}
+    t.expire_done(("web", "a"), removed=False)  # e.g. no leader at that moment
+    clock.advance(0.05)
+    t.renew(("web", "a"), 2.0, 1)  # the client's heartbeat got through after all
+    clock.advance(1.9)
+    assert t.due() == []
+    clock.advance(0.2)
+    assert keys(t.due()) == {"a"}
+
+
+def test_the_guard_keeps_pacing_while_held_heartbeats_trickle_back() -> None:
+    """Half the held instances heartbeat again: the rest are still paced, not released at once."""
+    clock = FakeClock()
+    t = table(clock, mass_expiry_rate=1.0, mass_expiry_min=10, mass_expiry_hold_extra=30.0)
+    t.arm_all([(("web", f"i{i}"), 2.0, 1) for i in range(20)], grace=0.0)
+    clock.advance(2.1)
+    assert t.due() == [] and t.stats.throttled
+    for i in range(12):
+        t.renew(("web", f"i{i}"), 2.0, 1)
+    clock.advance(0.5)
+    assert len(t.due()) <= 1 and t.stats.throttled
+
+
+def test_an_instance_being_expired_is_not_renewed() -> None:
+    clock = FakeClock()
+    t = table(clock)
+    t.arm_all([(("web", "a"), 2.0, 1)], grace=0.0)
+    clock.advance(2.1)
+    t.due()
+    assert t.expiring(("web", "a"))
+    t.expire_done(("web", "a"), removed=False)
+    assert not t.expiring(("web", "a"))
