@@ -85,15 +85,15 @@ class RegistryNode:
         self.started_at = time.monotonic()
         self.serves_reads = False  # see check_readable
         leases = config.leases
+        self.gossip = LeaseGossip([n.http_url for n in config.nodes if n.name != name])
         self.leases = LeaseKeeper(
             leases, self.clock,
             grace=leases.grace if leases.grace is not None else tuning.raft_max_timeout,
             read_instance=lambda service, instance_id: self.get_instance(service, instance_id)[1],
             read_leased=self._leased_instances,
             propose_expire=self._expire,
-            gossip=self._send_gossip,
+            gossip=self.gossip.send,
         )
-        self.gossip = LeaseGossip([n.http_url for n in config.nodes if n.name != name])
         self.forwarder = HeartbeatForwarder(self._leader_url, timeout=2.0, max_batch=leases.forward_batch)
         self.prober = NetworkProber(config.checks.max_concurrent)
         self.checks = CheckRunner(
@@ -185,7 +185,7 @@ class RegistryNode:
 
     def _on_applied(self, index: int, cmds: list[Command], results: list[Result]) -> None:
         """Tick thread, after each applied entry: tell the watch hub what changed, and the lease
-        holder (only on the leader) what happened to leased instances."""
+        keeper what happened to leased instances."""
         self.watches.notify_threadsafe(index, frozenset(changed_topics(cmds, results)))
         # Every node: followers remember registrations as renewals (``LeaseKeeper.seen``); an
         # event generated before a new leader's ``arm_all`` read the state reaches the loop after
@@ -319,9 +319,6 @@ class RegistryNode:
         ttl = await self.forwarder.renew(service, instance_id)
         self.leases.saw([(service, instance_id)])
         return ttl
-
-    async def _send_gossip(self, keys: list[LeaseKey]) -> None:
-        await self.gossip.send(keys)
 
     def holds_leases(self) -> bool:
         """This node is the leader, with a quorum, and holds the lease deadlines: it may renew.
