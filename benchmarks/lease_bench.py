@@ -29,8 +29,6 @@ import http.client
 import json
 import math
 import os
-import platform
-import signal
 import socket
 import subprocess
 import sys
@@ -59,17 +57,19 @@ from registry_bench import (
     Bench,
     ClientPool,
     check_common_args,
+    exit_on_sigterm,
     fmt_cpu,
     fmt_ms,
     fmt_num,
     fmt_s,
-    git_describe,
     loadavg,
     log,
     machine_ticks,
+    parse_struct,
     pct,
     print_table,
     run_and_report,
+    run_meta,
     share,
 )
 from watch_bench import ensure_fd_limit, lat_stats
@@ -1508,21 +1508,6 @@ def print_checks_table(out: dict[str, Any]) -> None:
 # Command line
 # =============================================================================================
 
-def parse_struct(items: list[str], cls: type[Any], flag: str) -> tuple[Any, dict[str, Any]]:
-    raw: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"{flag} wants key=value, got {item!r}")
-        raw[key.strip()] = value.strip()
-    try:
-        obj = msgspec.convert(raw, cls, strict=False)
-    except msgspec.ValidationError as exc:
-        fields = ", ".join(f.name for f in msgspec.structs.fields(cls))
-        raise SystemExit(f"bad {flag}: {exc} (fields: {fields})") from None
-    return obj, {k: getattr(obj, k) for k in raw}
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--quick", action="store_true", help="small sizes: the whole run takes well under 2 minutes")
@@ -1578,24 +1563,17 @@ def main(argv: list[str] | None = None) -> int:
     ensure_fd_limit(min(3 * args.procs * args.max_conns, 16384) + 1024)
     out_path = args.out or REPO / "benchmarks" / "results" / f"lease_bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
 
-    def on_term(signum: int, frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, on_term)
+    exit_on_sigterm()
     started = time.time()
     meta = {
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-        "argv": sys.argv[1:] if argv is None else argv,
-        "quick": args.quick, "phases": phases, "procs": args.procs, "hb_client": args.hb_client,
+        **run_meta(args, argv, started, phases, tuning, overrides),
+        "hb_client": args.hb_client,
         "sizes": {name: bench.size(name) for name in SIZES},
         "options": {k: getattr(args, k) for k in ("ttl", "hb_interval", "register_rate", "restart_after", "expiry_ttl",
                                                   "expiry_heartbeats", "expiry_spread", "expiry_wait", "check_interval",
                                                   "check_timeout", "max_conns")},
-        "tuning": msgspec.to_builtins(tuning), "tuning_overrides": overrides,
         "lease_tuning": msgspec.to_builtins(leases), "lease_tuning_overrides": lease_overrides,
         "check_tuning": msgspec.to_builtins(checks), "check_tuning_overrides": check_overrides,
-        "git": git_describe(), "python": sys.version.split()[0], "cpus": os.cpu_count(),
-        "machine": platform.machine(), "kernel": platform.release(), "loadavg_at_start": loadavg(),
     }
     log(f"raftreg lease benchmark: phases {','.join(phases)}, {args.procs} client procs ({args.hb_client})"
         f"{', quick' if args.quick else ''}; load average {meta['loadavg_at_start']}")

@@ -27,6 +27,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import resource
 import signal
 import subprocess
 import sys
@@ -43,6 +44,7 @@ import aiohttp
 import msgspec
 
 from raftreg.config import RaftTuning
+from raftreg.errors import RaftregError
 from raftreg.testing import LocalCluster, free_ports, http_json, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
@@ -1068,19 +1070,56 @@ def print_summary(summary: list[tuple[str, str, str, str]]) -> None:
 # Command line
 # =============================================================================================
 
-def parse_tuning(items: list[str]) -> tuple[RaftTuning, dict[str, Any]]:
+def parse_struct(items: list[str], cls: type[Any], flag: str) -> tuple[Any, dict[str, Any]]:
+    """``key=value`` overrides of a config Struct (``--tuning`` and the like): the Struct and the
+    overridden fields. Bad input exits with a one-line message naming the flag and the fields."""
     raw: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise SystemExit(f"--tuning wants key=value, got {item!r}")
+            raise SystemExit(f"{flag} wants key=value, got {item!r}")
         raw[key.strip()] = value.strip()
     try:
-        tuning = msgspec.convert(raw, RaftTuning, strict=False)
-    except msgspec.ValidationError as exc:
-        fields = ", ".join(f.name for f in msgspec.structs.fields(RaftTuning))
-        raise SystemExit(f"bad --tuning: {exc} (fields: {fields})") from None
-    return tuning, {k: getattr(tuning, k) for k in raw}
+        obj = msgspec.convert(raw, cls, strict=False)
+    except (msgspec.ValidationError, RaftregError) as exc:
+        fields = ", ".join(f.name for f in msgspec.structs.fields(cls))
+        raise SystemExit(f"bad {flag}: {exc} (fields: {fields})") from None
+    return obj, {k: getattr(obj, k) for k in raw}
+
+
+def parse_tuning(items: list[str]) -> tuple[RaftTuning, dict[str, Any]]:
+    tuning, overrides = parse_struct(items, RaftTuning, "--tuning")
+    return tuning, overrides
+
+
+def exit_on_sigterm() -> None:
+    """SIGTERM ends the run like Ctrl-C does: partial results are written, every process killed."""
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
+def run_meta(args: argparse.Namespace, argv: list[str] | None, started: float, phases: list[str],
+             tuning: RaftTuning, overrides: dict[str, Any]) -> dict[str, Any]:
+    """What every benchmark's JSON records about the run and the machine."""
+    return {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "argv": sys.argv[1:] if argv is None else argv,
+        "quick": args.quick,
+        "phases": phases,
+        "procs": args.procs,
+        "tuning": msgspec.to_builtins(tuning),
+        "tuning_overrides": overrides,
+        "git": git_describe(),
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "kernel": platform.release(),
+        "fd_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+        "loadavg_at_start": loadavg(),
+    }
 
 
 def git_describe() -> dict[str, Any]:
@@ -1136,28 +1175,10 @@ def main(argv: list[str] | None = None) -> int:
     phases, tuning, overrides = check_common_args(args, PHASES)
     out_path = args.out or REPO / "benchmarks" / "results" / f"registry_bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
 
-    def on_term(signum: int, frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, on_term)
+    exit_on_sigterm()
     bench = Bench(args, tuning, overrides)
     started = time.time()
-    meta = {
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-        "argv": sys.argv[1:] if argv is None else argv,
-        "quick": args.quick,
-        "phases": phases,
-        "procs": args.procs,
-        "concurrency": args.concurrency,
-        "tuning": msgspec.to_builtins(tuning),
-        "tuning_overrides": overrides,
-        "git": git_describe(),
-        "python": sys.version.split()[0],
-        "cpus": os.cpu_count(),
-        "machine": platform.machine(),
-        "kernel": platform.release(),
-        "loadavg_at_start": loadavg(),
-    }
+    meta = {**run_meta(args, argv, started, phases, tuning, overrides), "concurrency": args.concurrency}
     log(f"raftreg benchmark: phases {','.join(phases)}, {args.procs} client procs, concurrency {args.concurrency}"
         f"{', quick' if args.quick else ''}; load average {meta['loadavg_at_start']}")
     return run_and_report(bench, phases, meta, started, out_path)

@@ -22,9 +22,7 @@ import functools
 import http.client
 import json
 import os
-import platform
 import resource
-import signal
 import sys
 import threading
 import time
@@ -36,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import msgspec
 
 from raftreg.durations import parse_duration
 from raftreg.testing import LocalCluster, http_json, wait_for
@@ -52,10 +49,10 @@ from registry_bench import (
     ClientPool,
     check_common_args,
     cpu_ticks,
+    exit_on_sigterm,
     fmt_cpu,
     fmt_ms,
     fmt_num,
-    git_describe,
     instance_body,
     loadavg,
     log,
@@ -65,6 +62,7 @@ from registry_bench import (
     print_run_table,
     print_table,
     run_and_report,
+    run_meta,
     split,
 )
 
@@ -772,21 +770,12 @@ def main(argv: list[str] | None = None) -> int:
     ensure_fd_limit(most + 1024)  # the watched node holds one socket per watcher (clients hold their share)
     out_path = args.out or REPO / "benchmarks" / "results" / f"watch_bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
 
-    def on_term(signum: int, frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, on_term)
+    exit_on_sigterm()
     started = time.time()
     meta = {
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-        "argv": sys.argv[1:] if argv is None else argv,
-        "quick": args.quick, "phases": phases, "procs": args.procs, "concurrency": args.concurrency,
-        "watch_client": args.watch_client,
-        "wait": args.wait, "sizes": {name: bench.size(name) for name in SIZES},
-        "tuning": msgspec.to_builtins(tuning), "tuning_overrides": overrides, "git": git_describe(),
-        "python": sys.version.split()[0], "cpus": os.cpu_count(), "machine": platform.machine(),
-        "kernel": platform.release(), "fd_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
-        "loadavg_at_start": loadavg(),
+        **run_meta(args, argv, started, phases, tuning, overrides),
+        "concurrency": args.concurrency, "watch_client": args.watch_client, "wait": args.wait,
+        "sizes": {name: bench.size(name) for name in SIZES},
     }
     log(f"raftreg watch benchmark: phases {','.join(phases)}, {args.procs} client procs"
         f"{', quick' if args.quick else ''}; load average {meta['loadavg_at_start']}")
