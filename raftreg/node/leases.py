@@ -148,11 +148,8 @@ class LeaseTable:
         if renew:
             self._renewed.add(key)
         if lease is None or renew:
-            deadline = self.clock.monotonic() + ttl
-            if lease is not None and not renew:
-                deadline = lease.deadline
             self._overdue.pop(key, None)
-            self._set(key, Lease(ttl, deadline, modify_index))
+            self._set(key, Lease(ttl, self.clock.monotonic() + ttl, modify_index))
         else:
             lease.ttl = ttl
             lease.modify_index = modify_index
@@ -220,8 +217,8 @@ class LeaseTable:
         ready = [(k, lease) for k, lease in self._overdue.items() if not lease.proposed]
         self.stats.leases = len(self._leases)
         self.stats.overdue = len(self._overdue)
-        if not ready:
-            self._update_guard(False, 0)
+        if not ready:  # nothing, or only expiries in flight: the guard holds its state meanwhile
+            self._update_guard(self.stats.throttled and bool(self._overdue), 0)
             return []
         window = max(lease.ttl for lease in self._overdue.values())
         recent = self._recent.count_since(now - window)
