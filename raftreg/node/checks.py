@@ -33,6 +33,7 @@ import aiohttp
 from raftreg.config import CheckTuning
 from raftreg.models import Check, Instance, Status
 from raftreg.node.leases import Clock
+from raftreg.node.tasks import cancel_and_wait
 
 log = logging.getLogger("raftreg.checks")
 
@@ -161,12 +162,7 @@ class CheckRunner:
         self._loop_task = asyncio.create_task(self._run(), name="check-runner")
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._loop_task, *self._tasks) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait([self._loop_task, *self._tasks])
 
     # ---- ownership --------------------------------------------------------------------------
     def reconcile(self) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +23,7 @@ import aiohttp
 
 from raftreg.errors import InvalidArgument, NotFound, RaftregError, Unavailable
 from raftreg.node.leases import LeaseKey
+from raftreg.node.tasks import cancel_and_wait
 
 log = logging.getLogger("raftreg.heartbeats")
 
@@ -50,10 +50,7 @@ class HeartbeatForwarder:
         return await fut
 
     async def close(self) -> None:
-        if self._sender is not None:
-            self._sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sender
+        await cancel_and_wait([self._sender])
         while self._queue:
             _, fut = self._queue.popleft()
             if not fut.done():

@@ -20,7 +20,6 @@ Contract:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
@@ -30,6 +29,7 @@ from raftreg.config import LeaseTuning
 from raftreg.errors import InvalidArgument, NotFound, RaftregError, Unavailable
 from raftreg.models import Instance
 from raftreg.node.leases import Clock, LeaseKey, LeaseTable
+from raftreg.node.tasks import cancel_and_wait
 from raftreg.raft import RaftStatus
 from raftreg.state.commands import Command, Deregister, Expire
 from raftreg.state.registry import Deregistered, Registered, Result, StatusSet
@@ -86,12 +86,7 @@ class LeaseKeeper:
                        asyncio.create_task(self._gossip_loop(), name="lease-gossip")]
 
     async def stop(self) -> None:
-        tasks = [*self._tasks, *self._inflight]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait([*self._tasks, *self._inflight])
 
     # ---- leadership -------------------------------------------------------------------------
     def on_status(self, st: RaftStatus, holds_leadership: bool) -> None:

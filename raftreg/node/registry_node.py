@@ -30,6 +30,7 @@ from raftreg.node.lease_gossip import LeaseGossip
 from raftreg.node.lease_keeper import LeaseKeeper, lease_events
 from raftreg.node.leases import Clock, LeaseKey, SystemClock
 from raftreg.node.proposer import Committed, GroupCommitter
+from raftreg.node.tasks import cancel_and_wait
 from raftreg.node.watchdog import Watchdog
 from raftreg.node.watches import CATALOG, WatchHub, changed_topics, service_topic
 from raftreg.raft import RaftNode, RaftStatus
@@ -124,11 +125,7 @@ class RegistryNode:
         await self.forwarder.close()
         await self.gossip.close()
         await self.prober.close()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         await asyncio.get_running_loop().run_in_executor(None, self.raft.stop)
 
     def _recover(self, reason: str) -> None:
