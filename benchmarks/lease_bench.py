@@ -914,18 +914,13 @@ def kinds_text(kinds: dict[str, int]) -> str:
 class LeaseBench(Bench):
     """registry_bench's Bench (client pool, summary, clean-up) with the lease phases."""
 
+    sizes = SIZES
+
     def __init__(self, args: argparse.Namespace, tuning: Any, tuning_overrides: dict[str, Any],
                  leases: LeaseTuning, checks: CheckTuning) -> None:
         super().__init__(args, tuning, tuning_overrides)
         self.lease_tuning = leases
         self.check_tuning = checks
-
-    def size(self, name: str) -> Any:
-        value = getattr(self.args, name)
-        if value is not None:
-            return value
-        full, quick = SIZES[name]
-        return quick if self.args.quick else full
 
     @contextlib.contextmanager
     def fresh_cluster(self) -> Iterator[LocalCluster]:

@@ -500,6 +500,8 @@ def serve_hello(port: int) -> None:
 # =============================================================================================
 
 class Bench:
+    sizes: dict[str, tuple[Any, Any]] = SIZES  # (full, quick) defaults; a subclass names its own
+
     def __init__(self, args: argparse.Namespace, tuning: RaftTuning, tuning_overrides: dict[str, Any]) -> None:
         self.args = args
         self.tuning = tuning
@@ -512,10 +514,11 @@ class Bench:
 
     # ---- infrastructure -------------------------------------------------------------------
     def size(self, name: str) -> Any:
+        """A size option: the command line's value, else the (full, quick) default of ``sizes``."""
         value = getattr(self.args, name)
         if value is not None:
             return value
-        full, quick = SIZES[name]
+        full, quick = self.sizes[name]
         return quick if self.args.quick else full
 
     @contextlib.contextmanager

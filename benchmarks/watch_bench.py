@@ -406,12 +406,7 @@ def roles_of(names: list[str], leader: str, watched: str | None) -> dict[str, st
 class WatchBench(Bench):
     """registry_bench's Bench (cluster, client pool, jobs, summary) with the watch phases."""
 
-    def size(self, name: str) -> Any:
-        value = getattr(self.args, name)
-        if value is not None:
-            return value
-        full, quick = SIZES[name]
-        return quick if self.args.quick else full
+    sizes = SIZES
 
     def client_pool(self) -> ClientPool:
         if self.pool is None:
