@@ -43,8 +43,7 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from raftreg.config import RaftTuning
-from raftreg.errors import RaftregError
+from raftreg.config import ConfigError, RaftTuning
 from raftreg.testing import LocalCluster, free_ports, http_json, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
@@ -1084,7 +1083,7 @@ def parse_struct(items: list[str], cls: type[Any], flag: str) -> tuple[Any, dict
         raw[key.strip()] = value.strip()
     try:
         obj = msgspec.convert(raw, cls, strict=False)
-    except (msgspec.ValidationError, RaftregError) as exc:
+    except (msgspec.ValidationError, ConfigError) as exc:
         fields = ", ".join(f.name for f in msgspec.structs.fields(cls))
         raise SystemExit(f"bad {flag}: {exc} (fields: {fields})") from None
     return obj, {k: getattr(obj, k) for k in raw}

@@ -13,7 +13,10 @@ from pathlib import Path
 
 import msgspec
 
-from raftreg.errors import ConfigError
+
+class ConfigError(Exception):
+    """A cluster config file is unreadable or inconsistent (an operator's error, never sent to a
+    client: it is deliberately outside ``raftreg.errors``' client-facing tree)."""
 
 
 class NodeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

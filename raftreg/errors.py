@@ -66,9 +66,3 @@ class WaitTimeout(RaftregError):
     code = "timeout"
     status = 504
 
-
-class ConfigError(RaftregError):
-    """A cluster config file is unreadable or inconsistent."""
-
-    code = "config"
-    status = 500

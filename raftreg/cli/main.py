@@ -21,7 +21,7 @@ from raftreg.cli.chaos import chaos
 from raftreg.cli.local import DEFAULT_CONFIG, dev, serve
 from raftreg.cli.output import print_json, print_table
 from raftreg.client import ApiError, RegistryClient, keep_alive
-from raftreg.config import load_config
+from raftreg.config import ConfigError, load_config
 from raftreg.durations import parse_duration
 from raftreg.errors import RaftregError
 
@@ -47,7 +47,7 @@ def _addresses(addr: str | None, config_path: str | None) -> list[str]:
     if path:
         try:
             addrs += [n.http for n in load_config(path).nodes if n.http not in addrs]
-        except RaftregError:
+        except ConfigError:
             if not addrs:
                 raise
     return addrs
@@ -284,6 +284,9 @@ def main() -> None:
         where = f" (field {err.field})" if err.field else ""
         click.echo(f"error: {err.code}: {err.message}{where}", err=True)
         sys.exit(1 if err.status else 2)
+    except ConfigError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
     except RaftregError as err:
         click.echo(f"error: {err.message}", err=True)
         sys.exit(2)

@@ -9,6 +9,7 @@ import pytest
 from raftreg.config import (
     CheckTuning,
     ClusterConfig,
+    ConfigError,
     LeaseTuning,
     NodeConfig,
     RaftTuning,
@@ -16,7 +17,6 @@ from raftreg.config import (
     load_config,
     split_hostport,
 )
-from raftreg.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "cluster-configs"
 
