@@ -7,12 +7,12 @@ Run from the repository root with the project's virtual environment::
     .venv/bin/python benchmarks/lease_bench.py --quick
     .venv/bin/python benchmarks/lease_bench.py --only heartbeat --instances 10000 --duration 300 --kills 3
 
-It reuses registry_bench's machinery: the spawned client worker processes (``ClientPool``, here
-with a worker body that also runs ``lease`` jobs), its ``Bench`` (summary, JSON, clean-up),
-``--tuning``, the tables and the JSON output; and watch_bench's keep-alive ``Http`` helper. The
-heartbeat load is open loop: every instance has a fixed schedule (register, then a heartbeat every
-``--hb-interval`` seconds) kept by a 5 ms scheduler tick in each client process, over a minimal
-keep-alive HTTP/1.1 client (``_LightPool``; ``--hb-client aiohttp`` for aiohttp's ClientSession).
+It runs on the shared harness (``benchmarks/harness``): the spawned client worker processes (here
+with a ``lease`` job kind), ``Bench`` (summary, JSON, clean-up), ``--tuning``, the tables and the
+JSON output. The heartbeat load is open loop: every instance has a fixed schedule (register, then a
+heartbeat every ``--hb-interval`` seconds) kept by a 5 ms scheduler tick in each client process,
+over the harness's minimal keep-alive HTTP/1.1 client (``LightPool``; ``--hb-client aiohttp`` for
+aiohttp's ClientSession).
 CPU comes from /proc/<pid>/stat, per process lifetime (a restarted node is a new process). Every
 process it starts is killed at the end. See benchmarks/README.md for what each number means.
 """
@@ -20,59 +20,37 @@ process it starts is killed at the end. See benchmarks/README.md for what each n
 from __future__ import annotations
 
 import argparse
-import asyncio
 import collections
-import contextlib
 import functools
 import heapq
 import http.client
 import json
 import math
 import os
-import socket
-import subprocess
 import sys
 import threading
 import time
-import urllib.parse
 from array import array
-from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Barrier
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-import aiohttp
 import msgspec
+from aiohttp import web
+from harness.bench import Bench, catalog_counts, serve_app
+from harness.cli import add_size_options, check_common_args, common_parser, parse_struct, run_and_report
+from harness.cpu import CpuAccount
+from harness.light_http import Answer, NodePools, err_name
+from harness.open_loop import TickLoad
+from harness.proc import ensure_fd_limit, loadavg
+from harness.report import BUSY_OTHER_PCT, fmt_cpu, fmt_ms, fmt_num, fmt_s, kinds_text, log, note_busy, print_table
+from harness.stats import lat_stats, pct, r3, share
+from harness.sync_http import Http
+from harness.workers import ClientPool, JobHandler
 
-from raftreg.config import CheckTuning, LeaseTuning
-from raftreg.testing import LocalCluster, free_ports, http_json, wait_for
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import registry_bench as rb
-from registry_bench import (
-    CLK_TCK,
-    JSON_HEADERS,
-    REPO,
-    Bench,
-    ClientPool,
-    check_common_args,
-    exit_on_sigterm,
-    fmt_cpu,
-    fmt_ms,
-    fmt_num,
-    fmt_s,
-    loadavg,
-    log,
-    machine_ticks,
-    parse_struct,
-    pct,
-    print_table,
-    run_and_report,
-    run_meta,
-    share,
-)
-from watch_bench import ensure_fd_limit, lat_stats
+from raftreg.config import CheckTuning, LeaseTuning, RaftTuning
+from raftreg.testing import LocalCluster, http_json
 
 PHASES = ("heartbeat", "expiry", "checks")
 
@@ -97,20 +75,10 @@ SIZES: dict[str, tuple[Any, Any]] = {
 }
 
 START_SLACK_S = 2.0  # jobs are sent this long before their first scheduled request
-TICK_S = 0.005  # the client processes' scheduler tick
-SWEEP_EVERY = 40  # ticks between two request-timeout sweeps (and checks for a "stop" message)
 INF = math.inf
 
-# Client-side outcomes that are not HTTP statuses.
-ERR_REFUSED, ERR_CONNECT, ERR_LOST, ERR_TIMEOUT = -1, -2, -3, -4
-ERR_NAMES = {ERR_REFUSED: "connection refused", ERR_CONNECT: "connect error", ERR_LOST: "connection lost",
-             ERR_TIMEOUT: "client timeout"}
 OP_REG, OP_HB, OP_REREG = 0, 1, 2
 OP_NAMES = ("register", "heartbeat", "re-register")
-
-
-def err_name(code: int) -> str:
-    return ERR_NAMES.get(code, f"http {code}")
 
 
 def service_name(prefix: str, services: int, i: int) -> str:
@@ -122,206 +90,8 @@ def instance_id(i: int) -> str:
 
 
 # =============================================================================================
-# Client side (the spawned client processes): connection pools and the open-loop lease load
+# Client side (the spawned client processes): the open-loop lease load
 # =============================================================================================
-
-Callback = Callable[[int], None]  # called once per request with the HTTP status or an ERR_* code
-
-
-class _Conn(asyncio.Protocol):
-    """One keep-alive HTTP/1.1 connection of a ``_LightPool``: one request at a time, the answer
-    framed by ``Content-Length`` (raftreg always sends it); only the status is looked at."""
-
-    __slots__ = ("buf", "cb", "pool", "sent_at", "transport")
-
-    def __init__(self, pool: _LightPool) -> None:
-        self.pool = pool
-        self.transport: asyncio.Transport | None = None
-        self.buf = bytearray()
-        self.cb: Callback | None = None
-        self.sent_at = 0.0
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def send(self, data: bytes, cb: Callback) -> None:
-        assert self.transport is not None
-        self.cb = cb
-        self.sent_at = time.monotonic()
-        self.transport.write(data)
-
-    def data_received(self, data: bytes) -> None:
-        buf = self.buf
-        if self.cb is None:  # nothing asked: not an answer to frame
-            buf.clear()
-            return
-        buf += data
-        end = buf.find(b"\r\n\r\n")
-        if end < 0:
-            return
-        head = bytes(buf[:end]).lower()
-        k = head.find(b"\r\ncontent-length:")
-        size = 0
-        if k >= 0:
-            j = head.find(b"\r\n", k + 2)
-            size = int(head[k + 17:j if j >= 0 else len(head)])
-        if len(buf) < end + 4 + size:
-            return
-        status = int(buf[9:12])
-        del buf[:end + 4 + size]
-        cb, self.cb = self.cb, None
-        self.pool.release(self)
-        if cb is not None:
-            cb(status)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        cb, self.cb = self.cb, None
-        self.pool.lost(self)
-        if cb is not None:
-            cb(ERR_LOST)
-
-
-class _LightPool:
-    """Keep-alive connections to one node: a request takes an idle connection, or waits for one
-    (new ones are opened, at most 8 at a time, up to ``max_conns``). A failed connect fails every
-    waiting request (the node is down); ``sweep`` times out requests older than ``timeout``."""
-
-    MAX_CONNECTING = 8
-    IDLE_KEEP = 256
-
-    def __init__(self, url: str, timeout: float, max_conns: int) -> None:
-        parts = urllib.parse.urlsplit(url)
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
-        self.hostport = f"{self.host}:{self.port}"
-        self.timeout = timeout
-        self.max_conns = max_conns
-        self.loop = asyncio.get_running_loop()
-        self.idle: list[_Conn] = []
-        self.busy: set[_Conn] = set()
-        self.waiting: collections.deque[tuple[bytes, Callback, float]] = collections.deque()
-        self.connecting = 0
-        self.open = 0
-        self.max_open = 0
-        self.tasks: set[asyncio.Task[None]] = set()
-
-    def send(self, method: str, path: str, body: bytes | None, cb: Callback) -> None:
-        if body:
-            data = (f"{method} {path} HTTP/1.1\r\nHost: {self.hostport}\r\nContent-Type: application/json\r\n"
-                    f"Content-Length: {len(body)}\r\n\r\n").encode() + body
-        else:
-            data = f"{method} {path} HTTP/1.1\r\nHost: {self.hostport}\r\nContent-Length: 0\r\n\r\n".encode()
-        if self.idle:
-            conn = self.idle.pop()
-            self.busy.add(conn)
-            conn.send(data, cb)
-            return
-        self.waiting.append((data, cb, time.monotonic()))
-        self._grow()
-
-    def _grow(self) -> None:
-        while (self.connecting < self.MAX_CONNECTING and self.open + self.connecting < self.max_conns
-               and len(self.waiting) > self.connecting):
-            self.connecting += 1
-            task = self.loop.create_task(self._connect())
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
-
-    async def _connect(self) -> None:
-        try:
-            _, conn = await self.loop.create_connection(lambda: _Conn(self), self.host, self.port)
-        except OSError as exc:
-            self.connecting -= 1
-            code = ERR_REFUSED if isinstance(exc, ConnectionRefusedError) else ERR_CONNECT
-            waiting, self.waiting = self.waiting, collections.deque()
-            for _, cb, _ in waiting:
-                cb(code)
-            return
-        self.connecting -= 1
-        self.open += 1
-        self.max_open = max(self.max_open, self.open)
-        self.release(conn)
-        if self.waiting:
-            self._grow()
-
-    def release(self, conn: _Conn) -> None:
-        """``conn`` is free: serve the oldest waiting request, or keep it (most recent on top)."""
-        if self.waiting:
-            data, cb, _ = self.waiting.popleft()
-            self.busy.add(conn)
-            conn.send(data, cb)
-            return
-        self.busy.discard(conn)
-        self.idle.append(conn)
-        if len(self.idle) > self.IDLE_KEEP:
-            old = self.idle.pop(0)
-            if old.transport is not None:
-                old.transport.close()
-
-    def lost(self, conn: _Conn) -> None:
-        self.open -= 1
-        self.busy.discard(conn)
-        with contextlib.suppress(ValueError):
-            self.idle.remove(conn)
-
-    def sweep(self, now: float) -> None:
-        expired = [c for c in self.busy if now - c.sent_at > self.timeout]
-        for conn in expired:
-            cb, conn.cb = conn.cb, None
-            self.busy.discard(conn)
-            if conn.transport is not None:
-                conn.transport.abort()
-            if cb is not None:
-                cb(ERR_TIMEOUT)
-        while self.waiting and now - self.waiting[0][2] > self.timeout:
-            _, cb, _ = self.waiting.popleft()
-            cb(ERR_TIMEOUT)
-
-    async def close(self) -> None:
-        for task in list(self.tasks):
-            task.cancel()
-        for conn in [*self.idle, *self.busy]:
-            if conn.transport is not None:
-                conn.transport.abort()
-
-
-class _AiohttpPool:
-    """The same interface over one shared aiohttp ``ClientSession`` (a task per request)."""
-
-    def __init__(self, url: str, session: aiohttp.ClientSession) -> None:
-        self.url = url
-        self.session = session
-        self.loop = asyncio.get_running_loop()
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.max_open = 0
-
-    def send(self, method: str, path: str, body: bytes | None, cb: Callback) -> None:
-        task = self.loop.create_task(self._do(method, path, body, cb))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        self.max_open = max(self.max_open, len(self.tasks))
-
-    async def _do(self, method: str, path: str, body: bytes | None, cb: Callback) -> None:
-        try:
-            async with self.session.request(method, self.url + path, data=body,
-                                            headers=JSON_HEADERS if body else None) as resp:
-                await resp.read()
-                status = resp.status
-        except TimeoutError:
-            status = ERR_TIMEOUT
-        except aiohttp.ClientConnectorError as exc:
-            status = ERR_REFUSED if isinstance(exc.os_error, ConnectionRefusedError) else ERR_CONNECT
-        except (aiohttp.ClientError, OSError):
-            status = ERR_LOST
-        cb(status)
-
-    def sweep(self, now: float) -> None:
-        pass  # the session's timeout does it
-
-    async def close(self) -> None:
-        for task in list(self.tasks):
-            task.cancel()
-
 
 class _Inst:
     """One simulated instance of a client process."""
@@ -365,23 +135,14 @@ def _register_body(group: dict[str, Any], i: int) -> bytes:
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-class _LeaseLoad:
-    """The open-loop lease load of one client process (see ``_lease_job``)."""
+class _LeaseLoad(TickLoad):
+    """The open-loop lease load of one client process (see ``lease_job``)."""
 
     def __init__(self, job: dict[str, Any], conn: Connection) -> None:
-        self.conn = conn
-        self.loop = asyncio.get_running_loop()
+        super().__init__(conn, NodePools(job["client"], job["nodes"], job["request_timeout"], job["max_conns"]))
         self.m0, self.m1, self.end_t = job["m0"], job["m1"], job["end_t"]
         self.timeout, self.retry_pause = job["request_timeout"], job["retry_pause"]
         self.finish_when_idle = bool(job.get("finish_when_idle"))
-        self.session: aiohttp.ClientSession | None = None
-        self.pools: list[_LightPool | _AiohttpPool]
-        if job["client"] == "aiohttp":
-            self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=job["max_conns"]),
-                                                 timeout=aiohttp.ClientTimeout(total=self.timeout))
-            self.pools = [_AiohttpPool(url, self.session) for url in job["nodes"]]
-        else:
-            self.pools = [_LightPool(url, self.timeout, job["max_conns"]) for url in job["nodes"]]
         nodes = len(job["nodes"])
         self.insts: list[_Inst] = []
         self.slots: list[tuple[float, int]] = []  # heap of (slot time, instance number)
@@ -404,8 +165,6 @@ class _LeaseLoad:
         self.inflight = 0
         self.stopping = False
         self.stop_t = 0.0
-        self.ticks = 0
-        self.done: asyncio.Future[None] = self.loop.create_future()
         self.ack_t, self.ack_lat = array("d"), array("f")
         self.ack_node, self.ack_op = array("b"), array("b")
         self.err_t, self.err_done = array("d"), array("d")
@@ -414,43 +173,20 @@ class _LeaseLoad:
         self.skipped = array("d")
         self.false_expiries: list[tuple[float, float, str, int]] = []
 
-    async def run(self, hard_limit: float) -> dict[str, Any]:
-        self.loop.call_soon(self.tick)
-        try:
-            await asyncio.wait_for(self.done, hard_limit)
-        finally:
-            for pool in self.pools:
-                await pool.close()
-            if self.session is not None:
-                await self.session.close()
-        return self.result()
+    # ---- the scheduler (the pools time out old requests by themselves) ------------------------
+    def accepts_control(self) -> bool:
+        return not self.stopping
 
-    # ---- the scheduler ----------------------------------------------------------------------
-    def tick(self) -> None:
-        try:
-            self._tick()
-        except BaseException as exc:
-            if not self.done.done():
-                self.done.set_exception(exc)
-            return
-        if not self.done.done():
-            self.loop.call_later(TICK_S, self.tick)
+    def control(self, msg: Any, now: float) -> None:
+        if isinstance(msg, dict) and msg.get("stop"):
+            self.end_t = now
 
-    def _tick(self) -> None:
-        now = time.monotonic()
-        self.ticks += 1
-        if self.ticks % SWEEP_EVERY == 0:
-            for pool in self.pools:
-                pool.sweep(now)
-            if not self.stopping and self.conn.poll():
-                msg = self.conn.recv()
-                if isinstance(msg, dict) and msg.get("stop"):
-                    self.end_t = now
+    def step(self, now: float) -> None:
         if not self.stopping and now >= self.end_t:
             self.stopping, self.stop_t = True, now
         if self.stopping:
             if self.inflight == 0 or now > self.stop_t + self.timeout + 1.0:
-                self.done.set_result(None)
+                self.finish()
             return
         insts, slots = self.insts, self.slots
         while slots and slots[0][0] <= now:
@@ -479,7 +215,7 @@ class _LeaseLoad:
         if (self.finish_when_idle and not slots and self.inflight == 0
                 and not any(gen == insts[idx].retry_gen for _, idx, gen in retries)):
             self.stopping, self.stop_t = True, now
-            self.done.set_result(None)
+            self.finish()
 
     def send(self, x: _Inst, now: float) -> None:
         op = OP_HB if not x.needs_register else OP_REREG if x.registered else OP_REG
@@ -495,7 +231,7 @@ class _LeaseLoad:
         x.retry_gen += 1
         heapq.heappush(self.retries, (t, x.idx, x.retry_gen))
 
-    def answer(self, x: _Inst, op: int, t_send: float, status: int) -> None:
+    def answer(self, x: _Inst, op: int, t_send: float, status: int, _answer: Answer | None) -> None:
         now = time.monotonic()
         x.inflight = False
         self.inflight -= 1
@@ -545,13 +281,13 @@ class _LeaseLoad:
             "max_gap": gaps.tobytes(),
             "last_ack": {x.iid: (x.last_ack, x.acks) for x in self.insts if x.report},
             "never_registered": sum(1 for x in self.insts if not x.registered),
-            "max_open_conns": [p.max_open for p in self.pools],
+            "max_open_conns": self.nodes.max_open(),
             "stop_t": self.stop_t,
             "inflight_at_end": self.inflight,
         }
 
 
-async def _lease_job(job: dict[str, Any], conn: Connection, barrier: Any) -> dict[str, Any]:
+async def lease_job(job: dict[str, Any], conn: Connection, barrier: Barrier) -> dict[str, Any]:
     """Simulated instances: each registers (through node ``i % 3``, at its slot of the groups'
     registration ramp), then heartbeats on a fixed schedule (``count`` times, or until the job
     ends). A 503, 5xx, connection error or timeout is retried on the same node after
@@ -561,14 +297,8 @@ async def _lease_job(job: dict[str, Any], conn: Connection, barrier: Any) -> dic
     for the requests in flight. Everything is recorded with system-wide monotonic times."""
     load = _LeaseLoad(job, conn)
     barrier.wait(timeout=job["barrier_timeout"])
-    return await load.run(job["hard_limit"])
-
-
-async def _run_job(job: dict[str, Any], conn: Connection, barrier: Any) -> dict[str, Any]:
-    """Client worker jobs: ``lease`` here, every other kind to registry_bench's ``_run_job``."""
-    if job["kind"] == "lease":
-        return await _lease_job(job, conn, barrier)
-    return await rb._run_job(job, barrier)
+    await load.run(job["hard_limit"])
+    return load.result()
 
 
 # =============================================================================================
@@ -578,8 +308,6 @@ async def _run_job(job: dict[str, Any], conn: Connection, barrier: Any) -> dict[
 def serve_target(port: int) -> None:
     """``GET /health/{i}`` -> 200; ``GET /stats[?reset=1]`` -> the request count and the
     intervals between two probes of the same path (since the last reset)."""
-    from aiohttp import web
-
     state: dict[str, Any] = {"requests": 0, "last": {}, "gaps": array("d")}
 
     async def health(request: web.Request) -> web.Response:
@@ -604,83 +332,12 @@ def serve_target(port: int) -> None:
     app = web.Application()
     app.router.add_get("/health/{i}", health)
     app.router.add_get("/stats", stats)
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None, backlog=1024)
+    serve_app(app, port)
 
 
 # =============================================================================================
-# Parent side: CPU per process lifetime, the cluster monitor, the expiry watcher
+# Parent side: the cluster monitor, the expiry watcher
 # =============================================================================================
-
-def proc_stat(pid: int) -> tuple[int, int] | None:
-    """(utime + stime, start time), both in clock ticks (the start since boot), or None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            data = f.read()
-    except OSError:
-        return None
-    fields = data[data.rindex(")") + 2:].split()
-    return int(fields[11]) + int(fields[12]), int(fields[19])
-
-
-def uptime_ticks() -> float:
-    with open("/proc/uptime") as f:
-        return float(f.read().split()[0]) * CLK_TCK
-
-
-class CpuAccount:
-    """CPU % (100 = one core) of named processes over a window; a name is summed over every PID
-    that carried it (a restarted node is a new process). Per PID: from its ticks at the window
-    start (0 for a process started inside the window) to the last sample before it died or the
-    window ended. ``see`` is called by the monitor thread at each poll and before each kill."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.procs: dict[int, list[Any]] = {}  # pid -> [name, base ticks, last ticks]
-        self.t0 = self.t1 = 0.0
-        self.m0 = self.m1 = (0, 0)
-        self.boot0 = 0.0
-        self.open = False
-
-    def begin(self, named: dict[str, int | None]) -> None:
-        with self.lock:
-            self.t0, self.m0, self.boot0, self.open = time.monotonic(), machine_ticks(), uptime_ticks(), True
-        for name, pid in named.items():
-            if pid:
-                self.see(name, pid)
-
-    def see(self, name: str, pid: int) -> None:
-        st = proc_stat(pid)
-        with self.lock:
-            if not self.open or st is None:
-                return
-            ticks, started = st
-            entry = self.procs.get(pid)
-            if entry is None:
-                self.procs[pid] = [name, 0 if started > self.boot0 else ticks, ticks]
-            else:
-                entry[2] = max(entry[2], ticks)
-
-    def end(self) -> None:
-        for pid, (name, _, _) in list(self.procs.items()):
-            self.see(name, pid)
-        with self.lock:
-            self.t1, self.m1, self.open = time.monotonic(), machine_ticks(), False
-
-    def pct(self) -> dict[str, float]:
-        wall = max(1e-9, self.t1 - self.t0)
-        out: dict[str, float] = {}
-        for name, base, last in self.procs.values():
-            out[name] = out.get(name, 0.0) + 100.0 * (last - base) / CLK_TCK / wall
-        return {k: round(v, 1) for k, v in out.items()}
-
-    def other_pct(self) -> float:
-        busy = 100.0 * (os.cpu_count() or 1) * (self.m1[0] - self.m0[0]) / max(1, self.m1[1] - self.m0[1])
-        return round(busy - sum(self.pct().values()), 1)
-
-    def lifetimes(self) -> list[dict[str, Any]]:
-        return [{"name": name, "pid": pid, "cpu_s": round((last - base) / CLK_TCK, 2)}
-                for pid, (name, base, last) in self.procs.items()]
-
 
 class Monitor:
     """A thread polling ``GET /v1/cluster`` of every node (every ``period`` s, every 0.1 s until
@@ -771,8 +428,7 @@ class GoneWatcher:
     first listed and when it stopped being listed (answer read, time.monotonic)."""
 
     def __init__(self, url: str, service: str, *, wait: str | None = None, poll: float = 0.05) -> None:
-        parts = urllib.parse.urlsplit(url)
-        self.conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=60.0)
+        self.http = Http(url, timeout=60.0)
         self.service, self.wait, self.poll = service, wait, poll
         self.appeared: dict[str, float] = {}
         self.gone: dict[str, float] = {}
@@ -787,12 +443,9 @@ class GoneWatcher:
     def stop(self) -> None:
         """Stop now: shutting the socket down ends a parked query at once."""
         self._stop = True
-        sock = self.conn.sock
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        self.http.abort()
         self._thread.join(timeout=10)
-        self.conn.close()
+        self.http.close()
 
     def _run(self) -> None:
         index = 0
@@ -800,14 +453,11 @@ class GoneWatcher:
         while not self._stop:
             query = f"?index={index}&wait={self.wait}" if self.wait else ""
             try:
-                self.conn.request("GET", f"/v1/services/{self.service}{query}")
-                resp = self.conn.getresponse()
-                status, raw, headers = resp.status, resp.read(), resp.headers
+                status, raw, headers = self.http.request("GET", f"/v1/services/{self.service}{query}", retry=False)
             except (OSError, http.client.HTTPException):
                 if self._stop:
                     return
                 self.errors += 1
-                self.conn.close()
                 time.sleep(0.2)
                 continue
             t = time.monotonic()
@@ -838,18 +488,9 @@ def gone_stats(watcher: GoneWatcher, rec: Records) -> dict[str, Any]:
         else:
             delays.append(gone - last_ack)
     delays.sort()
-    return {"p50": _r(pct(delays, 50)), "p99": _r(pct(delays, 99)), "max": _r(delays[-1] if delays else None),
-            "min": _r(delays[0] if delays else None), "gone": len(delays), "never_gone": never_gone,
+    return {"p50": r3(pct(delays, 50)), "p99": r3(pct(delays, 99)), "max": r3(delays[-1] if delays else None),
+            "min": r3(delays[0] if delays else None), "gone": len(delays), "never_gone": never_gone,
             "answers": watcher.answers, "errors": watcher.errors}
-
-
-def catalog_counts(url: str, prefix: str) -> tuple[int, int] | None:
-    """(instances, passing) over the services named ``prefix``* on one node, or None."""
-    code, body = http_json(url + "/v1/services", timeout=10.0)
-    if code != 200:
-        return None
-    rows = [s for s in body["services"] if s["name"].startswith(prefix)]
-    return sum(int(s["instances"]) for s in rows), sum(int(s["passing"]) for s in rows)
 
 
 # =============================================================================================
@@ -903,66 +544,25 @@ class Records:
         return (min(found) if found else None), per
 
 
-def kinds_text(kinds: dict[str, int]) -> str:
-    return ", ".join(f"{k}: {v}" for k, v in kinds.items()) or "0"
-
-
 # =============================================================================================
 # The benchmark
 # =============================================================================================
 
 class LeaseBench(Bench):
-    """registry_bench's Bench (client pool, summary, clean-up) with the lease phases."""
+    """The lease phases on the harness's ``Bench``; each phase starts its own cluster."""
 
-    sizes = SIZES
+    PHASES = PHASES
+    sizes: ClassVar[dict[str, tuple[Any, Any]]] = SIZES
+    handlers: ClassVar[dict[str, JobHandler]] = {**Bench.handlers, "lease": lease_job}
 
-    def __init__(self, args: argparse.Namespace, tuning: Any, tuning_overrides: dict[str, Any],
+    def __init__(self, args: argparse.Namespace, tuning: RaftTuning, tuning_overrides: dict[str, Any],
                  leases: LeaseTuning, checks: CheckTuning) -> None:
         super().__init__(args, tuning, tuning_overrides)
         self.lease_tuning = leases
         self.check_tuning = checks
 
-    @contextlib.contextmanager
-    def fresh_cluster(self) -> Iterator[LocalCluster]:
-        cluster = LocalCluster(3, tuning=self.tuning, leases=self.lease_tuning, checks=self.check_tuning,
-                               name="bench", keep_data=self.args.keep_data)
-        self.cluster = cluster
-        try:
-            t0 = time.perf_counter()
-            cluster.start(wait=60)
-            log(f"cluster up in {time.perf_counter() - t0:.1f}s (leader {cluster.leader()}, data {cluster.base_dir}"
-                f"{', kept' if self.args.keep_data else ''})")
-            yield cluster
-        finally:
-            cluster.close()
-            self.cluster = None
-
-    def client_pool(self) -> ClientPool:
-        if self.pool is None:
-            self.pool = ClientPool(self.args.procs, target=functools.partial(rb._worker_main, run_job=_run_job))
-        return self.pool
-
-    def drop_pool(self) -> None:
-        """Kill the client processes at once (they may be in the middle of a load job)."""
-        if self.pool is not None:
-            for proc in self.pool.procs:
-                proc.kill()
-            for proc in self.pool.procs:
-                proc.join(timeout=5)
-            for conn in self.pool.conns:
-                conn.close()
-            self.pool = None
-
-    def close(self) -> None:
-        self.drop_pool()
-        super().close()
-
-    def run(self, phases: list[str]) -> None:
-        self.client_pool()  # spawn the client processes first: their start-up is not part of any number
-        for p in PHASES:
-            if p in phases:
-                fn: Callable[[], dict[str, Any]] = getattr(self, f"phase_{p}")
-                self.results[p] = self.timed(p, fn)
+    def cluster_options(self) -> dict[str, Any]:
+        return {"leases": self.lease_tuning, "checks": self.check_tuning, "keep_data": self.args.keep_data}
 
     # ---- jobs ---------------------------------------------------------------------------------
     def group(self, prefix: str, n: int, *, services: int, ttl: float | None, period: float, count: int | None,
@@ -978,46 +578,16 @@ class LeaseBench(Bench):
         """One ``lease`` job per client process, each with a contiguous share of every group's
         instances; returns once every process has built its instances (the start barrier)."""
         pool = self.client_pool()
-        nprocs = pool.n
-        for p, conn in enumerate(pool.conns):
-            mine = []
-            for g in groups:
-                start, stop = share(g["n"], [1] * nprocs)[p]
-                mine.append({**g, "start": start, "stop": stop})
-            conn.send({"kind": "lease", "nodes": urls, "groups": mine, "m0": m0, "m1": m1, "end_t": end_t,
-                       "request_timeout": request_timeout, "retry_pause": retry_pause,
-                       "finish_when_idle": finish_when_idle, "client": self.args.hb_client,
-                       "max_conns": self.args.max_conns, "barrier_timeout": 120.0,
-                       "hard_limit": max(60.0, end_t - time.monotonic() + request_timeout + 120.0)})
-        try:
-            pool.barrier.wait(timeout=125.0)
-        except threading.BrokenBarrierError:
-            raise RuntimeError(f"client processes did not reach the start barrier: {self.collect(10.0)}") from None
+        job = {"kind": "lease", "nodes": urls, "m0": m0, "m1": m1, "end_t": end_t,
+               "request_timeout": request_timeout, "retry_pause": retry_pause, "finish_when_idle": finish_when_idle,
+               "client": self.args.hb_client, "max_conns": self.args.max_conns, "barrier_timeout": 120.0,
+               "hard_limit": max(60.0, end_t - time.monotonic() + request_timeout + 120.0)}
+        splits = [share(g["n"], [1] * pool.n) for g in groups]
+        pool.send([{**job, "groups": [{**g, "start": sp[p][0], "stop": sp[p][1]} for g, sp in zip(groups, splits,
+                                                                                                   strict=True)]}
+                   for p in range(pool.n)])
+        pool.start(125.0)
         return pool
-
-    def collect(self, timeout: float) -> list[dict[str, Any]]:
-        assert self.pool is not None
-        deadline = time.monotonic() + timeout
-        out = []
-        for conn in self.pool.conns:
-            if not conn.poll(max(0.0, deadline - time.monotonic())):
-                raise RuntimeError(f"client processes did not finish within {timeout:.0f}s")
-            out.append(conn.recv())
-        fatal = [r["fatal"] for r in out if "fatal" in r]
-        if fatal:
-            raise RuntimeError("client worker failed:\n" + "\n".join(fatal))
-        return out
-
-    def sleep_until(self, t: float) -> None:
-        """Sleep until monotonic time ``t``; fail early if a client process has already answered
-        (it died or failed)."""
-        while True:
-            now = time.monotonic()
-            if now >= t:
-                return
-            if self.pool is not None and any(c.poll() for c in self.pool.conns):
-                raise RuntimeError(f"a client process ended early: {self.collect(5.0)}")
-            time.sleep(min(0.2, t - now))
 
     # ---- 1. heartbeats through leader kills ----------------------------------------------------
     def phase_heartbeat(self) -> dict[str, Any]:
@@ -1039,7 +609,6 @@ class LeaseBench(Bench):
                                reg_spread=spread, track_gaps=True)
             monitor = Monitor(cluster)
             monitor.start()
-            cpu = CpuAccount()
             kill_log: list[dict[str, Any]] = []
             try:
                 log(f"heartbeat: {n:,} instances (ttl {ttl:g}s, heartbeat every {interval:g}s = "
@@ -1050,7 +619,8 @@ class LeaseBench(Bench):
                                              retry_pause=pause)
                 self.sleep_until(m0)
                 monitor.poll()
-                cpu.begin({**monitor.node_pids(), **pool.pids(), "bench": os.getpid()})
+                cpu = CpuAccount({**monitor.node_pids(), **pool.pids(), "bench": os.getpid()})
+                cpu.start()
                 monitor.cpu = cpu
                 log(f"heartbeat: all {n:,} registered and heartbeating; measuring for {dur:g}s")
                 for k in range(kills):
@@ -1060,9 +630,9 @@ class LeaseBench(Bench):
                 listing = {name: catalog_counts(cluster.url(name), "hb-" if services > 1 else "hb")
                            for name in cluster.names}
                 self.sleep_until(m1)
-                cpu.end()
                 monitor.cpu = None
-                results = self.collect(timeout + 60.0)
+                cpu.stop()
+                results = self.client_pool().collect(timeout + 60.0)
                 monitor.poll()
             except BaseException:
                 self.drop_pool()
@@ -1183,13 +753,13 @@ class LeaseBench(Bench):
             },
             "reregistered": rereg_ok,
             "never_registered": rec.never_registered,
-            "longest_ack_gap_s": {"p50": _r(pct(gaps, 50)), "p99": _r(pct(gaps, 99)),
-                                  "max": _r(gaps[-1] if gaps else None)},
+            "longest_ack_gap_s": {"p50": r3(pct(gaps, 50)), "p99": r3(pct(gaps, 99)),
+                                  "max": r3(gaps[-1] if gaps else None)},
             "leases": totals,
             "kills_detail": kills_out,
             "server_cpu_pct": node_cpu,
             "client_cpu_pct": client_cpu,
-            "client_cpu_pct_total": round(sum(v for k, v in client_cpu.items() if k != "bench"), 1),
+            "client_cpu_pct_total": round(sum(v or 0.0 for k, v in client_cpu.items() if k != "bench"), 1),
             "other_procs_cpu_pct": cpu.other_pct(),
             "cpu_per_process": cpu.lifetimes(),
             "max_open_conns_per_proc": rec.max_open_conns,
@@ -1265,10 +835,9 @@ class LeaseBench(Bench):
                 time.sleep(0.3)
                 keep_listed = catalog_counts(cluster.url(leader), "keep")
                 after = (cluster.status(leader, timeout=5.0) or {}).get("leases", {})
-                assert self.pool is not None
-                for conn in self.pool.conns:
-                    conn.send({"stop": True})
-                rec = Records(self.collect(60.0))
+                pool = self.client_pool()
+                pool.send([{"stop": True}] * pool.n)
+                rec = Records(self.client_pool().collect(60.0))
             except BaseException:
                 self.drop_pool()
                 raise
@@ -1314,52 +883,42 @@ class LeaseBench(Bench):
         out: dict[str, Any] = {"checks": c, "interval_s": interval, "timeout_s": ctimeout, "warmup_s": warm,
                                "duration_s": dur, "expected_per_s": round(c / interval, 1),
                                "loadavg_at_start": loadavg()}
-        port = free_ports(1)[0]
-        target = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve-target", str(port)],
-                                  stdin=subprocess.DEVNULL, start_new_session=True)
-        self.helper_procs.append(target)
-        turl = f"http://127.0.0.1:{port}"
-        try:
-            wait_for(lambda: http_json(turl + "/health/0", timeout=0.5)[0] == 200, 20, "the check target server")
-            with self.fresh_cluster() as cluster:
-                names = cluster.names
-                t0 = time.monotonic() + START_SLACK_S
-                spread = c / self.args.register_rate
-                services = max(1, min(20, c // 100))
-                check = {"url": turl + "/health/{i}", "interval": interval, "timeout": ctimeout}
-                group = self.group("chk", c, services=services, ttl=None, period=1.0, count=0, reg_start=t0,
-                                   reg_spread=spread, check=check)
-                log(f"checks: registering {c:,} instances with an HTTP check every {interval:g}s "
-                    f"(timeout {ctimeout:g}s) against {turl}")
-                try:
-                    self.start_lease_jobs(cluster.urls(), [group], m0=t0, m1=t0 + spread + 60.0,
-                                          end_t=t0 + spread + 60.0, request_timeout=5.0, retry_pause=0.5,
-                                          finish_when_idle=True)
-                    rec = Records(self.collect(spread + 120.0))
-                except BaseException:
-                    self.drop_pool()
-                    raise
-                out["register_errors_by_kind"] = rec.errors_by_kind(0.0, INF)
-                out["never_registered"] = rec.never_registered
-                log(f"checks: registered; warming up {warm:g}s, then measuring {dur:g}s")
-                time.sleep(warm)
-                pids = {name: int((cluster.status(name, timeout=5.0) or {}).get("pid") or 0) or None
-                        for name in names}
-                s0 = {name: cluster.status(name, timeout=5.0) for name in names}
-                http_json(turl + "/stats?reset=1", timeout=5.0)
-                _, tg0 = http_json(turl + "/stats", timeout=5.0)
-                cpu = CpuAccount()
-                cpu.begin({**pids, "target": target.pid, "bench": os.getpid()})
-                time.sleep(dur)
-                cpu.end()
-                _, tg1 = http_json(turl + "/stats", timeout=5.0)
-                s1 = {name: cluster.status(name, timeout=5.0) for name in names}
-                leader = next((n for n in names if (s1[n] or {}).get("state") == "leader"), names[0])
-                counts = catalog_counts(cluster.url(leader), "chk")
-        finally:
-            target.kill()
-            target.wait(timeout=10)
-            self.helper_procs.remove(target)
+        with self.helper_server(Path(__file__).resolve(), "--serve-target", "/health/0",
+                                "the check target server") as (target, turl), self.fresh_cluster() as cluster:
+            names = cluster.names
+            t0 = time.monotonic() + START_SLACK_S
+            spread = c / self.args.register_rate
+            services = max(1, min(20, c // 100))
+            check = {"url": turl + "/health/{i}", "interval": interval, "timeout": ctimeout}
+            group = self.group("chk", c, services=services, ttl=None, period=1.0, count=0, reg_start=t0,
+                               reg_spread=spread, check=check)
+            log(f"checks: registering {c:,} instances with an HTTP check every {interval:g}s "
+                f"(timeout {ctimeout:g}s) against {turl}")
+            try:
+                self.start_lease_jobs(cluster.urls(), [group], m0=t0, m1=t0 + spread + 60.0,
+                                      end_t=t0 + spread + 60.0, request_timeout=5.0, retry_pause=0.5,
+                                      finish_when_idle=True)
+                rec = Records(self.client_pool().collect(spread + 120.0))
+            except BaseException:
+                self.drop_pool()
+                raise
+            out["register_errors_by_kind"] = rec.errors_by_kind(0.0, INF)
+            out["never_registered"] = rec.never_registered
+            log(f"checks: registered; warming up {warm:g}s, then measuring {dur:g}s")
+            time.sleep(warm)
+            pids = {name: int((cluster.status(name, timeout=5.0) or {}).get("pid") or 0) or None
+                    for name in names}
+            s0 = {name: cluster.status(name, timeout=5.0) for name in names}
+            http_json(turl + "/stats?reset=1", timeout=5.0)
+            _, tg0 = http_json(turl + "/stats", timeout=5.0)
+            cpu = CpuAccount({**pids, "target": target.pid, "bench": os.getpid()})
+            cpu.start()
+            time.sleep(dur)
+            cpu.stop()
+            _, tg1 = http_json(turl + "/stats", timeout=5.0)
+            s1 = {name: cluster.status(name, timeout=5.0) for name in names}
+            leader = next((n for n in names if (s1[n] or {}).get("state") == "leader"), names[0])
+            counts = catalog_counts(cluster.url(leader), "chk")
         per_node: dict[str, dict[str, Any]] = {}
         for name in names:
             a, b = (s0[name] or {}).get("checks") or {}, (s1[name] or {}).get("checks") or {}
@@ -1408,10 +967,6 @@ class LeaseBench(Bench):
         return out
 
 
-def _r(v: float | None) -> float | None:
-    return None if v is None else round(v, 3)
-
-
 # =============================================================================================
 # Output
 # =============================================================================================
@@ -1452,9 +1007,8 @@ def print_heartbeat_tables(out: dict[str, Any]) -> None:
                 [[fmt_cpu(out["server_cpu_pct"]),
                   f"{out['client_cpu_pct_total']:.0f} ({fmt_cpu(out['client_cpu_pct'])})",
                   f"{out['other_procs_cpu_pct']:.0f}", f"{out['loadavg_at_start'][0]:.2f}"]])
-    if out["other_procs_cpu_pct"] > 30:
-        print("note: other processes used > 30% of a core during the run: the numbers are contaminated by a "
-              "concurrent load\n", flush=True)
+    if out["other_procs_cpu_pct"] > BUSY_OTHER_PCT:
+        note_busy("the run", those=False)
 
 
 def print_expiry_table(out: dict[str, Any]) -> None:
@@ -1504,14 +1058,9 @@ def print_checks_table(out: dict[str, Any]) -> None:
 # =============================================================================================
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    p.add_argument("--quick", action="store_true", help="small sizes: the whole run takes well under 2 minutes")
-    p.add_argument("--out", type=Path, help="results JSON (default benchmarks/results/lease_bench-<time>.json)")
-    p.add_argument("--only", default=",".join(PHASES), help=f"comma-separated phases (default: all of "
-                   f"{','.join(PHASES)})")
-    p.add_argument("--procs", type=int, default=2, help="client worker processes (default 2)")
-    p.add_argument("--tuning", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                   help="raftreg.config.RaftTuning overrides, e.g. raft_max_timeout=1.0")
+    p = common_parser(__doc__, "lease_bench", PHASES, procs=2,
+                      quick="small sizes: the whole run takes well under 2 minutes",
+                      tuning_example="raft_max_timeout=1.0")
     p.add_argument("--lease-tuning", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="raftreg.config.LeaseTuning overrides, e.g. check_period=0.05 mass_expiry_share=0.6")
     p.add_argument("--check-tuning", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
@@ -1535,9 +1084,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check-interval", type=float, default=5.0, help="check interval in s (default 5)")
     p.add_argument("--check-timeout", type=float, default=1.0, help="check timeout in s (default 1)")
     p.add_argument("--keep-data", action="store_true", help="keep each cluster's data directory and node logs")
-    for name, (full, quick) in SIZES.items():
-        p.add_argument("--" + name.replace("_", "-"), type=type(full), default=None,
-                       help=f"default {full} ({quick} with --quick)")
+    add_size_options(p, SIZES)
     p.add_argument("--serve-target", type=int, metavar="PORT", help=argparse.SUPPRESS)
     p.set_defaults(concurrency=1)  # for check_common_args; the lease load is open loop
     return p
@@ -1556,12 +1103,7 @@ def main(argv: list[str] | None = None) -> int:
     bench = LeaseBench(args, tuning, overrides, leases, checks)
     # Each node may hold a connection per in-flight heartbeat during a failover; clients hold theirs.
     ensure_fd_limit(min(3 * args.procs * args.max_conns, 16384) + 1024)
-    out_path = args.out or REPO / "benchmarks" / "results" / f"lease_bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
-
-    exit_on_sigterm()
-    started = time.time()
     meta = {
-        **run_meta(args, argv, started, phases, tuning, overrides),
         "hb_client": args.hb_client,
         "sizes": {name: bench.size(name) for name in SIZES},
         "options": {k: getattr(args, k) for k in ("ttl", "hb_interval", "register_rate", "restart_after", "expiry_ttl",
@@ -1570,9 +1112,8 @@ def main(argv: list[str] | None = None) -> int:
         "lease_tuning": msgspec.to_builtins(leases), "lease_tuning_overrides": lease_overrides,
         "check_tuning": msgspec.to_builtins(checks), "check_tuning_overrides": check_overrides,
     }
-    log(f"raftreg lease benchmark: phases {','.join(phases)}, {args.procs} client procs ({args.hb_client})"
-        f"{', quick' if args.quick else ''}; load average {meta['loadavg_at_start']}")
-    return run_and_report(bench, phases, meta, started, out_path)
+    return run_and_report(bench, phases, argv, "lease_bench", "raftreg lease benchmark",
+                          detail=f" ({args.hb_client})", meta=meta)
 
 
 if __name__ == "__main__":

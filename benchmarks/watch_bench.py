@@ -7,10 +7,10 @@ Run from the repository root with the project's virtual environment::
     .venv/bin/python benchmarks/watch_bench.py --quick
     .venv/bin/python benchmarks/watch_bench.py --only watch --watchers 1000 --rounds 10 --procs 4
 
-It reuses registry_bench's machinery: the spawned client worker processes (``ClientPool``, here
-with a worker body that also runs ``watch`` jobs), the start barrier and CPU accounting of its
-read runs, its LocalCluster handling (``Bench``), ``--tuning``, the tables and the JSON output.
-Every process it starts is killed at the end. See benchmarks/README.md for what each number means.
+It runs on the shared harness (``benchmarks/harness``): the spawned client worker processes (here
+with a ``watch`` job kind besides the closed-loop ``put`` / ``get`` of the read phase), the light
+HTTP client of the watchers, CPU accounting, ``--tuning``, the tables and the JSON output. Every
+process it starts is killed at the end. See benchmarks/README.md for what each number means.
 """
 
 from __future__ import annotations
@@ -18,53 +18,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import functools
 import http.client
 import json
 import os
-import resource
 import sys
 import threading
 import time
-import urllib.parse
 from array import array
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from multiprocessing.connection import Connection
-from pathlib import Path
-from typing import Any
+from multiprocessing.synchronize import Barrier
+from typing import Any, ClassVar
 
-import aiohttp
+from harness.bench import Bench, node_pids
+from harness.cli import add_size_options, check_common_args, common_parser, run_and_report
+from harness.closed_loop import get_jobs, run_closed_loop
+from harness.cpu import CpuAccount
+from harness.light_http import NodePools, err_name
+from harness.payloads import count_answer, instance_body
+from harness.proc import ensure_fd_limit, loadavg
+from harness.report import fmt_cpu, fmt_ms, fmt_num, kinds_text, log, note_busy, print_run_table, print_table
+from harness.stats import lat_stats, ms, split
+from harness.sync_http import Http
+from harness.workers import JobHandler
 
 from raftreg.durations import parse_duration
 from raftreg.testing import LocalCluster, http_json, wait_for
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import registry_bench as rb
-from registry_bench import (
-    CLK_TCK,
-    JSON_HEADERS,
-    REPO,
-    Bench,
-    ClientPool,
-    check_common_args,
-    cpu_ticks,
-    exit_on_sigterm,
-    fmt_cpu,
-    fmt_ms,
-    fmt_num,
-    instance_body,
-    loadavg,
-    log,
-    machine_ticks,
-    node_pids,
-    pct,
-    print_run_table,
-    print_table,
-    run_and_report,
-    run_meta,
-    split,
-)
 
 PHASES = ("watch", "crosstalk", "read")
 
@@ -86,251 +65,59 @@ ROUND_TIMEOUT_S = 30.0  # every watcher must have its answer this long after the
 
 
 # =============================================================================================
-# Client side: the worker body and the watch job (run in the spawned client processes)
+# Client side: the watch job (run in the spawned client processes)
 # =============================================================================================
 
-async def _run_job(job: dict[str, Any], conn: Connection, barrier: Any) -> dict[str, Any]:
-    """Client worker jobs: ``watch`` here, every other kind to registry_bench's ``_run_job``."""
-    if job["kind"] == "watch":
-        return await _watch_job(job, conn)
-    return await rb._run_job(job, barrier)
-
-
-class _LightHttp(asyncio.Protocol):
-    """A minimal HTTP/1.1 keep-alive client connection for the watchers: one request at a time, the
-    answer framed by ``Content-Length`` (raftreg always sends it). It costs the load generator a
-    fraction of aiohttp's client CPU per answer, so the watchers' 1,000 answers and re-parks per
-    change compete less with the node under test on a 2-core machine."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.buf = bytearray()
-        self.answer: asyncio.Future[tuple[int, dict[str, str], bytes]] | None = None
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.answer is not None and not self.answer.done():
-            self.answer.set_exception(ConnectionError("connection lost"))
-        if not self.closed.done():
-            self.closed.set_result(None)
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        end = self.buf.find(b"\r\n\r\n")
-        if end < 0 or self.answer is None:
-            return
-        lines = bytes(self.buf[:end]).decode("latin-1").split("\r\n")
-        headers = {}
-        for line in lines[1:]:
-            k, _, v = line.partition(":")
-            headers[k.strip().lower()] = v.strip()
-        size = int(headers.get("content-length", "0"))
-        if len(self.buf) < end + 4 + size:
-            return
-        body = bytes(self.buf[end + 4:end + 4 + size])
-        del self.buf[:end + 4 + size]
-        if not self.answer.done():
-            self.answer.set_result((int(lines[0].split()[1]), headers, body))
-
-    async def get(self, request: bytes, timeout: float) -> tuple[int, dict[str, str], bytes]:
-        assert self.transport is not None
-        self.answer = asyncio.get_running_loop().create_future()
-        self.transport.write(request)
-        return await asyncio.wait_for(self.answer, timeout)
-
-
-# One watcher request: GET with ``index``; returns (HTTP status, receive time, X-Raftreg-Index, body).
-Fetch = Callable[[int], Awaitable[tuple[int, float, int, bytes]]]
-
-
-class _LightFetch:
-    """A watcher's requests on its own ``_LightHttp`` keep-alive connection (reopened after errors)."""
-
-    def __init__(self, job: dict[str, Any]) -> None:
-        url = urllib.parse.urlsplit(job["url"])
-        self.host, self.port = url.hostname or "127.0.0.1", url.port or 80
-        self.target = f"/v1/services/{job['service']}?wait={job['wait']}&index="
-        self.timeout = job["request_timeout"]
-        self.proto: _LightHttp | None = None
-
-    async def __call__(self, index: int) -> tuple[int, float, int, bytes]:
-        try:
-            if self.proto is None or self.proto.closed.done():
-                _, self.proto = await asyncio.get_running_loop().create_connection(_LightHttp, self.host, self.port)
-            status, headers, body = await self.proto.get(
-                f"GET {self.target}{index} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n\r\n".encode(), self.timeout)
-            return status, time.monotonic(), int(headers.get("x-raftreg-index", "-1")), body
-        except Exception:
-            self.close()
-            raise
-
-    def close(self) -> None:
-        if self.proto is not None and self.proto.transport is not None:
-            self.proto.transport.close()
-        self.proto = None
-
-
-async def _watch_job(job: dict[str, Any], conn: Connection) -> dict[str, Any]:
+async def watch_job(job: dict[str, Any], conn: Connection, barrier: Barrier) -> dict[str, Any]:
     """``job["watchers"]`` blocking queries on one service of one node, each re-parking at once with
     the index it got, until each has seen ``job["rounds"]`` changes. When the last watcher of this
-    process has its answer of round r, the receive times (time.monotonic, system-wide) go to the
-    parent at once as ``{"round": r, ...}``; the job's result has the error and timeout counts.
-    ``job["client"]``: ``light`` (``_LightFetch``) or ``aiohttp`` (one ``ClientSession``)."""
+    process has its answer of round r, the receive times (time.monotonic, system-wide, taken when
+    the watcher resumes with its answer) go to the parent at once as ``{"round": r, ...}``; the
+    job's result has the error and timeout counts. ``job["client"]``: ``light`` (``LightPool``, a
+    connection per parked watcher) or ``aiohttp`` (one ``ClientSession``)."""
     n, rounds = job["watchers"], job["rounds"]
     errs: collections.Counter[str] = collections.Counter()
     counts = {"requests": 0, "timeouts": 0}
     recv = [array("d") for _ in range(rounds)]
     seen: list[collections.Counter[str]] = [collections.Counter() for _ in range(rounds)]
+    nodes = NodePools(job["client"], [job["url"]], job["request_timeout"], n + 8, max_connecting=n, idle_keep=n + 8)
+    pool = nodes.pools[0]
+    target = f"/v1/services/{job['service']}?wait={job['wait']}&index="
 
-    async def watcher(fetch: Fetch) -> None:
+    async def watcher() -> None:
         index = job["index"]
         for r in range(rounds):
             while True:
                 counts["requests"] += 1
-                try:
-                    status, t, new, body = await fetch(index)
-                except Exception as exc:
-                    errs[rb._error_key(exc)] += 1
+                status, answer = await pool.request("GET", target + str(index))
+                t = time.monotonic()
+                if status != 200 or answer is None:
+                    errs[err_name(status)] += 1
                     await asyncio.sleep(0.2)
                     continue
-                if status != 200:
-                    errs[f"http {status}"] += 1
-                    await asyncio.sleep(0.2)
-                    continue
+                new = int(answer.header("X-Raftreg-Index") or "-1")
                 if new == index:  # the wait passed without a change: park again
                     counts["timeouts"] += 1
                     continue
                 if new < index:
                     errs["index went backwards"] += 1
                 recv[r].append(t)
-                seen[r][f"{new}/{len(rb._answer_decoder.decode(body).instances)}"] += 1
+                seen[r][f"{new}/{count_answer(answer.body)}"] += 1
                 index = new
                 if len(recv[r]) == n:
                     conn.send({"round": r, "recv": recv[r].tobytes(), "seen": dict(seen[r])})
                 break
 
-    async def run_all(fetchers: list[Fetch]) -> None:
-        await asyncio.wait_for(asyncio.gather(*(watcher(f) for f in fetchers)), job["hard_limit"])
-
-    if job.get("client", "light") == "light":
-        light = [_LightFetch(job) for _ in range(n)]
-        try:
-            await run_all(list(light))
-        finally:
-            for f in light:
-                f.close()
-    else:
-        base = f"{job['url']}/v1/services/{job['service']}?wait={job['wait']}&index="
-        timeout = aiohttp.ClientTimeout(total=job["request_timeout"])
-        connector = aiohttp.TCPConnector(limit=n + 8, limit_per_host=0)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-
-            async def fetch(index: int) -> tuple[int, float, int, bytes]:
-                async with session.get(base + str(index)) as resp:
-                    body = await resp.read()
-                    return resp.status, time.monotonic(), int(resp.headers.get("X-Raftreg-Index", "-1")), body
-
-            await run_all([fetch] * n)
+    try:
+        await asyncio.wait_for(asyncio.gather(*(watcher() for _ in range(n))), job["hard_limit"])
+    finally:
+        await nodes.close()
     return {"done": True, "errors": dict(errs), **counts}
 
 
 # =============================================================================================
 # Parent side helpers
 # =============================================================================================
-
-class Http:
-    """Sequential requests to one node over one keep-alive connection (reconnects once on failure)."""
-
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
-        parts = urllib.parse.urlsplit(url)
-        self.host, self.port, self.timeout = parts.hostname or "127.0.0.1", parts.port or 80, timeout
-        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
-
-    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes, dict[str, str]]:
-        for attempt in (0, 1):
-            try:
-                self.conn.request(method, path, body=body, headers=JSON_HEADERS if body is not None else {})
-                resp = self.conn.getresponse()
-                return resp.status, resp.read(), dict(resp.getheaders())
-            except (OSError, http.client.HTTPException):
-                self.conn.close()
-                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-                if attempt:
-                    raise
-        raise AssertionError("unreachable")
-
-    def register(self, service: str, iid: str, i: int, size: int) -> tuple[float, float, int]:
-        """PUT one instance; returns (monotonic time just before sending, time the answer was read,
-        commit index)."""
-        body = instance_body(i, size)
-        t0 = time.monotonic()
-        status, raw, _ = self.request("PUT", f"/v1/services/{service}/instances/{iid}", body)
-        t1 = time.monotonic()
-        if status != 200:
-            raise RuntimeError(f"register {service}/{iid} answered HTTP {status}: {raw[:200]!r}")
-        return t0, t1, int(json.loads(raw)["index"])
-
-    def cluster(self) -> dict[str, Any]:
-        status, raw, _ = self.request("GET", "/v1/cluster")
-        if status != 200:
-            raise RuntimeError(f"/v1/cluster answered HTTP {status}")
-        info: dict[str, Any] = json.loads(raw)
-        return info
-
-    def service_index(self, service: str) -> int:
-        status, _, headers = self.request("GET", f"/v1/services/{service}")
-        if status != 200:
-            raise RuntimeError(f"GET /v1/services/{service} answered HTTP {status}")
-        return int(headers["X-Raftreg-Index"])
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-class TickMeter:
-    """CPU ticks of named PIDs (and of the machine) summed over several start()/stop() windows."""
-
-    def __init__(self, pids: dict[str, int | None]) -> None:
-        self.pids = {k: v for k, v in pids.items() if v}
-        self.ticks: dict[str, int | None] = dict.fromkeys(self.pids, 0)
-        self.wall = 0.0
-        self.busy = self.total = 0
-        self._c0: dict[str, int | None] = {}
-        self._m0 = (0, 0)
-        self._t0 = 0.0
-
-    def start(self) -> None:
-        self._c0 = {k: cpu_ticks(p) for k, p in self.pids.items()}
-        self._m0 = machine_ticks()
-        self._t0 = time.monotonic()
-
-    def stop(self) -> None:
-        self.wall += time.monotonic() - self._t0
-        for k, p in self.pids.items():
-            c1, c0, acc = cpu_ticks(p), self._c0.get(k), self.ticks[k]
-            self.ticks[k] = None if c1 is None or c0 is None or acc is None else acc + c1 - c0
-        b1, t1 = machine_ticks()
-        self.busy += b1 - self._m0[0]
-        self.total += t1 - self._m0[1]
-
-    def pct(self) -> dict[str, float | None]:
-        """CPU % (100 = one core) over all windows."""
-        wall = max(self.wall, 1e-9)
-        return {k: None if v is None else round(100.0 * v / CLK_TCK / wall, 1) for k, v in self.ticks.items()}
-
-    def cpu_ms(self, key: str) -> float | None:
-        v = self.ticks.get(key)
-        return None if v is None else 1000.0 * v / CLK_TCK
-
-    def other_pct(self) -> float:
-        """Machine-wide busy % minus the PIDs measured here."""
-        busy = 100.0 * (os.cpu_count() or 1) * self.busy / max(1, self.total)
-        return round(busy - sum(v or 0.0 for v in self.pct().values()), 1)
-
 
 class Prober:
     """A thread that sends ``GET /v1/health`` to one node back to back over its own connection while
@@ -388,13 +175,6 @@ def wait_parked(node: Http, n: int, timeout: float) -> tuple[float, dict[str, An
         time.sleep(0.01)
 
 
-def lat_stats(vals: list[float]) -> dict[str, float | None]:
-    """p50 / p99 / max in ms of latencies in seconds."""
-    s = sorted(vals)
-    return {"p50_ms": rb._ms(pct(s, 50)), "p99_ms": rb._ms(pct(s, 99)), "max_ms": rb._ms(s[-1] if s else None),
-            "min_ms": rb._ms(s[0] if s else None)}
-
-
 def roles_of(names: list[str], leader: str, watched: str | None) -> dict[str, str]:
     return {n: "leader" if n == leader else "watched" if n == watched else "follower" for n in names}
 
@@ -404,68 +184,33 @@ def roles_of(names: list[str], leader: str, watched: str | None) -> dict[str, st
 # =============================================================================================
 
 class WatchBench(Bench):
-    """registry_bench's Bench (cluster, client pool, jobs, summary) with the watch phases."""
+    """The watch phases on the harness's ``Bench``; they share one cluster."""
 
-    sizes = SIZES
-
-    def client_pool(self) -> ClientPool:
-        if self.pool is None:
-            self.pool = ClientPool(self.args.procs, target=functools.partial(rb._worker_main, run_job=_run_job))
-        return self.pool
-
-    def drop_pool(self) -> None:
-        """Kill the client processes at once (after a failed or interrupted watch run: they are busy with
-        parked watchers and would not read a polite stop); the next use spawns new ones."""
-        if self.pool is not None:
-            for proc in self.pool.procs:
-                proc.kill()
-            for proc in self.pool.procs:
-                proc.join(timeout=5)
-            for conn in self.pool.conns:
-                conn.close()
-            self.pool = None
-
-    def run(self, phases: list[str]) -> None:
-        self.client_pool()  # spawn the client processes first: their start-up is not part of any number
-        with self.fresh_cluster() as cluster:
-            for p in PHASES:
-                if p in phases:
-                    fn: Callable[[LocalCluster], dict[str, Any]] = getattr(self, f"phase_{p}")
-                    self.results[p] = self.timed(p, functools.partial(fn, cluster))
+    PHASES = PHASES
+    CLUSTER_PHASES = frozenset(PHASES)
+    sizes: ClassVar[dict[str, tuple[Any, Any]]] = SIZES
+    handlers: ClassVar[dict[str, JobHandler]] = {**Bench.handlers, "watch": watch_job}
 
     # ---- the watch machinery ----------------------------------------------------------------
     def start_watchers(self, url: str, service: str, index: int, n: int, rounds: int) -> list[int]:
         """Send one ``watch`` job per client process with a share of the ``n`` watchers; returns the
         numbers of the processes that got watchers."""
         pool = self.client_pool()
-        used = []
-        for i, (conn, k) in enumerate(zip(pool.conns, split(n, pool.n), strict=True)):
-            if k == 0:
-                continue
-            conn.send({"kind": "watch", "url": url, "service": service, "index": index, "watchers": k,
-                       "rounds": rounds, "wait": self.args.wait, "client": self.args.watch_client,
-                       "request_timeout": 3 * self.wait_s() + 30,
-                       "hard_limit": 120.0 + rounds * (self.wait_s() + 60.0)})
-            used.append(i)
-        return used
+        job = {"kind": "watch", "url": url, "service": service, "index": index, "rounds": rounds,
+               "wait": self.args.wait, "client": self.args.watch_client, "request_timeout": 3 * self.wait_s() + 30,
+               "hard_limit": 120.0 + rounds * (self.wait_s() + 60.0)}
+        return pool.send([{**job, "watchers": k} if k else None for k in split(n, pool.n)])
 
     def wait_s(self) -> float:
         return float(parse_duration(self.args.wait))
 
-    @staticmethod
-    def collect(conns: list[Connection], timeout: float, what: str, want_round: int | None) -> list[dict[str, Any]]:
-        """One message from each pipe: the round report ``want_round``, or (None) the job result."""
-        deadline = time.monotonic() + timeout
-        out = []
-        for conn in conns:
-            if not conn.poll(max(0.0, deadline - time.monotonic())):
-                raise TimeoutError(f"{what}: a client process had no answer after {timeout:.0f}s")
-            msg = conn.recv()
-            if "fatal" in msg:
-                raise RuntimeError(f"{what}: client worker failed:\n{msg['fatal']}")
+    def collect(self, used: list[int], timeout: float, what: str, want_round: int | None) -> list[dict[str, Any]]:
+        """One message from each process of ``used``: the round report ``want_round``, or (None) the
+        job result."""
+        out = self.client_pool().collect(timeout, used, what)
+        for msg in out:
             if want_round is not None and msg.get("round") != want_round:
                 raise RuntimeError(f"{what}: expected the report of round {want_round}, got {sorted(msg)}")
-            out.append(msg)
         return out
 
     def watch_run(self, cluster: LocalCluster, label: str, service: str, n: int, rounds: int,
@@ -491,9 +236,8 @@ class WatchBench(Bench):
                 raise RuntimeError(f"{before['waiting']} watchers already parked on {watched} before the run")
             used = self.start_watchers(cluster.url(watched), service, index, n, rounds)
             pool = self.client_pool()
-            conns = [pool.conns[i] for i in used]
             # "bench" is this process: the writer, the /v1/cluster poller and the collector of reports.
-            meter = TickMeter({**pids, **{f"client{i}": pool.procs[i].pid for i in used}, "bench": os.getpid()})
+            meter = CpuAccount({**pids, **{f"client{i}": pool.procs[i].pid for i in used}, "bench": os.getpid()})
             park_s, watches = wait_parked(node, n, 60.0 + n / 20.0)
             log(f"{label}: {n} watchers parked on {watched} (follower; leader {leader}) in {park_s:.2f}s")
             out["first_park_s"] = round(park_s, 3)
@@ -511,7 +255,7 @@ class WatchBench(Bench):
                 meter.start()
                 prober.arm()
                 t_send, t_ack, widx = writer.register(service, f"r{r:04d}", r + 1, size)
-                reports = self.collect(conns, ROUND_TIMEOUT_S, f"{label} round {r}", r)
+                reports = self.collect(used, ROUND_TIMEOUT_S, f"{label} round {r}", r)
                 prober.disarm()
                 meter.stop()
                 recv = array("d")
@@ -533,15 +277,15 @@ class WatchBench(Bench):
                 commit.append(t_ack - t_send)
                 firsts.append(min(lat))
                 st = lat_stats(lat)
-                detail.append({"index": widx, "commit_ms": rb._ms(t_ack - t_send), "first_ms": st["min_ms"],
+                detail.append({"index": widx, "commit_ms": ms(t_ack - t_send), "first_ms": st["min_ms"],
                                **st, "answers": len(lat), "wrong_answers": wrong,
                                "server_wakeups": watches["wakeups"] - w0["wakeups"],
                                "server_timeouts": watches["timeouts"] - w0["timeouts"],
                                "repark_s": round(repark[-1], 3) if r < rounds - 1 else None})
-                log(f"{label} round {r}: commit {fmt_ms(rb._ms(t_ack - t_send))} ms, wake-up first/p50/p99/max "
+                log(f"{label} round {r}: commit {fmt_ms(ms(t_ack - t_send))} ms, wake-up first/p50/p99/max "
                     f"{fmt_ms(st['min_ms'])}/{fmt_ms(st['p50_ms'])}/{fmt_ms(st['p99_ms'])}/{fmt_ms(st['max_ms'])} ms"
                     + (f", wrong answers {wrong}" if wrong else ""))
-            finals = self.collect(conns, 30.0, f"{label} end", None)
+            finals = self.collect(used, 30.0, f"{label} end", None)
         except BaseException:
             self.drop_pool()  # its workers may still hold parked watchers
             raise
@@ -664,14 +408,14 @@ class WatchBench(Bench):
         dur, warm, conc = self.size("read_duration"), self.size("read_warmup"), self.args.concurrency
         targets = cluster.urls()
         out: dict[str, Any] = {}
-        # registry_bench's get job reads f"{target}/v1/services/{service}": the query rides on the name.
+        # The harness's get job reads f"{target}/v1/services/{service}": the query rides on the name.
         for mode in ("default", "consistent", "min_index"):
             index = cluster.wait_converged(timeout=60)
             query = {"default": "", "consistent": "?consistent", "min_index": f"?min_index={index}"}[mode]
             log(f"read/{mode}: GET /v1/services/{svc}{query} ({n} instances) for {dur:.0f}s, concurrency {conc} "
                 f"over all nodes, {self.args.procs} client procs")
-            res = self.client_pool().run(self.get_jobs(targets, conc, svc + query, n, dur, warm),
-                                         node_pids(cluster), dur + 120)
+            jobs = get_jobs(self.args.procs, targets, conc, svc + query, n, dur, warm)
+            res = run_closed_loop(self.client_pool(), jobs, node_pids(cluster), dur + 120)
             res.update(leader=leader, query=query, applied_index_before=index)
             out[mode] = res
         print_run_table(f"Lookups of a {n}-instance service: default vs ?consistent vs ?min_index=<applied index> "
@@ -695,7 +439,7 @@ def print_watch_table(title: str, runs: list[dict[str, Any]]) -> None:
             rows.append([fmt_num(r["watchers"]), "failed: " + r["failed"][:80]] + [""] * 12)
             continue
         roles = roles_of(list(r["server_cpu_pct"]), r["leader"], r["watched"])
-        errs = ", ".join(f"{k}: {v}" for k, v in r["errors_by_kind"].items()) or "0"
+        errs = kinds_text(r["errors_by_kind"])
         if r["wrong_answers"]:
             errs += f", wrong answers: {r['wrong_answers']}"
         rows.append([
@@ -716,8 +460,7 @@ def print_watch_table(title: str, runs: list[dict[str, Any]]) -> None:
                         "other CPU %", "load"], rows)
     busy = [fmt_num(r["watchers"]) for r in runs if r.get("other_procs_cpu_pct", 0) > 30]
     if busy:
-        print(f"note: other processes used > 30% of a core during the wake windows of {', '.join(busy)} watchers: "
-              "those numbers are contaminated by a concurrent load\n", flush=True)
+        note_busy(f"the wake windows of {', '.join(busy)} watchers")
 
 
 # =============================================================================================
@@ -725,14 +468,9 @@ def print_watch_table(title: str, runs: list[dict[str, Any]]) -> None:
 # =============================================================================================
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    p.add_argument("--quick", action="store_true", help="small sizes: the whole run takes well under a minute")
-    p.add_argument("--out", type=Path, help="results JSON (default benchmarks/results/watch_bench-<time>.json)")
-    p.add_argument("--only", default=",".join(PHASES), help=f"comma-separated phases (default: all of "
-                   f"{','.join(PHASES)})")
-    p.add_argument("--procs", type=int, default=4, help="client worker processes (default 4)")
-    p.add_argument("--tuning", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                   help="raftreg.config.RaftTuning overrides, e.g. max_batch_commands=500")
+    p = common_parser(__doc__, "watch_bench", PHASES, procs=4,
+                      quick="small sizes: the whole run takes well under a minute",
+                      tuning_example="max_batch_commands=500")
     p.add_argument("--concurrency", type=int, default=64,
                    help="concurrent lookups in total over all procs in the read phase (default 64)")
     p.add_argument("--wait", default="60s", help="the watchers' ?wait= (default 60s)")
@@ -740,20 +478,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the watchers' HTTP client: a minimal keep-alive protocol (default; the load "
                    "generator shares the 2 cores with the nodes) or aiohttp's ClientSession")
     p.add_argument("--payload-bytes", type=int, default=300, help="size of one registration body (default 300)")
-    for name, (full, quick) in SIZES.items():
-        p.add_argument("--" + name.replace("_", "-"), type=type(full), default=None,
-                       help=f"default {full} ({quick} with --quick)")
+    add_size_options(p, SIZES)
     return p
-
-
-def ensure_fd_limit(need: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft >= need:
-        return
-    if hard == resource.RLIM_INFINITY or hard >= need:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (need if hard == resource.RLIM_INFINITY else hard, hard))
-        return
-    raise SystemExit(f"open-file limit {soft}/{hard} is below the {need} the watchers need (ulimit -n)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -763,18 +489,9 @@ def main(argv: list[str] | None = None) -> int:
     most = max([int(x) for x in str(bench.size("watchers")).split(",") if x.strip()]
                + [bench.size("crosstalk_watchers")])
     ensure_fd_limit(most + 1024)  # the watched node holds one socket per watcher (clients hold their share)
-    out_path = args.out or REPO / "benchmarks" / "results" / f"watch_bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
-
-    exit_on_sigterm()
-    started = time.time()
-    meta = {
-        **run_meta(args, argv, started, phases, tuning, overrides),
-        "concurrency": args.concurrency, "watch_client": args.watch_client, "wait": args.wait,
-        "sizes": {name: bench.size(name) for name in SIZES},
-    }
-    log(f"raftreg watch benchmark: phases {','.join(phases)}, {args.procs} client procs"
-        f"{', quick' if args.quick else ''}; load average {meta['loadavg_at_start']}")
-    return run_and_report(bench, phases, meta, started, out_path)
+    meta = {"concurrency": args.concurrency, "watch_client": args.watch_client, "wait": args.wait,
+            "sizes": {name: bench.size(name) for name in SIZES}}
+    return run_and_report(bench, phases, argv, "watch_bench", "raftreg watch benchmark", meta=meta)
 
 
 if __name__ == "__main__":
