@@ -50,6 +50,8 @@ class RaftTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     journal: bool = True
     commit_timeout: float = 5.0
     max_batch_commands: int = 2000
+    # Client writes waiting for the entry in flight, per node; more are refused with 503 at once.
+    max_queued_commands: int = 1000
 
     def __post_init__(self) -> None:
         # pysyncobj asserts this at start-up (a bare AssertionError in every node); say it here.
@@ -57,6 +59,8 @@ class RaftTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ConfigError("raft.raft_min_timeout must be more than 3 x raft.append_entries_period")
         if not self.raft_max_timeout >= self.raft_min_timeout:
             raise ConfigError("raft.raft_max_timeout must be at least raft.raft_min_timeout")
+        if self.max_queued_commands < 1 or self.max_batch_commands < 1:
+            raise ConfigError("raft.max_queued_commands and raft.max_batch_commands must be at least 1")
 
 
 class LeaseTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -79,6 +83,8 @@ class LeaseTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     mass_expiry_rate: float = 5.0
     mass_expiry_hold_extra: float = 10.0
     forward_batch: int = 1000
+    # Heartbeats a follower holds for the leader; more are refused with 503 at once.
+    forward_queue: int = 10000
 
 
 class CheckTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

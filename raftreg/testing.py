@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from raftreg.config import CheckTuning, ClusterConfig, LeaseTuning, NodeConfig, RaftTuning, dump_config
+from raftreg.signing import Signer
 from raftreg.supervise import NodeProcess
 
 T = TypeVar("T")
@@ -53,10 +54,14 @@ def wait_for(predicate: Callable[[], T | None], timeout: float, what: str, inter
         time.sleep(interval)
 
 
-def http_json(url: str, *, method: str = "GET", body: Any = None, timeout: float = 2.0) -> tuple[int, Any]:
-    """One HTTP request; returns (status, decoded JSON or None). Connection errors give status 0."""
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+def http_json(url: str, *, method: str = "GET", body: Any = None, timeout: float = 2.0,
+              headers: dict[str, str] | None = None, data: bytes | None = None) -> tuple[int, Any]:
+    """One HTTP request; returns (status, decoded JSON or None). Connection errors give status 0.
+    ``data`` sends those exact bytes instead of ``body`` encoded as JSON."""
+    if data is None and body is not None:
+        data = json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json", **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, json.loads(resp.read() or b"null")
@@ -237,6 +242,16 @@ class LocalCluster:
             return None
 
         return wait_for(same, timeout, "all nodes to apply the same index")[0]
+
+    def debug(self, name: str, action: str, body: Any = None, *, timeout: float = 10.0) -> tuple[int, Any]:
+        """Call node ``name``'s debug hook ``action`` (``resync``, ``snapshot``, ``partition``,
+        ``wedge``: POST; ``digest``: GET), signed with the cluster secret as the node-to-node
+        endpoints require. Returns (status, decoded JSON)."""
+        method = "GET" if action == "digest" else "POST"
+        path = f"/v1/debug/{action}"
+        data = json.dumps(body).encode() if body is not None else b""
+        headers = Signer(self.secret, "local-cluster").headers(method, path, data)
+        return http_json(self.url(name) + path, method=method, data=data or None, headers=headers, timeout=timeout)
 
     def log_text(self, name: str) -> str:
         path = self.base_dir / "logs" / f"{name}.log"

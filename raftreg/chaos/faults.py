@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-from raftreg.testing import LocalCluster, http_json
+from raftreg.testing import LocalCluster
 
 FaultKind = Literal["kill", "pause", "partition", "restart-all"]
 FAULT_KINDS: tuple[FaultKind, ...] = ("kill", "pause", "partition", "restart-all")
@@ -159,7 +159,6 @@ class FaultInjector:
             self._block(name, [])
 
     def _block(self, name: str, peers: list[str]) -> None:
-        code, body = http_json(f"{self.cluster.url(name)}/v1/debug/partition", method="POST",
-                               body={"block": peers}, timeout=5.0)
+        code, body = self.cluster.debug(name, "partition", {"block": peers}, timeout=5.0)
         if code != 200 and self.cluster.procs[name].alive():
             raise RuntimeError(f"partition hook on {name} answered {code}: {body}")

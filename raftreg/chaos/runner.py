@@ -121,7 +121,7 @@ def _check(cluster: LocalCluster, opts: ChaosOptions, workload: Workload, inject
     except TimeoutError as exc:
         report.violations.append(f"cluster did not recover after healing: {exc}")
         converged = None
-    digests = {name: http_json(f"{cluster.url(name)}/v1/debug/digest", timeout=10.0)[1] for name in cluster.names}
+    digests = {name: cluster.debug(name, "digest", timeout=10.0)[1] for name in cluster.names}
     distinct = {json.dumps(d, sort_keys=True) for d in digests.values()}
     if len(distinct) != 1:
         report.violations.append(f"state digests differ after healing: {digests}")

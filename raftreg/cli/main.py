@@ -20,7 +20,7 @@ import click
 from raftreg.cli.chaos import chaos
 from raftreg.cli.local import DEFAULT_CONFIG, dev, serve
 from raftreg.cli.output import print_json, print_table
-from raftreg.client import ApiError, RegistryClient, keep_alive
+from raftreg.client import NotFound, RegistryClient, keep_alive
 from raftreg.config import ConfigError, load_config
 from raftreg.durations import parse_duration
 from raftreg.errors import RaftregError
@@ -152,9 +152,7 @@ def _register_and_keep_alive(ctx: Ctx, service: str, instance_id: str, body: dic
         await keep_alive(client, service, instance_id, body, ttl, stop, report)
         try:
             index = (await client.delete(f"/v1/services/{service}/instances/{instance_id}"))["index"]
-        except ApiError as err:
-            if err.status != 404:
-                raise
+        except NotFound:
             index = None  # already gone (expired, or deregistered by someone else)
         if ctx.output == "json":
             print_json({"event": "deregistered", "detail": index, "service": service, "id": instance_id})
@@ -254,7 +252,7 @@ def status(ctx: Ctx) -> None:
                 one = RegistryClient([addr], timeout=2.0)
                 async with one:
                     out.append(await one.get("/v1/cluster"))
-            except ApiError as err:
+            except RaftregError as err:
                 out.append({"node": addr.removeprefix("http://"), "state": "down", "error": err.message})
         return out
 
@@ -280,15 +278,12 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except ApiError as err:
+    except RaftregError as err:
         where = f" (field {err.field})" if err.field else ""
         click.echo(f"error: {err.code}: {err.message}{where}", err=True)
-        sys.exit(1 if err.status else 2)
+        sys.exit(1)
     except ConfigError as err:
         click.echo(f"error: {err}", err=True)
-        sys.exit(2)
-    except RaftregError as err:
-        click.echo(f"error: {err.message}", err=True)
         sys.exit(2)
     except (ValueError, TimeoutError, OSError) as err:  # bad values, a cluster that never came up, ports
         click.echo(f"error: {err or type(err).__name__}", err=True)

@@ -5,6 +5,11 @@ the next node, until every node was tried. Writes are retried on another node on
 first never reached a node or was refused with 503 (nothing applied); a 504 is returned as is
 (outcome unknown).
 
+Errors come from the one table (``raftreg.errors``): an error answer raises the class of its code
+(``NotFound``, ``InvalidArgument``, ``Unavailable``, ...); a write answered 504, timed out, or
+whose connection broke after sending raises ``OutcomeUnknown``; no reachable node raises
+``Unavailable``.
+
 ``watch`` runs a blocking query in a loop and yields each new state (see its docstring).
 """
 
@@ -17,16 +22,16 @@ from typing import Any
 
 import aiohttp
 
-from raftreg.errors import RaftregError
+from raftreg.errors import OutcomeUnknown, RaftregError, Timeout, Unavailable, error_from_body
+
+_READS = ("GET", "HEAD")
 
 
-class ApiError(RaftregError):
-    """A non-2xx answer from the cluster, or no node reachable (status 0)."""
-
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message, field=field)
-        self.status = status
-        self.code = code
+def _retry_after(headers: Any) -> float:
+    try:
+        return max(0.0, float(headers.get("Retry-After", "1")))
+    except ValueError:
+        return 1.0
 
 
 class ConnectionLostAfterSend(aiohttp.ClientConnectionError):
@@ -73,14 +78,14 @@ class RegistryClient:
     async def request(
         self, method: str, path: str, *, json: Any = None, params: Any = None, timeout: float | None = None
     ) -> tuple[Any, dict[str, str]]:
-        """Send one request; returns (decoded body, headers) or raises ``ApiError``.
+        """Send one request; returns (decoded body, headers) or raises a ``RaftregError``.
 
         ``timeout`` overrides the client's total timeout for this request (blocking queries).
         A write whose connection broke after sending is retried on the next node (every write is
-        idempotent); if no node then confirms it, the error says its outcome is unknown (code
-        ``unknown_outcome``), never that it failed."""
+        idempotent); if no node then confirms it, ``OutcomeUnknown`` says so, never that it failed."""
         assert self._session is not None, "use 'async with RegistryClient(...)'"
-        last: ApiError | None = None
+        write = method not in _READS
+        last: RaftregError | None = None
         maybe_applied = False
         per_request = aiohttp.ClientTimeout(total=timeout, connect=2.0) if timeout is not None else None
         for attempt in range(len(self.addrs)):
@@ -93,20 +98,19 @@ class RegistryClient:
                     if resp.status < 400:
                         self._current = (self._current + attempt) % len(self.addrs)
                         return body, headers
-                    err = (body or {}).get("error", {}) if isinstance(body, dict) else {}
-                    last = ApiError(resp.status, err.get("code", "unknown"), err.get("message", resp.reason or ""),
-                                    err.get("field"))
+                    last = error_from_body(resp.status, body, write=write, retry_after=_retry_after(resp.headers))
                     if resp.status != 503:
                         raise last
-            except (TimeoutError, aiohttp.ClientConnectionError) as exc:
-                if isinstance(exc, asyncio.TimeoutError) and method not in ("GET", "HEAD"):
-                    raise ApiError(0, "timeout", f"{base}: no answer in time; the write's outcome is unknown") from None
+            except (TimeoutError, aiohttp.ClientConnectionError, ValueError) as exc:
+                if isinstance(exc, asyncio.TimeoutError) and write:
+                    raise OutcomeUnknown(f"{base}: no answer in time; the write's outcome is unknown") from None
                 maybe_applied = maybe_applied or isinstance(exc, ConnectionLostAfterSend)
-                last = ApiError(0, "unreachable", f"{base}: {exc or type(exc).__name__}")
+                what = "answered a body that is not JSON" if isinstance(exc, ValueError) else "unreachable"
+                last = Unavailable(f"{base}: {what} ({exc or type(exc).__name__})")
         assert last is not None
-        if maybe_applied and method not in ("GET", "HEAD"):
-            raise ApiError(0, "unknown_outcome", f"{last.message}; a node may have applied the write before "
-                           "its connection broke: its outcome is unknown")
+        if maybe_applied and write:
+            raise OutcomeUnknown(f"{last.message}; a node may have applied the write before its connection broke: "
+                                 "its outcome is unknown")
         raise last
 
     async def get(self, path: str, **params: Any) -> Any:
@@ -119,7 +123,7 @@ class RegistryClient:
         return (await self.request("DELETE", path))[0]
 
     async def heartbeat(self, service: str, instance_id: str) -> float:
-        """Renew a TTL instance's lease; returns its ttl. ``ApiError`` 404: the lease expired,
+        """Renew a TTL instance's lease; returns its ttl. ``NotFound``: the lease expired,
         register again (``raftreg.client.keepalive.keep_alive`` does all of this)."""
         body, _ = await self.request("PUT", f"/v1/services/{service}/instances/{instance_id}/heartbeat")
         return float(body["ttl"])
@@ -157,9 +161,7 @@ class RegistryClient:
                 query += [("index", str(last)), ("wait", f"{wait:g}s")]
             try:
                 body, headers = await self.request("GET", path, params=query, timeout=wait * 17 / 16 + 5.0)
-            except ApiError as err:
-                if err.status not in (0, 503, 504):
-                    raise
+            except (Unavailable, Timeout):
                 failures += 1
                 if failures > 1:  # the request itself already tried every node once
                     await asyncio.sleep(random.uniform(0, min(max_backoff, 0.1 * 2 ** failures)))

@@ -18,7 +18,8 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from raftreg.client.http_client import ApiError, RegistryClient
+from raftreg.client.http_client import RegistryClient
+from raftreg.errors import NotFound, Timeout, Unavailable
 
 Event = tuple[str, Any]  # ("registered", index) | ("reregistered", index) | ("retrying", message)
 
@@ -46,19 +47,14 @@ async def keep_alive(
         try:
             await client.request("PUT", path + "/heartbeat", timeout=max(1.0, period))
             pause = period
-        except ApiError as err:
-            if err.status == 404:
-                try:
-                    stored = await client.put(path, body)
-                    notify(("reregistered", stored["index"]))
-                    pause = period
-                except ApiError as again:
-                    if again.status not in (0, 503, 504):
-                        raise
-                    notify(("retrying", again.message))
-                    pause = retry
-            elif err.status in (0, 503, 504):
-                notify(("retrying", err.message))
+        except NotFound:
+            try:
+                stored = await client.put(path, body)
+                notify(("reregistered", stored["index"]))
+                pause = period
+            except (Unavailable, Timeout) as again:  # a registration is idempotent: retry it
+                notify(("retrying", again.message))
                 pause = retry
-            else:
-                raise
+        except (Unavailable, Timeout) as err:
+            notify(("retrying", err.message))
+            pause = retry

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from raftreg.config import ClusterConfig, split_hostport
 from raftreg.http.app import build_app
+from raftreg.http.peer_client import PeerClient
 from raftreg.node.registry_node import RegistryNode
 
 log = logging.getLogger("raftreg.server")
@@ -31,9 +32,9 @@ def setup_logging(level: str = "INFO") -> None:
 
 async def serve(config: ClusterConfig, name: str, *, data_dir: Path, secret: str) -> None:
     """Start the node and its HTTP server; return after SIGINT/SIGTERM, having stopped both."""
-    node = RegistryNode(config, name, data_dir=data_dir, secret=secret)
+    node = RegistryNode(config, name, data_dir=data_dir, secret=secret, peers=PeerClient(config, name, secret))
     await node.start()
-    app = build_app(node)
+    app = build_app(node, secret=secret)
     # handler_cancellation: a blocking query whose client went away stops waiting at once.
     runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True,
                             shutdown_timeout=SHUTDOWN_TIMEOUT)
@@ -48,6 +49,6 @@ async def serve(config: ClusterConfig, name: str, *, data_dir: Path, secret: str
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("event=stopping node=%s", name)
-    node.watches.release_all()  # parked blocking queries answer now instead of holding the shutdown
+    node.release_waiters()  # parked blocking queries answer now instead of holding the shutdown
     await runner.cleanup()
     await node.stop()

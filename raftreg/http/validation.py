@@ -8,7 +8,6 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Annotated, TypeVar
 
 import msgspec
@@ -29,6 +28,7 @@ from raftreg.models import (
     Tag,
     Weight,
 )
+from raftreg.node.reads import MAX_BLOCKING_WAIT, ReadOptions
 
 # ``\Z``, not ``$``: ``$`` also matches before a trailing newline.
 SERVICE_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
@@ -226,34 +226,6 @@ def parse_flag(value: str | None, field: str) -> bool:
     if lowered in ("0", "false", "no"):
         return False
     raise InvalidArgument(f"{field} must be a flag (true/false)", field=field)
-
-
-DEFAULT_BLOCKING_WAIT = 300.0
-MAX_BLOCKING_WAIT = 600.0
-DEFAULT_MIN_INDEX_WAIT = 5.0
-
-
-@dataclass(frozen=True)
-class ReadOptions:
-    """The consistency and blocking options every read endpoint takes (API.md).
-
-    ``index``: blocking query, answer once the query's index exceeds it (or ``wait`` passes).
-    ``min_index``: answer only once this node has applied it (504 after ``wait``).
-    ``wait``: seconds, clamped to 10 minutes; defaults to 5 m for ``index``, 5 s for ``min_index``.
-    """
-
-    consistent: bool = False
-    index: int | None = None
-    min_index: int | None = None
-    wait: float | None = None
-
-    @property
-    def blocking_wait(self) -> float:
-        return self.wait if self.wait is not None else DEFAULT_BLOCKING_WAIT
-
-    @property
-    def min_index_wait(self) -> float:
-        return self.wait if self.wait is not None else DEFAULT_MIN_INDEX_WAIT
 
 
 def _index_param(value: str | None, field: str) -> int | None:

@@ -2,13 +2,16 @@
 
 Contract:
 - ``renew(service, id)`` returns the instance's ttl once the leader renewed its lease, or raises
-  the leader's verdict (``NotFound``, ``InvalidArgument``, ``Unavailable``); ``Unavailable`` too
-  when the leader cannot be reached in time (the client retries: a new leader re-arms every
-  lease with a grace, so a heartbeat lost in a failover never expires an instance).
-- Heartbeats are batched like group commit: one ``POST /v1/internal/heartbeats`` in flight to the
-  leader at a time; what arrives meanwhile goes out together in the next one (at most
-  ``max_batch``). Under load a follower sends the leader a few batches instead of thousands of
-  requests per second.
+  the leader's verdict for it (``NotFound``, ``InvalidArgument``, ``Unavailable``, from the one
+  error table); ``Unavailable`` too when the leader cannot be reached in time (the client
+  retries: a new leader re-arms every lease with a grace, so a heartbeat lost in a failover never
+  expires an instance).
+- Heartbeats are batched like group commit: one batch in flight to the leader at a time; what
+  arrives meanwhile goes out together in the next one (at most ``max_batch``). Under load a
+  follower sends the leader a few batches instead of thousands of requests per second.
+- Backpressure: at most ``max_queued`` heartbeats wait; more are refused at once with
+  ``Unavailable`` (nothing was renewed; the client retries, here or on another node).
+- The transport (route, signature) is ``Peers.renew_leases``; this module only batches.
 """
 
 from __future__ import annotations
@@ -17,32 +20,32 @@ import asyncio
 import collections
 import logging
 from collections.abc import Callable
-from typing import Any
 
-import aiohttp
-
-from raftreg.errors import InvalidArgument, NotFound, RaftregError, Unavailable
+from raftreg.errors import RaftregError, Unavailable, error_from_body
 from raftreg.node.leases import LeaseKey
+from raftreg.node.peers import Peers
 from raftreg.node.tasks import cancel_and_wait
 
 log = logging.getLogger("raftreg.heartbeats")
 
-FORWARD_PATH = "/v1/internal/heartbeats"
-_ERRORS: dict[str, type[RaftregError]] = {"not_found": NotFound, "invalid_argument": InvalidArgument}
-
 
 class HeartbeatForwarder:
-    def __init__(self, leader_url: Callable[[], str | None], *, timeout: float, max_batch: int) -> None:
-        self._leader_url = leader_url
-        self._timeout = timeout
+    def __init__(self, leader: Callable[[], str | None], peers: Peers, *, max_batch: int, max_queued: int) -> None:
+        self._leader = leader
+        self._peers = peers
         self._max_batch = max_batch
+        self._max_queued = max_queued
         self._queue: collections.deque[tuple[LeaseKey, asyncio.Future[float]]] = collections.deque()
         self._sender: asyncio.Task[None] | None = None
-        self._session: aiohttp.ClientSession | None = None
         self.batches = 0
         self.forwarded = 0
+        self.refused = 0
 
     async def renew(self, service: str, instance_id: str) -> float:
+        if len(self._queue) >= self._max_queued:
+            self.refused += 1
+            raise Unavailable(f"this node holds {len(self._queue)} heartbeats for the leader (its limit); "
+                              "retry shortly", retry_after=1.0)
         fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self._queue.append(((service, instance_id), fut))
         if self._sender is None or self._sender.done():
@@ -55,8 +58,6 @@ class HeartbeatForwarder:
             _, fut = self._queue.popleft()
             if not fut.done():
                 fut.set_exception(Unavailable("this node is shutting down; retry another node"))
-        if self._session is not None:
-            await self._session.close()
 
     async def _send_all(self) -> None:
         while self._queue:
@@ -72,34 +73,29 @@ class HeartbeatForwarder:
                         fut.set_exception(Unavailable(err.message, retry_after=0.5))
                 continue
             for (_, fut), result in zip(batch, results, strict=True):
-                if fut.done():
-                    continue
-                if "ttl" in result:
-                    fut.set_result(float(result["ttl"]))
-                else:
-                    detail = result.get("error") or {}
-                    cls = _ERRORS.get(detail.get("code", ""), Unavailable)
-                    fut.set_exception(cls(detail.get("message") or "the leader did not renew the lease"))
+                if not fut.done():
+                    _settle(fut, result)
 
-    async def _send(self, keys: list[LeaseKey]) -> list[dict[str, Any]]:
-        url = self._leader_url()
-        if url is None:
+    async def _send(self, keys: list[LeaseKey]) -> list[object]:
+        leader = self._leader()
+        if leader is None:
             raise Unavailable("no leader is reachable from this node to renew the lease; retry")
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout),
-                                                  connector=aiohttp.TCPConnector(limit=4))
         self.batches += 1
         self.forwarded += len(keys)
-        try:
-            async with self._session.post(url + FORWARD_PATH, json={"instances": keys}) as resp:
-                body = await resp.json()
-                if resp.status != 200:
-                    message = (body or {}).get("error", {}).get("message", f"HTTP {resp.status}")
-                    raise Unavailable(f"the leader did not take the heartbeats: {message}")
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            log.info("event=heartbeat_forward_failed url=%s error=%s", url, type(exc).__name__)
-            raise Unavailable("could not reach the leader to renew the lease; retry") from None
-        results = body.get("results") if isinstance(body, dict) else None
-        if not isinstance(results, list) or len(results) != len(keys):
+        results = await self._peers.renew_leases(leader, keys)
+        if len(results) != len(keys):
             raise Unavailable("the leader answered the heartbeats with an unexpected body")
-        return results
+        return list(results)
+
+
+def _settle(fut: asyncio.Future[float], result: object) -> None:
+    """One per-key result from the leader: ``{"ttl": x}`` or an error body (anything else is
+    treated as "not renewed": ``Unavailable``)."""
+    ttl = result.get("ttl") if isinstance(result, dict) else None
+    if isinstance(ttl, int | float) and not isinstance(ttl, bool):
+        fut.set_result(float(ttl))
+        return
+    err = error_from_body(503, result)
+    if err.status >= 500 or type(err) is RaftregError:
+        err = Unavailable(err.message or "the leader did not renew the lease")
+    fut.set_exception(err)

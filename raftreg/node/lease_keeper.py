@@ -131,11 +131,19 @@ class LeaseKeeper:
                     self.table.forget(what)
 
     def saw(self, keys: list[LeaseKey]) -> None:
-        """These leases were renewed just now (gossip from the leader, or forwarded heartbeats)."""
+        """These leases were renewed just now (gossip from the leader, or forwarded heartbeats).
+        The caller passes only instances that exist with a ttl (``seen`` must not grow with
+        whatever a peer names)."""
         now = self.clock.monotonic()
         seen = self.seen
         for key in keys:
             seen[key] = now
+
+    def keep_seen(self, existing: Callable[[list[LeaseKey]], list[LeaseKey]]) -> None:
+        """Drop from ``seen`` every instance ``existing`` does not return (after a snapshot
+        replaced the state, deletions were not seen one by one)."""
+        keep = set(existing(list(self.seen)))
+        self.seen = {key: at for key, at in self.seen.items() if key in keep}
 
     # ---- heartbeats -------------------------------------------------------------------------
     def renew(self, service: str, instance_id: str) -> float:
@@ -225,4 +233,4 @@ class LeaseKeeper:
             self.table.expire_done(key, removed)
 
     def stats(self) -> dict[str, Any]:
-        return dataclasses.asdict(self.table.current_stats())
+        return {**dataclasses.asdict(self.table.current_stats()), "seen": len(self.seen)}

@@ -4,6 +4,11 @@ together as the next entry (as etcd batches its Ready loop).
 A lone command is proposed at once. Under load one entry carries up to ``max_batch`` commands,
 so throughput does not depend on pysyncobj's own batching.
 
+Backpressure: at most ``max_queued`` client commands wait in the queue. ``check_capacity`` (and
+``propose`` of a bounded command) raises ``Unavailable`` at once when it is full, before anything
+reaches Raft, so an overloaded node answers fast 503s instead of growing its queue and its
+latency without limit. The node's own commands (expiries, check transitions) are not bounded.
+
 Failures: a command that certainly did not apply (pysyncobj NOT_LEADER, DISCARDED, ...) and one
 whose outcome is unknown (LEADER_CHANGED, UNKNOWN_OUTCOME) are both retried until the caller's
 deadline: every command is idempotent. The result records whether an earlier attempt's outcome
@@ -17,6 +22,7 @@ import collections
 import logging
 from dataclasses import dataclass, field
 
+from raftreg.errors import Unavailable
 from raftreg.raft import ProposalFailed, RaftNode
 from raftreg.state.commands import Command, encode_entry
 from raftreg.state.registry import Result
@@ -48,6 +54,7 @@ class ProposerStats:
     commands: int = 0
     retries: int = 0
     abandoned: int = 0
+    refused: int = 0  # commands refused because the queue was full
     batch_sizes: collections.Counter[int] = field(default_factory=collections.Counter)
 
 
@@ -58,19 +65,34 @@ class GroupCommitter:
     commands may still commit later and then still resolve their callers).
     """
 
-    def __init__(self, raft: RaftNode, *, max_batch: int, stuck_after: float) -> None:
+    def __init__(self, raft: RaftNode, *, max_batch: int, max_queued: int, stuck_after: float) -> None:
         self._raft = raft
         self._max_batch = max_batch
+        self._max_queued = max_queued
         self._stuck_after = stuck_after
         self._queue: collections.deque[_Pending] = collections.deque()
         self._inflight: asyncio.Future[tuple[int, list[Result]]] | None = None
         self._retry: asyncio.TimerHandle | None = None
         self.stats = ProposerStats()
 
-    async def propose(self, cmd: Command) -> Committed:
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def check_capacity(self) -> None:
+        """``Unavailable`` when the queue holds ``max_queued`` commands (nothing was proposed)."""
+        if len(self._queue) >= self._max_queued:
+            self.stats.refused += 1
+            raise Unavailable(f"this node has {len(self._queue)} writes queued (its limit); retry shortly",
+                              retry_after=1.0)
+
+    async def propose(self, cmd: Command, *, bounded: bool = True) -> Committed:
         """Commit ``cmd`` and return its outcome on this node. Never returns for a command that
         cannot commit: the caller bounds the wait (``asyncio.wait_for``); cancelling it drops the
-        command from the queue if it has not been proposed yet."""
+        command from the queue if it has not been proposed yet. A ``bounded`` command is refused
+        with ``Unavailable`` when the queue is full."""
+        if bounded:
+            self.check_capacity()
         fut: asyncio.Future[Committed] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(cmd, fut))
         self._kick()

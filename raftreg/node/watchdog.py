@@ -79,7 +79,12 @@ class Judge:
 
 class Watchdog:
     """Samples status every ``period`` seconds; on a wedge calls ``recover`` (at most once per
-    ``cooldown`` seconds)."""
+    ``cooldown`` seconds, or sooner after ``retry_in``).
+
+    The loop never dies: a pass that raises (sampling, judging, or ``recover``) is logged and the
+    next pass runs. ``wedges`` counts the wedges acted on; whether a recovery happened is the
+    ``recover`` callback's business (it may refuse, see ``raftreg.node.recovery``).
+    """
 
     def __init__(
         self,
@@ -95,18 +100,29 @@ class Watchdog:
         self.judge = judge or Judge()
         self._period = period
         self._cooldown = cooldown
-        self._last_recovery = float("-inf")
-        self.recoveries = 0
+        self._last_attempt = float("-inf")
+        self.wedges = 0
+        self.failed_passes = 0
+
+    def retry_in(self, seconds: float) -> None:
+        """Allow the next recovery attempt ``seconds`` from now (after a refused one)."""
+        self._last_attempt = asyncio.get_running_loop().time() - self._cooldown + seconds
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self._period)
-            now = loop.time()
-            verdict = self.judge.observe(self._sample(), now)
-            if verdict.wedged and now - self._last_recovery > self._cooldown:
-                log.error("event=replica_wedged reason=%r action=wipe_and_resync", verdict.reason)
-                self._last_recovery = now
-                self.recoveries += 1
-                self._recover(verdict.reason)
-                self.judge.reset(loop.time())
+            try:
+                self._pass(loop.time())
+            except Exception:
+                self.failed_passes += 1
+                log.exception("event=watchdog_pass_failed: going on")
+
+    def _pass(self, now: float) -> None:
+        verdict = self.judge.observe(self._sample(), now)
+        if verdict.wedged and now - self._last_attempt > self._cooldown:
+            log.error("event=replica_wedged reason=%r action=wipe_and_resync", verdict.reason)
+            self._last_attempt = now
+            self.wedges += 1
+            self.judge.reset(now)
+            self._recover(verdict.reason)

@@ -1,18 +1,18 @@
-"""The only module that imports pysyncobj.
+"""``RaftNode``: one pysyncobj ``SyncObj`` replicating a ``Registry``, bridged into asyncio.
 
-``RaftNode`` owns one ``SyncObj`` with a single replicated method, ``apply(raw: bytes)``, whose
-argument is our versioned command envelope (raftreg.state.commands). It bridges pysyncobj's
-tick-thread callbacks into asyncio futures and exposes the Raft status the rest of the node needs.
+The SyncObj has a single replicated method, ``apply(raw: bytes)``, whose argument is our
+versioned command envelope (raftreg.state.commands); pysyncobj's tick-thread callbacks become
+asyncio futures.
 
 pysyncobj guard-rails applied here (research/pysyncobj.md §4, §8):
 - ``journalFile`` and ``fullDumpFile`` are always set together (either alone loses data or stalls).
 - The Raft port binds the configured address, and a cluster ``password`` is mandatory.
 - ``apply`` never raises: registry failures come back as values; an entry we cannot decode stops
   the process loudly (skipping it would make this replica diverge).
-- Snapshots hold the registry's own msgpack encoding; pysyncobj pickles only a thin wrapper, and
-  the encoding runs in its forked snapshot child, not in the tick thread.
-- The forked snapshot child closes nothing of ours but dies with its parent
-  (``PR_SET_PDEATHSIG``), so it cannot hold ports or rename a stale dump after a kill -9.
+- Snapshots hold the registry's own msgpack encoding, written by the forked child, which dies
+  with its parent (raftreg.raft.snapshot).
+- The transport is guarded from the first message on (raftreg.raft.transport).
+- A wipe-and-resync keeps the persisted term and vote (raftreg.raft.storage).
 - Every proposal has a caller-side deadline (pysyncobj's async mode has none).
 """
 
@@ -20,20 +20,21 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import ctypes
 import logging
 import os
-import shutil
 import threading
-import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjConsumer, replicated
 
 from raftreg.config import RaftTuning
+from raftreg.raft.faults import FaultHooks
+from raftreg.raft.snapshot import SnapshotBlob, install_fork_hook
+from raftreg.raft.status import RaftStatus, StatusReader
+from raftreg.raft.storage import RaftFiles
+from raftreg.raft.transport import transport_factory
 from raftreg.state.commands import Command, UnsupportedEntry, decode_entry
 from raftreg.state.registry import Registry, Result
 
@@ -52,49 +53,8 @@ class ProposalFailed(Exception):
         self.applied = applied
 
 
-_LEADER_STATE = 2  # pysyncobj's _RAFT_STATE.LEADER
 _NOT_APPLIED = {FAIL_REASON.QUEUE_FULL, FAIL_REASON.MISSING_LEADER, FAIL_REASON.DISCARDED, FAIL_REASON.NOT_LEADER}
 _REASON_NAMES = {v: k for k, v in vars(FAIL_REASON).items() if isinstance(v, int) and not k.startswith("_")}
-
-
-@dataclass(frozen=True)
-class RaftStatus:
-    """A consistent-enough sample of this node's Raft view."""
-
-    state: str  # "leader" | "follower" | "candidate"
-    leader: str | None  # raft address of the leader this node believes in
-    term: int
-    commit_index: int
-    applied_index: int
-    leader_commit_index: int | None
-    log_len: int
-    has_quorum: bool
-    match_index: dict[str, int]
-    connected: frozenset[str]  # raft addresses of peers with an open connection
-    last_contact: float  # seconds since this node last heard from the leader (0 on the leader)
-    # Leader only: the no-op pysyncobj appends on election is applied, so this leader has applied
-    # every entry committed before its term (its commit index may lag until then).
-    term_started: bool = False
-
-
-class _SnapshotBlob:
-    """Pickled by pysyncobj's snapshot writer: carries ``Registry.snapshot()`` bytes.
-
-    ``__reduce__`` runs where the pickling happens, i.e. in pysyncobj's forked child, so the
-    (potentially large) encoding never blocks the tick thread.
-    """
-
-    def __init__(self, registry: Registry | None = None, data: bytes | None = None) -> None:
-        self.registry = registry
-        self.data = data
-
-    def __reduce__(self) -> tuple[Any, tuple[bytes]]:
-        data = self.data if self.data is not None else self.registry.snapshot()  # type: ignore[union-attr]
-        return (_blob_from_bytes, (data,))
-
-
-def _blob_from_bytes(data: bytes) -> _SnapshotBlob:
-    return _SnapshotBlob(data=data)
 
 
 class _RegistryConsumer(SyncObjConsumer):  # type: ignore[misc]
@@ -110,67 +70,12 @@ class _RegistryConsumer(SyncObjConsumer):  # type: ignore[misc]
         return self._owner._apply_entry(index, raw)
 
     def _serialize(self) -> dict[str, Any]:
-        return {"registry": _SnapshotBlob(self._owner.registry)}
+        return {"registry": SnapshotBlob(self._owner.registry)}
 
     def _deserialize(self, data: dict[str, Any]) -> None:
         blob = data.get("registry")
-        if isinstance(blob, _SnapshotBlob) and blob.data is not None:
+        if isinstance(blob, SnapshotBlob) and blob.data is not None:
             self._owner._restore(blob.data)
-
-
-def _die_with_parent() -> None:
-    """In pysyncobj's forked snapshot child: get SIGKILL when the parent dies (Linux only)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, 9)
-        if os.getppid() == 1:  # the parent died before prctl took effect
-            os._exit(1)
-    except OSError:
-        pass
-
-
-_fork_hook_installed = False
-
-
-def _install_fork_hook() -> None:
-    global _fork_hook_installed
-    if not _fork_hook_installed:
-        os.register_at_fork(after_in_child=_die_with_parent)
-        _fork_hook_installed = True
-
-
-def _noop_applied(so: Any) -> bool:
-    noop = so._SyncObj__noopIDx
-    return noop is not None and so.raftLastApplied >= noop
-
-
-def _is_unchecked_append(message: Any) -> bool:
-    """An AppendEntries that does not check the receiver's log against the leader's: the
-    snapshot-transfer messages (``serialized``), which carry no ``prevLogIdx``."""
-    return (isinstance(message, dict) and message.get("type") == "append_entries"
-            and "prevLogIdx" not in message and "commit_index" in message)
-
-
-def _deliver_without_commit_advance(so: Any, deliver: Callable[[Any, Any], None], node: Any, message: Any) -> None:
-    """Guard for a pysyncobj defect (tests/cluster/test_snapshot_install_safety.py).
-
-    pysyncobj's follower sets ``commit index = min(leader's commit_index, own last index)`` after
-    *every* AppendEntries from the leader, including the snapshot-transfer ones that never
-    compared the follower's log with the leader's. A deposed leader that still holds entries of
-    its old term (proposed while it was cut off) then takes them for committed, applies them and
-    reports them to their callers as successful: acknowledged writes the cluster never committed,
-    wiped when the snapshot lands. The chaos test found it.
-
-    Here such a message is delivered with ``commit_index`` lowered to this node's own commit index,
-    so it cannot advance it; the leader's real commit index is put back into pysyncobj's
-    ``leader_commit_idx`` afterwards (readiness reads it). Only the regular, log-checked
-    AppendEntries advance the commit index, as in Raft.
-    """
-    leader_commit = message["commit_index"]
-    message["commit_index"] = min(leader_commit, so._SyncObj__raftCommitIndex)
-    deliver(node, message)
-    so._SyncObj__leaderCommitIndex = leader_commit
 
 
 class RaftNode:
@@ -199,7 +104,7 @@ class RaftNode:
             raise ValueError("a cluster secret is required (the Raft port accepts pickles otherwise)")
         self.self_addr = self_addr
         self.peer_addrs = list(peer_addrs)
-        self.data_dir = Path(data_dir)
+        self.files = RaftFiles(Path(data_dir))
         self._secret = secret
         self._tuning = tuning
         self._on_applied = on_applied
@@ -212,10 +117,8 @@ class RaftNode:
         self._done: collections.deque[tuple[asyncio.Future[Any], Any, int]] = collections.deque()
         self._drain_pending = False
         self._drain_lock = threading.Lock()
-        self._last_deadline = 0.0
-        self._last_contact_at = time.monotonic()
-        self._blocked: frozenset[str] = frozenset()  # peers cut off by fault injection
-        self.led_terms: collections.deque[int] = collections.deque(maxlen=256)  # see _on_tick
+        self.faults = FaultHooks()
+        self._status = StatusReader()
         # Held while the SyncObj is being destroyed or replaced; ``submit`` fails fast meanwhile.
         self._swap_lock = threading.Lock()
         # Futures handed out by ``submit`` and not yet resolved (touched on the loop only).
@@ -225,8 +128,8 @@ class RaftNode:
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Create the SyncObj (binds the Raft port; replays journal and dump)."""
         self._loop = loop
-        _install_fork_hook()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        install_fork_hook()
+        self.files.data_dir.mkdir(parents=True, exist_ok=True)
         t = self._tuning
         conf = SyncObjConf(
             bindAddress=self.self_addr,
@@ -244,13 +147,14 @@ class RaftNode:
             logCompactionSplit=False,
             commandsQueueSize=t.commands_queue_size,
             dynamicMembershipChange=False,
-            journalFile=str(self.data_dir / "raft.journal") if t.journal else None,
-            fullDumpFile=str(self.data_dir / "raft.dump") if t.journal else None,
+            journalFile=str(self.files.journal) if t.journal else None,
+            fullDumpFile=str(self.files.dump) if t.journal else None,
         )
         self._consumer = _RegistryConsumer(self)
-        self._syncobj = SyncObj(self.self_addr, self.peer_addrs, conf=conf, consumers=[self._consumer])
+        self._status.reset_contact()
+        self._syncobj = SyncObj(self.self_addr, self.peer_addrs, conf=conf, consumers=[self._consumer],
+                                transportClass=transport_factory(self.faults))
         self._syncobj.addOnTickCallback(self._on_tick)
-        self._install_transport_hooks()
 
     def stop(self) -> None:
         """Stop the tick thread and close the Raft port (blocks until the thread is gone).
@@ -274,65 +178,34 @@ class RaftNode:
         self._outstanding.clear()
 
     def wipe_and_restart(self) -> None:
-        """Recover a wedged replica: drop its Raft data and state, rejoin empty.
-
-        The leader then sends a snapshot (or the whole log), so the node ends with the cluster's
-        state. Safe only while a majority of other nodes holds every committed entry.
+        """Recover a wedged replica: drop its log, snapshot and state, keep its term and vote,
+        rejoin empty. The leader then sends a snapshot (or the whole log), so the node ends with
+        the cluster's state. Safe only while a majority of other nodes holds every committed entry.
         """
         assert self._loop is not None
-        log.warning("event=wipe_and_resync data_dir=%s", self.data_dir)
+        log.warning("event=wipe_and_resync data_dir=%s", self.files.data_dir)
         with self._swap_lock:
-            self._wipe_and_restart_locked(self._loop)
-
-    def _wipe_and_restart_locked(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._stop_locked()
-        for name in ("raft.journal", "raft.journal.meta", "raft.dump", "raft.dump.tmp"):
-            path = self.data_dir / name
-            if path.exists():
-                path.unlink()
-        shutil.rmtree(self.data_dir / "tmp", ignore_errors=True)
-        with self.lock:
-            self.registry = Registry()
-        if self._on_restored is not None:
-            self._on_restored()
-        self.start(loop)
+            self._stop_locked()
+            self.files.wipe_keeping_vote()
+            with self.lock:
+                self.registry = Registry()
+            if self._on_restored is not None:
+                self._on_restored()
+            self.start(self._loop)
 
     # ---- fault injection (chaos runs and tests only) -----------------------------------
     def block_peers(self, peers: Iterable[str]) -> None:
         """Drop every Raft message to and from these peer raft addresses (empty: heal).
-
-        A network partition as the Raft layer sees it: TCP connections stay up, messages vanish,
-        so elections, leader fallback and catch-up run exactly as they would behind a dead link.
-        Chaos runs call it on both sides of a cut through ``POST /v1/debug/partition``."""
+        Call it on both sides of a cut (``POST /v1/debug/partition``)."""
         blocked = frozenset(peers)
         unknown = blocked - set(self.peer_addrs)
         if unknown:
             raise ValueError(f"not peers of this node: {sorted(unknown)}")
-        self._blocked = blocked
-        log.warning("event=fault_partition blocked=%s", sorted(self._blocked) or "none")
+        self.faults.block(blocked)
 
-    def _install_transport_hooks(self) -> None:
-        """Wrap the transport's send and receive callbacks: the fault hook (both read ``_blocked``
-        per message: one attribute read, the hot path is unchanged while nothing is blocked) and
-        the snapshot-transfer commit-index guard (``_deliver_without_commit_advance``)."""
-        transport = self._syncobj._SyncObj__transport
-        send, deliver = transport.send, transport._onMessageReceivedCallback
-
-        def guarded_send(node: Any, message: Any) -> bool:
-            if self._blocked and node.address in self._blocked:
-                return True  # "sent": lost on the way, as on a dead link
-            return bool(send(node, message))
-
-        def guarded_deliver(node: Any, message: Any) -> None:
-            if self._blocked and node.address in self._blocked:
-                return
-            if _is_unchecked_append(message):
-                _deliver_without_commit_advance(self._syncobj, deliver, node, message)
-                return
-            deliver(node, message)
-
-        transport.send = guarded_send
-        transport._onMessageReceivedCallback = guarded_deliver
+    def inject_wedge(self) -> None:
+        """Put this node into pysyncobj's empty-log candidate wedge (raftreg.raft.faults)."""
+        self.faults.request_wedge()
 
     # ---- proposing ----------------------------------------------------------------------
     def submit(self, raw: bytes) -> asyncio.Future[tuple[int, list[Result]]]:
@@ -412,62 +285,25 @@ class RaftNode:
                 log.exception("event=on_restored_failed")
 
     def _on_tick(self) -> None:
-        # pysyncobj resets a follower's election deadline on every AppendEntries from its leader;
-        # a change in it is our "last contact" signal (pysyncobj exposes no such timestamp).
         so = self._syncobj
-        deadline = so._SyncObj__raftElectionDeadline
-        if deadline != self._last_deadline:
-            self._last_deadline = deadline
-            self._last_contact_at = time.monotonic()
-        # The terms this node led, read together in the tick thread (the only thread that changes
-        # them): getStatus() reads state and term at different moments from another thread, so a
-        # leader stepping down into a higher term can look like a leader of that term.
-        if so._SyncObj__raftState == _LEADER_STATE:
-            term = so._SyncObj__raftCurrentTerm
-            if not self.led_terms or self.led_terms[-1] != term:
-                self.led_terms.append(term)
+        if so is not None:
+            self._status.on_tick(so)
+            self.faults.on_tick(so)
 
     # ---- status -------------------------------------------------------------------------
     @property
     def running(self) -> bool:
         return self._syncobj is not None
 
+    @property
+    def led_terms(self) -> list[int]:
+        """The terms this node led (recorded in the tick thread), oldest first."""
+        return list(self._status.led_terms)
+
     def status(self) -> RaftStatus:
-        """Sample the Raft state (safe from any thread)."""
-        so = self._syncobj
-        if so is None:
-            return RaftStatus("follower", None, 0, 0, 0, None, 0, False, {}, frozenset(), float("inf"))
-        for _ in range(3):
-            try:
-                st = so.getStatus()
-                break
-            except RuntimeError:  # a dict changed size under us in the tick thread
-                continue
-        else:
-            st = {}
-        state = {0: "follower", 1: "candidate", 2: "leader"}.get(st.get("state", 0), "follower")
-        leader = st.get("leader")
-        match = {k.removeprefix("match_idx_server_"): v for k, v in st.items() if k.startswith("match_idx_server_")}
-        connected = frozenset(
-            k.removeprefix("partner_node_status_server_")
-            for k, v in st.items()
-            if k.startswith("partner_node_status_server_") and v == 2
-        )
-        last_contact = 0.0 if state == "leader" else time.monotonic() - self._last_contact_at
-        return RaftStatus(
-            state=state,
-            leader=leader.address if leader is not None else None,
-            term=st.get("raft_term", 0),
-            commit_index=st.get("commit_idx", 0),
-            applied_index=st.get("last_applied", 0),
-            leader_commit_index=st.get("leader_commit_idx"),
-            log_len=st.get("log_len", 0),
-            has_quorum=bool(st.get("has_quorum", False)),
-            match_index=match,
-            connected=connected,
-            last_contact=last_contact,
-            term_started=state == "leader" and _noop_applied(so),
-        )
+        """Sample the Raft state (safe from any thread; the last good sample if pysyncobj's
+        status cannot be read right now)."""
+        return self._status.sample(self._syncobj)
 
     @property
     def applied_index(self) -> int:

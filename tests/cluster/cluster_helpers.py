@@ -101,7 +101,7 @@ def force_snapshot(cluster: LocalCluster, names: list[str], timeout: float = 30.
     """POST /v1/debug/snapshot on each node and wait until it has written a new raft.dump."""
     before = {name: dump_stamp(cluster, name) for name in names}
     for name in names:
-        code, body = http_json(f"{cluster.url(name)}/v1/debug/snapshot", method="POST", body={})
+        code, body = cluster.debug(name, "snapshot", {})
         assert code == 200, f"snapshot on {name}: {code} {body}"
     for name in names:
         wait_dump(cluster, name, timeout, other_than=before[name])

@@ -24,7 +24,7 @@ from cluster_helpers import (
 )
 
 from raftreg.config import RaftTuning, split_hostport
-from raftreg.testing import LocalCluster, http_json, wait_for
+from raftreg.testing import LocalCluster, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -116,8 +116,7 @@ async def _resync_under_load(cluster: LocalCluster, service: str, preload: int) 
     try:
         await load.wait_acks(preload, timeout=60.0)
         t_resync = time.monotonic()
-        code, body = await in_thread(http_json, f"{cluster.url(victim)}/v1/debug/resync", method="POST",
-                                     body={}, timeout=30.0)
+        code, body = await in_thread(cluster.debug, victim, "resync", {}, timeout=30.0)
         assert code == 200 and body == {"resyncing": True}, (code, body)
         t_returned = time.monotonic()
         await load.wait_ack_after(t_resync, timeout=30.0)  # writes keep working during the resync
@@ -176,8 +175,7 @@ def _put_burst_when_raft_port_closes(cluster: LocalCluster, victim: str, tag: st
     for conn in conns:
         conn.connect()
     result: dict[str, tuple[int, object]] = {}
-    resync = threading.Thread(target=lambda: result.update(r=http_json(
-        f"{cluster.url(victim)}/v1/debug/resync", method="POST", body={}, timeout=30.0)))
+    resync = threading.Thread(target=lambda: result.update(r=cluster.debug(victim, "resync", {}, timeout=30.0)))
     resync.start()
     statuses: list[int] = []
     try:

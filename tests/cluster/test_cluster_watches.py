@@ -23,7 +23,7 @@ import aiohttp
 import pytest
 from cluster_helpers import cluster_snapshot, force_snapshot, in_thread, last_run_log
 
-from raftreg.client import ApiError, RegistryClient
+from raftreg.client import RaftregError, RegistryClient
 from raftreg.config import RaftTuning, split_hostport
 from raftreg.testing import LocalCluster, http_json, wait_for
 
@@ -248,7 +248,7 @@ def test_resync_with_parked_watchers_never_answers_the_wiped_state(
     ])
     wait_parked(cluster, victim, base["waiting"] + 7)
 
-    code, body = http_json(f"{url}/v1/debug/resync", method="POST", body={}, timeout=60.0)
+    code, body = cluster.debug(victim, "resync", {}, timeout=60.0)
     assert code == 200, body
     cluster.wait_node_ready(victim, timeout=60.0)
     cluster.wait_converged(timeout=60.0)
@@ -400,8 +400,7 @@ def test_consistent_read_right_after_rejoining_is_never_stale(cluster: LocalClus
 
 
 def partition(cluster: LocalCluster, node: str, block: list[str]) -> None:
-    code, body = http_json(f"{cluster.url(node)}/v1/debug/partition", method="POST", body={"block": block},
-                           timeout=10.0)
+    code, body = cluster.debug(node, "partition", {"block": block}, timeout=10.0)
     assert code == 200, (node, code, body)
 
 
@@ -505,7 +504,7 @@ async def test_watcher_herd_survives_a_leader_kill_without_a_request_storm(clust
                     body = await client.put(f"/v1/services/{service}/instances/writer",
                                             {"address": "10.3.0.1", "port": 1 + seq % 60000})
                     writes.append((sent, service, int(body["index"])))
-                except ApiError:
+                except RaftregError:
                     pass
                 await asyncio.sleep(max(0.0, 0.2 - (time.monotonic() - sent)))
 

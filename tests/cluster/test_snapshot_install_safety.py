@@ -20,8 +20,7 @@ from raftreg.testing import LocalCluster, http_json, wait_for
 
 
 def partition(cluster: LocalCluster, node: str, block: list[str]) -> None:
-    code, body = http_json(f"{cluster.url(node)}/v1/debug/partition", method="POST", body={"block": block},
-                           timeout=5.0)
+    code, body = cluster.debug(node, "partition", {"block": block}, timeout=5.0)
     assert code == 200, body
 
 
@@ -43,7 +42,7 @@ def test_a_deposed_leader_fed_a_snapshot_acks_nothing_it_did_not_commit(make_clu
             code, body = put_instance(cluster, new, "snap", f"after-{i}")
             assert code == 200, body
         # ... and compacts its log, so the old leader can only catch up through a snapshot.
-        code, body = http_json(f"{cluster.url(new)}/v1/debug/snapshot", method="POST")
+        code, body = cluster.debug(new, "snapshot")
         assert code == 200, body
         wait_for(lambda: (cluster.status(new) or {}).get("log_len", 10**9) < 10, 20.0, "the new leader's compaction")
     finally:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from raftreg.signing import Signer
 from raftreg.testing import LocalCluster
 
 REQUEST_TIMEOUT = 15.0
@@ -40,8 +41,9 @@ class Http:
 
     ANY = ANY
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, secret: str | None = None) -> None:
         self.base_url = base_url
+        self.secret = secret
         parts = urlsplit(base_url)
         assert parts.hostname is not None and parts.port is not None
         self.host, self.port = parts.hostname, parts.port
@@ -67,6 +69,14 @@ class Http:
             return Resp(resp.status, resp.headers, resp.read())
         finally:
             conn.close()
+
+    def signed(self, method: str, path: str, json_body: Any = None, *, secret: str | None = None) -> Resp:
+        """A request signed as a cluster member would (node-to-node and debug endpoints)."""
+        body = json.dumps(json_body).encode() if json_body is not None else b""
+        key = secret or self.secret
+        assert key, "this Http helper was made without the cluster secret"
+        headers = Signer(key, "test").headers(method, path, body)
+        return self.request(method, path, body or None, headers=headers)
 
     def get(self, path: str) -> Resp:
         return self.request("GET", path, content_type=None)
@@ -142,4 +152,4 @@ def cluster(single_node: LocalCluster) -> LocalCluster:
 
 @pytest.fixture(scope="module")
 def api(cluster: LocalCluster) -> Http:
-    return Http(cluster.url("n1"))
+    return Http(cluster.url("n1"), cluster.secret)

@@ -83,8 +83,8 @@ def test_status_errors_change_nothing(api):
 def test_forwarded_heartbeats_on_the_leader(api):
     api.put_ok("fw", "a", TTL_BODY)
     api.put_ok("fw", "plain", PLAIN_BODY)
-    resp = api.request("POST", "/v1/internal/heartbeats",
-                       json_body={"instances": [["fw", "a"], ["fw", "ghost"], ["fw", "plain"]]})
+    resp = api.signed("POST", "/v1/internal/heartbeats",
+                      {"instances": [["fw", "a"], ["fw", "ghost"], ["fw", "plain"]]})
     assert resp.status == 200, resp.body
     results = resp.json()["results"]
     assert results[0] == {"ttl": 3600.0}
@@ -92,5 +92,4 @@ def test_forwarded_heartbeats_on_the_leader(api):
     assert results[2]["error"]["code"] == "invalid_argument"
     with api.unchanged():
         for body in ({"instances": [["BAD", "a"]]}, {"instances": "fw"}, {"instances": [["fw"]]}, {}):
-            api.assert_error(api.request("POST", "/v1/internal/heartbeats", json_body=body), 400,
-                             "invalid_argument")
+            api.assert_error(api.signed("POST", "/v1/internal/heartbeats", body), 400, "invalid_argument")

@@ -14,6 +14,13 @@ import pytest
 
 PACKAGE_DIR = Path(__file__).resolve().parents[2] / "raftreg"
 STDLIB = frozenset(sys.stdlib_module_names)
+# The state machine is pure (DESIGN.md): no clock, no randomness, no I/O, no threads, no asyncio.
+# An allowlist, so a new I/O module is refused without anyone having to think of it. ``sys`` is
+# there for ``sys.intern`` only.
+STATE_STDLIB = frozenset({
+    "__future__", "abc", "bisect", "collections", "dataclasses", "enum", "functools", "heapq", "itertools",
+    "math", "operator", "re", "sys", "typing",
+})
 
 
 def module_name(path: Path, root: Path = PACKAGE_DIR) -> str:
@@ -64,17 +71,28 @@ def within(name: str, *prefixes: str) -> bool:
 Rule = tuple[str, Callable[[str], bool], Callable[[str], bool]]
 RULES: list[Rule] = [
     (
-        "only raftreg.raft imports pysyncobj",
-        lambda m: m != "raftreg.raft",
+        "only the raftreg.raft package imports pysyncobj",
+        lambda m: not within(m, "raftreg.raft"),
         lambda imp: top(imp) != "pysyncobj",
     ),
     (
-        "raftreg.state imports only stdlib, msgspec, raftreg.models, raftreg.errors, raftreg.state",
+        "raftreg.state is pure: no clock, randomness, I/O, threads or asyncio (stdlib allowlist, msgspec, "
+        "raftreg.models, raftreg.errors, raftreg.state)",
         lambda m: within(m, "raftreg.state"),
         lambda imp: (
-            top(imp) in STDLIB
+            top(imp) in STATE_STDLIB
             or top(imp) == "msgspec"
             or within(imp, "raftreg.models", "raftreg.errors", "raftreg.state")
+        ),
+    ),
+    (
+        "raftreg.http reaches the node only through its facade (registry_node) and the types of reads, "
+        "view, leases and peers; never raftreg.raft or raftreg.state",
+        lambda m: within(m, "raftreg.http"),
+        lambda imp: not within(imp, "raftreg.raft", "raftreg.state") and (
+            not within(imp, "raftreg.node") or imp == "raftreg.node" or within(
+                imp, "raftreg.node.registry_node", "raftreg.node.reads", "raftreg.node.view", "raftreg.node.leases",
+                "raftreg.node.peers")
         ),
     ),
     (
@@ -142,11 +160,21 @@ def test_module_respects_layers(path: Path) -> None:
     assert violations(module, path.read_text(), is_package=path.name == "__init__.py") == []
 
 
-def test_raft_module_does_import_pysyncobj() -> None:
-    """The rule has teeth: the collector sees raft.py's pysyncobj import."""
-    imports = {imp for _, imp in imported_modules((PACKAGE_DIR / "raft.py").read_text(), "raftreg.raft")}
+def test_raft_package_does_import_pysyncobj() -> None:
+    """The rule has teeth: the collector sees the bridge's pysyncobj import."""
+    bridge = PACKAGE_DIR / "raft" / "bridge.py"
+    imports = {imp for _, imp in imported_modules(bridge.read_text(), "raftreg.raft.bridge")}
     assert "pysyncobj" in imports
     assert "raftreg.state.registry" in imports
+
+
+@pytest.mark.parametrize("module", ["time", "random", "socket", "asyncio", "os", "threading", "io", "pathlib",
+                                    "subprocess", "select", "datetime", "uuid", "secrets", "logging", "urllib.request",
+                                    "shutil", "tempfile", "signal", "multiprocessing", "concurrent.futures"])
+@pytest.mark.parametrize("form", ["import {m}", "from {m} import x", "def f():\n    import {m}"])
+def test_the_state_machine_may_not_import_clocks_randomness_or_io(module: str, form: str) -> None:
+    found = violations("raftreg.state.registry", form.format(m=module))
+    assert len(found) == 1 and "raftreg.state is pure" in found[0], found
 
 
 # ---- the checker itself catches violations ---------------------------------------------------------
@@ -154,6 +182,11 @@ def test_raft_module_does_import_pysyncobj() -> None:
     ("module", "source"),
     [
         ("raftreg.node.proposer", "import pysyncobj"),
+        ("raftreg.http.app", "from pysyncobj import SyncObj"),
+        ("raftreg.http.app", "from raftreg.raft import RaftNode"),
+        ("raftreg.http.app", "from raftreg.node.writes import Writer"),
+        ("raftreg.http.internal", "from raftreg.node import watches"),
+        ("raftreg.http.app", "from raftreg.state.registry import Registry"),
         ("raftreg.state.registry", "from pysyncobj import SyncObj"),
         ("raftreg.state.registry", "import asyncio\nimport aiohttp"),
         ("raftreg.state.registry", "from raftreg.config import RaftTuning"),
@@ -187,6 +220,9 @@ def test_checker_flags_violations(module: str, source: str) -> None:
         ("raftreg.client.http_client", "from raftreg import errors, models\nfrom . import http_client"),
         ("raftreg.node.registry_node", "from raftreg.raft import RaftNode\nimport aiohttp"),
         ("raftreg.raft", "from pysyncobj import SyncObj"),
+        ("raftreg.raft.transport", "from pysyncobj.transport import TCPTransport"),
+        ("raftreg.state.registry", "import sys\nimport re\nfrom collections import OrderedDict"),
+        ("raftreg.http.app", "from raftreg.node.registry_node import RegistryNode\nfrom raftreg.node.reads import X"),
     ],
 )
 def test_checker_allows_permitted_imports(module: str, source: str) -> None:

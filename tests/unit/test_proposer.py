@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
+from raftreg.errors import Unavailable
 from raftreg.node.proposer import Committed, GroupCommitter
 from raftreg.raft import ProposalFailed
 from raftreg.state.commands import Command, Deregister, decode_entry
@@ -77,8 +78,11 @@ def raft() -> FakeRaft:
     return FakeRaft()
 
 
-def committer(raft: FakeRaft, *, max_batch: int = 100, stuck_after: float = 30.0) -> GroupCommitter:
-    return GroupCommitter(raft, max_batch=max_batch, stuck_after=stuck_after)  # type: ignore[arg-type]
+def committer(
+    raft: FakeRaft, *, max_batch: int = 100, max_queued: int = 10_000, stuck_after: float = 30.0
+) -> GroupCommitter:
+    return GroupCommitter(raft, max_batch=max_batch, max_queued=max_queued,  # type: ignore[arg-type]
+                          stuck_after=stuck_after)
 
 
 def propose(gc: GroupCommitter, n: str) -> asyncio.Task[Committed]:
@@ -266,3 +270,43 @@ def _starts(sizes: list[int]) -> list[int]:
         out.append(acc)
         acc += size
     return out
+
+
+# ---- backpressure ---------------------------------------------------------------------------------
+async def test_a_full_queue_refuses_at_once_without_touching_raft(raft: FakeRaft) -> None:
+    gc = committer(raft, max_queued=3)
+    tasks = [propose(gc, n) for n in ("inflight", "q1", "q2", "q3")]
+    await settle()
+    assert len(raft.entries) == 1 and gc.queued == 3
+    with pytest.raises(Unavailable, match="queued") as err:
+        await gc.propose(cmd("refused"))
+    assert err.value.retry_after >= 1
+    assert gc.stats.refused == 1
+    with pytest.raises(Unavailable):
+        gc.check_capacity()
+    assert len(raft.entries) == 1 and gc.queued == 3, "the refused command reached Raft or the queue"
+    raft.succeed(0, index=1)
+    await wait_until(lambda: entries_reach(raft, 2))
+    assert names(raft.batch(1)) == ["q1", "q2", "q3"]
+    assert gc.queued == 0
+    gc.check_capacity()  # room again
+    accepted = propose(gc, "after")
+    raft.succeed(1, index=2)
+    await wait_until(lambda: entries_reach(raft, 3))
+    raft.succeed(2, index=3)
+    assert (await asyncio.wait_for(accepted, DEADLINE)).index == 3
+    await asyncio.wait_for(asyncio.gather(*tasks), DEADLINE)
+
+
+async def test_the_nodes_own_commands_are_not_bounded(raft: FakeRaft) -> None:
+    gc = committer(raft, max_queued=1)
+    first, queued = propose(gc, "inflight"), propose(gc, "q1")
+    await settle()
+    own = asyncio.ensure_future(gc.propose(cmd("expire"), bounded=False))
+    await settle()
+    assert gc.queued == 2 and gc.stats.refused == 0
+    raft.succeed(0, index=1)
+    await wait_until(lambda: entries_reach(raft, 2))
+    assert names(raft.batch(1)) == ["q1", "expire"]
+    raft.succeed(1, index=2)
+    await asyncio.wait_for(asyncio.gather(first, queued, own), DEADLINE)

@@ -192,7 +192,7 @@ async def test_watchdog_recovers_once_per_cooldown() -> None:
     dog = Watchdog(fakes.sample, fakes.recover, judge=Judge(stuck_after=15), period=0.002, cooldown=60.0)
     await run_until(dog, lambda: fakes.samples >= 25)
     assert len(fakes.recoveries) == 1
-    assert dog.recoveries == 1
+    assert dog.wedges == 1
     assert "empty" in fakes.recoveries[0][1]
 
 
@@ -212,7 +212,7 @@ async def test_watchdog_leaves_a_healthy_node_alone() -> None:
     dog = Watchdog(fakes.sample, fakes.recover, judge=Judge(stuck_after=0.0), period=0.002, cooldown=0.0)
     await run_until(dog, lambda: fakes.samples >= 25)
     assert fakes.recoveries == []
-    assert dog.recoveries == 0
+    assert dog.wedges == 0
 
 
 async def test_watchdog_resets_the_judge_after_recovering() -> None:
@@ -223,3 +223,47 @@ async def test_watchdog_resets_the_judge_after_recovering() -> None:
     first, second = (t for t, _ in fakes.recoveries[:2])
     # Without the reset, the second recovery would follow the first on the next sample.
     assert second - first >= 0.03 * 0.95
+
+
+async def test_watchdog_survives_a_pass_that_raises() -> None:
+    fakes = Fakes(status(log_len=0, applied_index=42))
+    failures = iter([RuntimeError("getStatus blew up"), ValueError("bad sample")])
+
+    def flaky_sample() -> RaftStatus:
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        return fakes.sample()
+
+    dog = Watchdog(flaky_sample, fakes.recover, judge=Judge(stuck_after=15), period=0.002, cooldown=60.0)
+    await run_until(dog, lambda: len(fakes.recoveries) >= 1)
+    assert dog.failed_passes == 2
+    assert dog.wedges == 1
+
+
+async def test_watchdog_survives_a_recover_that_raises() -> None:
+    fakes = Fakes(status(log_len=0, applied_index=42))
+    calls: list[str] = []
+
+    def recover(reason: str) -> None:
+        calls.append(reason)
+        if len(calls) == 1:
+            raise RuntimeError("recovery could not start")
+
+    dog = Watchdog(fakes.sample, recover, judge=Judge(stuck_after=15), period=0.002, cooldown=0.02)
+    await run_until(dog, lambda: len(calls) >= 2)
+    assert dog.failed_passes == 1
+
+
+async def test_a_refused_recovery_is_retried_sooner_than_the_cooldown() -> None:
+    fakes = Fakes(status(log_len=0, applied_index=42))
+    dog: Watchdog
+
+    def refuse(reason: str) -> None:
+        fakes.recover(reason)
+        dog.retry_in(0.02)
+
+    dog = Watchdog(fakes.sample, refuse, judge=Judge(stuck_after=15), period=0.002, cooldown=60.0)
+    await run_until(dog, lambda: len(fakes.recoveries) >= 3)
+    times = [t for t, _ in fakes.recoveries]
+    assert all(0.019 <= b - a < 5 for a, b in itertools.pairwise(times)), times

@@ -1,0 +1,82 @@
+"""What every handler shares: JSON responses, the error body, the error middleware, body reading.
+
+Every error leaves through ``error_middleware`` as API.md's body
+``{"error": {"code", "message", "field"?}}``; no traceback ever reaches a client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from raftreg.errors import InvalidArgument, PayloadTooLarge, RaftregError, Unavailable
+from raftreg.node.view import ReadContext
+
+log = logging.getLogger("raftreg.http")
+
+MAX_BODY = 1024 * 1024
+JSON = "application/json"
+encode = msgspec.json.Encoder().encode
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_response(body: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=encode(body), status=status, content_type=JSON, headers=headers)
+
+
+def error_response(err: RaftregError, headers: dict[str, str] | None = None) -> web.Response:
+    out = dict(headers or {})
+    if isinstance(err, Unavailable):
+        out["Retry-After"] = str(max(1, round(err.retry_after)))
+    return json_response(err.to_body(), status=err.status, headers=out)
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except RaftregError as err:
+        if err.status >= 500 and not isinstance(err, Unavailable) and err.status != 504:
+            log.error("event=handler_error method=%s path=%s code=%s message=%r", request.method,
+                      request.path, err.code, err.message)
+        return error_response(err)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "invalid_argument" if exc.status < 500 else "internal")
+        body = {"error": {"code": code, "message": exc.reason}}
+        return json_response(body, status=exc.status, headers={"Allow": exc.headers["Allow"]}
+                             if "Allow" in exc.headers else None)
+    except Exception:
+        log.exception("event=handler_failed method=%s path=%s", request.method, request.path)
+        return json_response({"error": {"code": "internal", "message": "internal error"}}, status=500)
+
+
+def read_headers(ctx: ReadContext) -> dict[str, str]:
+    return {
+        "X-Raftreg-Index": str(ctx.index),
+        "X-Raftreg-Leader": ctx.leader,
+        "X-Raftreg-Last-Contact": str(ctx.last_contact_ms),
+    }
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The request body, refusing non-JSON content types and bodies over ``MAX_BODY``."""
+    ctype = request.headers.get("Content-Type", "")
+    media = ctype.split(";", 1)[0].strip().lower()
+    if media and media != JSON and not media.endswith("+json"):
+        raise InvalidArgument(f"Content-Type must be {JSON}, got {media!r}", field="Content-Type")
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise PayloadTooLarge(f"request body is larger than {MAX_BODY} bytes")
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(f"request body is larger than {MAX_BODY} bytes") from None

@@ -1,0 +1,114 @@
+"""``Writer``: every write of a node, committed through the leader and answered once applied here.
+
+Contract:
+- Each write waits for a usable leader (a little, during an election), then goes through group
+  commit (``GroupCommitter``) under one deadline (``raft.commit_timeout`` unless given).
+- ``Unavailable`` (503): nothing was applied: no usable leader, or this node's write queue is
+  full (backpressure: refused at once, before anything reaches Raft).
+- ``OutcomeUnknown`` (504): not confirmed in time; the write may still apply.
+- A state-machine result that does not fit the command (which would be a bug) is an internal
+  error, never an ``assert``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from raftreg.config import RaftTuning
+from raftreg.errors import NotFound, OutcomeUnknown, RaftregError, Unavailable
+from raftreg.models import Instance, Status
+from raftreg.node.proposer import Committed, GroupCommitter
+from raftreg.node.view import ClusterView
+from raftreg.raft import RaftNode
+from raftreg.state.commands import Command, Deregister, Expire, Noop, Register, SetCheckStatus, SetManualStatus
+from raftreg.state.registry import Deregistered, Failed, Registered, Result, StatusSet
+
+MAX_CHECK_OUTPUT = 512
+
+
+class StateMachineRefused(RaftregError):
+    """The state machine answered a command with an unexpected result (a bug, reported as 500)."""
+
+
+def _unexpected(what: str, result: Result) -> StateMachineRefused:
+    reason = result.reason if isinstance(result, Failed) else type(result).__name__
+    return StateMachineRefused(f"{what} was not applied by the state machine: {reason}")
+
+
+class Writer:
+    def __init__(self, raft: RaftNode, view: ClusterView, tuning: RaftTuning) -> None:
+        self._view = view
+        self.commit_timeout = tuning.commit_timeout
+        self.proposer = GroupCommitter(
+            raft, max_batch=tuning.max_batch_commands, max_queued=tuning.max_queued_commands,
+            stuck_after=max(1.0, tuning.raft_max_timeout * 1.5),
+        )
+
+    async def commit(self, cmd: Command, timeout: float | None = None, *, bounded: bool = True) -> Committed:
+        """Commit ``cmd`` (see the module docstring). ``bounded=False`` skips the queue bound:
+        for the node's own few commands (expiries, check transitions), not for clients'."""
+        if bounded:
+            self.proposer.check_capacity()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (timeout if timeout is not None else self.commit_timeout)
+        await self._view.await_leader(deadline - loop.time())
+        try:
+            return await asyncio.wait_for(self.proposer.propose(cmd, bounded=bounded),
+                                          max(deadline - loop.time(), 0.001))
+        except TimeoutError:
+            raise OutcomeUnknown(
+                "the write was not confirmed in time: its outcome is unknown and it may still apply"
+            ) from None
+
+    async def register(self, instance: Instance) -> tuple[int, Instance]:
+        """Create or replace ``instance``; returns the commit index and the stored instance."""
+        committed = await self.commit(Register(instance))
+        if not isinstance(committed.result, Registered):
+            raise _unexpected("the registration", committed.result)
+        return committed.index, committed.result.instance
+
+    async def deregister(self, service: str, instance_id: str) -> tuple[int, bool]:
+        """Delete an instance; returns the commit index and whether it was deleted.
+
+        When an earlier attempt's outcome was unknown (a failover hit it), "absent" is reported
+        as deleted: that attempt most likely deleted it."""
+        committed = await self.commit(Deregister(service, instance_id))
+        if not isinstance(committed.result, Deregistered):
+            raise _unexpected("the deregistration", committed.result)
+        return committed.index, committed.result.existed or committed.after_unknown_attempt
+
+    async def set_manual_status(
+        self, service: str, instance_id: str, status: Status, note: str
+    ) -> tuple[int, Instance]:
+        """Set (``warning``/``critical``) or clear (``passing``) the status set by hand; returns the
+        commit index and the stored instance; ``NotFound`` when there is no such instance."""
+        committed = await self.commit(SetManualStatus(service, instance_id, status, note))
+        result = committed.result
+        if not isinstance(result, StatusSet) or result.instance is None:
+            raise NotFound(f"no instance {instance_id!r} in service {service!r}")
+        return committed.index, result.instance
+
+    async def set_check_status(self, inst: Instance, status: Status, output: str) -> Instance | None:
+        """Check runner: commit a check verdict for this incarnation of ``inst``."""
+        cmd = SetCheckStatus(inst.service, inst.id, inst.create_index, status, output[:MAX_CHECK_OUTPUT])
+        result = (await self.commit(cmd, bounded=False)).result
+        return result.instance if isinstance(result, StatusSet) else None
+
+    async def expire(self, service: str, instance_id: str, modify_index: int, reason: str = "ttl") -> bool:
+        """Lease holder / check runner: remove the instance if it is still at ``modify_index``."""
+        result = (await self.commit(Expire(service, instance_id, modify_index, reason), bounded=False)).result
+        return isinstance(result, Deregistered) and result.existed
+
+    async def barrier(self) -> int:
+        """Commit a no-op through the log: afterwards a local read is linearizable. Concurrent
+        barriers and writes share one Raft entry (group commit). Returns the barrier's index.
+
+        ``Unavailable`` when the barrier cannot commit in time (no majority reachable): a read
+        has no unknown outcome, and it must never be answered from possibly stale state."""
+        try:
+            return (await self.commit(Noop())).index
+        except OutcomeUnknown:
+            raise Unavailable(
+                "this node could not confirm with a majority that its state is current; retry later",
+                retry_after=1.0,
+            ) from None

@@ -1,0 +1,20 @@
+"""The only package that imports pysyncobj (DESIGN.md, "Layers").
+
+- ``bridge``: ``RaftNode``, one SyncObj replicating the registry, bridged into asyncio;
+- ``status``: ``RaftStatus`` samples and the tick-thread observations behind them;
+- ``transport``: the guarded transport (fault hook, snapshot-install commit guard);
+- ``storage``: the node's Raft files and the wipe that keeps term and vote;
+- ``snapshot``: snapshots in raftreg's own encoding, written by a child that dies with us;
+- ``faults``: partition and wedge hooks for chaos runs and tests;
+- ``compat``: the version guard, run here at import: an incompatible pysyncobj stops the import
+  with ``IncompatiblePysyncobj`` naming what is missing.
+"""
+
+from raftreg.raft.compat import IncompatiblePysyncobj, ensure_compatible
+
+ensure_compatible()
+
+from raftreg.raft.bridge import ProposalFailed, RaftNode  # noqa: E402
+from raftreg.raft.status import RaftStatus  # noqa: E402
+
+__all__ = ["IncompatiblePysyncobj", "ProposalFailed", "RaftNode", "RaftStatus"]

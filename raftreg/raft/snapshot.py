@@ -1,0 +1,57 @@
+"""Snapshots in raftreg's own encoding, written by pysyncobj's forked child.
+
+pysyncobj pickles every consumer's ``__dict__`` when it compacts its log. ``SnapshotBlob`` is
+what it finds there: ``__reduce__`` runs where the pickling happens, i.e. in pysyncobj's forked
+snapshot child, so the (potentially large) ``Registry.snapshot()`` encoding never blocks the
+tick thread, and the file holds msgpack bytes, not a pickle of Python objects.
+
+The forked child must die with its parent (``install_fork_hook``): after a kill -9 of a node an
+orphaned child kept the Raft and HTTP ports for seconds and renamed a stale dump into place.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from typing import Any
+
+from raftreg.state.registry import Registry
+
+
+class SnapshotBlob:
+    """Carries ``Registry.snapshot()`` bytes through pysyncobj's pickling."""
+
+    def __init__(self, registry: Registry | None = None, data: bytes | None = None) -> None:
+        self.registry = registry
+        self.data = data
+
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]:
+        data = self.data if self.data is not None else self.registry.snapshot()  # type: ignore[union-attr]
+        return (_blob_from_bytes, (data,))
+
+
+def _blob_from_bytes(data: bytes) -> SnapshotBlob:
+    return SnapshotBlob(data=data)
+
+
+def _die_with_parent() -> None:
+    """In pysyncobj's forked snapshot child: get SIGKILL when the parent dies (Linux only)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, 9)
+        if os.getppid() == 1:  # the parent died before prctl took effect
+            os._exit(1)
+    except OSError:
+        pass
+
+
+_fork_hook_installed = False
+
+
+def install_fork_hook() -> None:
+    """Make every child forked from now on die with this process (idempotent)."""
+    global _fork_hook_installed
+    if not _fork_hook_installed:
+        os.register_at_fork(after_in_child=_die_with_parent)
+        _fork_hook_installed = True

@@ -1,0 +1,93 @@
+"""``GuardedTransport``: pysyncobj's TCP transport with raftreg's guards in front of it.
+
+pysyncobj builds its transport inside ``SyncObj.__init__``, before its tick thread starts, from
+the ``transportClass`` it is given. Passing a factory for this class there puts both guards in
+place before the first message can be sent or delivered (wrapping the transport after the
+constructor left a window in which the tick thread already ran unguarded).
+
+Guards:
+- fault hook: messages to and from the peers in ``FaultHooks.blocked`` vanish (one attribute read
+  per message; the hot path is unchanged while nothing is blocked);
+- snapshot-install commit guard: ``deliver_without_commit_advance`` (a pysyncobj defect).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pysyncobj.transport import TCPTransport
+
+from raftreg.raft.faults import FaultHooks
+
+Deliver = Callable[[Any, Any], None]
+
+
+def is_unchecked_append(message: Any) -> bool:
+    """An AppendEntries that does not check the receiver's log against the leader's: the
+    snapshot-transfer messages (``serialized``), which carry no ``prevLogIdx``."""
+    return (isinstance(message, dict) and message.get("type") == "append_entries"
+            and "prevLogIdx" not in message and "commit_index" in message)
+
+
+def deliver_without_commit_advance(so: Any, deliver: Deliver, node: Any, message: dict[str, Any]) -> None:
+    """Guard for a pysyncobj 0.3.17 defect (tests/cluster/test_snapshot_install_safety.py).
+
+    pysyncobj's follower sets ``commit index = min(leader's commit_index, own last index)`` after
+    *every* AppendEntries from the leader, including the snapshot-transfer ones that never
+    compared the follower's log with the leader's. A deposed leader that still holds entries of
+    its old term (proposed while it was cut off) then takes them for committed, applies them and
+    reports them to their callers as successful: acknowledged writes the cluster never committed,
+    wiped when the snapshot lands.
+
+    Here such a message is delivered with ``commit_index`` lowered to this node's own commit
+    index, so it cannot advance it. pysyncobj records the message's commit index as the leader's
+    (readiness reads it) only when the message's term is current; the real value is put back
+    under the same condition: a stale leader's message changes nothing. Only the regular,
+    log-checked AppendEntries advance the commit index, as in Raft.
+    """
+    leader_commit = message["commit_index"]
+    message["commit_index"] = min(leader_commit, so._SyncObj__raftCommitIndex)
+    deliver(node, message)
+    # After delivery the node's term is max(its term, the message's): equal means current.
+    if message.get("term", -1) >= so._SyncObj__raftCurrentTerm:
+        so._SyncObj__leaderCommitIndex = leader_commit
+
+
+class GuardedTransport(TCPTransport):  # type: ignore[misc]
+    """TCPTransport with the fault hook and the commit-index guard (see the module docstring)."""
+
+    def __init__(self, syncObj: Any, selfNode: Any, otherNodes: Any, faults: FaultHooks) -> None:
+        self._faults = faults
+        self._guarded_so = syncObj
+        super().__init__(syncObj, selfNode, otherNodes)
+
+    def send(self, node: Any, message: Any) -> bool:
+        if self._faults.blocked and node.address in self._faults.blocked:
+            return True  # "sent": lost on the way, as on a dead link
+        return bool(super().send(node, message))
+
+    def setOnMessageReceivedCallback(self, callback: Deliver | None) -> None:
+        super().setOnMessageReceivedCallback(None if callback is None else self._guard(callback))
+
+    def _guard(self, deliver: Deliver) -> Deliver:
+        faults, so = self._faults, self._guarded_so
+
+        def guarded(node: Any, message: Any) -> None:
+            if faults.blocked and node.address in faults.blocked:
+                return
+            if is_unchecked_append(message):
+                deliver_without_commit_advance(so, deliver, node, message)
+                return
+            deliver(node, message)
+
+        return guarded
+
+
+def transport_factory(faults: FaultHooks) -> Callable[[Any, Any, Any], GuardedTransport]:
+    """The ``transportClass`` to hand to ``SyncObj``."""
+
+    def make(sync_obj: Any, self_node: Any, other_nodes: Any) -> GuardedTransport:
+        return GuardedTransport(sync_obj, self_node, other_nodes, faults)
+
+    return make

@@ -1,0 +1,193 @@
+"""The pysyncobj guards of ``raftreg.raft`` as units: the version guard, the snapshot-install
+commit-index guard fed message by message through a fake follower, and the status reader that
+keeps its last good sample."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from pysyncobj import journal, syncobj, transport
+from pysyncobj.version import VERSION
+
+from raftreg.raft.compat import PINNED_VERSION, find_problems
+from raftreg.raft.status import STOPPED, StatusReader
+from raftreg.raft.transport import deliver_without_commit_advance, is_unchecked_append
+
+REAL = {"syncobj": syncobj, "transport": transport, "journal": journal}
+
+
+# ---- the version guard -----------------------------------------------------------------------
+def test_the_installed_pysyncobj_passes_the_guard() -> None:
+    assert VERSION == PINNED_VERSION
+    assert find_problems(VERSION, REAL) == []
+
+
+def test_another_version_is_refused_by_name() -> None:
+    problems = find_problems("0.3.18", REAL)
+    assert problems == ["pysyncobj 0.3.17 is required, 0.3.18 is installed (pip install pysyncobj==0.3.17)"]
+
+
+def _fake_syncobj_without(attribute: str) -> Any:
+    """A stand-in ``syncobj`` module whose SyncObj.__init__ no longer assigns ``attribute``."""
+    source = syncobj.SyncObj.__init__.__code__
+    names = tuple("_SyncObj__renamed" if n == attribute else n for n in source.co_names)
+
+    class FakeSyncObj(syncobj.SyncObj):  # type: ignore[misc]
+        pass
+
+    def init(self: Any) -> None:
+        pass
+
+    init.__code__ = init.__code__.replace(co_names=names)
+    FakeSyncObj.__init__ = init  # type: ignore[method-assign]
+    return SimpleNamespace(SyncObj=FakeSyncObj)
+
+
+@pytest.mark.parametrize("attribute", ["_SyncObj__raftCommitIndex", "_SyncObj__leaderCommitIndex",
+                                       "_SyncObj__raftElectionDeadline", "_SyncObj__votedForNodeId"])
+def test_a_missing_private_attribute_is_named(attribute: str) -> None:
+    problems = find_problems(PINNED_VERSION, {**REAL, "syncobj": _fake_syncobj_without(attribute)})
+    assert len(problems) == 1
+    assert attribute in problems[0] and "SyncObj.__init__" in problems[0], problems
+
+
+def test_a_missing_method_is_named() -> None:
+    class NoMeta:
+        def getMeta(self) -> dict[str, Any]:
+            return {}
+
+    fake_journal = SimpleNamespace(MetaStorer=NoMeta, FileJournal=journal.FileJournal)
+    problems = find_problems(PINNED_VERSION, {**REAL, "journal": fake_journal})
+    assert problems == ["pysyncobj lacks journal.MetaStorer.storeMeta (used by keeping term and vote across a resync)"]
+
+
+# ---- the snapshot-install commit-index guard, message by message ------------------------------
+class FakeFollower:
+    """The part of pysyncobj's follower that matters here: AppendEntries of the current or a
+    higher term set the leader's commit index and advance the commit index to
+    ``min(commit_index, last log index)``; older terms are ignored. Private names as pysyncobj's."""
+
+    def __init__(self, *, term: int, commit: int, last_index: int) -> None:
+        self._SyncObj__raftCurrentTerm = term
+        self._SyncObj__raftCommitIndex = commit
+        self._SyncObj__leaderCommitIndex: int | None = None
+        self.last_index = last_index
+        self.delivered: list[dict[str, Any]] = []
+
+    def deliver(self, node: Any, message: dict[str, Any]) -> None:
+        self.delivered.append(dict(message))
+        if message["type"] != "append_entries" or message["term"] < self._SyncObj__raftCurrentTerm:
+            return
+        self._SyncObj__raftCurrentTerm = message["term"]
+        self._SyncObj__leaderCommitIndex = message["commit_index"]
+        if message["commit_index"] > self._SyncObj__raftCommitIndex:
+            self._SyncObj__raftCommitIndex = min(message["commit_index"], self.last_index)
+
+    def receive(self, message: dict[str, Any]) -> None:
+        """What the guarded transport does with one incoming message."""
+        if is_unchecked_append(message):
+            deliver_without_commit_advance(self, self.deliver, "leader", message)
+        else:
+            self.deliver("leader", message)
+
+
+def snapshot_chunk(term: int, commit: int) -> dict[str, Any]:
+    return {"type": "append_entries", "term": term, "commit_index": commit, "serialized": b"chunk"}
+
+
+def regular_append(term: int, commit: int) -> dict[str, Any]:
+    return {"type": "append_entries", "term": term, "commit_index": commit, "prevLogIdx": 9, "prevLogTerm": term,
+            "entries": []}
+
+
+def test_only_snapshot_transfer_appends_are_unchecked() -> None:
+    assert is_unchecked_append(snapshot_chunk(3, 50))
+    assert not is_unchecked_append(regular_append(3, 50))
+    assert not is_unchecked_append({"type": "request_vote", "term": 3, "commit_index": 1})
+    assert not is_unchecked_append({"type": "append_entries", "term": 3})
+    assert not is_unchecked_append(["append_entries"])
+
+
+def test_a_deposed_leader_fed_a_snapshot_does_not_commit_its_own_stale_entries() -> None:
+    # The old leader of term 2 holds entries up to 40, committed only up to 20.
+    node = FakeFollower(term=2, commit=20, last_index=40)
+    node.receive(snapshot_chunk(term=3, commit=35))
+    assert node.delivered[-1]["commit_index"] == 20, "the snapshot chunk was delivered with its commit index"
+    assert node._SyncObj__raftCommitIndex == 20, "entries 21..35 of the old term were taken for committed"
+    assert node._SyncObj__leaderCommitIndex == 35, "readiness must still see the leader's real commit index"
+    assert node._SyncObj__raftCurrentTerm == 3
+
+
+def test_a_regular_append_still_advances_the_commit_index() -> None:
+    node = FakeFollower(term=3, commit=20, last_index=40)
+    node.receive(regular_append(term=3, commit=30))
+    assert node.delivered[-1]["commit_index"] == 30
+    assert node._SyncObj__raftCommitIndex == 30
+
+
+def test_a_stale_terms_snapshot_chunk_changes_nothing() -> None:
+    node = FakeFollower(term=5, commit=20, last_index=40)
+    node._SyncObj__leaderCommitIndex = 25
+    node.receive(snapshot_chunk(term=4, commit=90))
+    assert node._SyncObj__leaderCommitIndex == 25, "a deposed leader's commit index was recorded"
+    assert node._SyncObj__raftCommitIndex == 20
+    assert node._SyncObj__raftCurrentTerm == 5
+
+
+def test_a_sequence_of_chunks_then_a_checked_append() -> None:
+    node = FakeFollower(term=3, commit=10, last_index=12)
+    for commit in (50, 60, 70):
+        node.receive(snapshot_chunk(term=3, commit=commit))
+        assert node._SyncObj__raftCommitIndex == 10
+        assert node._SyncObj__leaderCommitIndex == commit
+    node.last_index = 70  # the snapshot landed: the log now reaches the leader's
+    node.receive(regular_append(term=3, commit=70))
+    assert node._SyncObj__raftCommitIndex == 70
+
+
+def test_other_messages_pass_untouched() -> None:
+    node = FakeFollower(term=3, commit=10, last_index=12)
+    vote = {"type": "request_vote", "term": 4, "last_log_index": 12, "last_log_term": 3}
+    node.receive(vote)
+    assert node.delivered == [vote]
+
+
+# ---- the status reader -----------------------------------------------------------------------
+class FlakySyncObj:
+    """getStatus answers, then raises the way pysyncobj does when a dict changes size under it."""
+
+    def __init__(self) -> None:
+        self.fail = False
+        self._SyncObj__noopIDx = 5
+        self.raftLastApplied = 9
+
+    def getStatus(self) -> dict[str, Any]:
+        if self.fail:
+            raise RuntimeError("dictionary changed size during iteration")
+        return {"state": 2, "leader": SimpleNamespace(address="127.0.0.1:7001"), "has_quorum": True, "log_len": 9,
+                "last_applied": 9, "commit_idx": 9, "raft_term": 4, "leader_commit_idx": 9,
+                "match_idx_server_127.0.0.1:7002": 9, "partner_node_status_server_127.0.0.1:7002": 2,
+                "partner_node_status_server_127.0.0.1:7003": 0}
+
+
+def test_a_failed_status_read_keeps_the_last_good_sample() -> None:
+    reader, so = StatusReader(), FlakySyncObj()
+    good = reader.sample(so)
+    assert good.state == "leader" and good.term == 4 and good.term_started
+    assert good.connected == frozenset({"127.0.0.1:7002"}) and good.match_index == {"127.0.0.1:7002": 9}
+    so.fail = True
+    assert reader.sample(so) == good, "a failed read must not turn the leader into a leaderless follower"
+    assert reader.failed_samples == 1
+
+
+def test_an_unreadable_status_keeps_the_last_good_sample() -> None:
+    reader, so = StatusReader(), FlakySyncObj()
+    good = reader.sample(so)
+    so.getStatus = lambda: {"state": 2}  # type: ignore[method-assign]  # keys missing
+    assert reader.sample(so) == good
+
+
+def test_no_syncobj_reads_as_stopped() -> None:
+    assert StatusReader().sample(None) == STOPPED
