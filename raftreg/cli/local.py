@@ -6,12 +6,14 @@ import asyncio
 import os
 import secrets
 import signal
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
-from raftreg.config import load_config
+from raftreg.config import NodeConfig, load_config
 from raftreg.supervise import NodeProcess
 from raftreg.testing import http_json
 
@@ -43,6 +45,27 @@ def _current_leader(http_addrs: list[str]) -> str:
         if code == 200 and isinstance(body, dict):
             return str(body.get("leader") or "")
     return ""
+
+
+class _Console:
+    """``dev``'s output: a write that fails (its pipe's reader, e.g. ``tee``, died with the same
+    Ctrl-C) silences the console instead of raising, so stopping the nodes never depends on it."""
+
+    def __init__(self) -> None:
+        self.broken = False
+
+    def say(self, message: str, *, err: bool = False) -> None:
+        if self.broken and not err:
+            return
+        try:
+            click.echo(message, err=err)
+        except OSError:  # BrokenPipeError and friends
+            if not err:
+                self.broken = True
+                # Point stdout at /dev/null so the interpreter's final flush cannot fail either.
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)
 
 
 def _dev_secret(data_dir: Path) -> str:
@@ -80,46 +103,54 @@ def dev(config_path: str, data_dir: str | None, restart_delay: float) -> None:
         for n in config.nodes
     ]
     stopping = False
+    console = _Console()
 
     def on_signal(signum: int, frame: object) -> None:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    for proc in procs:
-        proc.start()
-    click.echo(f"raftreg dev: cluster {config.name!r}, data in {base}/, logs in {base}/logs/")
-    for n, proc in zip(config.nodes, procs, strict=True):
-        click.echo(f"  {n.name}  http://{n.http}  raft {n.raft}  pid {proc.pid}")
-    click.echo(f"  try: curl -s http://{config.nodes[0].http}/v1/cluster")
-    last_leader = ""
-    died_at: dict[str, float] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
     try:
-        while not stopping:
-            time.sleep(0.2)
-            now = time.monotonic()
-            for proc in procs:
-                if stopping or proc.alive():
-                    continue
-                if proc.name not in died_at:
-                    died_at[proc.name] = now
-                    code = proc.proc.returncode if proc.proc else None
-                    how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-                    again = f"; starting it again in {restart_delay:g}s" if restart_delay > 0 else ""
-                    click.echo(f"node {proc.name} died ({how}){again}. Log: {proc.log_path}", err=True)
-                elif restart_delay > 0 and now - died_at[proc.name] >= restart_delay:
-                    del died_at[proc.name]
-                    proc.start()
-                    click.echo(f"node {proc.name} started again (pid {proc.pid})")
-            leader = _current_leader([n.http for n, p in zip(config.nodes, procs, strict=True) if p.alive()])
-            if leader and leader != last_leader:
-                click.echo(f"leader: {leader}. Ctrl-C stops the cluster.")
-                last_leader = leader
+        for proc in procs:
+            proc.start()
+        console.say(f"raftreg dev: cluster {config.name!r}, data in {base}/, logs in {base}/logs/")
+        for n, proc in zip(config.nodes, procs, strict=True):
+            console.say(f"  {n.name}  http://{n.http}  raft {n.raft}  pid {proc.pid}")
+        console.say(f"  try: curl -s http://{config.nodes[0].http}/v1/cluster")
+        _supervise(config.nodes, procs, restart_delay, console, lambda: stopping)
     finally:
-        click.echo("stopping nodes...")
+        # Stop the nodes first: nothing printed (into a pipe that may be dead) may stand in the way.
         for proc in procs:
             proc.signal_group(signal.SIGTERM)
+        console.say("stopping nodes...")
         for proc in procs:
             proc.stop(timeout=10)
-        click.echo("stopped.")
+        console.say("stopped.")
+
+
+def _supervise(nodes: list[NodeConfig], procs: list[NodeProcess], restart_delay: float, console: _Console,
+               stopping: Callable[[], bool]) -> None:
+    """Restart nodes that died (after ``restart_delay``) and report leader changes until ``stopping()``."""
+    last_leader = ""
+    died_at: dict[str, float] = {}
+    while not stopping():
+        time.sleep(0.2)
+        now = time.monotonic()
+        for proc in procs:
+            if stopping() or proc.alive():
+                continue
+            if proc.name not in died_at:
+                died_at[proc.name] = now
+                code = proc.proc.returncode if proc.proc else None
+                how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+                again = f"; starting it again in {restart_delay:g}s" if restart_delay > 0 else ""
+                console.say(f"node {proc.name} died ({how}){again}. Log: {proc.log_path}", err=True)
+            elif restart_delay > 0 and now - died_at[proc.name] >= restart_delay:
+                del died_at[proc.name]
+                proc.start()
+                console.say(f"node {proc.name} started again (pid {proc.pid})")
+        leader = _current_leader([n.http for n, p in zip(nodes, procs, strict=True) if p.alive()])
+        if leader and leader != last_leader:
+            console.say(f"leader: {leader}. Ctrl-C stops the cluster.")
+            last_leader = leader
