@@ -86,10 +86,18 @@ class OutcomeUnknown(Timeout):
     may not apply. Never "failed": retry only if the write is idempotent."""
 
 
+class InternalError(RaftregError):
+    """A bug on the server's side (e.g. the state machine answered a command with a result that
+    does not fit it). Never caused by what a client sent; logged on the server."""
+
+    code = "internal"
+    status = 500
+
+
 # The table: code -> class. A 504 "timeout" answering a write is an ``OutcomeUnknown``.
 ERRORS_BY_CODE: dict[str, type[RaftregError]] = {
     cls.code: cls for cls in (InvalidArgument, PermissionDenied, NotFound, Conflict, PayloadTooLarge, Unavailable,
-                              Timeout)
+                              Timeout, InternalError)
 }
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 
 from raftreg.config import RaftTuning
-from raftreg.errors import NotFound, OutcomeUnknown, RaftregError, Unavailable
+from raftreg.errors import InternalError, NotFound, OutcomeUnknown, Unavailable
 from raftreg.models import Instance, Status
 from raftreg.node.proposer import Committed, GroupCommitter
 from raftreg.node.view import ClusterView
@@ -26,13 +26,10 @@ from raftreg.state.registry import Deregistered, Failed, Registered, Result, Sta
 MAX_CHECK_OUTPUT = 512
 
 
-class StateMachineRefused(RaftregError):
-    """The state machine answered a command with an unexpected result (a bug, reported as 500)."""
-
-
-def _unexpected(what: str, result: Result) -> StateMachineRefused:
+def _unexpected(what: str, result: Result) -> InternalError:
+    """The state machine answered with a result that does not fit the command: a bug (500)."""
     reason = result.reason if isinstance(result, Failed) else type(result).__name__
-    return StateMachineRefused(f"{what} was not applied by the state machine: {reason}")
+    return InternalError(f"{what} was not applied by the state machine: {reason}")
 
 
 class Writer:
