@@ -150,7 +150,8 @@ class ClusterConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 def split_hostport(addr: str) -> tuple[str, int]:
     """Split ``host:port``; ConfigError when the port is missing or out of range."""
     host, sep, port_text = addr.rpartition(":")
-    if not sep or not host or not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
+    digits = port_text.isascii() and port_text.isdigit() and len(port_text) <= 5
+    if not sep or not host or not digits or not 0 < int(port_text) < 65536:
         raise ConfigError(f"address {addr!r} is not host:port")
     return host, int(port_text)
 

@@ -130,12 +130,12 @@ class _Load(TickLoad):
         self.inflight = 0
         self.stop_t: float | None = None
         self.t, self.lag, self.lat = array("d"), array("f"), array("f")
-        self.status, self.node = array("h"), array("b")
+        self.status, self.node, self.num = array("h"), array("b"), array("q")
 
     def result(self) -> dict[str, Any]:
         return {"t": self.t.tobytes(), "lag": self.lag.tobytes(), "lat": self.lat.tobytes(),
-                "status": self.status.tobytes(), "node": self.node.tobytes(), "inflight_at_end": self.inflight,
-                "max_open_conns": self.nodes.max_open()}
+                "status": self.status.tobytes(), "node": self.node.tobytes(), "num": self.num.tobytes(),
+                "inflight_at_end": self.inflight, "max_open_conns": self.nodes.max_open()}
 
     def accepts_control(self) -> bool:
         return self.stop_t is None
@@ -157,25 +157,26 @@ class _Load(TickLoad):
             self.next = next(self.due, None)
             n = i % len(pools)
             if self.inflight >= job["max_inflight"]:
-                self.record(due, 0.0, 0.0, ERR_SKIPPED, n)
+                self.record(due, 0.0, 0.0, ERR_SKIPPED, n, i)
                 continue
             body = instance_body(i, job["body_size"]) if job["body_size"] else None
             self.inflight += 1
             sent = time.monotonic()
 
             def answered(status: int, answer: Answer | None, due: float = due, sent: float = sent,
-                         n: int = n) -> None:
+                         n: int = n, i: int = i) -> None:
                 self.inflight -= 1
-                self.record(due, sent - due, time.monotonic() - sent, status, n)
+                self.record(due, sent - due, time.monotonic() - sent, status, n, i)
 
             pools[n].send(job["method"], job["path"].format(i=i, s=i % job["services"]), body, answered)
 
-    def record(self, due: float, lag: float, lat: float, status: int, node: int) -> None:
+    def record(self, due: float, lag: float, lat: float, status: int, node: int, num: int) -> None:
         self.t.append(due)
         self.lag.append(lag)
         self.lat.append(lat)
         self.status.append(status)
         self.node.append(node)
+        self.num.append(num)
 
 
 async def run_open_loop_job(job: dict[str, Any], conn: Connection, barrier: Barrier) -> dict[str, Any]:
@@ -183,7 +184,8 @@ async def run_open_loop_job(job: dict[str, Any], conn: Connection, barrier: Barr
     schedule until the last stage ends (or a ``{"stop": True}`` message), then wait for the
     requests in flight (at most ``timeout`` + 1 s). Result: per request (in answer order) its due
     time ``t`` (float64), ``lag`` (sent - due) and ``lat`` (answer - sent) in s (float32), ``status``
-    (int16, HTTP or ``ERR_*``) and ``node`` (int8), as bytes; ``max_open_conns`` per node."""
+    (int16, HTTP or ``ERR_*``), ``node`` (int8) and ``num`` (int64, the request number ``i`` of its
+    path), as bytes; ``max_open_conns`` per node."""
     load = _Load(job, conn)
     barrier.wait(timeout=job["barrier_timeout"])
     await load.run(job["hard_limit"])
@@ -192,15 +194,16 @@ async def run_open_loop_job(job: dict[str, Any], conn: Connection, barrier: Barr
 
 class OpenLoopRecords:
     """The ``open_loop`` results of every client process, concatenated (arrays as in the job
-    result). Windows select requests by due time, [t0, t1). Accepted = HTTP 2xx."""
+    result). Windows select requests by due time, [t0, t1), except in ``throughput``. Accepted =
+    HTTP 2xx."""
 
     def __init__(self, results: list[dict[str, Any]]) -> None:
         self.t, self.lag, self.lat = array("d"), array("f"), array("f")
-        self.status, self.node = array("h"), array("b")
+        self.status, self.node, self.num = array("h"), array("b"), array("q")
         self.max_open_conns: list[list[int]] = []
         for r in results:
             for arr, key in ((self.t, "t"), (self.lag, "lag"), (self.lat, "lat"), (self.status, "status"),
-                             (self.node, "node")):
+                             (self.node, "node"), (self.num, "num")):
                 arr.frombytes(r[key])
             self.max_open_conns.append(r["max_open_conns"])
 
@@ -251,11 +254,12 @@ class OpenLoopRecords:
 
     def timeline(self, t0: float, t1: float, bucket: float = 1.0) -> list[dict[str, Any]]:
         """Per ``bucket`` s from t0 (by due time): ``t_s`` (bucket start - t0), ``sent``, ``skipped``,
-        ``accepted``, ``accepted_per_s``, ``errors`` (sent, not accepted), and latency p50 / p99 ms
-        of the accepted."""
+        ``accepted``, ``accepted_per_s``, ``errors`` (sent, not accepted) and ``errors_by_kind``, and
+        latency p50 / p99 ms of the accepted."""
         n = max(1, math.ceil((t1 - t0) / bucket))
         sent, skipped = [0] * n, [0] * n
         lats: list[list[float]] = [[] for _ in range(n)]
+        kinds: list[collections.Counter[str]] = [collections.Counter() for _ in range(n)]
         for t, _, lat, status, _ in self._rows(t0, t1):
             b = min(n - 1, int((t - t0) / bucket))
             if status == ERR_SKIPPED:
@@ -264,13 +268,42 @@ class OpenLoopRecords:
             sent[b] += 1
             if 200 <= status < 300:
                 lats[b].append(lat)
+            else:
+                kinds[b][err_name(status)] += 1
         out = []
         for b in range(n):
             s = sorted(lats[b])
             out.append({"t_s": round(b * bucket, 3), "sent": sent[b], "skipped": skipped[b], "accepted": len(s),
                         "accepted_per_s": round(len(s) / bucket, 1), "errors": sent[b] - len(s),
+                        "errors_by_kind": dict(kinds[b].most_common()),
                         "p50_ms": ms(pct(s, 50)), "p99_ms": ms(pct(s, 99))})
         return out
+
+    def throughput(self, t0: float, t1: float) -> dict[str, Any]:
+        """By when things happened rather than when they were due, over [t0, t1) of length d:
+        ``sent`` (requests sent in it: due + lag) and ``sent_per_s`` (the rate the client really
+        offered), ``answered`` / ``accepted`` (answers, and 2xx answers, read in it) and their rates."""
+        sent = answered = accepted = 0
+        for t, lag, lat, status in zip(self.t, self.lag, self.lat, self.status, strict=True):
+            if status == ERR_SKIPPED:
+                continue
+            ts = t + lag
+            if t0 <= ts < t1:
+                sent += 1
+            ta = ts + lat
+            if t0 <= ta < t1:
+                answered += 1
+                if 200 <= status < 300:
+                    accepted += 1
+        d = t1 - t0
+        return {"sent": sent, "answered": answered, "accepted": accepted,
+                "sent_per_s": round(sent / d, 1) if d > 0 else None,
+                "answered_per_s": round(answered / d, 1) if d > 0 else None,
+                "accepted_per_s": round(accepted / d, 1) if d > 0 else None}
+
+    def accepted_numbers(self) -> list[int]:
+        """The request numbers (``i`` of the path) of every accepted request, in answer order."""
+        return [i for i, status in zip(self.num, self.status, strict=True) if 200 <= status < 300]
 
     def back_to_normal(self, after: float, t1: float, *, max_p99_ms: float, min_accepted_share: float = 0.99,
                        bucket: float = 1.0, hold: int = 3) -> float | None:

@@ -13,6 +13,7 @@ from aiohttp import web
 from raftreg.config import ClusterConfig, split_hostport
 from raftreg.http.app import build_app
 from raftreg.http.peer_client import PeerClient
+from raftreg.http.protocol import use_json_protocol_errors
 from raftreg.node.registry_node import RegistryNode
 
 log = logging.getLogger("raftreg.server")
@@ -35,9 +36,12 @@ async def serve(config: ClusterConfig, name: str, *, data_dir: Path, secret: str
     node = RegistryNode(config, name, data_dir=data_dir, secret=secret, peers=PeerClient(config, name, secret))
     await node.start()
     app = build_app(node, secret=secret)
+    use_json_protocol_errors()
     # handler_cancellation: a blocking query whose client went away stops waiting at once.
+    # auto_decompress off: raftreg takes no compressed request bodies (read_body refuses a
+    # Content-Encoding), so no decoder (or missing one) is ever run on a client's bytes.
     runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True,
-                            shutdown_timeout=SHUTDOWN_TIMEOUT)
+                            shutdown_timeout=SHUTDOWN_TIMEOUT, auto_decompress=False)
     await runner.setup()
     host, port = split_hostport(node.me.http)
     site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)

@@ -136,7 +136,8 @@ def _check(body: CheckBody) -> Check:
         raise InvalidArgument("check.http must be an http:// or https:// URL", field="check.http")
     if body.tcp is not None:
         host, sep, port = body.tcp.rpartition(":")
-        if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
+        digits = port.isascii() and port.isdigit() and len(port) <= 5
+        if not sep or not host or not digits or not 0 < int(port) < 65536:
             raise InvalidArgument("check.tcp must be host:port", field="check.tcp")
     interval = _duration(body.interval, "check.interval", low=0.1, high=MAX_CHECK_INTERVAL)
     timeout = _duration(body.timeout, "check.timeout", low=0.01, high=MAX_CHECK_INTERVAL)

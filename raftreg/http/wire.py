@@ -74,6 +74,10 @@ async def read_body(request: web.Request) -> bytes:
     media = ctype.split(";", 1)[0].strip().lower()
     if media and media != JSON and not media.endswith("+json"):
         raise InvalidArgument(f"Content-Type must be {JSON}, got {media!r}", field="Content-Type")
+    coding = request.headers.get("Content-Encoding", "").strip().lower()
+    if coding not in ("", "identity"):
+        raise InvalidArgument("compressed request bodies are not accepted (Content-Encoding must be identity)",
+                              field="Content-Encoding")
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise PayloadTooLarge(f"request body is larger than {MAX_BODY} bytes")
     try:

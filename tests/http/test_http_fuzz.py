@@ -70,7 +70,8 @@ pytestmark = pytest.mark.cluster
 # ---- what the answers may be --------------------------------------------------------------------
 
 # API.md "Errors" (401 and 429 are not produced yet); 405/415 come from aiohttp's routing and
-# content checks and are fine as long as their body is the error body.
+# content checks, and 417 answers an Expect other than 100-continue (as Go servers, Consul and
+# etcd among them, do); they are fine as long as their body is the error body.
 ERROR_CODES = {
     400: "invalid_argument",
     403: "permission_denied",
@@ -79,6 +80,7 @@ ERROR_CODES = {
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    417: "expectation_failed",
     503: "unavailable",
     504: "timeout",
 }
@@ -106,10 +108,10 @@ NEAR_MISSES: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
     ((), ("GET",)),
 ]
 
-# Node-to-node and debug endpoints. EXCLUDED FROM EVERY STRATEGY FOR NOW: they are being changed
-# to require an HMAC signature (unsigned -> 403 permission_denied), and with the current code an
-# unsigned POST /v1/debug/resync wipes the node under test. Set INCLUDE_SIGNED_ROUTES = True once
-# signing lands; until then ``_excluded`` also rejects any generated target that could reach them.
+# Node-to-node and debug endpoints: they accept only requests signed with the cluster secret, so
+# every fuzzed (unsigned) request to them must answer 403 permission_denied and change nothing
+# (an unsigned POST /v1/debug/resync that got through would wipe the node under test).
+# ``INCLUDE_SIGNED_ROUTES = False`` would keep the strategies away from them (``_excluded``).
 SIGNED_ROUTES: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
     (("v1", "internal", "heartbeats"), ("POST",)),
     (("v1", "internal", "lease-digest"), ("POST",)),
@@ -119,7 +121,7 @@ SIGNED_ROUTES: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
     (("v1", "debug", "wedge"), ("POST",)),
     (("v1", "debug", "digest"), ("GET",)),
 ]
-INCLUDE_SIGNED_ROUTES = False
+INCLUDE_SIGNED_ROUTES = True
 ROUTES = PUBLIC_ROUTES + NEAR_MISSES + (SIGNED_ROUTES if INCLUDE_SIGNED_ROUTES else [])
 
 METHODS = ("GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS")

@@ -1,0 +1,631 @@
+"""Benchmark overload on a local 3-node raftreg cluster: offer it ``--factor`` (4) times the
+registration rate it sustains and show what the write-queue bound (``raft.max_queued_commands``,
+fast 503s instead of an unbounded queue) does to accepted throughput, latency, memory, recovery
+and durability.
+
+Run from the repository root with the project's virtual environment::
+
+    .venv/bin/python benchmarks/overload_bench.py --quick
+    .venv/bin/python benchmarks/overload_bench.py --via leader
+    .venv/bin/python benchmarks/overload_bench.py --tuning max_queued_commands=250
+
+Two phases, each on a fresh cluster. ``sustain``: the closed-loop write phase of
+``registry_bench.py`` (64 concurrent PUTs of a ~300-byte body) gives S, the sustainable rate.
+``overload``: the harness's open loop (light keep-alive client, a new instance id per request)
+offers S/2 (baseline), then factor x S (overload), then S/2 again (after); it measures each stage
+(accepted/s, latency, 503s, other errors, CPU, RSS, the nodes' group-commit counters), the time
+back to normal after the overload, and finally that every acknowledged registration is listed on
+every node. Every process it starts is killed at the end. See benchmarks/README.md for what each
+number means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import collections
+import os
+import sys
+import threading
+import time
+from typing import Any, ClassVar
+
+import msgspec
+from harness.bench import Bench, catalog_counts, node_pids
+from harness.cli import add_size_options, check_common_args, common_parser, run_and_report
+from harness.closed_loop import put_jobs, run_closed_loop
+from harness.cpu import CpuAccount
+from harness.light_http import ERR_SKIPPED, err_name
+from harness.open_loop import OpenLoopRecords, open_loop_jobs
+from harness.proc import ensure_fd_limit, loadavg, mib, proc_status_kib
+from harness.report import (
+    BUSY_OTHER_PCT,
+    fmt_cpu,
+    fmt_ms,
+    fmt_num,
+    fmt_s,
+    kinds_text,
+    log,
+    note_busy,
+    print_run_table,
+    print_table,
+)
+from harness.rss import RssSampler
+from harness.stats import ms, pct
+from harness.sync_http import Http
+
+from raftreg.testing import LocalCluster
+
+PHASES = ("sustain", "overload")
+
+# Goals (printed as ok / MISS in the summary).
+TARGET_ACCEPTED_RATIO = 0.9  # accepted writes/s during the overload >= 0.9 x S
+TARGET_NORMAL_S = 2.0  # overload end -> back to normal
+TARGET_RSS_EXCESS_MIB = 64.0  # RSS during the overload beyond what the accepted writes explain
+OFFERED_OK_RATIO = 0.95  # the clients offered >= 95% of factor x S (else: client-bound)
+
+# "Back to normal": every bucket of a run of NORMAL_HOLD buckets of NORMAL_BUCKET_S has at least
+# NORMAL_SHARE of its due requests accepted and a p99 under NORMAL_P99_FACTOR x the baseline's p99.
+NORMAL_BUCKET_S = 0.25
+NORMAL_HOLD = 4
+NORMAL_SHARE = 0.99
+NORMAL_P99_FACTOR = 3.0
+FAST_MS = 50.0  # a "fast" answer
+MONITOR_PERIOD_S = 0.2  # GET /v1/cluster of every node
+SERVICES = 100
+PATH = "/v1/services/ol-{s:03d}/instances/i{i:07d}"
+
+# (full, quick) defaults for the size options.
+SIZES: dict[str, tuple[Any, Any]] = {
+    "write_total": (20_000, 3_000),
+    "warmup_writes": (1_000, 200),
+    "warm_seconds": (2.0, 1.0),
+    "baseline_seconds": (10.0, 4.0),
+    "overload_seconds": (30.0, 10.0),
+    "after_seconds": (15.0, 8.0),
+}
+
+
+class _Id(msgspec.Struct):
+    id: str
+
+
+class _Listing(msgspec.Struct):
+    instances: list[_Id] = []
+
+
+_listing = msgspec.json.Decoder(_Listing)
+
+
+class NodeMonitor:
+    """One thread per node polling ``GET /v1/cluster`` every ``period`` s: (time, group_commit,
+    state) samples, the time being the middle of the request."""
+
+    def __init__(self, urls: dict[str, str], period: float = MONITOR_PERIOD_S) -> None:
+        self.period = period
+        self.samples: dict[str, list[tuple[float, dict[str, Any], str]]] = {n: [] for n in urls}
+        self.failures: collections.Counter[str] = collections.Counter()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(n, u), name=f"monitor-{n}", daemon=True)
+                         for n, u in urls.items()]
+
+    def start(self) -> None:
+        for t in self._threads:
+            t.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=10)
+
+    def _run(self, name: str, url: str) -> None:
+        http = Http(url, timeout=5.0)
+        try:
+            while not self._stop.is_set():
+                t0 = time.monotonic()
+                try:
+                    info = http.cluster()
+                    self.samples[name].append(((t0 + time.monotonic()) / 2, info.get("group_commit") or {},
+                                               str(info.get("state"))))
+                except Exception:
+                    self.failures[name] += 1
+                self._stop.wait(max(0.0, self.period - (time.monotonic() - t0)))
+        finally:
+            http.close()
+
+    def at(self, name: str, t: float) -> dict[str, Any] | None:
+        """The node's group_commit counters of its last sample before ``t`` (None: none)."""
+        best = None
+        for ts, gc, _ in self.samples[name]:
+            if ts > t:
+                break
+            best = gc
+        return best
+
+    def window(self, name: str, t0: float, t1: float) -> dict[str, Any]:
+        """Counter deltas (``refused``, ``commands``, ``entries``, ``retries``) over [t0, t1), the
+        peak ``queued`` of the samples in it and the number of samples."""
+        a, b = self.at(name, t0), self.at(name, t1)
+        inside = [gc for ts, gc, _ in self.samples[name] if t0 <= ts < t1]
+        out: dict[str, Any] = {}
+        for k in ("refused", "commands", "entries", "retries"):
+            out[k] = None if a is None or b is None or k not in b else int(b[k]) - int(a.get(k, 0))
+        out["peak_queued"] = max((int(gc.get("queued", 0)) for gc in inside), default=None)
+        out["samples"] = len(inside)
+        return out
+
+
+class OverloadBench(Bench):
+    """The sustain and overload phases on the harness's ``Bench``."""
+
+    PHASES = PHASES
+    sizes: ClassVar[dict[str, tuple[Any, Any]]] = SIZES
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.rate_s: float | None = self.args.rate
+        self.ref_kib_per_write: dict[str, float] | None = None  # role -> RSS KiB per stored write
+
+    def cluster_options(self) -> dict[str, Any]:
+        return {"keep_data": self.args.keep_data}
+
+    def targets(self, cluster: LocalCluster) -> tuple[str, list[str]]:
+        """(leader, the node names the load goes to: the leader, or all for ``spread``)."""
+        leader = cluster.leader()
+        return leader, ([leader] if self.args.via == "leader" else list(cluster.names))
+
+    # ---- 1. sustainable rate ----------------------------------------------------------------
+    def phase_sustain(self) -> dict[str, Any]:
+        total, conc, warm = self.size("write_total"), self.args.concurrency, self.size("warmup_writes")
+        with self.fresh_cluster() as cluster:
+            leader, names = self.targets(cluster)
+            pids = node_pids(cluster)
+            log(f"sustain: {total} registrations via {','.join(names)}, concurrency {conc}, "
+                f"{self.args.procs} client procs (+{warm} warm-up)")
+            rss0 = {n: proc_status_kib(pid, "VmRSS") for n, pid in pids.items()}
+            jobs = put_jobs(self.args.procs, [cluster.url(n) for n in names], conc, "sus", total, SERVICES,
+                            self.args.payload_bytes, warmup=warm)
+            res = run_closed_loop(self.client_pool(), jobs, pids, 900)
+            cluster.wait_converged(timeout=120)
+            rss1 = {n: proc_status_kib(pid, "VmRSS") for n, pid in pids.items()}
+            res["leader"] = leader
+            res["targets"] = names
+            res["group_commit"] = {n: (cluster.status(n, timeout=5.0) or {}).get("group_commit") for n in cluster.names}
+            written = res["ops_ok"] + warm
+            per: dict[str, float | None] = {}
+            for n in cluster.names:
+                a, b = rss0[n], rss1[n]
+                per[n] = round((b - a) / written, 3) if a and b and written else None
+            res["rss_before_mib"] = {n: mib(v) for n, v in rss0.items()}
+            res["rss_after_mib"] = {n: mib(v) for n, v in rss1.items()}
+            res["rss_kib_per_write"] = per
+            roles: dict[str, float] = {}
+            for n, v in per.items():
+                if v is not None:
+                    role = "leader" if n == leader else "follower"
+                    roles[role] = max(roles.get(role, 0.0), v)
+            self.ref_kib_per_write = roles or None
+        print_run_table(f"Sustainable registration rate S (closed loop, {total} x ~{self.args.payload_bytes} B, "
+                        f"concurrency {conc} via {self.args.via}, {self.args.procs} client procs)",
+                        [(self.args.via, res)], roles=True)
+        print(f"RSS growth per stored write (reference for the overload's memory check): "
+              f"{', '.join(f'{n} {v} KiB' for n, v in per.items())}\n")
+        if res["ops_per_s"] and not self.args.rate:
+            self.rate_s = float(res["ops_per_s"])
+        self.note("sustain", f"S = registrations/s via {self.args.via} (p50/p99 ms)",
+                  f"{fmt_num(res['ops_per_s'])} ({fmt_ms(res['p50_ms'])}/{fmt_ms(res['p99_ms'])})",
+                  ("" if res["errors"] == 0 else f"{res['errors']} errors")
+                  + (" BUSY BOX" if res["other_procs_cpu_pct"] > BUSY_OTHER_PCT else ""))
+        return res
+
+    # ---- 2. overload ------------------------------------------------------------------------
+    def phase_overload(self) -> dict[str, Any]:
+        if not self.rate_s:
+            raise RuntimeError("no sustainable rate: run the sustain phase or give --rate")
+        s, factor = self.rate_s, self.args.factor
+        warm_s, base_s = self.size("warm_seconds"), self.size("baseline_seconds")
+        over_s, after_s = self.size("overload_seconds"), self.size("after_seconds")
+        low, high = s / 2.0, factor * s
+        stages = [(warm_s, low), (base_s, low), (over_s, high), (after_s, low)]
+        bound = self.tuning.max_queued_commands
+        pool = self.client_pool()
+        with self.fresh_cluster() as cluster:
+            leader, names = self.targets(cluster)
+            urls = [cluster.url(n) for n in names]
+            pids = node_pids(cluster)
+            roles = {n: ("leader" if n == leader else "follower") for n in cluster.names}
+            log(f"overload: S = {s:,.0f}/s via {','.join(names)}; {warm_s:g}s warm-up + {base_s:g}s at "
+                f"{low:,.0f}/s, {over_s:g}s at {high:,.0f}/s ({factor:g} x S), {after_s:g}s at {low:,.0f}/s; "
+                f"max_queued_commands {bound}, {pool.n} client procs")
+            start_t = time.monotonic() + 3.0
+            t_base = start_t + warm_s
+            t_over = t_base + base_s
+            t_after = t_over + over_s
+            t_end = t_after + after_s
+            jobs = open_loop_jobs(pool.n, urls, stages, start_t, PATH, body_size=self.args.payload_bytes,
+                                  services=SERVICES, timeout=self.args.timeout, max_conns=self.args.max_conns,
+                                  max_inflight=self.args.max_inflight)
+            monitor = NodeMonitor({n: cluster.url(n) for n in cluster.names})
+            rss = RssSampler(pids, period=0.1)
+            named = {**pids, **pool.pids(), "bench": os.getpid()}
+            cpu = {k: CpuAccount(named) for k in ("baseline", "overload", "after")}
+            load = loadavg()
+            pool.send(jobs)
+            monitor.start()
+            rss.start()
+            try:
+                pool.start(60.0)
+                self.sleep_until(t_base)
+                cpu["baseline"].start()
+                self.sleep_until(t_over)
+                cpu["baseline"].stop()
+                cpu["overload"].start()
+                log(f"overload stage: {high:,.0f}/s for {over_s:g}s")
+                self.sleep_until(t_after)
+                cpu["overload"].stop()
+                cpu["after"].start()
+                log(f"after stage: {low:,.0f}/s for {after_s:g}s")
+                time.sleep(max(0.0, t_end - time.monotonic()))  # the clients may end a hair before
+                cpu["after"].stop()
+                rec = OpenLoopRecords(pool.collect(self.args.timeout + 60.0, what="open loop"))
+            finally:
+                rss.stop()
+                monitor.stop()
+            out = self.analyze(rec, monitor, rss, cpu, stages, (t_base, t_over, t_after, t_end), names, roles, load)
+            out["leader"] = leader
+            out["targets"] = names
+            out["max_queued_commands"] = bound
+            out["max_inflight"] = self.args.max_inflight
+            out["durability"] = self.check_acked(cluster, rec)
+            out["log_events"] = {n: log_events(cluster.log_text(n)) for n in cluster.names}
+            out["node_logs"] = str(cluster.base_dir / "logs") if self.args.keep_data else None
+            out["monitor"] = {n: [[round(t - t_base, 2), gc.get("queued"), gc.get("refused"), gc.get("commands"),
+                                   gc.get("entries"), gc.get("retries"), state]
+                                  for t, gc, state in monitor.samples[n]] for n in cluster.names}
+        print_overload(out, roles)
+        self.summarize(out)
+        return out
+
+    def analyze(self, rec: OpenLoopRecords, monitor: NodeMonitor, rss: RssSampler, cpu: dict[str, CpuAccount],
+                stages: list[tuple[float, float]], ts: tuple[float, float, float, float], names: list[str],
+                roles: dict[str, str], load: list[float]) -> dict[str, Any]:
+        t_base, t_over, t_after, t_end = ts
+        s = self.rate_s or 0.0
+        windows = {"baseline": (t_base, t_over, stages[1][1]), "overload": (t_over, t_after, stages[2][1]),
+                   "after": (t_after, t_end, stages[3][1])}
+        out: dict[str, Any] = {"S": s, "factor": self.args.factor, "via": self.args.via, "loadavg_at_start": load,
+                               "stages": {}}
+        for name, (a, b, rate) in windows.items():
+            summ = rec.summary(a, b, fast_ms=FAST_MS)
+            thr = rec.throughput(a, b)
+            sent = summ["sent"] or 0
+            n503 = summ["by_kind"].get("http 503", 0)
+            fast503 = round(summ["fast_share"].get("http 503", 0.0) * sent)
+            other = {k: v for k, v in summ["by_kind"].items() if not k.startswith("http 2") and k != "http 503"}
+            c = cpu[name]
+            pcts = c.pct()
+            out["stages"][name] = {
+                "seconds": round(b - a, 3), "target_per_s": round(rate, 1), **summ,
+                "offered_per_s": thr["sent_per_s"], "accepted_by_answer_per_s": thr["accepted_per_s"],
+                "answered_per_s": thr["answered_per_s"],
+                "share_503": round(n503 / sent, 4) if sent else None,
+                "fast_share_of_503": round(fast503 / n503, 4) if n503 else None,
+                "other_errors": other,
+                "server_cpu_pct": {n: pcts.get(n) for n in roles},
+                "client_cpu_pct": {k: v for k, v in pcts.items() if k.startswith("client")},
+                "bench_cpu_pct": pcts.get("bench"),
+                "other_procs_cpu_pct": c.other_pct(),
+                "machine_busy_pct": c.machine_busy_pct(),
+                "group_commit": {n: monitor.window(n, a, b) for n in roles},
+                "per_node": per_node(rec, a, b, names),
+            }
+            st = out["stages"][name]
+            st["client_cpu_pct_total"] = round(sum(v or 0.0 for v in st["client_cpu_pct"].values()), 1)
+        over = out["stages"]["overload"]
+        out["offered_ratio_to_S"] = round(over["offered_per_s"] / s, 3) if s and over["offered_per_s"] else None
+        out["accepted_ratio_to_S"] = (round(over["accepted_by_answer_per_s"] / s, 3)
+                                      if s and over["accepted_by_answer_per_s"] is not None else None)
+        # Back to normal after the overload.
+        base_p99 = out["stages"]["baseline"]["p99_ms"]
+        limit = NORMAL_P99_FACTOR * base_p99 if base_p99 else None
+        out["normal_p99_limit_ms"] = limit
+        out["time_to_normal_s"] = None if limit is None else rec.back_to_normal(
+            t_after, t_end, max_p99_ms=limit, min_accepted_share=NORMAL_SHARE, bucket=NORMAL_BUCKET_S,
+            hold=NORMAL_HOLD)
+        out["recovery_timeline"] = rec.timeline(t_after - 1.0, min(t_end, t_after + 8.0), NORMAL_BUCKET_S)
+        out["timeline"] = timeline(rec, monitor, rss, t_base, t_end, 1.0, roles)
+        out["memory"] = self.memory(rec, rss, t_over, t_after, t_end, roles)
+        out["max_open_conns"] = rec.max_open_conns
+        out["monitor_failures"] = dict(monitor.failures)
+        return out
+
+    def memory(self, rec: OpenLoopRecords, rss: RssSampler, t_over: float, t_after: float, t_end: float,
+               roles: dict[str, str]) -> dict[str, Any]:
+        """Per node: RSS peak of the baseline stage, at its end, peak during the overload (and 1 s
+        after), at the end of the run; the growth the accepted writes explain (their count x the
+        sustain phase's KiB per stored write of that role) and the excess beyond it."""
+        series = rss.series()
+        acc_times = sorted(t + lag + lat for t, lag, lat, st in zip(rec.t, rec.lag, rec.lat, rec.status, strict=True)
+                           if 200 <= st < 300)
+        ref = self.ref_kib_per_write
+        out: dict[str, Any] = {"ref_kib_per_write": ref, "nodes": {}}
+        t_start_base = t_over - self.size("baseline_seconds")
+        for n, role in roles.items():
+            mine = [(t, kib) for t, name, kib in series if name == n]
+            base = [kib for t, kib in mine if t_start_base <= t < t_over]
+            over = [(t, kib) for t, kib in mine if t_over <= t < t_after + 1.0]
+            last = [kib for t, kib in mine if t < t_end]
+            base_end = base[-1] if base else None
+            excess = None
+            if ref and base_end is not None and over and role in ref:
+                k0 = bisect.bisect_left(acc_times, t_over)
+                excess = max(kib - base_end - (bisect.bisect_left(acc_times, t) - k0) * ref[role] for t, kib in over)
+            out["nodes"][n] = {
+                "baseline_peak_mib": mib(max(base)) if base else None, "baseline_end_mib": mib(base_end),
+                "overload_peak_mib": mib(max(k for _, k in over)) if over else None,
+                "end_mib": mib(last[-1]) if last else None,
+                "excess_mib": None if excess is None else mib(round(excess)),
+            }
+        excesses = [v["excess_mib"] for v in out["nodes"].values() if v["excess_mib"] is not None]
+        out["max_excess_mib"] = max(excesses) if excesses else None
+        return out
+
+    # ---- 3. nothing acknowledged lost -------------------------------------------------------
+    def check_acked(self, cluster: LocalCluster, rec: OpenLoopRecords) -> dict[str, Any]:
+        """Wait for convergence, then list every ``ol-*`` service on every node: every acknowledged
+        registration must be listed everywhere."""
+        t0 = time.perf_counter()
+        index = cluster.wait_converged(timeout=180)
+        acked: dict[int, set[str]] = collections.defaultdict(set)
+        nums = rec.accepted_numbers()
+        for i in nums:
+            acked[i % SERVICES].add(f"i{i:07d}")
+        missing: dict[str, int] = {}
+        stored: dict[str, int | None] = {}
+        listed: dict[str, int] = {}
+        for n in cluster.names:
+            http = Http(cluster.url(n), timeout=60.0)
+            lost = count = 0
+            try:
+                for k in range(SERVICES):
+                    code, raw, _ = http.request("GET", f"/v1/services/ol-{k:03d}")
+                    ids = {x.id for x in _listing.decode(raw).instances} if code == 200 else set()
+                    count += len(ids)
+                    lost += len(acked[k] - ids)
+            finally:
+                http.close()
+            missing[n], listed[n] = lost, count
+            counts = catalog_counts(cluster.url(n), "ol-")
+            stored[n] = None if counts is None else counts[0]
+        out = {"applied_index": index, "acked": len(nums), "acked_unique": sum(len(v) for v in acked.values()),
+               "listed_by_node": listed, "stored_by_node": stored, "acked_missing_by_node": missing,
+               "acked_missing": max(missing.values()) if missing else 0,
+               "stored_not_acked": {n: v - len(nums) for n, v in listed.items()},
+               "check_s": round(time.perf_counter() - t0, 2)}
+        log(f"durability: {out['acked']} acknowledged, listed per node {listed}, acked missing {missing} "
+            f"({out['check_s']}s)")
+        return out
+
+    # ---- summary ------------------------------------------------------------------------------
+    def summarize(self, out: dict[str, Any]) -> None:
+        s, factor = out["S"], out["factor"]
+        over, base = out["stages"]["overload"], out["stages"]["baseline"]
+        offered_ok = (over["offered_per_s"] or 0) >= OFFERED_OK_RATIO * factor * s
+        self.note("overload", f"offered/s (target {factor:g} x S = {factor * s:,.0f})",
+                  f"{fmt_num(over['offered_per_s'])} = {out['offered_ratio_to_S']} x S",
+                  "ok" if offered_ok else f"CLIENT-BOUND ({out['offered_ratio_to_S']} x S offered)")
+        ratio = out["accepted_ratio_to_S"]
+        self.note("overload", f"accepted/s during overload (goal >= {TARGET_ACCEPTED_RATIO:g} x S)",
+                  f"{fmt_num(over['accepted_by_answer_per_s'])} = {ratio} x S",
+                  "ok" if ratio is not None and ratio >= TARGET_ACCEPTED_RATIO else "MISS")
+        self.note("overload", "accepted p50/p99/max ms (baseline p99)",
+                  f"{fmt_ms(over['p50_ms'])}/{fmt_ms(over['p99_ms'])}/{fmt_ms(over['max_ms'])} "
+                  f"({fmt_ms(base['p99_ms'])})")
+        self.note("overload", f"503 share (of them < {FAST_MS:g} ms)",
+                  f"{pct_text(over['share_503'])} ({pct_text(over['fast_share_of_503'])})")
+        n_other = sum(over["other_errors"].values())
+        self.note("overload", "other errors (504, timeouts, connection)", kinds_text(over["other_errors"]),
+                  "ok" if n_other == 0 else f"{n_other} errors")
+        bound = out["max_queued_commands"]
+        peaks = {n: g["peak_queued"] for n, g in over["group_commit"].items()}
+        refused = {n: g["refused"] for n, g in over["group_commit"].items()}
+        self.note("overload", f"peak queued per node (bound {bound}); refused",
+                  f"{peaks}; {refused}",
+                  "ok" if all(v is not None and v <= bound for v in peaks.values()) else "MISS")
+        mem = out["memory"]
+        self.note("overload", "peak RSS MiB baseline -> overload",
+                  ", ".join(f"{n} {v['baseline_peak_mib']} -> {v['overload_peak_mib']}"
+                            for n, v in mem["nodes"].items()))
+        excess = mem["max_excess_mib"]
+        self.note("overload", f"RSS excess beyond stored writes, MiB (goal < {TARGET_RSS_EXCESS_MIB:g})",
+                  "-" if excess is None else f"{excess}",
+                  "-" if excess is None else "ok" if excess < TARGET_RSS_EXCESS_MIB else "MISS")
+        ttn = out["time_to_normal_s"]
+        self.note("overload", f"time to normal (goal < {TARGET_NORMAL_S:g} s)",
+                  f"{fmt_s(ttn)} (p99 limit {fmt_ms(out['normal_p99_limit_ms'])} ms)",
+                  "ok" if ttn is not None and ttn < TARGET_NORMAL_S else "MISS")
+        lost = out["durability"]["acked_missing"]
+        self.note("overload", "acked_missing", f"{lost} of {out['durability']['acked']:,}",
+                  "ok" if lost == 0 else "LOST WRITES")
+        others = {k: v["other_procs_cpu_pct"] for k, v in out["stages"].items()}
+        self.note("overload", "other CPU % (baseline/overload/after)", "/".join(f"{v:.0f}" for v in others.values()),
+                  "ok" if max(others.values()) <= BUSY_OTHER_PCT else "BUSY BOX: unreliable")
+
+
+# =============================================================================================
+# Aggregation helpers
+# =============================================================================================
+
+def per_node(rec: OpenLoopRecords, t0: float, t1: float, names: list[str]) -> dict[str, Any]:
+    """Per target node, over the requests due in [t0, t1): sent, accepted/s, 503 share and
+    accepted latency p50 / p99."""
+    sent: collections.Counter[int] = collections.Counter()
+    n503: collections.Counter[int] = collections.Counter()
+    lats: dict[int, list[float]] = collections.defaultdict(list)
+    for t, lat, st, node in zip(rec.t, rec.lat, rec.status, rec.node, strict=True):
+        if not t0 <= t < t1 or st == ERR_SKIPPED:
+            continue
+        sent[node] += 1
+        if 200 <= st < 300:
+            lats[node].append(lat)
+        elif st == 503:
+            n503[node] += 1
+    out = {}
+    for k, name in enumerate(names):
+        ok = sorted(lats[k])
+        out[name] = {"sent": sent[k], "accepted": len(ok), "accepted_per_s": round(len(ok) / (t1 - t0), 1),
+                     "share_503": round(n503[k] / sent[k], 4) if sent[k] else None,
+                     "p50_ms": ms(pct(ok, 50)), "p99_ms": ms(pct(ok, 99))}
+    return out
+
+
+def timeline(rec: OpenLoopRecords, monitor: NodeMonitor, rss: RssSampler, t0: float, t1: float, bucket: float,
+             roles: dict[str, str]) -> list[dict[str, Any]]:
+    """The harness timeline (by due time) plus per bucket: 503s, the nodes' summed peak ``queued``
+    and the highest RSS of any node."""
+    rows = rec.timeline(t0, t1, bucket)
+    series = rss.series()
+    for row in rows:
+        a = t0 + row["t_s"]
+        b = a + bucket
+        row["n503"] = row["errors_by_kind"].get(err_name(503), 0)
+        q = [monitor.window(n, a, b)["peak_queued"] for n in roles]
+        row["queued_sum"] = sum(v for v in q if v is not None)
+        kib = [k for t, _, k in series if a <= t < b]
+        row["rss_max_mib"] = mib(max(kib)) if kib else None
+    return rows
+
+
+def log_events(text: str) -> dict[str, int]:
+    """``event=<name>`` occurrences in a node's log, and its WARNING / ERROR lines."""
+    counts: collections.Counter[str] = collections.Counter()
+    for line in text.splitlines():
+        k = line.find("event=")
+        if k >= 0:
+            counts[line[k + 6:].split(None, 1)[0] if line[k + 6:].strip() else "?"] += 1
+        for level in ("WARNING", "ERROR", "Traceback"):
+            if level in line:
+                counts[level] += 1
+    return dict(counts.most_common())
+
+
+def pct_text(v: float | None) -> str:
+    return "-" if v is None else f"{100.0 * v:.1f}%"
+
+
+# =============================================================================================
+# Output
+# =============================================================================================
+
+def print_overload(out: dict[str, Any], roles: dict[str, str]) -> None:
+    s = out["S"]
+    rows = []
+    for name, st in out["stages"].items():
+        rows.append([
+            name, f"{fmt_num(st['target_per_s'])}", f"{fmt_num(st['offered_per_s'])}",
+            f"{fmt_num(st['accepted_by_answer_per_s'])} ({st['accepted_by_answer_per_s'] / s:.2f} S)" if s else "-",
+            pct_text(st["accepted_share"]), fmt_ms(st["p50_ms"]), fmt_ms(st["p99_ms"]), fmt_ms(st["max_ms"]),
+            f"{pct_text(st['share_503'])} ({pct_text(st['fast_share_of_503'])})", kinds_text(st["other_errors"]),
+            f"{fmt_ms(st['lag_p99_ms'])}/{fmt_ms(st['lag_max_ms'])}", fmt_cpu(st["server_cpu_pct"], roles),
+            f"{st['client_cpu_pct_total']:.0f} ({fmt_cpu(st['client_cpu_pct'])}) bench "
+            f"{st['bench_cpu_pct'] or 0:.0f}",
+            f"{st['other_procs_cpu_pct']:.0f}",
+        ])
+    print_table(f"Overload via {out['via']}: S = {fmt_num(s)}/s, {out['factor']:g} x S offered for "
+                f"{out['stages']['overload']['seconds']:g}s between S/2 stages (max_queued_commands "
+                f"{out['max_queued_commands']}; load {out['loadavg_at_start'][0]:.2f})",
+                ["stage", "target/s", "offered/s", "accepted/s", "accepted", "p50 ms", "p99 ms", "max ms",
+                 f"503 (< {FAST_MS:g} ms)", "other errors", "lag p99/max ms", "server CPU %", "client CPU %",
+                 "other CPU %"], rows)
+    busy = [k for k, st in out["stages"].items() if st["other_procs_cpu_pct"] > BUSY_OTHER_PCT]
+    if busy:
+        note_busy(", ".join(busy))
+    over = out["stages"]["overload"]
+    if (over["offered_per_s"] or 0) < OFFERED_OK_RATIO * out["factor"] * s:
+        skipped = over["by_kind"].get(err_name(ERR_SKIPPED), 0)
+        why = (f"{skipped:,} requests were not sent because {out['max_inflight']:,} per client process were "
+               "already waiting for an answer (the nodes answered too slowly)" if skipped else
+               f"the clients sent late (slot lag p99 {fmt_ms(over['lag_p99_ms'])} ms): short of CPU on this box")
+        print(f"note: the clients offered only {fmt_num(over['offered_per_s'])}/s = {out['offered_ratio_to_S']} x S "
+              f"during the overload (target {out['factor']:g} x S): {why}\n", flush=True)
+    mem = out["memory"]
+    nrows = []
+    for n, role in roles.items():
+        pn = over["per_node"].get(n)
+        gb, go = out["stages"]["baseline"]["group_commit"][n], over["group_commit"][n]
+        m = mem["nodes"][n]
+        nrows.append([
+            f"{n}({role[0].upper()})",
+            "-" if pn is None else fmt_num(pn["sent"]), "-" if pn is None else fmt_num(pn["accepted_per_s"]),
+            "-" if pn is None else pct_text(pn["share_503"]),
+            "-" if pn is None else f"{fmt_ms(pn['p50_ms'])}/{fmt_ms(pn['p99_ms'])}",
+            f"{fmt_num(go['refused'])}", f"{gb['peak_queued']}/{go['peak_queued']}",
+            f"{m['baseline_peak_mib']}", f"{m['overload_peak_mib']}", f"{m['end_mib']}", f"{m['excess_mib']}",
+            f"{over['server_cpu_pct'].get(n) or 0:.0f}",
+        ])
+    print_table(f"Per node during the overload (RSS excess = RSS beyond baseline end + accepted writes x "
+                f"{mem['ref_kib_per_write']} KiB/write; goal < {TARGET_RSS_EXCESS_MIB:g} MiB)",
+                ["node", "sent to it", "accepted/s", "503", "p50/p99 ms", "refused", "peak queued base/over",
+                 "RSS base peak", "RSS over peak", "RSS end", "RSS excess", "CPU %"], nrows)
+    trows = []
+    for r in out["timeline"]:
+        trows.append([f"{r['t_s']:.0f}", fmt_num(r["sent"]), fmt_num(r["accepted"]), fmt_num(r["n503"]),
+                      kinds_text({k: v for k, v in r["errors_by_kind"].items() if k != "http 503"}),
+                      fmt_ms(r["p50_ms"]), fmt_ms(r["p99_ms"]), str(r["queued_sum"]), f"{r['rss_max_mib']}"])
+    print_table("Timeline (1 s buckets by due time from the baseline start; overload "
+                f"{out['stages']['baseline']['seconds']:g}-"
+                f"{out['stages']['baseline']['seconds'] + over['seconds']:g}s)",
+                ["t s", "sent", "accepted", "503", "other", "p50 ms", "p99 ms", "queued (sum)", "max RSS MiB"], trows)
+    d = out["durability"]
+    print(f"time to normal after the overload: {fmt_s(out['time_to_normal_s'])} ({NORMAL_HOLD} x "
+          f"{NORMAL_BUCKET_S:g}s buckets with >= {100 * NORMAL_SHARE:g}% accepted and p99 <= "
+          f"{fmt_ms(out['normal_p99_limit_ms'])} ms = {NORMAL_P99_FACTOR:g} x baseline p99)")
+    print(f"durability: {d['acked']:,} acknowledged; listed per node {d['listed_by_node']}; acked missing "
+          f"{d['acked_missing_by_node']}\n", flush=True)
+
+
+# =============================================================================================
+# Command line
+# =============================================================================================
+
+def build_parser() -> argparse.ArgumentParser:
+    p = common_parser(__doc__, "overload_bench", PHASES, procs=2,
+                      quick="short stages and fewer writes: the whole run takes about a minute",
+                      tuning_example="max_queued_commands=500")
+    p.add_argument("--via", choices=("spread", "leader"), default="spread",
+                   help="spread: request i goes to node i %% 3 (default); leader: every request to the leader")
+    p.add_argument("--factor", type=float, default=4.0, help="overload rate as a multiple of S (default 4)")
+    p.add_argument("--rate", type=float, default=None,
+                   help="use this S (registrations/s) instead of the sustain phase's (needed for --only overload)")
+    p.add_argument("--concurrency", type=int, default=64,
+                   help="concurrent writes in total in the sustain phase (default 64)")
+    p.add_argument("--payload-bytes", type=int, default=300, help="size of one registration body (default 300)")
+    p.add_argument("--timeout", type=float, default=10.0,
+                   help="client timeout per open-loop request, s (default 10, above the 5 s commit timeout)")
+    p.add_argument("--max-conns", type=int, default=2048,
+                   help="open-loop connections per node per client process (default 2048)")
+    p.add_argument("--max-inflight", type=int, default=8192,
+                   help="open-loop requests in flight per client process; more are not sent (default 8192)")
+    p.add_argument("--keep-data", action="store_true", help="keep each cluster's data directory and node logs")
+    add_size_options(p, SIZES)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    phases, tuning, overrides = check_common_args(args, PHASES)
+    if "sustain" not in phases and not args.rate:
+        raise SystemExit("--only overload needs --rate S (the sustainable registrations/s)")
+    if args.factor <= 0:
+        raise SystemExit("--factor must be > 0")
+    bench = OverloadBench(args, tuning, overrides)
+    ensure_fd_limit(3 * args.max_conns + 1024)
+    meta = {"via": args.via, "factor": args.factor, "rate": args.rate, "concurrency": args.concurrency,
+            "timeout": args.timeout, "max_conns": args.max_conns, "max_queued_commands": tuning.max_queued_commands,
+            "sizes": {name: bench.size(name) for name in SIZES}}
+    return run_and_report(bench, phases, argv, "overload_bench", "raftreg overload benchmark",
+                          detail=f", via {args.via}, factor {args.factor:g}", meta=meta)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
