@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench bench-watch bench-leases clean
+.PHONY: dev test lint bench bench-watch bench-leases bench-overload clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ bench-watch: $(STAMP)
 
 bench-leases: $(STAMP)
 	$(VENV)/bin/python benchmarks/lease_bench.py
+
+bench-overload: $(STAMP)
+	$(VENV)/bin/python benchmarks/overload_bench.py
 
 clean:
 	rm -rf $(VENV) raftreg-data

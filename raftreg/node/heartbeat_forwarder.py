@@ -67,10 +67,13 @@ class HeartbeatForwarder:
                 continue
             try:
                 results = await self._send([key for key, _ in batch])
-            except RaftregError as err:
+            except Exception as exc:  # never leave a caller waiting on a batch that failed
+                if not isinstance(exc, RaftregError):
+                    log.exception("event=heartbeat_forward_failed")
+                message = exc.message if isinstance(exc, RaftregError) else "forwarding the heartbeat failed; retry"
                 for _, fut in batch:
                     if not fut.done():
-                        fut.set_exception(Unavailable(err.message, retry_after=0.5))
+                        fut.set_exception(Unavailable(message, retry_after=0.5))
                 continue
             for (_, fut), result in zip(batch, results, strict=True):
                 if not fut.done():
