@@ -252,6 +252,7 @@ class OverloadBench(Bench):
             rss = RssSampler(pids, period=0.1)
             named = {**pids, **pool.pids(), "bench": os.getpid()}
             cpu = {k: CpuAccount(named) for k in ("baseline", "overload", "after")}
+            ticks: dict[str, dict[str, int]] = {}
             load = loadavg()
             pool.send(jobs)
             monitor.start()
@@ -260,21 +261,28 @@ class OverloadBench(Bench):
                 pool.start(60.0)
                 self.sleep_until(t_base)
                 cpu["baseline"].start()
+                ticks["base"] = stat_ticks()
                 self.sleep_until(t_over)
                 cpu["baseline"].stop()
                 cpu["overload"].start()
+                ticks["over"] = stat_ticks()
                 log(f"overload stage: {high:,.0f}/s for {over_s:g}s")
                 self.sleep_until(t_after)
                 cpu["overload"].stop()
                 cpu["after"].start()
+                ticks["after"] = stat_ticks()
                 log(f"after stage: {low:,.0f}/s for {after_s:g}s")
                 time.sleep(max(0.0, t_end - time.monotonic()))  # the clients may end a hair before
                 cpu["after"].stop()
+                ticks["end"] = stat_ticks()
                 rec = OpenLoopRecords(pool.collect(self.args.timeout + 60.0, what="open loop"))
             finally:
                 rss.stop()
                 monitor.stop()
             out = self.analyze(rec, monitor, rss, cpu, stages, (t_base, t_over, t_after, t_end), names, roles, load)
+            for name, (a, b) in (("baseline", ("base", "over")), ("overload", ("over", "after")),
+                                 ("after", ("after", "end"))):
+                out["stages"][name]["kernel_pct"] = stat_pct(ticks[a], ticks[b])
             out["leader"] = leader
             out["targets"] = names
             out["max_queued_commands"] = bound
@@ -392,14 +400,21 @@ class OverloadBench(Bench):
 
     # ---- 3. nothing acknowledged lost -------------------------------------------------------
     def check_acked(self, cluster: LocalCluster, rec: OpenLoopRecords) -> dict[str, Any]:
-        """Wait for convergence, then list every ``ol-*`` service on every node: every acknowledged
-        registration must be listed everywhere."""
+        """Wait for convergence (``--converge-timeout``), then list every ``ol-*`` service on every
+        node: every acknowledged registration must be listed everywhere. If they did not converge,
+        each node's applied index against the leader's commit index says which ones lag."""
         t0 = time.perf_counter()
+        limit = self.args.converge_timeout
         try:
-            index: int | None = cluster.wait_converged(timeout=180)
+            index: int | None = cluster.wait_converged(timeout=limit)
         except TimeoutError:
             index = None
-            log("durability: the nodes did not converge within 180 s; listing them anyway")
+            log(f"durability: the nodes did not converge within {limit:g} s; listing them anyway")
+        converge_s = time.perf_counter() - t0
+        status = {n: cluster.status(n, timeout=10.0) or {} for n in cluster.names}
+        commit = max((int(st.get("commit_index", 0)) for st in status.values() if st.get("state") == "leader"),
+                     default=None)
+        applied = {n: st.get("applied_index") for n, st in status.items()}
         acked: dict[int, set[str]] = collections.defaultdict(set)
         nums = rec.accepted_numbers()
         for i in nums:
@@ -421,13 +436,17 @@ class OverloadBench(Bench):
             missing[n], listed[n] = lost, count
             counts = catalog_counts(cluster.url(n), "ol-")
             stored[n] = None if counts is None else counts[0]
-        out = {"applied_index": index, "acked": len(nums), "acked_unique": sum(len(v) for v in acked.values()),
+        lagging = [n for n, a in applied.items() if commit is None or a is None or a < commit]
+        out = {"applied_index": index, "converged": index is not None, "leader_commit_index": commit,
+               "applied_by_node": applied, "lagging_nodes": lagging,
+               "acked_missing_on_caught_up_nodes": max((missing[n] for n in missing if n not in lagging), default=0),
+               "acked": len(nums), "acked_unique": sum(len(v) for v in acked.values()),
                "listed_by_node": listed, "stored_by_node": stored, "acked_missing_by_node": missing,
                "acked_missing": max(missing.values()) if missing else 0,
                "stored_not_acked": {n: v - len(nums) for n, v in listed.items()},
-               "check_s": round(time.perf_counter() - t0, 2)}
+               "converge_s": round(converge_s, 2), "check_s": round(time.perf_counter() - t0, 2)}
         log(f"durability: {out['acked']} acknowledged, listed per node {listed}, acked missing {missing} "
-            f"({out['check_s']}s)")
+            f"(converged after {out['converge_s']}s, checked after {out['check_s']}s)")
         return out
 
     # ---- summary ------------------------------------------------------------------------------
@@ -470,13 +489,22 @@ class OverloadBench(Bench):
                   f"{fmt_s(ttn)} (p99 limit {fmt_ms(out['normal_p99_limit_ms'])} ms; latency alone "
                   f"{fmt_s(out['time_to_latency_normal_s'])})",
                   "ok" if ttn is not None and ttn < TARGET_NORMAL_S else "MISS")
-        lost = out["durability"]["acked_missing"]
-        self.note("overload", "acked_missing", f"{lost} of {out['durability']['acked']:,}",
-                  "ok" if lost == 0 else "LOST WRITES")
+        d = out["durability"]
+        lost = d["acked_missing"]
+        if d["converged"]:
+            self.note("overload", "acked_missing", f"{lost} of {d['acked']:,}", "ok" if lost == 0 else "LOST WRITES")
+        else:
+            self.note("overload", "acked_missing (NOT CONVERGED)",
+                      f"{lost} of {d['acked']:,}: lagging {d['lagging_nodes']} at applied {d['applied_by_node']} < "
+                      f"commit {d['leader_commit_index']}; {d['acked_missing_on_caught_up_nodes']} on the others",
+                      "MISS: not converged" if d["acked_missing_on_caught_up_nodes"] == 0 else "LOST WRITES")
         self.note("overload", "node log ERROR/CRITICAL lines",
                   ", ".join(f"{n} {ev.get('ERROR', 0)}/{ev.get('CRITICAL', 0)}" for n, ev in out["log_events"].items()))
         others = {k: v["other_procs_cpu_pct"] for k, v in out["stages"].items()}
-        self.note("overload", "other CPU % (baseline/overload/after)", "/".join(f"{v:.0f}" for v in others.values()),
+        k = out["stages"]["overload"].get("kernel_pct", {})
+        self.note("overload", "other CPU % (baseline/overload/after; steal, softirq in overload)",
+                  "/".join(f"{v:.0f}" for v in others.values())
+                  + f" ({k.get('steal', 0):.0f}, {k.get('softirq', 0):.0f})",
                   "ok" if max(others.values()) <= BUSY_OTHER_PCT else "BUSY BOX: unreliable")
 
 
@@ -526,6 +554,24 @@ def timeline(rec: OpenLoopRecords, monitor: NodeMonitor, rss: RssSampler, t0: fl
     return rows
 
 
+STAT_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+def stat_ticks() -> dict[str, int]:
+    """The machine's CPU ticks by kind from the first line of /proc/stat."""
+    with open("/proc/stat") as f:
+        values = [int(x) for x in f.readline().split()[1:1 + len(STAT_FIELDS)]]
+    return dict(zip(STAT_FIELDS, values, strict=False))
+
+
+def stat_pct(a: dict[str, int], b: dict[str, int]) -> dict[str, float]:
+    """irq, softirq and steal between two ``stat_ticks`` as % (100 per core): parts of *other CPU %*
+    (softirq: mostly loopback TCP; steal: the hypervisor gave the CPU to another guest)."""
+    total = sum(b.values()) - sum(a.values())
+    ncpu = os.cpu_count() or 1
+    return {k: round(100.0 * ncpu * (b[k] - a[k]) / max(1, total), 1) for k in ("irq", "softirq", "steal")}
+
+
 def log_events(text: str) -> dict[str, int]:
     """``event=<name>`` occurrences in a node's log, and its WARNING / ERROR / CRITICAL lines and tracebacks."""
     counts: collections.Counter[str] = collections.Counter()
@@ -559,14 +605,14 @@ def print_overload(out: dict[str, Any], roles: dict[str, str]) -> None:
             f"{fmt_ms(st['lag_p99_ms'])}/{fmt_ms(st['lag_max_ms'])}", fmt_cpu(st["server_cpu_pct"], roles),
             f"{st['client_cpu_pct_total']:.0f} ({fmt_cpu(st['client_cpu_pct'])}) bench "
             f"{st['bench_cpu_pct'] or 0:.0f}",
-            f"{st['other_procs_cpu_pct']:.0f}",
+            f"{st['other_procs_cpu_pct']:.0f} ({st['kernel_pct']['steal']:.0f}/{st['kernel_pct']['softirq']:.0f})",
         ])
     print_table(f"Overload via {out['via']}: S = {fmt_num(s)}/s, {out['factor']:g} x S offered for "
                 f"{out['stages']['overload']['seconds']:g}s between S/2 stages (max_queued_commands "
                 f"{out['max_queued_commands']}; load {out['loadavg_at_start'][0]:.2f})",
                 ["stage", "target/s", "offered/s", "not sent", "accepted/s", "accepted", "p50 ms", "p99 ms", "max ms",
                  f"503 (< {FAST_MS:g} ms)", "other errors", "lag p99/max ms", "server CPU %", "client CPU %",
-                 "other CPU %"], rows)
+                 "other CPU % (steal/softirq)"], rows)
     busy = [k for k, st in out["stages"].items() if st["other_procs_cpu_pct"] > BUSY_OTHER_PCT]
     if busy:
         note_busy(", ".join(busy))
@@ -618,7 +664,8 @@ def print_overload(out: dict[str, Any], roles: dict[str, str]) -> None:
           f"{fmt_ms(out['normal_p99_limit_ms'])} ms = {NORMAL_P99_FACTOR:g} x baseline p99); the p99 alone: "
           f"{fmt_s(out['time_to_latency_normal_s'])}")
     print(f"durability: {d['acked']:,} acknowledged; listed per node {d['listed_by_node']}; acked missing "
-          f"{d['acked_missing_by_node']}")
+          f"{d['acked_missing_by_node']}; {'converged' if d['converged'] else 'NOT CONVERGED'} after "
+          f"{d['converge_s']}s (applied {d['applied_by_node']}, leader commit {d['leader_commit_index']})")
     for n, ev in out.get("log_events", {}).items():
         print(f"node log {n}: {kinds_text(ev)}")
     print(flush=True)
@@ -648,6 +695,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-conns", type=int, default=None,
                    help="open-loop connections per node per client process, opened on demand (default: "
                    "--max-inflight, so that no request waits for a connection in the client)")
+    p.add_argument("--converge-timeout", type=float, default=180.0,
+                   help="how long the durability check waits for the nodes to converge, s (default 180)")
     p.add_argument("--keep-data", action="store_true", help="keep each cluster's data directory and node logs")
     add_size_options(p, SIZES)
     return p

@@ -86,6 +86,10 @@ class LeaseTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Heartbeats a follower holds for the leader; more are refused with 503 at once.
     forward_queue: int = 10000
 
+    def __post_init__(self) -> None:
+        if self.forward_batch < 1 or self.forward_queue < 1:
+            raise ConfigError("leases.forward_batch and leases.forward_queue must be at least 1")
+
 
 class CheckTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Active health checks (``raftreg.node.checks``): at most ``max_concurrent`` probes in flight

@@ -230,3 +230,13 @@ def test_election_timeouts_pysyncobj_would_assert_on_are_config_errors(tmp_path:
     text = 'name = "x"\n[[nodes]]\nname = "n1"\nhttp = "127.0.0.1:1"\nraft = "127.0.0.1:2"\n[raft]\n' + tuning
     with pytest.raises(ConfigError, match="raft_m"):
         load_config(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(("section", "field"), [("raft", "max_queued_commands"), ("raft", "max_batch_commands"),
+                                                ("leases", "forward_queue"), ("leases", "forward_batch")])
+def test_queue_bounds_must_be_positive(tmp_path: Path, section: str, field: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f'name = "x"\n[[nodes]]\nname = "n1"\nhttp = "127.0.0.1:1"\nraft = "127.0.0.1:2"\n'
+                    f"[{section}]\n{field} = 0\n")
+    with pytest.raises(ConfigError, match=field):
+        load_config(path)
