@@ -99,6 +99,54 @@ class _Listing(msgspec.Struct):
 _listing = msgspec.json.Decoder(_Listing)
 
 
+class ForkWatcher:
+    """A thread that finds the nodes' child processes (pysyncobj forks one to write each log
+    compaction snapshot) every ``period`` s and accounts their CPU as ``<node>-fork`` in the
+    ``CpuAccount`` whose window is open (``account``); otherwise it would count as *other CPU*.
+    ``seen``: child PID -> (node, first seen, last seen), times monotonic."""
+
+    def __init__(self, nodes: dict[str, int | None], period: float = 0.2) -> None:
+        self.nodes = {pid: name for name, pid in nodes.items() if pid}
+        self.period = period
+        self.account: CpuAccount | None = None
+        self.seen: dict[int, tuple[str, float, float]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fork-watcher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            now = time.monotonic()
+            for entry in os.scandir("/proc"):
+                if not entry.name.isdigit():
+                    continue
+                try:
+                    with open(f"/proc/{entry.name}/stat") as f:
+                        data = f.read()
+                except OSError:
+                    continue
+                ppid = int(data[data.rindex(")") + 2:].split()[1])
+                node = self.nodes.get(ppid)
+                if node is None:
+                    continue
+                pid = int(entry.name)
+                first = self.seen.get(pid, (node, now, now))[1]
+                self.seen[pid] = (node, first, now)
+                account = self.account
+                if account is not None:
+                    account.see(f"{node}-fork", pid)
+
+    def alive_between(self, t0: float, t1: float) -> int:
+        """Children seen alive at some time in [t0, t1)."""
+        return sum(1 for _, a, b in self.seen.values() if a < t1 and b >= t0)
+
+
 class NodeMonitor:
     """One thread per node polling ``GET /v1/cluster`` every ``period`` s: (time, group_commit,
     state) samples, the time being the middle of the request."""
@@ -249,6 +297,7 @@ class OverloadBench(Bench):
                                   services=SERVICES, timeout=self.args.timeout,
                                   max_conns=self.args.max_conns or max_inflight, max_inflight=max_inflight)
             monitor = NodeMonitor({n: cluster.url(n) for n in cluster.names})
+            forks = ForkWatcher(pids)
             rss = RssSampler(pids, period=0.1)
             named = {**pids, **pool.pids(), "bench": os.getpid()}
             cpu = {k: CpuAccount(named) for k in ("baseline", "overload", "after")}
@@ -256,30 +305,43 @@ class OverloadBench(Bench):
             load = loadavg()
             pool.send(jobs)
             monitor.start()
+            forks.start()
             rss.start()
             try:
                 pool.start(60.0)
                 self.sleep_until(t_base)
                 cpu["baseline"].start()
+                forks.account = cpu["baseline"]
                 ticks["base"] = stat_ticks()
                 self.sleep_until(t_over)
+                forks.account = None
                 cpu["baseline"].stop()
                 cpu["overload"].start()
+                forks.account = cpu["overload"]
                 ticks["over"] = stat_ticks()
                 log(f"overload stage: {high:,.0f}/s for {over_s:g}s")
                 self.sleep_until(t_after)
+                forks.account = None
                 cpu["overload"].stop()
                 cpu["after"].start()
+                forks.account = cpu["after"]
                 ticks["after"] = stat_ticks()
                 log(f"after stage: {low:,.0f}/s for {after_s:g}s")
                 time.sleep(max(0.0, t_end - time.monotonic()))  # the clients may end a hair before
+                forks.account = None
                 cpu["after"].stop()
                 ticks["end"] = stat_ticks()
                 rec = OpenLoopRecords(pool.collect(self.args.timeout + 60.0, what="open loop"))
             finally:
                 rss.stop()
                 monitor.stop()
+                forks.stop()
             out = self.analyze(rec, monitor, rss, cpu, stages, (t_base, t_over, t_after, t_end), names, roles, load)
+            out["node_forks"] = [{"node": node, "pid": pid, "from_s": round(a - t_base, 2),
+                                  "to_s": round(b - t_base, 2)}
+                                 for pid, (node, a, b) in sorted(forks.seen.items(), key=lambda kv: kv[1][1])]
+            for row in out["timeline"]:
+                row["forks"] = forks.alive_between(t_base + row["t_s"], t_base + row["t_s"] + 1.0)
             for name, (a, b) in (("baseline", ("base", "over")), ("overload", ("over", "after")),
                                  ("after", ("after", "end"))):
                 out["stages"][name]["kernel_pct"] = stat_pct(ticks[a], ticks[b])
@@ -327,6 +389,7 @@ class OverloadBench(Bench):
                 "server_cpu_pct": {n: pcts.get(n) for n in roles},
                 "client_cpu_pct": {k: v for k, v in pcts.items() if k.startswith("client")},
                 "bench_cpu_pct": pcts.get("bench"),
+                "fork_cpu_pct": {k: v for k, v in pcts.items() if k.endswith("-fork")},
                 "other_procs_cpu_pct": c.other_pct(),
                 "machine_busy_pct": c.machine_busy_pct(),
                 "group_commit": {n: monitor.window(n, a, b) for n in roles},
@@ -602,7 +665,9 @@ def print_overload(out: dict[str, Any], roles: dict[str, str]) -> None:
             f"{fmt_num(st['accepted_by_answer_per_s'])} ({st['accepted_by_answer_per_s'] / s:.2f} S)" if s else "-",
             pct_text(st["accepted_share"]), fmt_ms(st["p50_ms"]), fmt_ms(st["p99_ms"]), fmt_ms(st["max_ms"]),
             f"{pct_text(st['share_503'])} ({pct_text(st['fast_share_of_503'])})", kinds_text(st["other_errors"]),
-            f"{fmt_ms(st['lag_p99_ms'])}/{fmt_ms(st['lag_max_ms'])}", fmt_cpu(st["server_cpu_pct"], roles),
+            f"{fmt_ms(st['lag_p99_ms'])}/{fmt_ms(st['lag_max_ms'])}",
+            fmt_cpu(st["server_cpu_pct"], roles) + (f" + forks {sum(v or 0 for v in st['fork_cpu_pct'].values()):.0f}"
+                                                    if st["fork_cpu_pct"] else ""),
             f"{st['client_cpu_pct_total']:.0f} ({fmt_cpu(st['client_cpu_pct'])}) bench "
             f"{st['bench_cpu_pct'] or 0:.0f}",
             f"{st['other_procs_cpu_pct']:.0f} ({st['kernel_pct']['steal']:.0f}/{st['kernel_pct']['softirq']:.0f})",
@@ -653,11 +718,13 @@ def print_overload(out: dict[str, Any], roles: dict[str, str]) -> None:
     for r in out["timeline"]:
         trows.append([f"{r['t_s']:.0f}", fmt_num(r["sent"]), fmt_num(r["accepted"]), fmt_num(r["n503"]),
                       kinds_text({k: v for k, v in r["errors_by_kind"].items() if k != "http 503"}),
-                      fmt_ms(r["p50_ms"]), fmt_ms(r["p99_ms"]), str(r["queued_sum"]), f"{r['rss_max_mib']}"])
+                      fmt_ms(r["p50_ms"]), fmt_ms(r["p99_ms"]), str(r["queued_sum"]), f"{r['rss_max_mib']}",
+                      str(r.get("forks", "-"))])
     print_table("Timeline (1 s buckets by due time from the baseline start; overload "
                 f"{out['stages']['baseline']['seconds']:g}-"
                 f"{out['stages']['baseline']['seconds'] + over['seconds']:g}s)",
-                ["t s", "sent", "accepted", "503", "other", "p50 ms", "p99 ms", "queued (sum)", "max RSS MiB"], trows)
+                ["t s", "sent", "accepted", "503", "other", "p50 ms", "p99 ms", "queued (sum)", "max RSS MiB",
+                 "snapshot forks"], trows)
     d = out["durability"]
     print(f"time to normal after the overload: {fmt_s(out['time_to_normal_s'])} ({NORMAL_HOLD} x "
           f"{NORMAL_BUCKET_S:g}s buckets with >= {100 * NORMAL_SHARE:g}% accepted and p99 <= "

@@ -50,6 +50,9 @@ class RaftTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     journal: bool = True
     commit_timeout: float = 5.0
     max_batch_commands: int = 2000
+    # Encoded commands per Raft entry (one larger command goes alone): keeps every entry within
+    # one AppendEntries message and the tick thread's work per entry short.
+    max_entry_bytes: int = 60_000
     # Client writes waiting for the entry in flight, per node; more are refused with 503 at once.
     max_queued_commands: int = 1000
 
@@ -59,8 +62,11 @@ class RaftTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ConfigError("raft.raft_min_timeout must be more than 3 x raft.append_entries_period")
         if not self.raft_max_timeout >= self.raft_min_timeout:
             raise ConfigError("raft.raft_max_timeout must be at least raft.raft_min_timeout")
-        if self.max_queued_commands < 1 or self.max_batch_commands < 1:
-            raise ConfigError("raft.max_queued_commands and raft.max_batch_commands must be at least 1")
+        if not 1 <= self.max_entry_bytes <= 4 * 1024 * 1024:
+            raise ConfigError("raft.max_entry_bytes must be between 1 and 4 MiB (4194304)")
+        if self.max_queued_commands < 1 or self.max_batch_commands < 1 or self.max_entry_bytes < 1:
+            raise ConfigError("raft.max_queued_commands, raft.max_batch_commands and raft.max_entry_bytes "
+                              "must be at least 1")
 
 
 class LeaseTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

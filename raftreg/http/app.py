@@ -63,6 +63,7 @@ class Api:
 
     async def put_instance(self, request: web.Request) -> web.Response:
         service, instance_id = request.match_info["service"], request.match_info["id"]
+        self.node.check_write_capacity()
         instance = parse_register(service, instance_id, await read_body(request))
         index, stored = await self.node.register(instance)
         body = msgspec.to_builtins(stored)
@@ -83,6 +84,7 @@ class Api:
     async def delete_instance(self, request: web.Request) -> web.Response:
         service = check_service_name(request.match_info["service"])
         instance_id = check_instance_id(request.match_info["id"])
+        self.node.check_write_capacity()
         index, deleted = await self.node.deregister(service, instance_id)
         if not deleted:
             err = NotFound(f"no instance {instance_id!r} in service {service!r}")
@@ -99,6 +101,7 @@ class Api:
         """Set the status by hand (``warning``/``critical``), or clear it (``passing``)."""
         service = check_service_name(request.match_info["service"])
         instance_id = check_instance_id(request.match_info["id"])
+        self.node.check_write_capacity()
         body = parse_status(await read_body(request))
         index, stored = await self.node.set_manual_status(service, instance_id, body.status, body.note)
         out = msgspec.to_builtins(stored)

@@ -1,8 +1,11 @@
 """Group commit: one Raft proposal in flight per node; commands that arrive meanwhile go out
 together as the next entry (as etcd batches its Ready loop).
 
-A lone command is proposed at once. Under load one entry carries up to ``max_batch`` commands,
-so throughput does not depend on pysyncobj's own batching.
+A lone command is proposed at once. Under load one entry carries up to ``max_batch`` commands
+and ``max_entry_bytes`` of encoded commands (a single larger command goes alone), so throughput
+does not depend on pysyncobj's own batching, and an entry stays small enough to travel in one
+AppendEntries message (see ``raftreg.raft.bridge``: pysyncobj's chunked transfer of large entries
+is broken). Each command is encoded once, when it is proposed; a retry reuses the bytes.
 
 Backpressure: at most ``max_queued`` client commands wait in the queue. ``check_capacity`` (and
 ``propose`` of a bounded command) raises ``Unavailable`` at once when it is full, before anything
@@ -24,7 +27,7 @@ from dataclasses import dataclass, field
 
 from raftreg.errors import Unavailable
 from raftreg.raft import ProposalFailed, RaftNode
-from raftreg.state.commands import Command, encode_entry
+from raftreg.state.commands import Command, encode_command, encode_entry_from
 from raftreg.state.registry import Result
 
 log = logging.getLogger("raftreg.proposer")
@@ -43,7 +46,7 @@ class Committed:
 
 @dataclass
 class _Pending:
-    cmd: Command
+    raw: bytes  # the command's encoding
     fut: asyncio.Future[Committed]
     outcome_unknown: bool = False
 
@@ -65,9 +68,11 @@ class GroupCommitter:
     commands may still commit later and then still resolve their callers).
     """
 
-    def __init__(self, raft: RaftNode, *, max_batch: int, max_queued: int, stuck_after: float) -> None:
+    def __init__(self, raft: RaftNode, *, max_batch: int, max_queued: int, stuck_after: float,
+                 max_entry_bytes: int = 60_000) -> None:
         self._raft = raft
         self._max_batch = max_batch
+        self._max_entry_bytes = max_entry_bytes
         self._max_queued = max_queued
         self._stuck_after = stuck_after
         self._queue: collections.deque[_Pending] = collections.deque()
@@ -94,7 +99,7 @@ class GroupCommitter:
         if bounded:
             self.check_capacity()
         fut: asyncio.Future[Committed] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(cmd, fut))
+        self._queue.append(_Pending(encode_command(cmd), fut))
         self._kick()
         return await fut
 
@@ -104,13 +109,18 @@ class GroupCommitter:
 
     def _flush(self) -> None:
         batch: list[_Pending] = []
-        while self._queue and len(batch) < self._max_batch:
-            pending = self._queue.popleft()
+        size = 0
+        queue = self._queue
+        while queue and len(batch) < self._max_batch:
+            if batch and size + len(queue[0].raw) > self._max_entry_bytes:
+                break
+            pending = queue.popleft()
             if not pending.fut.done():
                 batch.append(pending)
+                size += len(pending.raw)
         if not batch:
             return
-        entry = self._raft.submit(encode_entry([p.cmd for p in batch]))
+        entry = self._raft.submit(encode_entry_from([p.raw for p in batch]))
         self._inflight = entry
         self.stats.entries += 1
         self.stats.commands += len(batch)

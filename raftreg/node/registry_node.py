@@ -102,6 +102,11 @@ class RegistryNode:
         self._health.on_restored()
 
     # ---- writes -------------------------------------------------------------------------
+    def check_write_capacity(self) -> None:
+        """``Unavailable`` at once when this node's write queue is full: a handler calls it before
+        it reads and validates a write's body, so an overloaded node refuses as cheaply as it can."""
+        self._writer.proposer.check_capacity()
+
     async def register(self, instance: Instance) -> tuple[int, Instance]:
         return await self._writer.register(instance)
 

@@ -12,6 +12,8 @@ pysyncobj guard-rails applied here (research/pysyncobj.md §4, §8):
 - Snapshots hold the registry's own msgpack encoding, written by the forked child, which dies
   with its parent (raftreg.raft.snapshot).
 - The transport is guarded from the first message on (raftreg.raft.transport).
+- No entry is ever sent in chunks (``APPEND_ENTRIES_BYTES``): pysyncobj's chunked transfer
+  corrupts entries whose size lies just under a multiple of the chunk size.
 - A wipe-and-resync keeps the persisted term and vote (raftreg.raft.storage).
 - Every proposal has a caller-side deadline (pysyncobj's async mode has none).
 """
@@ -41,6 +43,12 @@ from raftreg.state.registry import Registry, Result
 log = logging.getLogger("raftreg.raft")
 
 EXIT_UNSUPPORTED_ENTRY = 70
+# pysyncobj sends an entry at least ``appendEntriesBatchSizeBytes`` long in chunks and marks the
+# last chunk wrongly when the entry's raw length lies just under a multiple of that size (the
+# follower fails to unpickle it, again at every retry: tests/cluster/test_large_entries.py).
+# Entries are far smaller than this (group commit caps them at ``raft.max_entry_bytes``; one
+# command is at most about the 1 MiB request body limit), so the chunked path is never taken.
+APPEND_ENTRIES_BYTES = 16 * 1024 * 1024
 
 
 class ProposalFailed(Exception):
@@ -136,6 +144,7 @@ class RaftNode:
             password=self._secret,
             appendEntriesUseBatch=t.append_entries_use_batch,
             appendEntriesPeriod=t.append_entries_period,
+            appendEntriesBatchSizeBytes=APPEND_ENTRIES_BYTES,
             raftMinTimeout=t.raft_min_timeout,
             raftMaxTimeout=t.raft_max_timeout,
             connectionTimeout=t.connection_timeout,

@@ -8,7 +8,8 @@ constructor left a window in which the tick thread already ran unguarded).
 Guards:
 - fault hook: messages to and from the peers in ``FaultHooks.blocked`` vanish (one attribute read
   per message; the hot path is unchanged while nothing is blocked);
-- snapshot-install commit guard: ``deliver_without_commit_advance`` (a pysyncobj defect).
+- snapshot-install commit guard: ``deliver_without_commit_advance`` (a pysyncobj defect);
+- no truncation without a conflict: ``skip_entries_already_held`` (a pysyncobj defect).
 """
 
 from __future__ import annotations
@@ -54,6 +55,42 @@ def deliver_without_commit_advance(so: Any, deliver: Deliver, node: Any, message
         so._SyncObj__leaderCommitIndex = leader_commit
 
 
+def skip_entries_already_held(so: Any, message: dict[str, Any]) -> None:
+    """Guard for a pysyncobj 0.3.17 defect (research/pysyncobj.md §4.1, finding 2).
+
+    pysyncobj's follower deletes every entry after ``prevLogIdx`` before appending the message's
+    entries, even when it already holds exactly those entries; Raft deletes only from the first
+    *conflicting* entry. The leader re-sends entries often (it rewinds its next index on every
+    success reply while later batches are still in flight), so under load followers keep
+    cutting and rewriting their journals ("truncating already-applied log entries ... may have
+    diverged" criticals), and for a moment hold less than they acknowledged.
+
+    Here, when the message's ``prevLogIdx`` matches this node's log, the leading entries this
+    node already holds with the same term are dropped from the message and ``prevLogIdx`` /
+    ``prevLogTerm`` move to the last of them. pysyncobj then appends only what is new (or cuts
+    only from the first conflict) and answers with the same next index as before; the log ends
+    the same, without deleting and rewriting identical entries. Any other message is untouched.
+    """
+    entries = message.get("entries")
+    if not entries or "transmission" in message:
+        return
+    log = so._SyncObj__raftLog
+    if not len(log):
+        return
+    first, last = log[0][1], log[-1][1]
+    prev = message["prevLogIdx"]
+    if not first <= prev <= last or log[prev - first][2] != message["prevLogTerm"]:
+        return  # pysyncobj rejects it (and asks the leader to go back): leave that to it
+    held = 0
+    for _, index, term in entries:
+        if index > last or log[index - first][2] != term:
+            break
+        held += 1
+    if held:
+        _, index, term = entries[held - 1]
+        message["prevLogIdx"], message["prevLogTerm"], message["entries"] = index, term, entries[held:]
+
+
 class GuardedTransport(TCPTransport):  # type: ignore[misc]
     """TCPTransport with the fault hook and the commit-index guard (see the module docstring)."""
 
@@ -79,6 +116,8 @@ class GuardedTransport(TCPTransport):  # type: ignore[misc]
             if is_unchecked_append(message):
                 deliver_without_commit_advance(so, deliver, node, message)
                 return
+            if isinstance(message, dict) and message.get("type") == "append_entries" and "prevLogIdx" in message:
+                skip_entries_already_held(so, message)
             deliver(node, message)
 
         return guarded

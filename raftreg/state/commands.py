@@ -88,6 +88,17 @@ def encode_entry(cmds: list[Command]) -> bytes:
     return _encoder.encode(Envelope(ENVELOPE_VERSION, cmds))
 
 
+def encode_command(cmd: Command) -> bytes:
+    """One command's encoding, to be joined into an entry by ``encode_entry_from``."""
+    return _encoder.encode(cmd)
+
+
+def encode_entry_from(encoded: list[bytes]) -> bytes:
+    """The entry of already encoded commands: the same bytes as ``encode_entry`` of the
+    commands (an envelope is a msgpack array whose command list holds each command's encoding)."""
+    return _encoder.encode([ENVELOPE_VERSION, [msgspec.Raw(part) for part in encoded]])
+
+
 def decode_entry(raw: bytes) -> list[Command]:
     """Decode one Raft entry; ``UnsupportedEntry`` when it is from a newer or unknown format."""
     try:

@@ -102,3 +102,12 @@ def test_other_envelope_version_is_unsupported(version: int) -> None:
 def test_garbage_is_unsupported(raw: bytes) -> None:
     with pytest.raises(UnsupportedEntry):
         decode_entry(raw)
+
+
+def test_an_entry_of_encoded_commands_is_byte_identical_to_encoding_them_together() -> None:
+    from raftreg.state.commands import Deregister, Expire, Noop, SetManualStatus, encode_command, encode_entry_from
+
+    cmds = [Deregister("a", "b"), Noop(), Expire("s", "i", 5, "ttl"), SetManualStatus("s", "i", "warning", "n" * 300)]
+    for n in range(len(cmds) + 1):
+        assert encode_entry_from([encode_command(c) for c in cmds[:n]]) == encode_entry(cmds[:n])
+        assert decode_entry(encode_entry_from([encode_command(c) for c in cmds[:n]])) == cmds[:n]

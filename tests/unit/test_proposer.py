@@ -11,7 +11,7 @@ import pytest
 from raftreg.errors import Unavailable
 from raftreg.node.proposer import Committed, GroupCommitter
 from raftreg.raft import ProposalFailed
-from raftreg.state.commands import Command, Deregister, decode_entry
+from raftreg.state.commands import Command, Deregister, decode_entry, encode_command
 from raftreg.state.registry import Failed, Result
 
 DEADLINE = 2.0
@@ -79,10 +79,11 @@ def raft() -> FakeRaft:
 
 
 def committer(
-    raft: FakeRaft, *, max_batch: int = 100, max_queued: int = 10_000, stuck_after: float = 30.0
+    raft: FakeRaft, *, max_batch: int = 100, max_queued: int = 10_000, stuck_after: float = 30.0,
+    max_entry_bytes: int = 1 << 30,
 ) -> GroupCommitter:
     return GroupCommitter(raft, max_batch=max_batch, max_queued=max_queued,  # type: ignore[arg-type]
-                          stuck_after=stuck_after)
+                          stuck_after=stuck_after, max_entry_bytes=max_entry_bytes)
 
 
 def propose(gc: GroupCommitter, n: str) -> asyncio.Task[Committed]:
@@ -310,3 +311,31 @@ async def test_the_nodes_own_commands_are_not_bounded(raft: FakeRaft) -> None:
     assert names(raft.batch(1)) == ["q1", "expire"]
     raft.succeed(1, index=2)
     await asyncio.wait_for(asyncio.gather(first, queued, own), DEADLINE)
+
+
+# ---- entry size -----------------------------------------------------------------------------------
+async def test_an_entry_holds_at_most_max_entry_bytes_of_commands(raft: FakeRaft) -> None:
+    size = len(encode_command(cmd("q00")))
+    gc = committer(raft, max_entry_bytes=3 * size)
+    tasks = [propose(gc, "inflight")] + [propose(gc, f"q{n:02d}") for n in range(7)]
+    await settle()
+    raft.succeed(0, index=1)
+    for n, expected in ((1, ["q00", "q01", "q02"]), (2, ["q03", "q04", "q05"]), (3, ["q06"])):
+        await wait_until(lambda n=n: entries_reach(raft, n + 1))  # type: ignore[misc]
+        assert names(raft.batch(n)) == expected
+        raft.succeed(n, index=n + 1)
+    await asyncio.wait_for(asyncio.gather(*tasks), DEADLINE)
+
+
+async def test_a_command_larger_than_the_cap_goes_alone(raft: FakeRaft) -> None:
+    gc = committer(raft, max_entry_bytes=5)
+    tasks = [propose(gc, "inflight"), propose(gc, "big-one"), propose(gc, "big-two")]
+    await settle()
+    raft.succeed(0, index=1)
+    await wait_until(lambda: entries_reach(raft, 2))
+    assert names(raft.batch(1)) == ["big-one"]
+    raft.succeed(1, index=2)
+    await wait_until(lambda: entries_reach(raft, 3))
+    assert names(raft.batch(2)) == ["big-two"]
+    raft.succeed(2, index=3)
+    await asyncio.wait_for(asyncio.gather(*tasks), DEADLINE)

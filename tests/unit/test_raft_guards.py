@@ -13,7 +13,7 @@ from pysyncobj.version import VERSION
 
 from raftreg.raft.compat import PINNED_VERSION, find_problems
 from raftreg.raft.status import STOPPED, StatusReader
-from raftreg.raft.transport import deliver_without_commit_advance, is_unchecked_append
+from raftreg.raft.transport import deliver_without_commit_advance, is_unchecked_append, skip_entries_already_held
 
 REAL = {"syncobj": syncobj, "transport": transport, "journal": journal}
 
@@ -191,3 +191,63 @@ def test_an_unreadable_status_keeps_the_last_good_sample() -> None:
 
 def test_no_syncobj_reads_as_stopped() -> None:
     assert StatusReader().sample(None) == STOPPED
+
+
+# ---- no truncation without a conflict --------------------------------------------------------------
+class FakeLog:
+    """pysyncobj's log as the guard reads it: entries (command, index, term) from ``first`` on."""
+
+    def __init__(self, first: int, terms: list[int]) -> None:
+        self.entries = [(b"c%d" % (first + n), first + n, term) for n, term in enumerate(terms)]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, i: int) -> tuple[bytes, int, int]:
+        return self.entries[i]
+
+
+def follower_with(first: int, terms: list[int]) -> Any:
+    return SimpleNamespace(_SyncObj__raftLog=FakeLog(first, terms))
+
+
+def append(prev: int, prev_term: int, entries: list[tuple[int, int]]) -> dict[str, Any]:
+    return {"type": "append_entries", "term": 3, "commit_index": 0, "prevLogIdx": prev, "prevLogTerm": prev_term,
+            "entries": [(b"c%d" % i, i, t) for i, t in entries]}
+
+
+def test_entries_already_held_are_not_cut_and_rewritten() -> None:
+    so = follower_with(10, [2, 2, 3, 3, 3])  # holds 10..14
+    msg = append(11, 2, [(12, 3), (13, 3), (14, 3)])  # a re-send of what it holds
+    skip_entries_already_held(so, msg)
+    assert (msg["prevLogIdx"], msg["prevLogTerm"], msg["entries"]) == (14, 3, [])
+
+
+def test_only_the_held_prefix_is_skipped() -> None:
+    so = follower_with(10, [2, 2, 3])  # holds 10..12
+    msg = append(10, 2, [(11, 2), (12, 3), (13, 3), (14, 3)])
+    skip_entries_already_held(so, msg)
+    assert (msg["prevLogIdx"], msg["prevLogTerm"]) == (12, 3)
+    assert [e[1] for e in msg["entries"]] == [13, 14]
+
+
+def test_a_conflict_still_cuts_from_the_conflicting_entry() -> None:
+    so = follower_with(10, [2, 2, 2, 2])  # holds 10..13, 12 and 13 from a deposed term-2 leader
+    msg = append(10, 2, [(11, 2), (12, 3), (13, 3)])
+    skip_entries_already_held(so, msg)
+    assert (msg["prevLogIdx"], msg["prevLogTerm"]) == (11, 2)  # pysyncobj cuts 12.. and appends 12, 13
+    assert [(e[1], e[2]) for e in msg["entries"]] == [(12, 3), (13, 3)]
+
+
+@pytest.mark.parametrize("msg", [
+    append(9, 1, [(10, 2)]),  # prev before the log's start (compacted)
+    append(20, 3, [(21, 3)]),  # prev beyond the log's end
+    append(11, 7, [(12, 3)]),  # prev's term does not match: pysyncobj rejects it
+    append(11, 2, []),  # a heartbeat
+    {**append(11, 2, [(12, 3)]), "transmission": "start"},
+])
+def test_other_appends_are_untouched(msg: dict[str, Any]) -> None:
+    so = follower_with(10, [2, 2, 3, 3])
+    before = dict(msg)
+    skip_entries_already_held(so, msg)
+    assert msg == before
