@@ -53,8 +53,10 @@ class RaftTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Encoded commands per Raft entry (one larger command goes alone): keeps every entry within
     # one AppendEntries message and the tick thread's work per entry short.
     max_entry_bytes: int = 60_000
-    # Client writes waiting for the entry in flight, per node; more are refused with 503 at once.
+    # Client writes waiting for the entry in flight, per node; more are refused with 503 at once,
+    # and one that waited max_queue_wait seconds without being proposed is answered 503.
     max_queued_commands: int = 1000
+    max_queue_wait: float = 1.0
 
     def __post_init__(self) -> None:
         # pysyncobj asserts this at start-up (a bare AssertionError in every node); say it here.
@@ -62,6 +64,8 @@ class RaftTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ConfigError("raft.raft_min_timeout must be more than 3 x raft.append_entries_period")
         if not self.raft_max_timeout >= self.raft_min_timeout:
             raise ConfigError("raft.raft_max_timeout must be at least raft.raft_min_timeout")
+        if not self.max_queue_wait > 0:
+            raise ConfigError("raft.max_queue_wait must be positive")
         if not 1 <= self.max_entry_bytes <= 4 * 1024 * 1024:
             raise ConfigError("raft.max_entry_bytes must be between 1 and 4 MiB (4194304)")
         if self.max_queued_commands < 1 or self.max_batch_commands < 1 or self.max_entry_bytes < 1:

@@ -10,7 +10,10 @@ is broken). Each command is encoded once, when it is proposed; a retry reuses th
 Backpressure: at most ``max_queued`` client commands wait in the queue. ``check_capacity`` (and
 ``propose`` of a bounded command) raises ``Unavailable`` at once when it is full, before anything
 reaches Raft, so an overloaded node answers fast 503s instead of growing its queue and its
-latency without limit. The node's own commands (expiries, check transitions) are not bounded.
+latency without limit. A client command that waited ``max_queue_wait`` seconds without being
+proposed fails with ``Unavailable`` too (nothing was applied): under overload the queue keeps
+serving recent writes instead of ones whose callers are about to give up. The node's own
+commands (expiries, check transitions) are not bounded.
 
 Failures: a command that certainly did not apply (pysyncobj NOT_LEADER, DISCARDED, ...) and one
 whose outcome is unknown (LEADER_CHANGED, UNKNOWN_OUTCOME) are both retried until the caller's
@@ -48,6 +51,9 @@ class Committed:
 class _Pending:
     raw: bytes  # the command's encoding
     fut: asyncio.Future[Committed]
+    queued_at: float
+    bounded: bool
+    proposed: bool = False
     outcome_unknown: bool = False
 
 
@@ -58,6 +64,7 @@ class ProposerStats:
     retries: int = 0
     abandoned: int = 0
     refused: int = 0  # commands refused because the queue was full
+    expired: int = 0  # commands that waited max_queue_wait without being proposed
     batch_sizes: collections.Counter[int] = field(default_factory=collections.Counter)
 
 
@@ -69,8 +76,9 @@ class GroupCommitter:
     """
 
     def __init__(self, raft: RaftNode, *, max_batch: int, max_queued: int, stuck_after: float,
-                 max_entry_bytes: int = 60_000) -> None:
+                 max_entry_bytes: int = 60_000, max_queue_wait: float = float("inf")) -> None:
         self._raft = raft
+        self._max_queue_wait = max_queue_wait
         self._max_batch = max_batch
         self._max_entry_bytes = max_entry_bytes
         self._max_queued = max_queued
@@ -98,8 +106,9 @@ class GroupCommitter:
         with ``Unavailable`` when the queue is full."""
         if bounded:
             self.check_capacity()
-        fut: asyncio.Future[Committed] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(encode_command(cmd), fut))
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Committed] = loop.create_future()
+        self._queue.append(_Pending(encode_command(cmd), fut, loop.time(), bounded))
         self._kick()
         return await fut
 
@@ -111,13 +120,22 @@ class GroupCommitter:
         batch: list[_Pending] = []
         size = 0
         queue = self._queue
+        stale_before = asyncio.get_running_loop().time() - self._max_queue_wait
         while queue and len(batch) < self._max_batch:
             if batch and size + len(queue[0].raw) > self._max_entry_bytes:
                 break
             pending = queue.popleft()
-            if not pending.fut.done():
-                batch.append(pending)
-                size += len(pending.raw)
+            if pending.fut.done():
+                continue
+            if pending.bounded and not pending.proposed and pending.queued_at < stale_before:
+                self.stats.expired += 1
+                pending.fut.set_exception(Unavailable(
+                    f"the write waited {self._max_queue_wait:g}s in this node's queue and was not proposed "
+                    "(overloaded): nothing was applied; retry", retry_after=1.0))
+                continue
+            pending.proposed = True
+            batch.append(pending)
+            size += len(pending.raw)
         if not batch:
             return
         entry = self._raft.submit(encode_entry_from([p.raw for p in batch]))

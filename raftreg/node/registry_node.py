@@ -173,7 +173,7 @@ class RegistryNode:
             "members": self._view.members(),
             "group_commit": {"entries": proposer.stats.entries, "commands": proposer.stats.commands,
                              "retries": proposer.stats.retries, "queued": proposer.queued,
-                             "refused": proposer.stats.refused},
+                             "refused": proposer.stats.refused, "expired": proposer.stats.expired},
             "watchdog_recoveries": self._recovery.recoveries,
             "watchdog": {"wedges": self._recovery.watchdog.wedges, "recoveries": self._recovery.recoveries,
                          "resync_refused": self._recovery.refused},

@@ -38,7 +38,8 @@ class Writer:
         self.commit_timeout = tuning.commit_timeout
         self.proposer = GroupCommitter(
             raft, max_batch=tuning.max_batch_commands, max_queued=tuning.max_queued_commands,
-            max_entry_bytes=tuning.max_entry_bytes, stuck_after=max(1.0, tuning.raft_max_timeout * 1.5),
+            max_entry_bytes=tuning.max_entry_bytes, max_queue_wait=tuning.max_queue_wait,
+            stuck_after=max(1.0, tuning.raft_max_timeout * 1.5),
         )
 
     async def commit(self, cmd: Command, timeout: float | None = None, *, bounded: bool = True) -> Committed:

@@ -339,3 +339,35 @@ async def test_a_command_larger_than_the_cap_goes_alone(raft: FakeRaft) -> None:
     assert names(raft.batch(2)) == ["big-two"]
     raft.succeed(2, index=3)
     await asyncio.wait_for(asyncio.gather(*tasks), DEADLINE)
+
+
+async def test_a_write_that_waited_too_long_unproposed_is_refused_not_proposed(raft: FakeRaft) -> None:
+    gc = GroupCommitter(raft, max_batch=100, max_queued=100, stuck_after=30.0,  # type: ignore[arg-type]
+                        max_queue_wait=0.05)
+    inflight, stale = propose(gc, "inflight"), propose(gc, "stale")
+    own = asyncio.ensure_future(gc.propose(cmd("expire"), bounded=False))
+    await asyncio.sleep(0.08)  # "stale" and "expire" waited longer than max_queue_wait
+    fresh = propose(gc, "fresh")
+    await settle()
+    raft.succeed(0, index=1)
+    await wait_until(lambda: entries_reach(raft, 2))
+    assert names(raft.batch(1)) == ["expire", "fresh"]  # the node's own command is never expired
+    with pytest.raises(Unavailable, match="nothing was applied"):
+        await asyncio.wait_for(stale, DEADLINE)
+    assert gc.stats.expired == 1
+    raft.succeed(1, index=2)
+    await asyncio.wait_for(asyncio.gather(inflight, own, fresh), DEADLINE)
+
+
+async def test_a_retried_write_is_never_expired(raft: FakeRaft) -> None:
+    gc = GroupCommitter(raft, max_batch=100, max_queued=100, stuck_after=30.0,  # type: ignore[arg-type]
+                        max_queue_wait=0.05)
+    task = propose(gc, "a")
+    await settle()
+    raft.fail(0, applied=None)  # outcome unknown: it may have applied, so it must go on to its deadline
+    await asyncio.sleep(0.08)
+    await wait_until(lambda: entries_reach(raft, 2))
+    assert names(raft.batch(1)) == ["a"]
+    raft.succeed(1, index=3)
+    assert (await asyncio.wait_for(task, DEADLINE)).after_unknown_attempt
+    assert gc.stats.expired == 0
