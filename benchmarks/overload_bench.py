@@ -309,24 +309,20 @@ class OverloadBench(Bench):
             rss.start()
             try:
                 pool.start(60.0)
-                self.sleep_until(t_base)
-                cpu["baseline"].start()
-                forks.account = cpu["baseline"]
-                ticks["base"] = stat_ticks()
-                self.sleep_until(t_over)
-                forks.account = None
-                cpu["baseline"].stop()
-                cpu["overload"].start()
-                forks.account = cpu["overload"]
-                ticks["over"] = stat_ticks()
-                log(f"overload stage: {high:,.0f}/s for {over_s:g}s")
-                self.sleep_until(t_after)
-                forks.account = None
-                cpu["overload"].stop()
-                cpu["after"].start()
-                forks.account = cpu["after"]
-                ticks["after"] = stat_ticks()
-                log(f"after stage: {low:,.0f}/s for {after_s:g}s")
+                stage_plan = [("baseline", "base", t_base, ""), ("overload", "over", t_over,
+                              f"overload stage: {high:,.0f}/s for {over_s:g}s"),
+                              ("after", "after", t_after, f"after stage: {low:,.0f}/s for {after_s:g}s")]
+                previous: str | None = None
+                for stage, tick_key, starts, message in stage_plan:
+                    self.sleep_until(starts)
+                    if previous is not None:
+                        cpu[previous].stop()
+                    cpu[stage].start()
+                    forks.account = cpu[stage]
+                    ticks[tick_key] = stat_ticks()
+                    if message:
+                        log(message)
+                    previous = stage
                 time.sleep(max(0.0, t_end - time.monotonic()))  # the clients may end a hair before
                 forks.account = None
                 cpu["after"].stop()

@@ -11,7 +11,7 @@ a ``read`` must return the current value. Which ops take part (``participating``
 Real-time order: ``a`` precedes ``b`` iff ``a.complete < b.invoke``; equal times count as concurrent.
 
 Written values are expected to be unique per key (the workload writes ``c<client>-<seq>``). The
-search is exact without that; the pre-checks and the ``_search_intervals`` reductions that rely on
+search is exact without that; the pre-checks and the ``search_intervals`` reductions that rely on
 it skip values written more than once.
 
 A "violation" verdict is a proof: pre-checks only report conditions that no linearization can
@@ -20,281 +20,27 @@ satisfy, and the search is exhaustive. "timeout" proves nothing either way.
 
 from __future__ import annotations
 
-import bisect
-import math
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Literal
 
 from raftreg.chaos.history import Op
+from raftreg.chaos.key_model import (
+    INF,
+    KeyResult,
+    Report,
+    Verdict,
+    describe,
+    format_key_history,
+    participating,
+    ret_time,
+    single_key,
+    validate_op,
+)
+from raftreg.chaos.prechecks import precheck_key, search_intervals
 
-INF = math.inf
-KeyStatus = Literal["ok", "violation", "timeout"]
-Verdict = Literal["ok", "violation", "unknown"]
-
-
-@dataclass(frozen=True)
-class KeyResult:
-    """The verdict for one key.
-
-    ``ops``: the participating ops of the key, by invocation time. ``linearization``: for ``ok``, a
-    witness order of the ops the search had to place (unknown ops that cannot matter are left out);
-    for ``violation`` found by the search, the longest linearizable prefix it found; else empty.
-    ``culprits``: for a violation, the ops the reason names (for the search: the op that could
-    not be linearized after that longest prefix).
-    """
-
-    key: str
-    status: KeyStatus
-    ops: tuple[Op, ...]
-    reason: str = ""
-    detected_by: Literal["precheck", "search", ""] = ""
-    linearization: tuple[Op, ...] = ()
-    culprits: tuple[Op, ...] = ()
-    seconds: float = 0.0
-    steps: int = 0  # search iterations
-
-
-@dataclass(frozen=True)
-class Report:
-    """The verdict for a whole history.
-
-    ``verdict``: ``violation`` if any key has one (other keys may have timed out), else ``unknown``
-    if any key's search ran out of budget, else ``ok``. ``failing_key``: the violating key with the
-    fewest participating ops; ``smallest_failing_ops`` and ``timeline`` (``format_key_history``) are
-    its ops.
-    """
-
-    verdict: Verdict
-    keys: Mapping[str, KeyResult]
-    seconds: float
-    failing_key: str | None = None
-    smallest_failing_ops: tuple[Op, ...] = ()
-    timeline: str = ""
-
-    @property
-    def keys_checked(self) -> int:
-        return len(self.keys)
-
-    @property
-    def violating_keys(self) -> list[str]:
-        return sorted(k for k, r in self.keys.items() if r.status == "violation")
-
-    @property
-    def timed_out_keys(self) -> list[str]:
-        return sorted(k for k, r in self.keys.items() if r.status == "timeout")
-
-    @property
-    def reason(self) -> str:
-        """One line: why the verdict is not ``ok`` (empty when it is)."""
-        if self.failing_key is not None:
-            others = len(self.violating_keys) - 1
-            more = f" (and {others} more violating key{'s' * (others != 1)})" if others else ""
-            return f"key {self.failing_key}: {self.keys[self.failing_key].reason}{more}"
-        if self.verdict == "unknown":
-            return f"search budget exhausted on {len(self.timed_out_keys)} keys: {', '.join(self.timed_out_keys)}"
-        return ""
-
-
-# ---- participating ops ---------------------------------------------------------------------------
-
-
-def _validate(op: Op) -> None:
-    if op.kind == "write" and op.value is None:
-        raise ValueError(f"write without a value: {op}")
-    if op.outcome == "ok" and op.complete is None:
-        raise ValueError(f"op with outcome ok but no completion time: {op}")
-    if op.complete is not None and op.complete < op.invoke:
-        raise ValueError(f"op completes before it is invoked: {op}")
-
-
-def _ret(op: Op) -> float:
-    """Return time in the model: the completion, or +infinity when the outcome is unknown."""
-    return INF if op.outcome == "unknown" or op.complete is None else op.complete
-
-
-def participating(ops: Iterable[Op]) -> list[Op]:
-    """The ops that take part in the linearizability check (module docstring), by invocation time.
-
-    Raises ``ValueError`` for a malformed op (a write without value, an ``ok`` op without completion
-    time, a completion before the invocation), whether it would take part or not.
-    """
-    kept = []
-    for op in ops:
-        _validate(op)
-        if op.outcome == "fail":
-            continue
-        if op.kind == "read" and (op.outcome != "ok" or op.read_mode != "consistent"):
-            continue
-        kept.append(op)
-    kept.sort(key=lambda o: (o.invoke, _ret(o), o.client))
-    return kept
-
-
-def _single_key(ops: Sequence[Op]) -> str:
-    keys = {op.key for op in ops}
-    if len(keys) > 1:
-        raise ValueError(f"ops of several keys given to a per-key check: {sorted(keys)}")
-    return keys.pop() if keys else ""
-
-
-# ---- readable output -----------------------------------------------------------------------------
-
-
-def _ms(t: float | None, t0: float) -> str:
-    return "?" if t is None else f"{(t - t0) * 1000:+.3f}"
-
-
-def _value(op: Op) -> str:
-    if op.kind == "delete":
-        return "-"
-    return "absent" if op.value is None else repr(op.value)
-
-
-def _describe(op: Op, t0: float) -> str:
-    mode = "" if op.kind != "read" or op.read_mode in ("consistent", "") else f" ({op.read_mode})"
-    what = f"{op.kind}{mode} {_value(op)}" if op.kind != "delete" else "delete"
-    return (f"{what} by client {op.client} on {op.node or '?'} [{_ms(op.invoke, t0)} -> "
-            f"{_ms(op.complete, t0)} ms, {op.outcome}]")
-
-
-def format_key_history(ops: Iterable[Op]) -> str:
-    """A readable timeline: one line per op, by invocation time, times in ms relative to the first
-    invocation: ``#n  c<client>  kind  value  invoke -> complete ms  outcome  node``.
-
-    ``?`` is an unknown completion time; reads other than consistent show their mode.
-    """
-    ordered = sorted(ops, key=lambda o: (o.invoke, _ret(o), o.client))
-    if not ordered:
-        return ""
-    t0 = ordered[0].invoke
-    lines = []
-    for n, op in enumerate(ordered):
-        kind = op.kind if op.kind != "read" or op.read_mode in ("consistent", "") else f"read({op.read_mode})"
-        lines.append(f"#{n:<4} c{op.client:<3} {kind:<15} {_value(op):<24} {_ms(op.invoke, t0):>12} -> "
-                     f"{_ms(op.complete, t0):>12} ms  {op.outcome:<7} {op.node}".rstrip())
-    return "\n".join(lines)
-
-
-# ---- pre-checks ----------------------------------------------------------------------------------
-
-
-def _violation(key: str, part: Sequence[Op], reason: str, culprits: Iterable[Op]) -> KeyResult:
-    return KeyResult(key=key, status="violation", ops=tuple(part), reason=reason, detected_by="precheck",
-                     culprits=tuple(culprits))
-
-
-def _prefix_argmax(ops: Sequence[Op], score: Sequence[float]) -> list[int]:
-    """``out[i]``: index of the op with the largest score among ``ops[: i + 1]``."""
-    out: list[int] = []
-    for i in range(len(ops)):
-        out.append(i if not out or score[i] > score[out[-1]] else out[-1])
-    return out
-
-
-def precheck_key(ops: Sequence[Op]) -> KeyResult | None:
-    """Cheap necessary conditions for one key; a ``violation`` result with a precise reason, or None.
-
-    For each participating read R (by invocation time), the first that fails of:
-    1. R's value was written by no write of the key (or only by writes that failed);
-    2. every write of R's value was invoked after R completed;
-    3. (value written by exactly one write W, acknowledged) an acknowledged write or delete X was
-       invoked after W completed and completed before R was invoked: then W < X < R in every
-       linearization, so R cannot see W's value;
-    4. (R returns absent) an acknowledged write W completed before R was invoked and no delete
-       (acknowledged or unknown) can be ordered between W and R, i.e. none with
-       ``D.invoke <= R.complete`` and ``ret(D) >= W.invoke``.
-    Each is a proof of non-linearizability; ``None`` proves nothing (the search decides).
-    O(n log n). Raises ``ValueError`` for malformed ops or ops of several keys.
-    """
-    key = _single_key(ops)
-    part = participating(ops)
-    t0 = part[0].invoke if part else 0.0
-    failed_values = {op.value for op in ops if op.kind == "write" and op.outcome == "fail"}
-    writers: dict[str | None, list[Op]] = defaultdict(list)
-    for op in part:
-        if op.kind == "write":
-            writers[op.value].append(op)
-    acked_mut = sorted((op for op in part if op.kind != "read" and op.outcome == "ok"), key=_ret)
-    mut_completes = [_ret(op) for op in acked_mut]
-    mut_best = _prefix_argmax(acked_mut, [op.invoke for op in acked_mut])
-    acked_writes = [op for op in acked_mut if op.kind == "write"]
-    write_completes = [_ret(op) for op in acked_writes]
-    write_best = _prefix_argmax(acked_writes, [op.invoke for op in acked_writes])
-    deletes = [op for op in part if op.kind == "delete"]  # by invocation time
-    delete_invokes = [op.invoke for op in deletes]
-    delete_best = _prefix_argmax(deletes, [_ret(op) for op in deletes])
-
-    for r in (op for op in part if op.kind == "read"):
-        r_complete = _ret(r)
-        if r.value is None:
-            n = bisect.bisect_left(write_completes, r.invoke)
-            if not n:
-                continue
-            w = acked_writes[write_best[n - 1]]
-            m = bisect.bisect_right(delete_invokes, r_complete)
-            if m and _ret(deletes[delete_best[m - 1]]) >= w.invoke:
-                continue
-            return _violation(key, part, f"{_describe(r, t0)} found the key absent, but {_describe(w, t0)} "
-                              "was acknowledged before the read began and no delete can be ordered between them",
-                              (r, w))
-        ws = writers.get(r.value, [])
-        if not ws:
-            only = " (only by writes that failed)" if r.value in failed_values else ""
-            return _violation(key, part, f"{_describe(r, t0)} returned a value never written{only}", (r,))
-        first = min(ws, key=lambda o: o.invoke)
-        if first.invoke > r_complete:
-            return _violation(key, part, f"{_describe(r, t0)} returned a value before it was written: "
-                              f"{_describe(first, t0)} was invoked after the read completed", (r, *ws))
-        if len(ws) != 1 or ws[0].outcome != "ok":
-            continue
-        w = ws[0]
-        n = bisect.bisect_left(mut_completes, r.invoke)
-        if n and acked_mut[mut_best[n - 1]].invoke > _ret(w):
-            x = acked_mut[mut_best[n - 1]]
-            return _violation(key, part, f"stale read: {_describe(r, t0)} returned the value of "
-                              f"{_describe(w, t0)}, overwritten by {_describe(x, t0)} which began after that "
-                              "write completed and was acknowledged before the read began", (r, w, x))
-    return None
-
-
-# ---- search --------------------------------------------------------------------------------------
-
-
-def _search_intervals(part: Sequence[Op]) -> list[tuple[int, float]]:
-    """(index into ``part``, model return time) of the ops the search must place.
-
-    Exact reductions of the unknown-outcome writes/deletes (return time +inf in the model):
-    - an unknown op whose effect no read could observe (no read returns its value, for a delete
-      ``None``, with ``R.complete >= op.invoke``) is left out: removing it from any linearization
-      keeps it valid (no read sits between it and the next write/delete), and appending it at the
-      end of one without it does too;
-    - an unknown write of a value written exactly once, that some read returns, must precede every
-      read of that value, so its return time becomes the earliest completion among those reads.
-    """
-    observed: dict[str | None, list[float]] = defaultdict(list)
-    for op in part:
-        if op.kind == "read":
-            observed[op.value].append(_ret(op))
-    latest = {value: max(times) for value, times in observed.items()}
-    earliest = {value: min(times) for value, times in observed.items()}
-    writes = Counter(op.value for op in part if op.kind == "write")
-    out: list[tuple[int, float]] = []
-    for i, op in enumerate(part):
-        if op.outcome == "ok":
-            out.append((i, _ret(op)))
-            continue
-        value = op.value if op.kind == "write" else None
-        if latest.get(value, -INF) < op.invoke:
-            continue
-        if op.kind == "write" and writes[value] == 1:
-            out.append((i, max(op.invoke, earliest[value])))
-        else:
-            out.append((i, INF))
-    return out
-
+__all__ = ["Report", "check_history", "check_key", "format_key_history", "lost_writes", "participating",
+           "precheck_key"]
 
 _TIME_LIMIT = "search time budget"  # the reasons of a timeout start with one of these
 _STATE_LIMIT = "search state limit"
@@ -365,7 +111,7 @@ def check_key(ops: Sequence[Op], budget_s: float, *, max_states: int = 4_000_000
       current value) is linearized at once, before any write/delete: moving it to the front of any
       valid completion keeps it valid, as it changes nothing. So its failure fails its parent node;
     - pending unknown deletes are linearized in invocation order only (swapping two keeps validity);
-    - the ``_search_intervals`` reductions of unknown ops.
+    - the ``search_intervals`` reductions of unknown ops.
 
     Gives up with ``timeout`` after ``budget_s`` wall-clock seconds (0: at once) or once more than
     ``max_states`` search states are cached (about 150 bytes each). Raises ``ValueError`` for
@@ -373,9 +119,9 @@ def check_key(ops: Sequence[Op], budget_s: float, *, max_states: int = 4_000_000
     """
     start = time.monotonic()
     deadline = start + budget_s
-    key = _single_key(ops)
+    key = single_key(ops)
     part = participating(ops)
-    intervals = _search_intervals(part)
+    intervals = search_intervals(part)
     sops = [part[i] for i, _ in intervals]  # the ops to place; entry.idx indexes this list
     head, tail = _event_list([op.invoke for op in sops], [ret for _, ret in intervals])
     is_read = [op.kind == "read" for op in sops]
@@ -467,7 +213,7 @@ def check_key(ops: Sequence[Op], budget_s: float, *, max_states: int = 4_000_000
     held = _replay(prefix)
     reason = (f"not linearizable: the longest linearizable prefix found places {len(prefix)} of {len(sops)} "
               f"ops; after it the key holds {'absent' if held is None else repr(held)} and "
-              f"{_describe(sops[stuck], part[0].invoke)} cannot be linearized before it returned")
+              f"{describe(sops[stuck], part[0].invoke)} cannot be linearized before it returned")
     return KeyResult(key=key, status="violation", ops=tuple(part), reason=reason, detected_by="search",
                      linearization=prefix, culprits=(sops[stuck],), seconds=elapsed, steps=steps)
 
@@ -548,14 +294,14 @@ def lost_writes(ops: Iterable[Op], final_state: Mapping[str, str | None]) -> lis
     """
     by_key: dict[str, list[Op]] = defaultdict(list)
     for op in ops:
-        _validate(op)
+        validate_op(op)
         if op.kind != "read" and op.outcome != "fail":
             by_key[op.key].append(op)
     lost = []
     for key, key_ops in by_key.items():
         final = final_state.get(key)
         producers = [op for op in key_ops if (op.value if op.kind == "write" else None) == final]
-        latest = max((_ret(op) for op in producers), default=-INF)
+        latest = max((ret_time(op) for op in producers), default=-INF)
         lost += [w for w in key_ops if w.kind == "write" and w.outcome == "ok" and w.value != final
                  and latest < w.invoke]
     lost.sort(key=lambda o: (o.invoke, o.client))
