@@ -5,9 +5,10 @@ in this order:
 1. ``min_index``: this node has applied it (``Timeout``, 504, after ``wait``);
 2. ``index`` (blocking query): the query's index moved past it, or ``wait`` (plus up to wait/16 of
    jitter, which spreads the re-polls of watchers that timed out together) passed;
-3. then either a barrier through the log (``consistent``: afterwards the state is current by
-   definition; 503 if it cannot commit) or the check that this node has caught up since it
-   started (``ClusterView.check_readable``). A blocking query whose index moved answers without
+3. then either the ReadIndex rule (``consistent``: a read index confirmed by a majority,
+   ``raftreg.node.read_index``, then this node has applied it; 503 if it cannot be had in time,
+   never a stale answer) or the check that this node has caught up since it started
+   (``ClusterView.check_readable``). A blocking query whose index moved answers without
    that check: an answer past the client's index is never older than what it saw.
 
 Queries hold the registry lock only while they copy what they return.
@@ -21,12 +22,12 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from raftreg.errors import Timeout
+from raftreg.errors import Timeout, Unavailable
 from raftreg.models import Instance, ServiceSummary
 from raftreg.node.leases import LeaseKey
+from raftreg.node.read_index import ReadIndex
 from raftreg.node.view import ClusterView
 from raftreg.node.watches import CATALOG, WatchHub, service_topic
-from raftreg.node.writes import Writer
 from raftreg.raft import RaftNode
 
 DEFAULT_BLOCKING_WAIT = 300.0
@@ -60,11 +61,12 @@ class ReadOptions:
 
 
 class Reader:
-    def __init__(self, raft: RaftNode, view: ClusterView, watches: WatchHub, writer: Writer) -> None:
+    def __init__(self, view: ClusterView, raft: RaftNode, watches: WatchHub, read_index: ReadIndex) -> None:
         self._raft = raft
         self._view = view
         self._watches = watches
-        self._writer = writer
+        self._read_index = read_index
+        self._consistent_wait = view.config.raft.commit_timeout
 
     async def prepare(self, opts: ReadOptions, topic: str) -> None:
         """Wait for what ``opts`` asks before reading ``topic`` (see the module docstring)."""
@@ -75,7 +77,10 @@ class Reader:
             wait = opts.blocking_wait
             moved = await self.wait_for_change(topic, opts.index, wait + random.uniform(0, wait / 16))
         if opts.consistent:
-            await self._writer.barrier()
+            index = await self._read_index.linearizable_index()
+            if not await self._watches.wait_applied(index, self._consistent_wait):
+                raise Unavailable(f"this node has not applied the read index {index} in time; retry "
+                                  "or read another node", retry_after=1.0)
         elif not moved:
             self._view.check_readable()
 

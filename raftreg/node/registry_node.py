@@ -26,6 +26,7 @@ from raftreg.models import Instance, ServiceSummary, Status
 from raftreg.node.health import Health
 from raftreg.node.leases import Clock, LeaseKey, SystemClock
 from raftreg.node.peers import Peers
+from raftreg.node.read_index import ReadIndex
 from raftreg.node.reads import Reader, ReadOptions
 from raftreg.node.recovery import Recovery
 from raftreg.node.tasks import cancel_and_wait
@@ -60,7 +61,8 @@ class RegistryNode:
         self._view = ClusterView(config, self.me, self._raft)
         self._view.add_listener(lambda st, _usable: self._watches.advance_applied(st.applied_index))
         self._writer = Writer(self._raft, self._view, config.raft)
-        self._reader = Reader(self._raft, self._view, self._watches, self._writer)
+        self._read_index = ReadIndex(config, self.me, self._raft, self._view, peers)
+        self._reader = Reader(self._view, self._raft, self._watches, self._read_index)
         self._health = Health(config, self.me, clock or SystemClock(), view=self._view, reader=self._reader,
                               writer=self._writer, peers=peers)
         self._recovery = Recovery(config, self.me, self._raft, self._view, peers)
@@ -87,6 +89,7 @@ class RegistryNode:
     async def stop(self) -> None:
         await self._health.stop()
         await self._recovery.stop()
+        await self._read_index.close()
         await self._peers.close()
         await cancel_and_wait(self._tasks)
         await asyncio.get_running_loop().run_in_executor(None, self._raft.stop)
@@ -129,6 +132,14 @@ class RegistryNode:
     def note_renewals(self, keys: list[LeaseKey]) -> None:
         """The leader's gossip: these leases were renewed."""
         self._health.note_renewals(keys)
+
+    async def serve_read_index(self) -> int:
+        """Leader: a read index for a follower's linearizable reads."""
+        return await self._read_index.serve_follower()
+
+    def confirms_leadership(self, sender: str, term: int) -> bool:
+        """Follower: ``term`` is still this node's term and ``sender`` its leader."""
+        return self._read_index.confirms(sender, term)
 
     # ---- reads --------------------------------------------------------------------------
     async def prepare_read(self, opts: ReadOptions, topic: str) -> None:
@@ -178,6 +189,7 @@ class RegistryNode:
             "watchdog": {"wedges": self._recovery.watchdog.wedges, "recoveries": self._recovery.recoveries,
                          "resync_refused": self._recovery.refused},
             "led_terms": self._raft.led_terms,
+            "read_index_rounds": self._read_index.rounds,
             "watches": dataclasses.asdict(self._watches.stats),
             **self._health.stats(),
         }

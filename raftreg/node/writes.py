@@ -15,12 +15,12 @@ from __future__ import annotations
 import asyncio
 
 from raftreg.config import RaftTuning
-from raftreg.errors import InternalError, NotFound, OutcomeUnknown, Unavailable
+from raftreg.errors import InternalError, NotFound, OutcomeUnknown
 from raftreg.models import Instance, Status
 from raftreg.node.proposer import Committed, GroupCommitter
 from raftreg.node.view import ClusterView
 from raftreg.raft import RaftNode
-from raftreg.state.commands import Command, Deregister, Expire, Noop, Register, SetCheckStatus, SetManualStatus
+from raftreg.state.commands import Command, Deregister, Expire, Register, SetCheckStatus, SetManualStatus
 from raftreg.state.registry import Deregistered, Failed, Registered, Result, StatusSet
 
 MAX_CHECK_OUTPUT = 512
@@ -96,17 +96,3 @@ class Writer:
         """Lease holder / check runner: remove the instance if it is still at ``modify_index``."""
         result = (await self.commit(Expire(service, instance_id, modify_index, reason), bounded=False)).result
         return isinstance(result, Deregistered) and result.existed
-
-    async def barrier(self) -> int:
-        """Commit a no-op through the log: afterwards a local read is linearizable. Concurrent
-        barriers and writes share one Raft entry (group commit). Returns the barrier's index.
-
-        ``Unavailable`` when the barrier cannot commit in time (no majority reachable): a read
-        has no unknown outcome, and it must never be answered from possibly stale state."""
-        try:
-            return (await self.commit(Noop())).index
-        except OutcomeUnknown:
-            raise Unavailable(
-                "this node could not confirm with a majority that its state is current; retry later",
-                retry_after=1.0,
-            ) from None

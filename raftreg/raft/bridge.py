@@ -315,6 +315,12 @@ class RaftNode:
         return self._status.sample(self._syncobj)
 
     @property
+    def commit_index(self) -> int:
+        """This node's commit index now (pysyncobj's own counter, not a sample)."""
+        so = self._syncobj
+        return int(so.raftCommitIndex) if so is not None else 0
+
+    @property
     def applied_index(self) -> int:
         so = self._syncobj
         return int(so.raftLastApplied) if so is not None else 0

@@ -272,7 +272,7 @@ def test_trailing_newline_is_rejected(api, target, body, field):
     (f"{EXISTING}?consistent=maybe", "consistent"),
 ])
 def test_bad_query_parameters(api, path, field):
-    with api.unchanged(EXISTING):  # a rejected ?consistent does not even commit its barrier
+    with api.unchanged(EXISTING):  # a rejected ?consistent does not even take a read index
         api.assert_error(api.get(path), 400, "invalid_argument", field)
 
 

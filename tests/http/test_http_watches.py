@@ -449,14 +449,15 @@ def test_min_index_wait_ends_when_the_index_is_applied(api, pool, quiet):
 
 # ---- consistent and write indexes ------------------------------------------------------------
 
-def test_consistent_reads_on_a_healthy_node_commit_a_barrier(api):
+def test_consistent_reads_use_the_read_index_and_write_nothing_to_the_log(api):
     put = api.put_ok("linearized", "l1", instance())
     for path in ("/v1/services/linearized", "/v1/services", "/v1/services/linearized/instances/l1"):
         plain = api.get(path)
-        before = api.commit_index()
+        before, rounds = api.commit_index(), api.cluster()["read_index_rounds"]["leader"]
         resp = api.get(f"{path}?consistent")
         assert resp.status == 200, resp.body
-        assert api.commit_index() > before, f"{path}?consistent did not go through the log"
+        assert api.commit_index() == before, f"{path}?consistent wrote to the log"
+        assert api.cluster()["read_index_rounds"]["leader"] > rounds, f"{path}?consistent took no read index"
         assert index_of(resp) == index_of(plain) >= put["index"]
         assert resp.json() == plain.json()
     combined = get(api, f"/v1/services/linearized?consistent&index={put['index'] - 1}&wait=30s")
