@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated
 
 import msgspec
 from aiohttp import web
@@ -29,7 +28,6 @@ from raftreg.signing import HEADER, SignatureRejected, Verifier
 log = logging.getLogger("raftreg.http")
 
 SignedHandler = Callable[[web.Request, bytes], Awaitable[web.Response]]
-SENDER_KEY = "raftreg.signed_by"
 LOG_EVERY = 10.0
 
 
@@ -45,8 +43,7 @@ class SignedEndpoints:
         async def checked(request: web.Request) -> web.Response:
             body = await read_body(request)
             try:
-                request[SENDER_KEY] = self._verifier.verify(request.headers.get(HEADER), request.method,
-                                                            request.raw_path, body)
+                self._verifier.verify(request.headers.get(HEADER), request.method, request.raw_path, body)
             except SignatureRejected as exc:
                 self._note_rejection(request, str(exc))
                 raise PermissionDenied("this endpoint accepts only requests signed by a cluster member") from None
@@ -75,28 +72,6 @@ class InternalApi:
         """The leader's gossip: these leases were renewed."""
         self.node.note_renewals(parse_forwarded_heartbeats(body))
         return json_response({"ok": True})
-
-    async def read_index(self, request: web.Request, body: bytes) -> web.Response:
-        """A follower asks the leader for a read index (ReadIndex)."""
-        decode_json(body or b"{}", _empty_decoder)
-        return json_response({"index": await self.node.serve_read_index()})
-
-    async def leader_check(self, request: web.Request, body: bytes) -> web.Response:
-        """The leader asks: is ``term`` still your term, and am I (the signer) your leader?"""
-        term = decode_json(body, _leader_check_decoder).term
-        return json_response({"ok": self.node.confirms_leadership(str(request[SENDER_KEY]), term)})
-
-
-class _Empty(msgspec.Struct, forbid_unknown_fields=True):
-    pass
-
-
-class _LeaderCheck(msgspec.Struct, forbid_unknown_fields=True):
-    term: Annotated[int, msgspec.Meta(ge=0)]
-
-
-_empty_decoder = msgspec.json.Decoder(_Empty)
-_leader_check_decoder = msgspec.json.Decoder(_LeaderCheck)
 
 
 class _PartitionBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -143,8 +118,6 @@ def add_signed_routes(app: web.Application, node: RegistryNode, verifier: Verifi
     internal = InternalApi(node)
     app.router.add_post(routes.FORWARD_HEARTBEATS, signed.wrap(internal.forwarded_heartbeats))
     app.router.add_post(routes.LEASE_DIGEST, signed.wrap(internal.lease_digest))
-    app.router.add_post(routes.READ_INDEX, signed.wrap(internal.read_index))
-    app.router.add_post(routes.LEADER_CHECK, signed.wrap(internal.leader_check))
     if debug:
         hooks = DebugApi(node)
         app.router.add_post(routes.DEBUG_RESYNC, signed.wrap(hooks.resync))

@@ -2,7 +2,7 @@
 
 Contract:
 - Every request to an internal endpoint is signed (``raftreg.signing``) over its exact body.
-- ``renew_leases`` and ``read_index`` raise ``Unavailable`` when the leader cannot be reached in time, answers a
+- ``renew_leases`` raises ``Unavailable`` when the leader cannot be reached in time, answers a
   non-200, or answers a body that is not ``{"results": [...]}`` of the right length (nothing is
   assumed renewed); ``share_renewals`` never raises; ``cluster_status`` answers None when the
   member does not answer in time with a JSON object.
@@ -20,7 +20,7 @@ import msgspec
 
 from raftreg.config import ClusterConfig
 from raftreg.errors import Unavailable, error_from_body
-from raftreg.http.routes import CLUSTER, FORWARD_HEARTBEATS, LEADER_CHECK, LEASE_DIGEST, READ_INDEX
+from raftreg.http.routes import CLUSTER, FORWARD_HEARTBEATS, LEASE_DIGEST
 from raftreg.node.leases import LeaseKey
 from raftreg.signing import Signer
 
@@ -33,7 +33,6 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 class PeerClient:
     def __init__(self, config: ClusterConfig, me: str, secret: str, *, timeout: float = 2.0,
                  gossip_timeout: float = 1.0) -> None:
-        self._read_timeout = aiohttp.ClientTimeout(total=config.raft.commit_timeout)
         self._urls = {n.name: n.http_url for n in config.nodes}
         self._others = [n.name for n in config.nodes if n.name != me]
         self._signer = Signer(secret, me)
@@ -75,24 +74,6 @@ class PeerClient:
             await self._post(member, LEASE_DIGEST, {"instances": keys}, self._gossip_timeout)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             log.debug("event=lease_gossip_lost member=%s error=%s", member, type(exc).__name__)
-
-    async def confirm_leadership(self, member: str, term: int) -> bool:
-        try:
-            status, body = await self._post(member, LEADER_CHECK, {"term": term}, self._timeout)
-        except (aiohttp.ClientError, TimeoutError, ValueError):
-            return False
-        return status == 200 and isinstance(body, dict) and body.get("ok") is True
-
-    async def read_index(self, leader: str) -> int:
-        try:
-            status, body = await self._post(leader, READ_INDEX, {}, self._read_timeout)
-        except (aiohttp.ClientError, TimeoutError, ValueError):
-            raise Unavailable("could not reach the leader for a read index; retry") from None
-        index = body.get("index") if isinstance(body, dict) else None
-        if status != 200 or not isinstance(index, int) or isinstance(index, bool):
-            err = error_from_body(status, body)
-            raise Unavailable(f"the leader gave no read index: {err.message}")
-        return index
 
     async def cluster_status(self, member: str) -> dict[str, Any] | None:
         try:

@@ -10,8 +10,6 @@ from __future__ import annotations
 INTERNAL = "/v1/internal/"
 FORWARD_HEARTBEATS = INTERNAL + "heartbeats"
 LEASE_DIGEST = INTERNAL + "lease-digest"
-READ_INDEX = INTERNAL + "read-index"
-LEADER_CHECK = INTERNAL + "leader-check"
 
 DEBUG = "/v1/debug/"
 DEBUG_RESYNC = DEBUG + "resync"

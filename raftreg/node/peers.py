@@ -24,16 +24,6 @@ class Peers(Protocol):
         never raises."""
         ...
 
-    async def confirm_leadership(self, member: str, term: int) -> bool:
-        """Ask ``member`` whether ``term`` is still its term and this node its leader (ReadIndex).
-        False when it says no or does not answer in time; never raises."""
-        ...
-
-    async def read_index(self, leader: str) -> int:
-        """Ask the leader for a read index (ReadIndex, from a follower). ``Unavailable`` when it
-        cannot give one (not the leader any more, no majority, unreachable)."""
-        ...
-
     async def cluster_status(self, member: str) -> dict[str, Any] | None:
         """That member's ``GET /v1/cluster`` document, or None if it does not answer in time."""
         ...

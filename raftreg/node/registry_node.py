@@ -61,7 +61,7 @@ class RegistryNode:
         self._view = ClusterView(config, self.me, self._raft)
         self._view.add_listener(lambda st, _usable: self._watches.advance_applied(st.applied_index))
         self._writer = Writer(self._raft, self._view, config.raft)
-        self._read_index = ReadIndex(config, self.me, self._raft, self._view, peers)
+        self._read_index = ReadIndex(config, self._raft, self._view)
         self._reader = Reader(self._view, self._raft, self._watches, self._read_index)
         self._health = Health(config, self.me, clock or SystemClock(), view=self._view, reader=self._reader,
                               writer=self._writer, peers=peers)
@@ -89,7 +89,6 @@ class RegistryNode:
     async def stop(self) -> None:
         await self._health.stop()
         await self._recovery.stop()
-        await self._read_index.close()
         await self._peers.close()
         await cancel_and_wait(self._tasks)
         await asyncio.get_running_loop().run_in_executor(None, self._raft.stop)
@@ -132,14 +131,6 @@ class RegistryNode:
     def note_renewals(self, keys: list[LeaseKey]) -> None:
         """The leader's gossip: these leases were renewed."""
         self._health.note_renewals(keys)
-
-    async def serve_read_index(self) -> int:
-        """Leader: a read index for a follower's linearizable reads."""
-        return await self._read_index.serve_follower()
-
-    def confirms_leadership(self, sender: str, term: int) -> bool:
-        """Follower: ``term`` is still this node's term and ``sender`` its leader."""
-        return self._read_index.confirms(sender, term)
 
     # ---- reads --------------------------------------------------------------------------
     async def prepare_read(self, opts: ReadOptions, topic: str) -> None:

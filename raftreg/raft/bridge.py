@@ -33,6 +33,7 @@ from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjConsumer, replic
 
 from raftreg.config import RaftTuning
 from raftreg.raft.faults import FaultHooks
+from raftreg.raft.read_channel import ReadChannel
 from raftreg.raft.snapshot import SnapshotBlob, install_fork_hook
 from raftreg.raft.status import RaftStatus, StatusReader
 from raftreg.raft.storage import RaftFiles
@@ -126,6 +127,7 @@ class RaftNode:
         self._drain_pending = False
         self._drain_lock = threading.Lock()
         self.faults = FaultHooks()
+        self.reads = ReadChannel()
         self._status = StatusReader()
         # Held while the SyncObj is being destroyed or replaced; ``submit`` fails fast meanwhile.
         self._swap_lock = threading.Lock()
@@ -136,6 +138,7 @@ class RaftNode:
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Create the SyncObj (binds the Raft port; replays journal and dump)."""
         self._loop = loop
+        self.reads.bind(loop)
         install_fork_hook()
         self.files.data_dir.mkdir(parents=True, exist_ok=True)
         t = self._tuning
@@ -162,7 +165,7 @@ class RaftNode:
         self._consumer = _RegistryConsumer(self)
         self._status.reset_contact()
         self._syncobj = SyncObj(self.self_addr, self.peer_addrs, conf=conf, consumers=[self._consumer],
-                                transportClass=transport_factory(self.faults))
+                                transportClass=transport_factory(self.faults, self.reads))
         self._syncobj.addOnTickCallback(self._on_tick)
 
     def stop(self) -> None:
@@ -298,6 +301,26 @@ class RaftNode:
         if so is not None:
             self._status.on_tick(so)
             self.faults.on_tick(so)
+            if self.reads.busy():
+                self.reads.on_tick(so, so._SyncObj__transport.send)
+
+    # ---- ReadIndex (queued on the loop, run in the tick thread) --------------------------
+    def read_index(self) -> asyncio.Future[int | None]:
+        """A read index for a read arriving now (``raftreg.raft.read_channel``); None: none could
+        be had (not leader and no leader to ask, no majority, timeout). The caller bounds the wait."""
+        fut = self.reads.read_index()
+        self._wake()
+        return fut
+
+    def _wake(self) -> None:
+        """Make the tick thread run now rather than at its next poll timeout (once until it ran)."""
+        if self.reads.wake_pending:
+            return
+        so = self._syncobj
+        notifier = getattr(so, "_SyncObj__pipeNotifier", None) if so is not None else None
+        if notifier is not None:
+            self.reads.wake_pending = True
+            notifier.notify()
 
     # ---- status -------------------------------------------------------------------------
     @property

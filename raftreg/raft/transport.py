@@ -9,7 +9,8 @@ Guards:
 - fault hook: messages to and from the peers in ``FaultHooks.blocked`` vanish (one attribute read
   per message; the hot path is unchanged while nothing is blocked);
 - snapshot-install commit guard: ``deliver_without_commit_advance`` (a pysyncobj defect);
-- no truncation without a conflict: ``skip_entries_already_held`` (a pysyncobj defect).
+- no truncation without a conflict: ``skip_entries_already_held`` (a pysyncobj defect);
+- raftreg's own ReadIndex messages go to ``ReadChannel``, not to pysyncobj.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from pysyncobj.transport import TCPTransport
 
 from raftreg.raft.faults import FaultHooks
+from raftreg.raft.read_channel import ReadChannel, is_channel_message
 
 Deliver = Callable[[Any, Any], None]
 
@@ -94,8 +96,10 @@ def skip_entries_already_held(so: Any, message: dict[str, Any]) -> None:
 class GuardedTransport(TCPTransport):  # type: ignore[misc]
     """TCPTransport with the fault hook and the commit-index guard (see the module docstring)."""
 
-    def __init__(self, syncObj: Any, selfNode: Any, otherNodes: Any, faults: FaultHooks) -> None:
+    def __init__(self, syncObj: Any, selfNode: Any, otherNodes: Any, faults: FaultHooks,
+                 reads: ReadChannel) -> None:
         self._faults = faults
+        self._reads = reads
         self._guarded_so = syncObj
         super().__init__(syncObj, selfNode, otherNodes)
 
@@ -108,10 +112,13 @@ class GuardedTransport(TCPTransport):  # type: ignore[misc]
         super().setOnMessageReceivedCallback(None if callback is None else self._guard(callback))
 
     def _guard(self, deliver: Deliver) -> Deliver:
-        faults, so = self._faults, self._guarded_so
+        faults, so, reads = self._faults, self._guarded_so, self._reads
 
         def guarded(node: Any, message: Any) -> None:
             if faults.blocked and node.address in faults.blocked:
+                return
+            if is_channel_message(message):
+                reads.receive(so, self.send, node, message)
                 return
             if is_unchecked_append(message):
                 deliver_without_commit_advance(so, deliver, node, message)
@@ -123,10 +130,10 @@ class GuardedTransport(TCPTransport):  # type: ignore[misc]
         return guarded
 
 
-def transport_factory(faults: FaultHooks) -> Callable[[Any, Any, Any], GuardedTransport]:
+def transport_factory(faults: FaultHooks, reads: ReadChannel) -> Callable[[Any, Any, Any], GuardedTransport]:
     """The ``transportClass`` to hand to ``SyncObj``."""
 
     def make(sync_obj: Any, self_node: Any, other_nodes: Any) -> GuardedTransport:
-        return GuardedTransport(sync_obj, self_node, other_nodes, faults)
+        return GuardedTransport(sync_obj, self_node, other_nodes, faults, reads)
 
     return make
