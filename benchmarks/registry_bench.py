@@ -241,7 +241,8 @@ class RegistryBench(Bench):
     # ---- 5. failover ------------------------------------------------------------------------
     def phase_failover(self, cluster: LocalCluster) -> dict[str, Any]:
         trials = self.size("failover_trials")
-        out: dict[str, Any] = {"rate_per_s": self.args.failover_rate, "loadavg_at_start": loadavg(), "trials": []}
+        out: dict[str, Any] = {"rate_per_s": self.args.failover_rate, "loadavg_at_start": loadavg(), "trials": [],
+                               "stop": self.args.failover_stop}
         for t in range(trials):
             cluster.wait_ready(timeout=60)
             trial = asyncio.run(self._failover_trial(cluster, t))
@@ -326,6 +327,7 @@ class RegistryBench(Bench):
                 await asyncio.sleep(0.02)
 
         watcher: asyncio.Task[None] | None = None
+        stopper: asyncio.Task[None] | None = None
         try:
             start = loop.time()
             prekill = self.size("failover_prekill")
@@ -334,7 +336,10 @@ class RegistryBench(Bench):
                 now = loop.time()
                 if st["kill_t"] is None and now >= start + prekill:
                     st["kill_t"] = loop.time()
-                    cluster.kill(leader)  # kill -9 of the node's process group, then reaped
+                    if self.args.failover_stop == "sigterm":  # graceful: it hands leadership over first
+                        stopper = asyncio.create_task(asyncio.to_thread(cluster.stop_node, leader))
+                    else:
+                        cluster.kill(leader)  # kill -9 of the node's process group, then reaped
                     watcher = asyncio.create_task(watch_leader())
                 kill_t = st["kill_t"]
                 if kill_t is not None:
@@ -358,6 +363,8 @@ class RegistryBench(Bench):
                 await asyncio.wait(set(tasks), timeout=write_deadline + attempt_timeout)
             if watcher is not None:
                 await asyncio.wait_for(watcher, max_wait + 5)
+            if stopper is not None:
+                await asyncio.wait_for(stopper, 30)
         finally:
             for task in list(tasks):
                 task.cancel()
@@ -477,7 +484,8 @@ def print_failover_table(out: dict[str, Any]) -> None:
             kinds_text(t["errors_by_kind"]),
             fmt_s(t["restart_to_ready_s"]), str(t["missing_acked"]),
         ])
-    print_table(f"Failover (kill -9 the leader under ~{out['rate_per_s']} writes/s through the other nodes; "
+    how = "SIGTERM (graceful stop of)" if out.get("stop") == "sigterm" else "kill -9"
+    print_table(f"Failover ({how} the leader under ~{out['rate_per_s']} writes/s through the other nodes; "
                 f"target < {TARGET_FAILOVER_S:g}s every trial)",
                 ["trial", "killed -> new", "leader seen", "first ack", "worst write", "acked/issued", "gave up",
                  "failed attempts", "restart->ready", "acked missing"], rows)
@@ -514,6 +522,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_size_options(p, SIZES)
     p.add_argument("--failover-rate", type=float, default=150.0,
                    help="open-loop writes/s during failover (default 150)")
+    p.add_argument("--failover-stop", choices=("kill", "sigterm"), default="kill",
+                   help="how the leader is stopped: kill -9 (default) or SIGTERM (a planned restart: it hands "
+                        "leadership over first)")
     p.add_argument("--serve-hello", type=int, metavar="PORT", help=argparse.SUPPRESS)
     return p
 

@@ -128,6 +128,9 @@ class RaftNode:
         self._drain_lock = threading.Lock()
         self.faults = FaultHooks()
         self.reads = ReadChannel()
+        # Work the loop hands to the tick thread (pysyncobj calls that must run there).
+        self._tick_actions: collections.deque[Callable[[Any], None]] = collections.deque()
+        self._wake_pending = False  # the loop woke the tick thread and it has not ticked since
         self._status = StatusReader()
         # Held while the SyncObj is being destroyed or replaced; ``submit`` fails fast meanwhile.
         self._swap_lock = threading.Lock()
@@ -298,7 +301,14 @@ class RaftNode:
 
     def _on_tick(self) -> None:
         so = self._syncobj
+        self._wake_pending = False
         if so is not None:
+            while self._tick_actions:
+                action = self._tick_actions.popleft()
+                try:
+                    action(so)
+                except Exception:
+                    log.exception("event=tick_action_failed")
             self._status.on_tick(so)
             self.faults.on_tick(so)
             if self.reads.busy():
@@ -314,13 +324,33 @@ class RaftNode:
 
     def _wake(self) -> None:
         """Make the tick thread run now rather than at its next poll timeout (once until it ran)."""
-        if self.reads.wake_pending:
+        if self._wake_pending:
             return
         so = self._syncobj
         notifier = getattr(so, "_SyncObj__pipeNotifier", None) if so is not None else None
         if notifier is not None:
-            self.reads.wake_pending = True
+            self._wake_pending = True
             notifier.notify()
+
+    def transfer_leadership(self) -> asyncio.Future[bool]:
+        """Leader: hand leadership to the most caught-up connected follower (Raft's TimeoutNow,
+        pysyncobj's ``transferLeadership``). True once the request went out; False when pysyncobj
+        refused it (not leader, or no follower fully caught up yet: retry)."""
+        assert self._loop is not None
+        loop = self._loop
+        fut: asyncio.Future[bool] = loop.create_future()
+
+        def settle(ok: bool) -> None:
+            if not fut.done():
+                fut.set_result(ok)
+
+        def action(so: Any) -> None:
+            so.transferLeadership(callback=lambda _res, err: loop.call_soon_threadsafe(
+                settle, err == FAIL_REASON.SUCCESS))
+
+        self._tick_actions.append(action)
+        self._wake()
+        return fut
 
     # ---- status -------------------------------------------------------------------------
     @property

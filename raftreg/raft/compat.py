@@ -67,6 +67,7 @@ CALLABLES: tuple[tuple[str, str], ...] = (
     ("syncobj.SyncObj.addOnTickCallback", "the tick hook"),
     ("syncobj.SyncObj.destroy_synchronous", "RaftNode.stop"),
     ("syncobj.SyncObj.forceLogCompaction", "RaftNode.force_snapshot"),
+    ("syncobj.SyncObj.transferLeadership", "RaftNode.transfer_leadership (graceful stop)"),
     ("transport.TCPTransport.send", "the guarded transport"),
     ("transport.Transport.setOnMessageReceivedCallback", "the guarded transport"),
     ("journal.MetaStorer.getMeta", "keeping term and vote across a resync"),

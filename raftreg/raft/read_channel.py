@@ -74,7 +74,6 @@ class ReadChannel:
         self._answers: collections.deque[tuple[asyncio.Future[int | None], int | None]] = collections.deque()
         self._answers_lock = threading.Lock()
         self._drain_scheduled = False
-        self.wake_pending = False  # set by the loop when it woke the tick thread, cleared at the tick
         self.rounds = 0
         self.requests_sent = 0
 
@@ -94,7 +93,6 @@ class ReadChannel:
         return bool(self._requests or self._pending or self._round or self._asked)
 
     def on_tick(self, so: Any, send: Callable[[Any, dict[str, Any]], Any]) -> None:
-        self.wake_pending = False
         while self._requests:
             self._pending.append(self._requests.popleft())
         now = time.monotonic()
