@@ -86,6 +86,7 @@ class GroupCommitter:
         self._queue: collections.deque[_Pending] = collections.deque()
         self._inflight: asyncio.Future[tuple[int, list[Result]]] | None = None
         self._retry: asyncio.TimerHandle | None = None
+        self._paused = False
         self.stats = ProposerStats()
 
     @property
@@ -112,8 +113,14 @@ class GroupCommitter:
         self._kick()
         return await fut
 
+    def pause(self, paused: bool) -> None:
+        """While paused nothing is proposed (commands wait in the queue, under their deadlines)."""
+        self._paused = paused
+        if not paused:
+            self._kick()
+
     def _kick(self) -> None:
-        if self._inflight is None and self._retry is None and self._queue:
+        if self._inflight is None and self._retry is None and self._queue and not self._paused:
             self._flush()
 
     def _flush(self) -> None:

@@ -87,24 +87,37 @@ class RegistryNode:
 
     async def hand_over_leadership(self, timeout: float = 3.0) -> bool:
         """Graceful stop of the leader: hand leadership to a caught-up follower first, so a planned
-        restart costs an election-free moment instead of an election timeout. Returns whether this
-        node no longer leads (True at once for a follower). Under a steady write load a follower
-        may lag by an entry: the request is retried until ``timeout``."""
+        restart costs no election timeout. Returns once another member leads (True; at once for a
+        follower), or False after ``timeout``. Under a steady write load a follower may lag by an
+        entry: the request is retried."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        if self._view.refresh().state != "leader":
+            return True
+        # Stop the log from growing, so the chosen follower is caught up when it campaigns (a
+        # candidate behind the others' logs loses the election: one more election timeout).
+        self._writer.proposer.pause(True)
+        self._raft.hold_commands(True)
+        try:
+            return await self._hand_over(deadline)
+        finally:
+            self._raft.hold_commands(False)
+            self._writer.proposer.pause(False)
+
+    async def _hand_over(self, deadline: float) -> bool:
+        loop = asyncio.get_running_loop()
         while loop.time() < deadline:
-            if self._view.refresh().state != "leader":
-                return True
-            if await self._raft.transfer_leadership():
-                settle = loop.time() + self.config.raft.raft_max_timeout
-                while loop.time() < min(settle, deadline):
-                    await asyncio.sleep(0.01)
-                    if self._view.refresh().state != "leader":
-                        log.info("event=leadership_handed_over")
-                        return True
-            else:
+            if self._view.refresh().state == "leader" and not await self._raft.transfer_leadership():
                 await asyncio.sleep(0.02)
-        return self._view.refresh().state != "leader"
+                continue
+            settle = loop.time() + self.config.raft.raft_max_timeout
+            while loop.time() < min(settle, deadline):
+                await asyncio.sleep(0.01)
+                st = self._view.refresh()
+                if st.state == "follower" and st.leader is not None and st.leader != self.me.raft:
+                    log.info("event=leadership_handed_over to=%s", self._view.leader_name())
+                    return True
+        return False
 
     def release_waiters(self) -> None:
         """Shutting down: parked blocking queries answer now instead of holding the shutdown."""

@@ -332,6 +332,10 @@ class RaftNode:
             self._wake_pending = True
             notifier.notify()
 
+    def hold_commands(self, hold: bool) -> None:
+        """During a leadership hand-over: drop the commands followers forward (see FaultHooks)."""
+        self.faults.holding_commands = hold
+
     def transfer_leadership(self) -> asyncio.Future[bool]:
         """Leader: hand leadership to the most caught-up connected follower (Raft's TimeoutNow,
         pysyncobj's ``transferLeadership``). True once the request went out; False when pysyncobj

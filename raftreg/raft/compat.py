@@ -70,6 +70,7 @@ CALLABLES: tuple[tuple[str, str], ...] = (
     ("syncobj.SyncObj.transferLeadership", "RaftNode.transfer_leadership (graceful stop)"),
     ("transport.TCPTransport.send", "the guarded transport"),
     ("transport.Transport.setOnMessageReceivedCallback", "the guarded transport"),
+    ("transport.Transport.setOnNodeDisconnectedCallback", "fast failover (raftreg.raft.transport)"),
     ("journal.MetaStorer.getMeta", "keeping term and vote across a resync"),
     ("journal.MetaStorer.storeMeta", "keeping term and vote across a resync"),
 )

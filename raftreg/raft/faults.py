@@ -25,6 +25,11 @@ class FaultHooks:
     def __init__(self) -> None:
         self.blocked: frozenset[str] = frozenset()
         self._wedge_requested = False
+        # Not a fault: while a leadership hand-over is in progress, commands followers forward to
+        # this leader are dropped (their pysyncobj fails them with LEADER_CHANGED once the new
+        # leader is known, and raftreg's group commit retries them there), so the log stops
+        # growing and the chosen follower can be fully caught up when it campaigns.
+        self.holding_commands = False
 
     def block(self, peers: Iterable[str]) -> None:
         self.blocked = frozenset(peers)

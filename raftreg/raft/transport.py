@@ -10,18 +10,24 @@ Guards:
   per message; the hot path is unchanged while nothing is blocked);
 - snapshot-install commit guard: ``deliver_without_commit_advance`` (a pysyncobj defect);
 - no truncation without a conflict: ``skip_entries_already_held`` (a pysyncobj defect);
-- raftreg's own ReadIndex messages go to ``ReadChannel``, not to pysyncobj.
+- raftreg's own ReadIndex messages go to ``ReadChannel``, not to pysyncobj;
+- fast failover: ``elect_soon_after_leader_loss`` when the connection to the leader drops.
 """
 
 from __future__ import annotations
 
+import logging
+import random
 from collections.abc import Callable
 from typing import Any
 
+from pysyncobj.monotonic import monotonic
 from pysyncobj.transport import TCPTransport
 
 from raftreg.raft.faults import FaultHooks
-from raftreg.raft.read_channel import ReadChannel, is_channel_message
+from raftreg.raft.read_channel import FOLLOWER_STATE, ReadChannel, is_channel_message
+
+log = logging.getLogger("raftreg.raft")
 
 Deliver = Callable[[Any, Any], None]
 
@@ -93,6 +99,26 @@ def skip_entries_already_held(so: Any, message: dict[str, Any]) -> None:
         message["prevLogIdx"], message["prevLogTerm"], message["entries"] = index, term, entries[held:]
 
 
+LOST_LEADER_ELECTION_DELAY = (0.05, 0.25)  # seconds, drawn at random per follower
+
+
+def elect_soon_after_leader_loss(so: Any, node: Any, now: float, delay: float) -> bool:
+    """A follower whose TCP connection to its leader dropped campaigns after ``delay`` instead of
+    waiting out its election timeout (0.6-1.5 s by default). A dropped connection is what a crashed
+    or killed leader leaves behind (its kernel closes its sockets), so failover no longer waits for
+    the timeout, while the timeout itself stays long enough that a loaded, slow leader is not
+    deposed by mistake. Only brings the deadline nearer; a partition that keeps TCP up still waits
+    for the timeout. Tick thread. Returns whether the deadline moved."""
+    leader = so._SyncObj__raftLeader
+    if leader is None or leader.address != node.address or so._SyncObj__raftState != FOLLOWER_STATE:
+        return False
+    deadline = now + delay
+    if deadline >= so._SyncObj__raftElectionDeadline:
+        return False
+    so._SyncObj__raftElectionDeadline = deadline
+    return True
+
+
 class GuardedTransport(TCPTransport):  # type: ignore[misc]
     """TCPTransport with the fault hook and the commit-index guard (see the module docstring)."""
 
@@ -108,6 +134,19 @@ class GuardedTransport(TCPTransport):  # type: ignore[misc]
             return True  # "sent": lost on the way, as on a dead link
         return bool(super().send(node, message))
 
+    def setOnNodeDisconnectedCallback(self, callback: Callable[[Any], None] | None) -> None:
+        if callback is None:
+            super().setOnNodeDisconnectedCallback(None)
+            return
+        so = self._guarded_so
+
+        def disconnected(node: Any) -> None:
+            callback(node)
+            if elect_soon_after_leader_loss(so, node, monotonic(), random.uniform(*LOST_LEADER_ELECTION_DELAY)):
+                log.info("event=leader_connection_lost leader=%s: campaigning soon", node.address)
+
+        super().setOnNodeDisconnectedCallback(disconnected)
+
     def setOnMessageReceivedCallback(self, callback: Deliver | None) -> None:
         super().setOnMessageReceivedCallback(None if callback is None else self._guard(callback))
 
@@ -119,6 +158,8 @@ class GuardedTransport(TCPTransport):  # type: ignore[misc]
                 return
             if is_channel_message(message):
                 reads.receive(so, self.send, node, message)
+                return
+            if faults.holding_commands and isinstance(message, dict) and message.get("type") == "apply_command":
                 return
             if is_unchecked_append(message):
                 deliver_without_commit_advance(so, deliver, node, message)

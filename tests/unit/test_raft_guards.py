@@ -251,3 +251,32 @@ def test_other_appends_are_untouched(msg: dict[str, Any]) -> None:
     before = dict(msg)
     skip_entries_already_held(so, msg)
     assert msg == before
+
+
+# ---- fast failover when the connection to the leader drops -------------------------------------------
+def fake_follower(leader: Any, *, state: int = 0, deadline: float = 101.0) -> Any:
+    return SimpleNamespace(_SyncObj__raftLeader=leader, _SyncObj__raftState=state,
+                           _SyncObj__raftElectionDeadline=deadline)
+
+
+def test_losing_the_leaders_connection_brings_the_election_near() -> None:
+    from raftreg.raft.transport import elect_soon_after_leader_loss
+
+    leader = SimpleNamespace(address="127.0.0.1:7001")
+    so = fake_follower(leader)
+    assert elect_soon_after_leader_loss(so, leader, now=100.0, delay=0.1)
+    assert so._SyncObj__raftElectionDeadline == pytest.approx(100.1)
+
+
+@pytest.mark.parametrize("case", ["other peer", "no leader", "candidate", "leader", "deadline already near"])
+def test_other_disconnections_change_nothing(case: str) -> None:
+    from raftreg.raft.transport import elect_soon_after_leader_loss
+
+    leader, other = SimpleNamespace(address="127.0.0.1:7001"), SimpleNamespace(address="127.0.0.1:7003")
+    so = {"other peer": fake_follower(leader), "no leader": fake_follower(None),
+          "candidate": fake_follower(leader, state=1), "leader": fake_follower(leader, state=2),
+          "deadline already near": fake_follower(leader, deadline=100.05)}[case]
+    before = so._SyncObj__raftElectionDeadline
+    lost = other if case == "other peer" else leader
+    assert not elect_soon_after_leader_loss(so, lost, now=100.0, delay=0.1)
+    assert so._SyncObj__raftElectionDeadline == before
