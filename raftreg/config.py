@@ -44,7 +44,11 @@ class RaftTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     raft_max_timeout: float = 1.5
     connection_timeout: float = 60.0
     leader_fallback_timeout: float = 3.0
-    log_compaction_min_entries: int = 1000
+    # The log is compacted once it holds max(min_bytes, ratio x snapshot size) bytes
+    # (raftreg.raft.compaction); the entry count and time limits are pysyncobj's own backstops.
+    log_compaction_min_bytes: int = 4 * 1024 * 1024
+    log_compaction_ratio: float = 0.1
+    log_compaction_min_entries: int = 100_000
     log_compaction_min_time: float = 600.0
     commands_queue_size: int = 20000
     journal: bool = True
@@ -64,6 +68,8 @@ class RaftTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ConfigError("raft.raft_min_timeout must be more than 3 x raft.append_entries_period")
         if not self.raft_max_timeout >= self.raft_min_timeout:
             raise ConfigError("raft.raft_max_timeout must be at least raft.raft_min_timeout")
+        if self.log_compaction_min_bytes < 1 or not self.log_compaction_ratio > 0:
+            raise ConfigError("raft.log_compaction_min_bytes must be at least 1 and raft.log_compaction_ratio positive")
         if not self.max_queue_wait > 0:
             raise ConfigError("raft.max_queue_wait must be positive")
         if not 1 <= self.max_entry_bytes <= 4 * 1024 * 1024:

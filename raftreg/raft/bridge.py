@@ -32,6 +32,7 @@ from typing import Any
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjConsumer, replicated
 
 from raftreg.config import RaftTuning
+from raftreg.raft.compaction import CompactionPolicy
 from raftreg.raft.faults import FaultHooks
 from raftreg.raft.read_channel import ReadChannel
 from raftreg.raft.snapshot import SnapshotBlob, install_fork_hook
@@ -128,6 +129,8 @@ class RaftNode:
         self._drain_lock = threading.Lock()
         self.faults = FaultHooks()
         self.reads = ReadChannel()
+        self.compaction = CompactionPolicy(lambda: self.registry.instance_count(),
+                                           min_bytes=tuning.log_compaction_min_bytes, ratio=tuning.log_compaction_ratio)
         # Work the loop hands to the tick thread (pysyncobj calls that must run there).
         self._tick_actions: collections.deque[Callable[[Any], None]] = collections.deque()
         self._wake_pending = False  # the loop woke the tick thread and it has not ticked since
@@ -275,6 +278,7 @@ class RaftNode:
             os._exit(EXIT_UNSUPPORTED_ENTRY)
         with self.lock:
             results = [self.registry.apply(index, cmd) for cmd in cmds]
+        self.compaction.on_entry(len(raw), len(cmds))
         if self._on_applied is not None:
             try:
                 self._on_applied(index, cmds, results)
@@ -311,6 +315,9 @@ class RaftNode:
                     log.exception("event=tick_action_failed")
             self._status.on_tick(so)
             self.faults.on_tick(so)
+            if self.compaction.due():
+                so.forceLogCompaction()
+                self.compaction.requested()
             if self.reads.busy():
                 self.reads.on_tick(so, so._SyncObj__transport.send)
 

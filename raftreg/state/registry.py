@@ -288,20 +288,34 @@ def _by_id(inst: Instance) -> str:
 
 
 _INTERN_MAX = 64
+# Distinct tag lists shared between instances (replicas of a service carry the same tags): one
+# tuple per distinct list, up to this many (beyond it new lists are simply not shared).
+_TAG_SETS_MAX = 4096
+_tag_sets: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+def _shared_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
+    shared = _tag_sets.get(tags)
+    if shared is not None:
+        return shared
+    tags = tuple(sys.intern(t) for t in tags)
+    if len(_tag_sets) < _TAG_SETS_MAX:
+        _tag_sets[tags] = tags
+    return tags
 
 
 def _shared_strings(inst: Instance, create_index: int, modify_index: int) -> Instance:
     """``inst`` with its indexes set and its repetitive strings interned.
 
-    Service names, addresses, tags and meta keys and short meta values repeat across thousands
-    of instances; sharing one copy of each keeps 100,000 instances well under 200 MiB per node.
+    Service names, addresses, tag lists, meta keys and short meta values repeat across thousands
+    of instances; one shared copy of each saves about 150 bytes per instance.
     """
     intern = sys.intern
     return msgspec.structs.replace(
         inst,
         service=intern(inst.service),
         address=intern(inst.address),
-        tags=tuple(intern(t) for t in inst.tags),
+        tags=_shared_tags(inst.tags),
         meta={intern(k): intern(v) if len(v) <= _INTERN_MAX else v for k, v in inst.meta.items()},
         create_index=create_index,
         modify_index=modify_index,
