@@ -26,7 +26,7 @@ from typing import Any, Literal
 import aiohttp
 
 from raftreg.chaos.history import Op
-from raftreg.client.http_client import no_silent_retry
+from raftreg.client.async_client import no_silent_retry
 
 REQUEST_TIMEOUT = 12.0  # commit timeout (5 s) + barrier + slack; a later answer counts as "unanswered"
 

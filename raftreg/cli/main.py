@@ -7,25 +7,28 @@ Errors print one line and exit non-zero.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import sys
+import threading
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from raftreg.cli.chaos import chaos
 from raftreg.cli.local import DEFAULT_CONFIG, dev, serve
 from raftreg.cli.output import print_json, print_table
-from raftreg.client import NotFound, RegistryClient, keep_alive
+from raftreg.client import Check, NotFound, Registration, RegistryClient, keep_alive_blocking
 from raftreg.config import ConfigError, load_config
 from raftreg.durations import parse_duration
 from raftreg.errors import RaftregError
 
-T = TypeVar("T")
+# One command's budget: seconds per attempt at one node, and for the whole call with failovers
+# (enough to ride out an election; a cluster that is down is reported after DEADLINE).
+ATTEMPT_TIMEOUT = 6.0
+DEADLINE = 5.0
+STATUS_TIMEOUT = 2.0  # ``status`` asks each node on its own: a dead one shows as "down" after this
 
 
 class Ctx:
@@ -33,12 +36,9 @@ class Ctx:
         self.addrs = addrs
         self.output = output
 
-    def run(self, fn: Callable[[RegistryClient], Awaitable[T]]) -> T:
-        async def go() -> T:
-            async with RegistryClient(self.addrs) as client:
-                return await fn(client)
-
-        return asyncio.run(go())
+    def client(self) -> RegistryClient:
+        """A blocking client over every known address (use it in a ``with`` block)."""
+        return RegistryClient(self.addrs, timeout=ATTEMPT_TIMEOUT, deadline=DEADLINE)
 
 
 def _addresses(addr: str | None, config_path: str | None) -> list[str]:
@@ -102,24 +102,23 @@ def register(ctx: Ctx, service: str, instance_id: str, address: str, port: int, 
              meta: tuple[str, ...], weight: int, ttl: str | None, keepalive: bool, check_http: str | None,
              check_tcp: str | None, check_interval: str, check_timeout: str) -> None:
     """Register (or replace) an instance."""
-    body: dict[str, Any] = {"address": address, "port": port, "tags": list(tags), "weight": weight,
-                            "meta": dict(_kv(m) for m in meta)}
-    if ttl:
-        body["ttl"] = _duration_option(ttl, "--ttl")
+    check = None
     if check_http or check_tcp:
-        body["check"] = {"interval": _duration_option(check_interval, "--check-interval"),
-                         "timeout": _duration_option(check_timeout, "--check-timeout"),
-                         **({"http": check_http} if check_http else {}), **({"tcp": check_tcp} if check_tcp else {})}
+        check = Check(http=check_http, tcp=check_tcp, interval=_duration_option(check_interval, "--check-interval"),
+                      timeout=_duration_option(check_timeout, "--check-timeout"))
+    spec = Registration(address=address, port=port, tags=tags, meta=dict(_kv(m) for m in meta), weight=weight,
+                        ttl=_duration_option(ttl, "--ttl") if ttl else None, check=check)
     if keepalive:
-        if not ttl:
+        if spec.ttl is None:
             raise click.UsageError("--keepalive needs --ttl")
-        _register_and_keep_alive(ctx, service, instance_id, body, body["ttl"])
+        _register_and_keep_alive(ctx, service, instance_id, spec, spec.ttl)
         return
-    stored = ctx.run(lambda c: c.put(f"/v1/services/{service}/instances/{instance_id}", body))
+    with ctx.client() as client:
+        stored = client.register(service, instance_id, spec)
     if ctx.output == "json":
-        print_json(stored)
+        print_json(stored.to_wire())
     else:
-        click.echo(f"registered {service}/{instance_id} at index {stored['index']}")
+        click.echo(f"registered {service}/{instance_id} at index {stored.index}")
 
 
 def _duration_option(text: str, hint: str) -> float:
@@ -129,8 +128,12 @@ def _duration_option(text: str, hint: str) -> float:
         raise click.BadParameter(str(exc), param_hint=hint) from None
 
 
-def _register_and_keep_alive(ctx: Ctx, service: str, instance_id: str, body: dict[str, Any], ttl: float) -> None:
-    """``register --keepalive``: heartbeat until SIGINT/SIGTERM, then deregister."""
+def _register_and_keep_alive(ctx: Ctx, service: str, instance_id: str, spec: Registration, ttl: float) -> None:
+    """``register --keepalive``: heartbeat until SIGINT/SIGTERM, then deregister.
+
+    The heartbeats run in a worker thread; the main thread only waits for it, so the signal
+    handlers (which run in the main thread) can set the stop event without taking a lock the
+    heartbeat loop might hold."""
     name = f"{service}/{instance_id}"
 
     def report(event: tuple[str, Any]) -> None:
@@ -144,23 +147,32 @@ def _register_and_keep_alive(ctx: Ctx, service: str, instance_id: str, body: dic
         else:
             click.echo(f"heartbeat of {name} failed ({detail}); retrying", err=True)
 
-    async def go(client: RegistryClient) -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
+    stop = threading.Event()
+    failure: list[BaseException] = []
+    with ctx.client() as client:
+
+        def beat() -> None:
+            try:
+                keep_alive_blocking(client, service, instance_id, spec, ttl, stop, report)
+            except BaseException as exc:  # handed to the main thread, which reports it
+                failure.append(exc)
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await keep_alive(client, service, instance_id, body, ttl, stop, report)
+            signal.signal(sig, lambda signum, frame: stop.set())
+        worker = threading.Thread(target=beat, name="raftreg-keepalive", daemon=True)
+        worker.start()
+        worker.join()
+        if failure:
+            raise failure[0]
         try:
-            index = (await client.delete(f"/v1/services/{service}/instances/{instance_id}"))["index"]
+            index: int | None = client.deregister(service, instance_id).index
         except NotFound:
             index = None  # already gone (expired, or deregistered by someone else)
-        if ctx.output == "json":
-            print_json({"event": "deregistered", "detail": index, "service": service, "id": instance_id})
-        else:
-            where = f" at index {index}" if index is not None else " (it was already gone)"
-            click.echo(f"deregistered {name}{where}")
-
-    ctx.run(go)
+    if ctx.output == "json":
+        print_json({"event": "deregistered", "detail": index, "service": service, "id": instance_id})
+    else:
+        where = f" at index {index}" if index is not None else " (it was already gone)"
+        click.echo(f"deregistered {name}{where}")
 
 
 def _kv(text: str) -> tuple[str, str]:
@@ -176,11 +188,12 @@ def _kv(text: str) -> tuple[str, str]:
 @click.pass_obj
 def deregister(ctx: Ctx, service: str, instance_id: str) -> None:
     """Remove an instance."""
-    result = ctx.run(lambda c: c.delete(f"/v1/services/{service}/instances/{instance_id}"))
+    with ctx.client() as client:
+        result = client.deregister(service, instance_id)
     if ctx.output == "json":
-        print_json(result)
+        print_json(result.to_wire())
     else:
-        click.echo(f"deregistered {service}/{instance_id} at index {result['index']}")
+        click.echo(f"deregistered {service}/{instance_id} at index {result.index}")
 
 
 @cli.command()
@@ -195,17 +208,13 @@ def deregister(ctx: Ctx, service: str, instance_id: str) -> None:
 def lookup(ctx: Ctx, service: str, passing: bool, tags: tuple[str, ...], meta: tuple[str, ...],
            consistent: bool, watch: bool) -> None:
     """List a service's instances."""
-    params: list[tuple[str, str]] = [("tag", t) for t in tags]
-    params += [("meta", "{}:{}".format(*_kv(m))) for m in meta]
-    if passing:
-        params.append(("passing", "true"))
-    if consistent:
-        params.append(("consistent", "true"))
-    path = f"/v1/services/{service}"
-    if watch:
-        ctx.run(lambda c: _watch_lookup(c, path, params, ctx.output))
-        return
-    result = ctx.run(lambda c: c.request("GET", path, params=params))[0]
+    pairs = [_kv(m) for m in meta]
+    with ctx.client() as client:
+        if watch:
+            for found in client.watch_instances(service, passing=passing, tags=tags, meta=pairs):
+                _print_watched(found.to_wire(), ctx.output)
+            return
+        result = client.instances(service, passing=passing, tags=tags, meta=pairs, consistent=consistent).to_wire()
     if ctx.output == "json":
         print_json(result)
     else:
@@ -217,22 +226,22 @@ def _print_instances(result: dict[str, Any]) -> None:
     click.echo(f"({len(result['instances'])} instances, index {result['index']})")
 
 
-async def _watch_lookup(client: RegistryClient, path: str, params: list[tuple[str, str]], output: str) -> None:
-    """Print the lookup at every change until interrupted."""
-    async for index, result in client.watch(path, params):
-        if output == "json":
-            click.echo(json.dumps(result, sort_keys=True, separators=(",", ":")))
-        else:
-            click.echo(f"--- {time.strftime('%H:%M:%S')} index {index}")
-            _print_instances(result)
-        sys.stdout.flush()
+def _print_watched(result: dict[str, Any], output: str) -> None:
+    """One state of ``lookup --watch``: a compact JSON line, or a table headed by time and index."""
+    if output == "json":
+        click.echo(json.dumps(result, sort_keys=True, separators=(",", ":")))
+    else:
+        click.echo(f"--- {time.strftime('%H:%M:%S')} index {result['index']}")
+        _print_instances(result)
+    sys.stdout.flush()
 
 
 @cli.command()
 @click.pass_obj
 def services(ctx: Ctx) -> None:
     """List services with instance counts."""
-    result = ctx.run(lambda c: c.get("/v1/services"))
+    with ctx.client() as client:
+        result = client.services().to_wire()
     if ctx.output == "json":
         print_json(result)
     else:
@@ -244,19 +253,13 @@ def services(ctx: Ctx) -> None:
 @click.pass_obj
 def status(ctx: Ctx) -> None:
     """Show the cluster as each reachable node sees it."""
-
-    async def gather(client: RegistryClient) -> list[dict[str, Any]]:
-        out = []
-        for addr in client.addrs:
-            try:
-                one = RegistryClient([addr], timeout=2.0)
-                async with one:
-                    out.append(await one.get("/v1/cluster"))
-            except RaftregError as err:
-                out.append({"node": addr.removeprefix("http://"), "state": "down", "error": err.message})
-        return out
-
-    views = ctx.run(gather)
+    views: list[dict[str, Any]] = []
+    for addr in ctx.addrs:
+        try:
+            with RegistryClient([addr], timeout=STATUS_TIMEOUT, deadline=STATUS_TIMEOUT) as one:
+                views.append(one.cluster_status().to_wire())
+        except RaftregError as err:
+            views.append({"node": addr.removeprefix("http://"), "state": "down", "error": err.message})
     if ctx.output == "json":
         print_json(views)
         return

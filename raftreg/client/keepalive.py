@@ -1,43 +1,48 @@
 """Keep a TTL instance registered: heartbeat every ttl/3, register again when the lease was lost.
 
-Contract (``keep_alive``):
-- Registers the instance first, then sends ``PUT .../heartbeat`` every ``ttl / 3`` seconds.
-- A 404 on a heartbeat means the lease expired (or someone deregistered the instance): it is
+Contract (``keep_alive`` on an ``AsyncRegistryClient``, ``keep_alive_blocking`` on a
+``RegistryClient``; the same rules):
+- Registers the instance first (``("registered", index)``), then sends a heartbeat every
+  ``ttl / 3`` seconds, each within a deadline of ``ttl / 3`` (at least 1 s).
+- A ``NotFound`` heartbeat means the lease expired (or someone deregistered the instance): it is
   registered again at once and reported as ``("reregistered", index)``.
-- A failed heartbeat (no leader during a failover: 503; every node unreachable) is retried
-  after a short pause (``ttl / 10``, at least 0.2 s): the leader that comes next re-arms every
-  lease with a grace, so a heartbeat lost in a failover never expires the instance.
+- A failed heartbeat or registration (``Unavailable``: no leader during a failover, every node
+  unreachable; ``Timeout``/``OutcomeUnknown``) is reported as ``("retrying", message)`` and retried
+  after ``ttl / 10`` (at least 0.2 s): the leader that comes next re-arms every lease with a
+  grace, so a heartbeat lost in a failover never expires the instance.
 - Returns when ``stop`` is set; the caller deregisters if it wants to (the CLI does on Ctrl-C).
-- Other API errors (400: e.g. the instance has no ttl) are raised.
+- Other API errors (``InvalidArgument``: e.g. the instance has no ttl) are raised.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from raftreg.client.http_client import RegistryClient
+from raftreg.client.async_client import AsyncRegistryClient
+from raftreg.client.results import Registration
+from raftreg.client.sync_client import RegistryClient
 from raftreg.errors import NotFound, Timeout, Unavailable
 
 Event = tuple[str, Any]  # ("registered", index) | ("reregistered", index) | ("retrying", message)
+Spec = Registration | Mapping[str, Any]
 
 
-async def keep_alive(
-    client: RegistryClient,
-    service: str,
-    instance_id: str,
-    body: dict[str, Any],
-    ttl: float,
-    stop: asyncio.Event,
-    on_event: Callable[[Event], None] | None = None,
-) -> None:
-    path = f"/v1/services/{service}/instances/{instance_id}"
+def _periods(ttl: float) -> tuple[float, float, float]:
+    """(heartbeat period, pause after a failure, deadline of one heartbeat) for a lease of ``ttl``."""
+    period = ttl / 3
+    return period, max(0.2, ttl / 10), max(1.0, period)
+
+
+async def keep_alive(client: AsyncRegistryClient, service: str, instance_id: str, spec: Spec, ttl: float,
+                     stop: asyncio.Event, on_event: Callable[[Event], None] | None = None) -> None:
+    """Keep ``service/instance_id`` registered with ``spec`` until ``stop`` is set (see above)."""
     notify = on_event or (lambda event: None)
-    stored = await client.put(path, body)
-    notify(("registered", stored["index"]))
-    period, retry = ttl / 3, max(0.2, ttl / 10)
+    notify(("registered", (await client.register(service, instance_id, spec)).index))
+    period, retry, deadline = _periods(ttl)
     pause = period
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
@@ -45,16 +50,33 @@ async def keep_alive(
         if stop.is_set():
             return
         try:
-            await client.request("PUT", path + "/heartbeat", timeout=max(1.0, period))
-            pause = period
-        except NotFound:
             try:
-                stored = await client.put(path, body)
-                notify(("reregistered", stored["index"]))
-                pause = period
-            except (Unavailable, Timeout) as again:  # a registration is idempotent: retry it
-                notify(("retrying", again.message))
-                pause = retry
+                await client.heartbeat(service, instance_id, deadline=deadline)
+            except NotFound:
+                notify(("reregistered", (await client.register(service, instance_id, spec)).index))
+            pause = period
+        except (Unavailable, Timeout) as err:
+            notify(("retrying", err.message))
+            pause = retry
+
+
+def keep_alive_blocking(client: RegistryClient, service: str, instance_id: str, spec: Spec, ttl: float,
+                        stop: threading.Event, on_event: Callable[[Event], None] | None = None) -> None:
+    """``keep_alive`` for the blocking client: runs in the calling thread until ``stop`` is set.
+
+    Set ``stop`` from another thread, not from a signal handler of this one (``Event.set`` takes
+    a lock this thread may be holding): the CLI runs this in a worker thread for that reason."""
+    notify = on_event or (lambda event: None)
+    notify(("registered", client.register(service, instance_id, spec).index))
+    period, retry, deadline = _periods(ttl)
+    pause = period
+    while not stop.wait(pause):
+        try:
+            try:
+                client.heartbeat(service, instance_id, deadline=deadline)
+            except NotFound:
+                notify(("reregistered", client.register(service, instance_id, spec).index))
+            pause = period
         except (Unavailable, Timeout) as err:
             notify(("retrying", err.message))
             pause = retry

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from raftreg.client import RegistryClient
+from raftreg.client import AsyncRegistryClient
 from raftreg.testing import LocalCluster, http_json
 
 pytestmark = pytest.mark.cluster
@@ -192,7 +192,7 @@ def empty_cluster() -> Iterator[LocalCluster]:
 
 async def test_client_watch_yields_at_once_on_an_empty_registry(empty_cluster):
     assert http_json(empty_cluster.url("n1") + "/v1/services")[1]["index"] == 0
-    async with RegistryClient([empty_cluster.config.node("n1").http]) as client:
+    async with AsyncRegistryClient([empty_cluster.config.node("n1").http]) as client:
         t0 = time.monotonic()
         watch = client.watch("/v1/services/nothing", wait=6.0)
         index, body = await asyncio.wait_for(watch.__anext__(), 20.0)
@@ -216,7 +216,7 @@ async def test_client_watch_reset_on_an_empty_registry_does_not_spin(empty_clust
     resets to 0 (API.md) and must then wait for a change, not re-poll in a loop."""
     requests = 0
 
-    class Counting(RegistryClient):
+    class Counting(AsyncRegistryClient):
         async def request(self, *args, **kwargs):
             nonlocal requests
             requests += 1

@@ -38,7 +38,7 @@ from health_helpers import (
     running_cluster,
 )
 
-from raftreg.client import RegistryClient, keep_alive
+from raftreg.client import AsyncRegistryClient, keep_alive
 from raftreg.config import LeaseTuning
 from raftreg.testing import LocalCluster, wait_for
 
@@ -254,7 +254,7 @@ async def test_no_false_expiry_over_five_leader_kills(make_cluster: Callable[...
 
     expired_by_killed: dict[str, int] = {}
     timings: list[str] = []
-    async with RegistryClient(c.urls(), timeout=10.0) as client:
+    async with AsyncRegistryClient(c.urls(), timeout=10.0) as client:
         tasks = [asyncio.create_task(keep_alive(client, service, i, ttl_body(ttl), ttl, stop, on_event(i)))
                  for i in ids]
         try:

@@ -23,7 +23,7 @@ import aiohttp
 import pytest
 from cluster_helpers import cluster_snapshot, force_snapshot, in_thread, last_run_log
 
-from raftreg.client import RaftregError, RegistryClient
+from raftreg.client import AsyncRegistryClient, RaftregError
 from raftreg.config import RaftTuning, split_hostport
 from raftreg.testing import LocalCluster, http_json, wait_for
 
@@ -451,8 +451,8 @@ def test_consistent_read_on_a_partitioned_old_leader_never_answers_stale(cluster
 
 # ---- (e) a herd of client watchers across a leader kill -----------------------------------------
 
-class CountingClient(RegistryClient):
-    """RegistryClient whose session reports every HTTP attempt (the test's instrumentation)."""
+class CountingClient(AsyncRegistryClient):
+    """AsyncRegistryClient whose session reports every HTTP attempt (the test's instrumentation)."""
 
     def __init__(self, addrs: list[str], attempts: list[tuple[float, str, int]], tag: int) -> None:
         super().__init__(addrs)
@@ -499,7 +499,7 @@ async def test_watcher_herd_survives_a_leader_kill_without_a_request_storm(clust
     stop_writer = asyncio.Event()
 
     async def writer() -> None:
-        async with RegistryClient(addrs, timeout=10.0) as client:
+        async with AsyncRegistryClient(addrs, timeout=10.0) as client:
             seq = 0
             while not stop_writer.is_set():
                 seq += 1

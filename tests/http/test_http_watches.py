@@ -19,7 +19,7 @@ from email.message import Message
 
 import pytest
 
-from raftreg.client import RegistryClient
+from raftreg.client import AsyncRegistryClient
 from raftreg.testing import wait_for
 
 pytestmark = pytest.mark.cluster
@@ -490,7 +490,7 @@ def test_read_headers_match_body_index_for_blocking_reads(api):
 
 async def test_client_watch_sees_each_change_once_in_order(api, cluster):
     api.put_ok("client-watched", "c0", instance())
-    async with RegistryClient([cluster.config.node("n1").http]) as client:
+    async with AsyncRegistryClient([cluster.config.node("n1").http]) as client:
         stream = client.watch("/v1/services/client-watched", [("tag", "keep")], wait=30.0)
         index, body = await asyncio.wait_for(stream.__anext__(), 10.0)
         assert body["instances"] == [] and index == body["index"] > 0
@@ -514,7 +514,7 @@ async def test_one_client_runs_more_than_100_watches(api, cluster, quiet):
     n = 150
     api.put_ok("many", "m0", instance())
     first = [0] * n
-    async with RegistryClient([cluster.config.node("n1").http]) as client:
+    async with AsyncRegistryClient([cluster.config.node("n1").http]) as client:
 
         async def watch(i):
             async for index, _ in client.watch("/v1/services/many", wait=30.0):

@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 import pytest
 
-from raftreg.client.http_client import ConnectionLostAfterSend, RegistryClient, no_silent_retry
+from raftreg.client.async_client import AsyncRegistryClient, ConnectionLostAfterSend, no_silent_retry
 from raftreg.errors import OutcomeUnknown
 
 
@@ -39,7 +39,17 @@ async def test_plain_aiohttp_resends_the_put_but_the_middleware_does_not() -> No
 
 
 async def test_client_reports_unknown_outcome_not_failure() -> None:
-    server, _, port = await start_dropping_server()
-    async with server, RegistryClient([f"127.0.0.1:{port}"]) as client:
+    """An idempotent write is retried under the deadline, then reported as an unknown outcome."""
+    server, seen, port = await start_dropping_server()
+    async with server, AsyncRegistryClient([f"127.0.0.1:{port}"], deadline=0.5) as client:
         with pytest.raises(OutcomeUnknown, match="outcome is unknown"):
-            await client.put("/v1/services/s/instances/i", {"address": "10.0.0.1", "port": 80})
+            await client.register("s", "i", {"address": "10.0.0.1", "port": 80})
+    assert len(seen) >= 1
+
+
+async def test_a_non_idempotent_write_is_sent_once() -> None:
+    server, seen, port = await start_dropping_server()
+    async with server, AsyncRegistryClient([f"127.0.0.1:{port}"], deadline=5.0) as client:
+        with pytest.raises(OutcomeUnknown, match="not sent again"):
+            await client.request("POST", "/v1/cluster/transfer-leader", json={})
+    assert len(seen) == 1

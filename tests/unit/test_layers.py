@@ -67,6 +67,14 @@ def within(name: str, *prefixes: str) -> bool:
     return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
+# The client's I/O-free modules, and what they may not import (the shells do the I/O).
+SANS_IO_CLIENT = frozenset({"raftreg.client.core", "raftreg.client.policy", "raftreg.client.results"})
+SANS_IO_FORBIDDEN = frozenset({
+    "aiohttp", "asyncio", "socket", "ssl", "http", "urllib.request", "select", "selectors", "time", "threading",
+    "os", "io", "pathlib", "tomllib", "subprocess", "raftreg.client.sync_client", "raftreg.client.async_client",
+    "raftreg.client.sync_transport", "raftreg.client.nodes",
+})
+
 # Each rule: (description, applies to module?, is this import allowed?)
 Rule = tuple[str, Callable[[str], bool], Callable[[str], bool]]
 RULES: list[Rule] = [
@@ -110,6 +118,12 @@ RULES: list[Rule] = [
         ),
     ),
     (
+        "the client's core (core, policy, results) is sans-I/O: no network, event loop, clock, thread or file "
+        "access (callers pass the time and the random generator)",
+        lambda m: m in SANS_IO_CLIENT,
+        lambda imp: top(imp) not in SANS_IO_FORBIDDEN and imp not in SANS_IO_FORBIDDEN,
+    ),
+    (
         "raftreg.node never imports raftreg.http or raftreg.cli",
         lambda m: within(m, "raftreg.node"),
         lambda imp: not within(imp, "raftreg.http", "raftreg.cli"),
@@ -150,6 +164,7 @@ def test_sources_found() -> None:
         "raftreg.node.proposer",
         "raftreg.http.app",
         "raftreg.client",
+        *SANS_IO_CLIENT,
     }
     assert expected <= names
 
@@ -195,9 +210,17 @@ def test_the_state_machine_may_not_import_clocks_randomness_or_io(module: str, f
         ("raftreg.state.registry", "from ..durations import parse_duration"),
         ("raftreg.models", "from raftreg.durations import parse_duration"),
         ("raftreg.errors", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from raftreg.config import X"),
-        ("raftreg.client.http_client", "from raftreg.config import load_config"),
-        ("raftreg.client.http_client", "import click"),
-        ("raftreg.client.http_client", "from raftreg.http.validation import parse_register"),
+        ("raftreg.client.sync_client", "from raftreg.config import load_config"),
+        ("raftreg.client.async_client", "import click"),
+        ("raftreg.client.core", "from raftreg.http.validation import parse_register"),
+        ("raftreg.client.nodes", "from raftreg.config import load_config"),
+        ("raftreg.client.core", "import aiohttp"),
+        ("raftreg.client.core", "import http.client"),
+        ("raftreg.client.policy", "import time"),
+        ("raftreg.client.policy", "from asyncio import sleep"),
+        ("raftreg.client.results", "def f():\n    import socket"),
+        ("raftreg.client.core", "from raftreg.client.sync_transport import ConnectionPool"),
+        ("raftreg.client.policy", "from . import async_client"),
         ("raftreg.node.watchdog", "from raftreg.http import app"),
         ("raftreg.node.watchdog", "from raftreg import http"),
         ("raftreg.node.watchdog", "import raftreg.cli.main"),
@@ -216,8 +239,11 @@ def test_checker_flags_violations(module: str, source: str) -> None:
         ("raftreg.state.registry", "from raftreg.models import Instance\nfrom raftreg.state.commands import Noop"),
         ("raftreg.state.registry", "from .commands import Noop\nfrom ..models import Instance"),
         ("raftreg.models", "from raftreg.errors import InvalidArgument"),
-        ("raftreg.client.http_client", "import aiohttp\nfrom raftreg.errors import RaftregError"),
-        ("raftreg.client.http_client", "from raftreg import errors, models\nfrom . import http_client"),
+        ("raftreg.client.async_client", "import aiohttp\nfrom raftreg.errors import RaftregError"),
+        ("raftreg.client.sync_client", "from raftreg import errors, models\nfrom . import core"),
+        ("raftreg.client.sync_transport", "import http.client\nimport socket\nimport threading"),
+        ("raftreg.client.core", "import msgspec\nfrom urllib.parse import quote\nfrom raftreg.errors import X"),
+        ("raftreg.client.policy", "import random\nfrom raftreg.client.core import Request"),
         ("raftreg.node.registry_node", "from raftreg.raft import RaftNode\nimport aiohttp"),
         ("raftreg.raft", "from pysyncobj import SyncObj"),
         ("raftreg.raft.transport", "from pysyncobj.transport import TCPTransport"),

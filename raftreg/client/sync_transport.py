@@ -1,0 +1,126 @@
+"""The blocking client's transport: stdlib ``http.client`` with a small keep-alive pool per node.
+
+Contract of ``ConnectionPool.send``: one attempt at one node, no retry of any kind (retries are
+the policy's, ``raftreg.client.policy``). It returns the ``Response``, or raises:
+- ``NotSent`` (``raftreg.client.core``): nothing reached the node (connection refused, unresolvable host, connect or TLS
+  handshake failed or timed out);
+- ``LostAfterSend``: the connection broke or timed out once the request was (maybe) sent.
+
+Connections: an idle connection is reused only after a non-blocking peek shows the server has
+not closed it, and only for reads and idempotent writes. A non-idempotent request always goes
+out on a new connection, so a connection the server closed while idle can never turn "not sent"
+into "outcome unknown". The pool is shared by threads (a lock guards the idle lists; a
+connection is used by one thread at a time). ``timeout`` bounds each socket operation.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import threading
+from collections.abc import Sequence
+
+from raftreg.client.core import Headers, LostAfterSend, NotSent, Request, Response
+from raftreg.client.nodes import Node
+
+MAX_IDLE_PER_NODE = 16
+USER_AGENT = "raftreg-client"
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _still_open(conn: http.client.HTTPConnection) -> bool:
+    """An idle keep-alive connection the server has not closed (nothing to read, no EOF)."""
+    sock = conn.sock
+    if sock is None:
+        return False
+    try:
+        sock.settimeout(0.0)
+        sock.recv(1, socket.MSG_PEEK)  # returns b"" at EOF, or bytes nobody asked for: unusable either way
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+class ConnectionPool:
+    """Keep-alive connections to a fixed list of nodes, shared by threads."""
+
+    def __init__(self, nodes: Sequence[Node], max_idle: int = MAX_IDLE_PER_NODE) -> None:
+        self._nodes = tuple(nodes)
+        self._idle: list[list[http.client.HTTPConnection]] = [[] for _ in self._nodes]
+        self._max_idle = max_idle
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def send(self, node: int, request: Request, timeout: float, connect_timeout: float) -> Response:
+        """One attempt of ``request`` at ``nodes[node]`` (see the module docstring)."""
+        conn = self._take(node) if request.idempotent else None
+        if conn is None:
+            conn = self._connect(self._nodes[node], connect_timeout)
+        try:
+            assert conn.sock is not None
+            conn.sock.settimeout(timeout)
+            headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+            if request.body is not None:
+                headers["Content-Type"] = "application/json"
+            conn.request(request.method, request.target, body=request.body, headers=headers)
+            answer = conn.getresponse()
+            body = answer.read()
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise LostAfterSend(_describe(exc)) from exc
+        except BaseException:  # KeyboardInterrupt mid-request: the connection's state is unknown
+            conn.close()
+            raise
+        response = Response(answer.status, Headers(answer.getheaders()), body)
+        if answer.will_close:
+            conn.close()
+        else:
+            self._give(node, conn)
+        return response
+
+    def close(self) -> None:
+        """Close every idle connection; connections in use are closed when their call ends."""
+        with self._lock:
+            self._closed = True
+            idle = [conn for conns in self._idle for conn in conns]
+            self._idle = [[] for _ in self._nodes]
+        for conn in idle:
+            conn.close()
+
+    def _connect(self, node: Node, connect_timeout: float) -> http.client.HTTPConnection:
+        if self._closed:
+            raise RuntimeError("the client is closed")
+        cls = http.client.HTTPSConnection if node.scheme == "https" else http.client.HTTPConnection
+        conn = cls(node.host, node.port, timeout=connect_timeout)
+        try:
+            conn.connect()
+        except OSError as exc:
+            conn.close()
+            raise NotSent(_describe(exc)) from exc
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _take(self, node: int) -> http.client.HTTPConnection | None:
+        while True:
+            with self._lock:
+                if not self._idle[node]:
+                    return None
+                conn = self._idle[node].pop()
+            if _still_open(conn):
+                return conn
+            conn.close()
+
+    def _give(self, node: int, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            if not self._closed and len(self._idle[node]) < self._max_idle:
+                self._idle[node].append(conn)
+                return
+        conn.close()
