@@ -46,8 +46,9 @@ PHASES = ("ceiling", "write", "latency", "read", "failover", "memory")
 TARGET_LAT_P50_MS = 5.0
 TARGET_LAT_P99_MS = 25.0
 TARGET_READ_SMALL_OPS = 8000.0
-TARGET_FAILOVER_S = 3.0
-TARGET_RSS_MIB = 200.0
+TARGET_FAILOVER_P50_S = 0.5  # kill -9 of the leader to the next acknowledged write, median (issue 10)
+TARGET_FAILOVER_MAX_S = 1.0  # ... and worst trial
+TARGET_RSS_MIB = 100.0  # per node at 100,000 instances (issue 10; etcd 3.4 measured 207 MiB)
 
 # (full, quick) defaults for the size options.
 SIZES: dict[str, tuple[Any, Any]] = {
@@ -257,7 +258,8 @@ class RegistryBench(Bench):
         out["kill_to_first_ack_max_s"] = times[-1] if times else None
         out["trials_without_recovery"] = failed
         out["missing_acked_total"] = sum(t["missing_acked"] for t in out["trials"])
-        out["meets_target"] = failed == 0 and bool(times) and times[-1] < TARGET_FAILOVER_S
+        out["meets_target"] = (failed == 0 and bool(times) and out["kill_to_first_ack_p50_s"] <= TARGET_FAILOVER_P50_S
+                               and times[-1] <= TARGET_FAILOVER_MAX_S)
         print_failover_table(out)
         self.note("failover", "kill -> first ack p50/max s",
                   f"{fmt_s(out['kill_to_first_ack_p50_s'])}/{fmt_s(out['kill_to_first_ack_max_s'])}",
@@ -486,7 +488,7 @@ def print_failover_table(out: dict[str, Any]) -> None:
         ])
     how = "SIGTERM (graceful stop of)" if out.get("stop") == "sigterm" else "kill -9"
     print_table(f"Failover ({how} the leader under ~{out['rate_per_s']} writes/s through the other nodes; "
-                f"target < {TARGET_FAILOVER_S:g}s every trial)",
+                f"target median <= {TARGET_FAILOVER_P50_S:g}s, max <= {TARGET_FAILOVER_MAX_S:g}s)",
                 ["trial", "killed -> new", "leader seen", "first ack", "worst write", "acked/issued", "gave up",
                  "failed attempts", "restart->ready", "acked missing"], rows)
     print(f"kill -> first acknowledged write: p50 {fmt_s(out['kill_to_first_ack_p50_s'])}, "

@@ -74,8 +74,27 @@ class _Snapshot(msgspec.Struct, array_like=True):
     services: list[_ServiceSnap]
 
 
+class _ServiceSnapRaw(msgspec.Struct, array_like=True):
+    """``_ServiceSnap`` as read back: each instance still encoded (decoded one at a time)."""
+
+    name: str
+    index: int
+    instances: list[msgspec.Raw]
+
+
+class _SnapshotRaw(msgspec.Struct, array_like=True):
+    v: int
+    index: int
+    catalog_index: int
+    services: list[_ServiceSnapRaw]
+
+
 _snap_encoder = msgspec.msgpack.Encoder()
-_snap_decoder = msgspec.msgpack.Decoder(_Snapshot)
+# Restore decodes the outline first and each instance only when it is stored: decoding the whole
+# snapshot into objects and then building the stored (string-sharing) copies left the first set's
+# memory pinned by the strings both share (1M instances: 1.6 GiB after a restart instead of 0.9).
+_snap_decoder = msgspec.msgpack.Decoder(_SnapshotRaw)
+_instance_decoder = msgspec.msgpack.Decoder(Instance)
 
 
 class Registry:
@@ -273,12 +292,21 @@ class Registry:
         snap = _snap_decoder.decode(data)
         if snap.v != SNAPSHOT_VERSION:
             raise ValueError(f"snapshot version {snap.v}, this build knows {SNAPSHOT_VERSION}")
-        self._services = {
-            sys.intern(s.name): {i.id: _shared_strings(i, i.create_index, i.modify_index) for i in s.instances}
-            for s in snap.services
-        }
+        services: dict[str, dict[str, Instance]] = {}
+        checked: set[tuple[str, str]] = set()
+        decode = _instance_decoder.decode
+        for service in snap.services:
+            stored = services[sys.intern(service.name)] = {}
+            for raw in service.instances:
+                decoded = decode(raw)
+                inst = _shared_strings(decoded, decoded.create_index, decoded.modify_index)
+                stored[inst.id] = inst
+                if inst.check is not None:
+                    checked.add((inst.service, inst.id))
+            service.instances = []  # the encoded instances are not needed any more
+        self._services = services
         self._service_index = {s.name: s.index for s in snap.services}
-        self._checked = {(i.service, i.id) for s in snap.services for i in s.instances if i.check is not None}
+        self._checked = checked
         self._index = snap.index
         self._catalog_index = snap.catalog_index
 
