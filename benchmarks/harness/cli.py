@@ -111,7 +111,7 @@ def run_and_report(bench: Bench, phases: list[str], argv: list[str] | None, name
             bench.close()
     full_meta["wall_s"] = round(time.time() - started, 1)
     full_meta["loadavg_at_end"] = loadavg()
-    print_summary(bench.summary)
+    print_summary(bench.summary, full_meta)
     write_result(out_path, full_meta, bench.results, bench.summary, error)
     log(f"wrote {out_path} ({full_meta['wall_s']}s; load average at the end {full_meta['loadavg_at_end']})")
     if error:

@@ -98,9 +98,16 @@ def print_run_table(title: str, runs: Sequence[tuple[str, Mapping[str, Any]]], r
         note_busy(", ".join(busy))
 
 
-def print_summary(summary: Sequence[Sequence[str]]) -> None:
-    """The closing table: (phase, metric, value, verdict) rows."""
-    print_table("Summary", ["phase", "metric", "value", "target"], [list(r) for r in summary])
+def print_summary(summary: Sequence[Sequence[str]], meta: Mapping[str, Any] | None = None) -> None:
+    """The closing table: (phase, metric, value, verdict) rows, titled with the run's date, commit
+    and machine load (``meta`` from ``run_meta``) so a pasted table says when and how busy."""
+    title = "Summary"
+    if meta:
+        commit = str(meta.get("git", {}).get("commit", ""))[:7]
+        title += (f" ({meta.get('started', '?')}, commit {commit or '?'}, {meta.get('cpus', '?')} CPUs, "
+                  f"load average {meta.get('loadavg_at_start', '?')} at start, "
+                  f"{meta.get('loadavg_at_end', '?')} at end)")
+    print_table(title, ["phase", "metric", "value", "target"], [list(r) for r in summary])
 
 
 def git_describe() -> dict[str, Any]:
