@@ -8,10 +8,20 @@ connection errors and 503 (honouring ``Retry-After``), retry idempotent writes w
 backoff under a total deadline, and never silently re-send a write whose outcome is unknown
 (``raftreg.client.policy`` states the rules). Results are typed (``raftreg.client.results``) and
 carry the index. Errors are the classes of ``raftreg.errors`` (re-exported here).
+
+On top of the calls: ``client.registration(...)`` (self-registration with heartbeats,
+``registration``), ``client.watch_service``/``client.discovery(name)`` (live instance lists with
+stale protection, ``discovery``), ``client.service(name)`` (register / deregister / get_instance,
+``service``) and ``client.call(service, fn)`` (balanced calls with retries and outlier ejection,
+``calls``, over the ``balancers``).
 """
 
 from raftreg.client.async_client import AsyncRegistryClient
+from raftreg.client.balancers import Balancer, NoInstances, make_balancer
+from raftreg.client.calls import AsyncServiceCaller, OutlierEjector, ServiceCaller
+from raftreg.client.discovery import AsyncDiscovery, Discovery
 from raftreg.client.keepalive import keep_alive, keep_alive_blocking
+from raftreg.client.registration import AsyncRegistration, SyncRegistration
 from raftreg.client.results import (
     Check,
     ClusterStatus,
@@ -25,6 +35,7 @@ from raftreg.client.results import (
     ServiceSummary,
     WriteResult,
 )
+from raftreg.client.service import AsyncServiceHandle, ServiceHandle
 from raftreg.client.sync_client import RegistryClient
 from raftreg.errors import (
     Conflict,
@@ -38,27 +49,39 @@ from raftreg.errors import (
 )
 
 __all__ = [
+    "AsyncDiscovery",
+    "AsyncRegistration",
     "AsyncRegistryClient",
+    "AsyncServiceCaller",
+    "AsyncServiceHandle",
+    "Balancer",
     "Check",
     "ClusterStatus",
     "Conflict",
+    "Discovery",
     "Instance",
     "InstanceResult",
     "Instances",
     "InvalidArgument",
     "Lease",
     "Member",
+    "NoInstances",
     "NotFound",
     "OutcomeUnknown",
+    "OutlierEjector",
     "PermissionDenied",
     "RaftregError",
     "Registration",
     "RegistryClient",
+    "ServiceCaller",
+    "ServiceHandle",
     "ServiceSummary",
     "Services",
+    "SyncRegistration",
     "Timeout",
     "Unavailable",
     "WriteResult",
     "keep_alive",
     "keep_alive_blocking",
+    "make_balancer",
 ]

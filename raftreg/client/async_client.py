@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,11 +29,16 @@ import aiohttp
 import msgspec
 
 from raftreg.client import core
+from raftreg.client.balancers import Balancer
 from raftreg.client.core import Headers, LostAfterSend, Malformed, NotSent, Params, Reply, Request, Response
+from raftreg.client.discovery import AsyncDiscoveries, AsyncDiscovery, achanges
 from raftreg.client.nodes import resolve
 from raftreg.client.policy import CallPlan, Failure, NodeSelector, Pause, RetryPolicy, Send, WatchCursor
+from raftreg.client.registration import AsyncRegistration, build_spec
 from raftreg.client.results import (
+    Check,
     ClusterStatus,
+    Instance,
     InstanceResult,
     Instances,
     Lease,
@@ -41,6 +46,7 @@ from raftreg.client.results import (
     Services,
     WriteResult,
 )
+from raftreg.client.service import AsyncCallers, AsyncServiceHandle
 from raftreg.errors import Timeout, Unavailable
 
 T = TypeVar("T")
@@ -81,11 +87,18 @@ class AsyncRegistryClient:
         self._timeout = aiohttp.ClientTimeout(total=None, connect=self._policy.connect_timeout)
         self._session: aiohttp.ClientSession | None = None  # keep-alive connections
         self._fresh: aiohttp.ClientSession | None = None  # one new connection per request
+        self._discoveries = AsyncDiscoveries(self)
+        self._callers = AsyncCallers(self._discoveries, self._policy.deadline)
 
     @property
     def nodes(self) -> tuple[str, ...]:
         """The base URLs of the nodes, in the order given."""
         return self._selector.nodes
+
+    @property
+    def deadline(self) -> float:
+        """Seconds a whole call may take (failovers and pauses included)."""
+        return self._policy.deadline
 
     async def __aenter__(self) -> AsyncRegistryClient:
         self._keep_alive_session()
@@ -95,7 +108,8 @@ class AsyncRegistryClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the client's connections."""
+        """Stop the client's discoveries and close its connections."""
+        await self._discoveries.aclose()
         for session in (self._session, self._fresh):
             if session is not None:
                 await session.close()
@@ -176,6 +190,35 @@ class AsyncRegistryClient:
                 continue
             if cursor.answered(reply.index):
                 yield reply.index, reply.body
+
+    # ---- self-registration, discovery, calls (raftreg.client.registration, .discovery, .service) --
+    def registration(self, service: str, instance_id: str, *, address: str, port: int, ttl: float | str = "10s",
+                     tags: Iterable[str] = (), meta: Mapping[str, str] | None = None, weight: int = 100,
+                     check: Check | Mapping[str, Any] | None = None) -> AsyncRegistration:
+        """``async with`` it: registers (waiting at most ``deadline`` for the registry), heartbeats
+        every ttl/3 in a task, deregisters on exit (``raftreg.client.registration``)."""
+        body = build_spec(address=address, port=port, ttl=ttl, tags=tags, meta=meta, weight=weight, check=check)
+        return AsyncRegistration(self, service, instance_id, *body, start_timeout=self.deadline)
+
+    def watch_service(self, name: str, *, passing: bool = True, tags: Iterable[str] = ()) -> AsyncIterator[Instances]:
+        """The service's instances now, then again at every change of the list (a blocking-query
+        watch, as ``watch_instances``, that skips answers whose instances did not change)."""
+        return achanges(self.watch_instances(name, passing=passing, tags=tags))
+
+    def discovery(self, name: str, *, passing: bool = True) -> AsyncDiscovery:
+        """The client's shared live list of ``name`` (one watch per (name, passing), started by the
+        first call; contract: ``raftreg.client.discovery``). Call it inside the running loop."""
+        return self._discoveries.get(name, passing)
+
+    def service(self, name: str, *, balancer: str | Balancer = "round_robin") -> AsyncServiceHandle:
+        """``register``/``deregister``/``get_instance`` of one service (``raftreg.client.service``)."""
+        return AsyncServiceHandle(self, name, balancer=balancer)
+
+    async def call(self, service: str, fn: Callable[[Instance], Awaitable[T]], *,
+                   balancer: str | Balancer = "round_robin", retries: int = 2, passing: bool = True) -> T:
+        """``await fn(instance)`` on an instance of ``service`` chosen by ``balancer``, retrying a
+        failure on other instances with outlier ejection (``raftreg.client.calls``)."""
+        return await self._callers.call(service, fn, balancer, retries, passing)
 
     # ---- low level ------------------------------------------------------------------------------
     async def request(self, method: str, path: str, *, json: Any = None, params: Params = None,

@@ -10,6 +10,8 @@ Contract (``keep_alive`` on an ``AsyncRegistryClient``, ``keep_alive_blocking`` 
   unreachable; ``Timeout``/``OutcomeUnknown``) is reported as ``("retrying", message)`` and retried
   after ``ttl / 10`` (at least 0.2 s): the leader that comes next re-arms every lease with a
   grace, so a heartbeat lost in a failover never expires the instance.
+- ``on_renewed`` (optional) is called after every heartbeat the registry accepted, so a caller
+  can tell when a ``retrying`` phase is over (``raftreg.client.registration`` uses it).
 - Returns when ``stop`` is set; the caller deregisters if it wants to (the CLI does on Ctrl-C).
 - Other API errors (``InvalidArgument``: e.g. the instance has no ttl) are raised.
 """
@@ -20,12 +22,14 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from raftreg.client.async_client import AsyncRegistryClient
 from raftreg.client.results import Registration
-from raftreg.client.sync_client import RegistryClient
 from raftreg.errors import NotFound, Timeout, Unavailable
+
+if TYPE_CHECKING:  # the clients import this module's users (``registration``) at their top
+    from raftreg.client.async_client import AsyncRegistryClient
+    from raftreg.client.sync_client import RegistryClient
 
 Event = tuple[str, Any]  # ("registered", index) | ("reregistered", index) | ("retrying", message)
 Spec = Registration | Mapping[str, Any]
@@ -38,9 +42,11 @@ def _periods(ttl: float) -> tuple[float, float, float]:
 
 
 async def keep_alive(client: AsyncRegistryClient, service: str, instance_id: str, spec: Spec, ttl: float,
-                     stop: asyncio.Event, on_event: Callable[[Event], None] | None = None) -> None:
+                     stop: asyncio.Event, on_event: Callable[[Event], None] | None = None,
+                     on_renewed: Callable[[], None] | None = None) -> None:
     """Keep ``service/instance_id`` registered with ``spec`` until ``stop`` is set (see above)."""
     notify = on_event or (lambda event: None)
+    renewed = on_renewed or (lambda: None)
     notify(("registered", (await client.register(service, instance_id, spec)).index))
     period, retry, deadline = _periods(ttl)
     pause = period
@@ -52,6 +58,7 @@ async def keep_alive(client: AsyncRegistryClient, service: str, instance_id: str
         try:
             try:
                 await client.heartbeat(service, instance_id, deadline=deadline)
+                renewed()
             except NotFound:
                 notify(("reregistered", (await client.register(service, instance_id, spec)).index))
             pause = period
@@ -61,12 +68,14 @@ async def keep_alive(client: AsyncRegistryClient, service: str, instance_id: str
 
 
 def keep_alive_blocking(client: RegistryClient, service: str, instance_id: str, spec: Spec, ttl: float,
-                        stop: threading.Event, on_event: Callable[[Event], None] | None = None) -> None:
+                        stop: threading.Event, on_event: Callable[[Event], None] | None = None,
+                        on_renewed: Callable[[], None] | None = None) -> None:
     """``keep_alive`` for the blocking client: runs in the calling thread until ``stop`` is set.
 
     Set ``stop`` from another thread, not from a signal handler of this one (``Event.set`` takes
     a lock this thread may be holding): the CLI runs this in a worker thread for that reason."""
     notify = on_event or (lambda event: None)
+    renewed = on_renewed or (lambda: None)
     notify(("registered", client.register(service, instance_id, spec).index))
     period, retry, deadline = _periods(ttl)
     pause = period
@@ -74,6 +83,7 @@ def keep_alive_blocking(client: RegistryClient, service: str, instance_id: str, 
         try:
             try:
                 client.heartbeat(service, instance_id, deadline=deadline)
+                renewed()
             except NotFound:
                 notify(("reregistered", client.register(service, instance_id, spec).index))
             pause = period

@@ -31,11 +31,16 @@ from typing import Any, TypeVar
 import msgspec
 
 from raftreg.client import core
+from raftreg.client.balancers import Balancer
 from raftreg.client.core import LostAfterSend, Malformed, NotSent, Params, Reply, Request, Response
+from raftreg.client.discovery import Discoveries, Discovery, changes
 from raftreg.client.nodes import resolve
 from raftreg.client.policy import CallPlan, Failure, NodeSelector, Pause, RetryPolicy, WatchCursor
+from raftreg.client.registration import SyncRegistration, build_spec
 from raftreg.client.results import (
+    Check,
     ClusterStatus,
+    Instance,
     InstanceResult,
     Instances,
     Lease,
@@ -43,6 +48,7 @@ from raftreg.client.results import (
     Services,
     WriteResult,
 )
+from raftreg.client.service import Callers, ServiceHandle
 from raftreg.client.sync_transport import ConnectionPool
 from raftreg.errors import Timeout, Unavailable
 
@@ -68,11 +74,18 @@ class RegistryClient:
         self._selector = NodeSelector([n.url for n in nodes], self._policy, self._rng)
         self._lock = threading.Lock()  # guards the selector and the rng
         self._pool = ConnectionPool(nodes)
+        self._discoveries = Discoveries(self)
+        self._callers = Callers(self._discoveries, self._policy.deadline)
 
     @property
     def nodes(self) -> tuple[str, ...]:
         """The base URLs of the nodes, in the order given."""
         return self._selector.nodes
+
+    @property
+    def deadline(self) -> float:
+        """Seconds a whole call may take (failovers and pauses included)."""
+        return self._policy.deadline
 
     def __enter__(self) -> RegistryClient:
         return self
@@ -81,7 +94,9 @@ class RegistryClient:
         self.close()
 
     def close(self) -> None:
-        """Close the idle connections; the client must not be used afterwards."""
+        """Stop the client's discoveries and close the idle connections; the client must not be
+        used afterwards."""
+        self._discoveries.close()
         self._pool.close()
 
     # ---- instances ------------------------------------------------------------------------------
@@ -171,6 +186,36 @@ class RegistryClient:
 
         for reply in self._watch(build, core.parse_reply, lambda r: r.index, index, max_backoff):
             yield reply.index, reply.body
+
+    # ---- self-registration, discovery, calls (raftreg.client.registration, .discovery, .service) --
+    def registration(self, service: str, instance_id: str, *, address: str, port: int, ttl: float | str = "10s",
+                     tags: Iterable[str] = (), meta: Mapping[str, str] | None = None, weight: int = 100,
+                     check: Check | Mapping[str, Any] | None = None) -> SyncRegistration:
+        """A self-registration: ``with`` registers, heartbeats every ttl/3 in a daemon thread,
+        deregisters on exit and at interpreter exit (contract: ``raftreg.client.registration``)."""
+        spec, seconds = build_spec(address=address, port=port, ttl=ttl, tags=tags, meta=meta, weight=weight,
+                                   check=check)
+        return SyncRegistration(self, service, instance_id, spec, seconds, start_timeout=self.deadline)
+
+    def watch_service(self, name: str, *, passing: bool = True, tags: Iterable[str] = ()) -> Iterator[Instances]:
+        """The service's instances now, then again at every change of the list (a blocking-query
+        watch, as ``watch_instances``, that skips answers whose instances did not change)."""
+        return changes(self.watch_instances(name, passing=passing, tags=tags))
+
+    def discovery(self, name: str, *, passing: bool = True) -> Discovery:
+        """The client's shared live list of ``name``, kept by one daemon thread per (name,
+        passing), started by the first call (contract: ``raftreg.client.discovery``)."""
+        return self._discoveries.get(name, passing)
+
+    def service(self, name: str, *, balancer: str | Balancer = "round_robin") -> ServiceHandle:
+        """``register``/``deregister``/``get_instance`` of one service (``raftreg.client.service``)."""
+        return ServiceHandle(self, name, balancer=balancer)
+
+    def call(self, service: str, fn: Callable[[Instance], T], *, balancer: str | Balancer = "round_robin",
+             retries: int = 2, passing: bool = True) -> T:
+        """``fn(instance)`` on an instance of ``service`` chosen by ``balancer``, retrying a failure
+        on other instances with outlier ejection (``raftreg.client.calls``); thread-safe."""
+        return self._callers.call(service, fn, balancer, retries, passing)
 
     # ---- low level ------------------------------------------------------------------------------
     def request(self, method: str, path: str, *, json: Any = None, params: Params = None,

@@ -104,17 +104,18 @@ RULES: list[Rule] = [
         ),
     ),
     (
-        "raftreg.models and raftreg.errors import no other raftreg module",
-        lambda m: m in ("raftreg.models", "raftreg.errors"),
+        "raftreg.models, raftreg.errors and raftreg.durations import no other raftreg module",
+        lambda m: m in ("raftreg.models", "raftreg.errors", "raftreg.durations"),
         lambda imp: top(imp) != "raftreg" or within(imp, "raftreg.models", "raftreg.errors"),
     ),
     (
-        "raftreg.client imports only raftreg.models, raftreg.errors, raftreg.client (+ stdlib, aiohttp, msgspec)",
+        "raftreg.client imports only raftreg.models, raftreg.errors, raftreg.durations, raftreg.client "
+        "(+ stdlib, aiohttp, msgspec)",
         lambda m: within(m, "raftreg.client"),
         lambda imp: (
             top(imp) in STDLIB
             or top(imp) in ("aiohttp", "msgspec")
-            or within(imp, "raftreg.models", "raftreg.errors", "raftreg.client")
+            or within(imp, "raftreg.models", "raftreg.errors", "raftreg.durations", "raftreg.client")
         ),
     ),
     (
