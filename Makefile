@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench bench-watch bench-leases bench-overload clean
+.PHONY: dev test lint bench bench-watch bench-leases bench-overload bench-client clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -16,12 +16,12 @@ dev: $(STAMP)
 	$(VENV)/bin/raftreg dev --config cluster-configs/local-3.toml
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check raftreg tests benchmarks
+	$(VENV)/bin/ruff check raftreg tests benchmarks examples
 	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check raftreg tests benchmarks
+	$(VENV)/bin/ruff check raftreg tests benchmarks examples
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)
@@ -35,6 +35,9 @@ bench-leases: $(STAMP)
 
 bench-overload: $(STAMP)
 	$(VENV)/bin/python benchmarks/overload_bench.py
+
+bench-client: $(STAMP)
+	$(VENV)/bin/python benchmarks/client_bench.py
 
 clean:
 	rm -rf $(VENV) raftreg-data

@@ -1,4 +1,4 @@
-"""The client's load balancers (raftreg.client.balancers and raftreg.client.hashing): the shared
+"""The client's load balancers (raftreg.client.balancers, .hashing and .adaptive): the shared
 rules, each balancer's distribution, consistent hashing's minimal disruption, and the load-aware
 ones steering away from a slow instance in a simulation on a simulated clock. Fixed seeds only."""
 
@@ -12,12 +12,11 @@ from collections.abc import Sequence
 
 import pytest
 
+from raftreg.client.adaptive import LeastConnectionsBalancer, PeakEwmaBalancer
 from raftreg.client.balancers import (
     BALANCER_NAMES,
     Balancer,
-    LeastConnectionsBalancer,
     NoInstances,
-    PeakEwmaBalancer,
     RoundRobinBalancer,
     SmoothWeightedRoundRobinBalancer,
     WeightedRandomBalancer,
