@@ -43,8 +43,10 @@ REQUIREMENTS: tuple[Requirement, ...] = (
     Requirement("syncobj.SyncObj.__init__", ("_SyncObj__raftLog", "_SyncObj__votedForNodeId"),
                 "fault injection and the vote kept across a resync (raftreg.raft.faults, storage)"),
     Requirement("syncobj.SyncObj.__init__",
-                ("_SyncObj__otherNodes", "_SyncObj__raftLeader", "_SyncObj__transport", "_SyncObj__pipeNotifier"),
-                "ReadIndex messages on the Raft connections (raftreg.raft.read_channel)"),
+                ("_SyncObj__otherNodes", "_SyncObj__raftLeader", "_SyncObj__transport", "_SyncObj__pipeNotifier",
+                 "_SyncObj__selfNode"),
+                "ReadIndex messages on the Raft connections (raftreg.raft.read_channel); the ranked "
+                "campaign after a leader loss (raftreg.raft.transport)"),
     Requirement("syncobj.SyncObj._SyncObj__onMessageReceived",
                 ("type", "append_entries", "prevLogIdx", "prevLogTerm", "entries", "transmission", "commit_index",
                  "term", "serialized"),

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pysyncobj.monotonic import monotonic
@@ -99,7 +99,25 @@ def skip_entries_already_held(so: Any, message: dict[str, Any]) -> None:
         message["prevLogIdx"], message["prevLogTerm"], message["entries"] = index, term, entries[held:]
 
 
-LOST_LEADER_ELECTION_DELAY = (0.05, 0.25)  # seconds, drawn at random per follower
+LOST_LEADER_FIRST_DELAY = 0.05  # seconds before the first-ranked follower campaigns
+LOST_LEADER_RANK_STEP = 0.2  # seconds between the ranks: more than a vote's round trip under load
+LOST_LEADER_JITTER = 0.05  # seconds of random spread on top
+
+
+def lost_leader_delay(self_address: str, member_addresses: Iterable[str], leader_address: str,
+                      jitter: float) -> float:
+    """How long a follower waits before campaigning after its connection to the leader dropped.
+
+    The surviving members are ranked by address, the same order on every node, and rank ``r``
+    waits ``FIRST + r * STEP + jitter``. The first-ranked follower's vote requests normally reach
+    the others before their own turn comes, so they vote for it instead of splitting the vote. A
+    split vote falls back to pysyncobj's election timeout of 0.6-1.5 s, and with a purely random
+    50-250 ms delay it happened in about one failover in five on a loaded machine. If the
+    first-ranked node's log is behind, the others refuse its vote. They keep their own deadline
+    and win at their turn. ``jitter`` is in [0, 1); it is scaled to ``LOST_LEADER_JITTER``."""
+    survivors = sorted({address for address in member_addresses if address != leader_address} | {self_address})
+    rank = survivors.index(self_address)
+    return LOST_LEADER_FIRST_DELAY + rank * LOST_LEADER_RANK_STEP + jitter * LOST_LEADER_JITTER
 
 
 def elect_soon_after_leader_loss(so: Any, node: Any, now: float, delay: float) -> bool:
@@ -142,7 +160,9 @@ class GuardedTransport(TCPTransport):  # type: ignore[misc]
 
         def disconnected(node: Any) -> None:
             callback(node)
-            if elect_soon_after_leader_loss(so, node, monotonic(), random.uniform(*LOST_LEADER_ELECTION_DELAY)):
+            members = [other.address for other in so._SyncObj__otherNodes]
+            delay = lost_leader_delay(so._SyncObj__selfNode.address, members, node.address, random.random())
+            if elect_soon_after_leader_loss(so, node, monotonic(), delay):
                 log.info("event=leader_connection_lost leader=%s: campaigning soon", node.address)
 
         super().setOnNodeDisconnectedCallback(disconnected)

@@ -280,3 +280,27 @@ def test_other_disconnections_change_nothing(case: str) -> None:
     lost = other if case == "other peer" else leader
     assert not elect_soon_after_leader_loss(so, lost, now=100.0, delay=0.1)
     assert so._SyncObj__raftElectionDeadline == before
+
+
+def test_survivors_campaign_in_rank_order_so_the_first_collects_the_votes() -> None:
+    from raftreg.raft.transport import LOST_LEADER_RANK_STEP, lost_leader_delay
+
+    members = ["127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003", "127.0.0.1:7004", "127.0.0.1:7005"]
+    leader = "127.0.0.1:7002"
+    delays = {me: lost_leader_delay(me, [m for m in members if m != me], leader, jitter=0.999)
+              for me in members if me != leader}
+    order = sorted(delays, key=delays.__getitem__)
+    assert order == ["127.0.0.1:7001", "127.0.0.1:7003", "127.0.0.1:7004", "127.0.0.1:7005"]
+    earliest_next = [lost_leader_delay(me, [m for m in members if m != me], leader, jitter=0.0) for me in order]
+    for rank in range(len(order) - 1):  # even the largest jitter keeps a full step between two ranks
+        assert earliest_next[rank + 1] - delays[order[rank]] >= LOST_LEADER_RANK_STEP - 0.05 - 1e-9
+    assert delays[order[0]] < 0.11
+
+
+def test_every_node_ranks_the_survivors_alike_whatever_order_it_knows_them_in() -> None:
+    from raftreg.raft.transport import lost_leader_delay
+
+    a = lost_leader_delay("n3:1", ["n1:1", "n2:1"], "n1:1", jitter=0.0)
+    b = lost_leader_delay("n3:1", ["n2:1", "n1:1"], "n1:1", jitter=0.0)
+    c = lost_leader_delay("n2:1", ["n3:1", "n1:1"], "n1:1", jitter=0.0)
+    assert a == b > c
