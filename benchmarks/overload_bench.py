@@ -348,6 +348,7 @@ class OverloadBench(Bench):
             out["durability"] = self.check_acked(cluster, rec)
             out["log_events"] = {n: log_events(cluster.log_text(n)) for n in cluster.names}
             out["node_logs"] = str(cluster.base_dir / "logs") if self.args.keep_data else None
+            out["leader_changes"] = leader_changes(monitor)
             out["monitor"] = {n: [[round(t - t_base, 2), gc.get("queued"), gc.get("refused"), gc.get("commands"),
                                    gc.get("entries"), gc.get("retries"), state]
                                   for t, gc, state in monitor.samples[n]] for n in cluster.names}
@@ -548,6 +549,9 @@ class OverloadBench(Bench):
                   f"{fmt_s(ttn)} (p99 limit {fmt_ms(out['normal_p99_limit_ms'])} ms; latency alone "
                   f"{fmt_s(out['time_to_latency_normal_s'])})",
                   "ok" if ttn is not None and ttn < TARGET_NORMAL_S else "MISS")
+        changes = out["leader_changes"]
+        self.note("overload", "leader changes while loaded (issue 10: none)", str(changes),
+                  "ok" if changes == 0 else "MISS")
         d = out["durability"]
         lost = d["acked_missing"]
         if d["converged"]:
@@ -614,6 +618,17 @@ def timeline(rec: OpenLoopRecords, monitor: NodeMonitor, rss: RssSampler, t0: fl
 
 
 STAT_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+def leader_changes(monitor: NodeMonitor) -> int:
+    """Leaderships won during the run beyond the first: each node's samples counted where the node
+    turns "leader" (not leader in its previous sample, or its first sample), minus the one leader
+    the run started with. A node polled through a failed request keeps its last state."""
+    won = 0
+    for samples in monitor.samples.values():
+        states = [state for _, _, state in samples]
+        won += sum(1 for i, state in enumerate(states) if state == "leader" and (i == 0 or states[i - 1] != "leader"))
+    return max(0, won - 1)
 
 
 def stat_ticks() -> dict[str, int]:
