@@ -175,6 +175,8 @@ class ReadChannel:
             index = message.get("index")
             self._answer_all(send, self._asked[2], index if isinstance(index, int) else None)
             self._asked = None
+            if self._pending:  # reads that arrived meanwhile ask at once, not at the next tick
+                self._ask_leader(so, send)
 
     def _answer_all(self, send: Callable[[Any, dict[str, Any]], Any], waiters: list[Waiter], index: int | None) -> None:
         local = False

@@ -156,6 +156,11 @@ async def test_a_follower_asks_the_leader_once_for_its_waiting_reads(channel: Re
     channel.receive(so, wire, N1, {"type": INDEX_ACK, "seq": ask["seq"], "index": 77})
     await answers()
     assert [await asyncio.wait_for(r, 1) for r in reads] == [77, 77, 77] and not later.done()
+    (to, again), = wire.take()  # the read that arrived meanwhile is asked for at once, not at the next tick
+    assert to == N1.address and again["type"] == INDEX and again["seq"] != ask["seq"]
+    channel.receive(so, wire, N1, {"type": INDEX_ACK, "seq": again["seq"], "index": 78})
+    await answers()
+    assert await asyncio.wait_for(later, 1) == 78 and wire.take() == []
 
 
 async def test_a_follower_without_a_leader_answers_none(channel: ReadChannel) -> None:
