@@ -286,13 +286,12 @@ class CallPlan:
         return chosen
 
 
-class ServiceCaller:
-    """Blocking calls over a balancer with retries and outlier ejection (see the module); thread-safe."""
+class _Caller:
+    """What both callers hold: the call target over the instance source, balancer and ejector."""
 
     def __init__(self, source: Callable[[], Iterable[Instance]], version: Callable[[], int], balancer: Balancer,
                  ejector: OutlierEjector | None = None) -> None:
         self._target = CallTarget(source, version, balancer, ejector)
-        self._lock = threading.Lock()
 
     @property
     def balancer(self) -> Balancer:
@@ -301,6 +300,15 @@ class ServiceCaller:
     @property
     def ejector(self) -> OutlierEjector | None:
         return self._target.ejector
+
+
+class ServiceCaller(_Caller):
+    """Blocking calls over a balancer with retries and outlier ejection (see the module); thread-safe."""
+
+    def __init__(self, source: Callable[[], Iterable[Instance]], version: Callable[[], int], balancer: Balancer,
+                 ejector: OutlierEjector | None = None) -> None:
+        super().__init__(source, version, balancer, ejector)
+        self._lock = threading.Lock()
 
     def call(self, fn: Callable[[Instance], T], retries: int = 2, *, key: str | None = None) -> T:
         """``fn(instance)`` on a picked instance, retried on other instances (see the module)."""
@@ -327,20 +335,8 @@ class ServiceCaller:
             return result
 
 
-class AsyncServiceCaller:
+class AsyncServiceCaller(_Caller):
     """``ServiceCaller`` for coroutines: ``await caller.call(async_fn)``; one event loop only."""
-
-    def __init__(self, source: Callable[[], Iterable[Instance]], version: Callable[[], int], balancer: Balancer,
-                 ejector: OutlierEjector | None = None) -> None:
-        self._target = CallTarget(source, version, balancer, ejector)
-
-    @property
-    def balancer(self) -> Balancer:
-        return self._target.balancer
-
-    @property
-    def ejector(self) -> OutlierEjector | None:
-        return self._target.ejector
 
     async def call(self, fn: Callable[[Instance], Awaitable[T]], retries: int = 2, *, key: str | None = None) -> T:
         """``await fn(instance)`` on a picked instance, retried on other instances (see the module)."""
