@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from raftreg.errors import Unavailable
 from raftreg.raft import ProposalFailed, RaftNode
 from raftreg.state.commands import Command, encode_command, encode_entry_from
-from raftreg.state.registry import Result
+from raftreg.state.machine import Result
 
 log = logging.getLogger("raftreg.proposer")
 

@@ -151,6 +151,7 @@ class Reader:
         """A fingerprint of the applied state: equal on replicas that applied the same entries."""
         with self._raft.lock:
             reg = self._raft.registry
-            data = reg.snapshot()
+            data = self._raft.state.snapshot()
             return {"applied_index": self._raft.applied_index, "index": reg.index,
-                    "instances": reg.instance_count(), "digest": hashlib.sha256(data).hexdigest()}
+                    "instances": reg.instance_count(), "kv_index": self._raft.kv.index,
+                    "digest": hashlib.sha256(data).hexdigest()}

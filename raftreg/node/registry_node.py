@@ -36,7 +36,7 @@ from raftreg.node.watches import WatchHub, changed_topics
 from raftreg.node.writes import Writer
 from raftreg.raft import RaftNode
 from raftreg.state.commands import Command
-from raftreg.state.registry import Result
+from raftreg.state.machine import Result
 
 __all__ = ["ReadContext", "ReadOptions", "RegistryNode"]
 

@@ -27,7 +27,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from raftreg.state.commands import Command, Deregister, Expire, Register, SetCheckStatus, SetManualStatus
-from raftreg.state.registry import Deregistered, Registered, Result, StatusSet
+from raftreg.state.machine import Result
+from raftreg.state.registry import Deregistered, Registered, StatusSet
 
 CATALOG = "catalog"
 # Waiters woken per event-loop iteration (see WatchHub._wake_batch). Measured on 2 cores with

@@ -21,7 +21,8 @@ from raftreg.node.proposer import Committed, GroupCommitter
 from raftreg.node.view import ClusterView
 from raftreg.raft import RaftNode
 from raftreg.state.commands import Command, Deregister, Expire, Register, SetCheckStatus, SetManualStatus
-from raftreg.state.registry import Deregistered, Failed, Registered, Result, StatusSet
+from raftreg.state.machine import Result
+from raftreg.state.registry import Deregistered, Failed, Registered, StatusSet
 
 MAX_CHECK_OUTPUT = 512
 
