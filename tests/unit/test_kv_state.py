@@ -37,12 +37,15 @@ class Model:
     history: dict[str, list[KVVersion]] = field(default_factory=dict)
     changed_at: dict[str, int] = field(default_factory=dict)
 
-    def write(self, key: str, value: bytes, flag: int, index: int, keep: int) -> KVEntry:
+    def write(self, key: str, value: bytes, flag: int, index: int, keep: int, created: int | None = None) -> KVEntry:
+        """Store a new version (``created``: its create index when a transaction decided it)."""
         old = self.entries.get(key)
         versions = self.history.pop(key, [])
         if old is not None and keep:
             self.history[key] = [KVVersion(old.value, old.flags, old.create_index, old.modify_index), *versions][:keep]
-        new = KVEntry(key, value, flag, old.create_index if old else index, index)
+        if created is None:
+            created = old.create_index if old else index
+        new = KVEntry(key, value, flag, created, index)
         self.entries[key] = new
         self.changed_at[key] = index
         return new
@@ -142,7 +145,7 @@ class KVMachine(RuleBasedStateMachine):
         changed = []
         for key, new in view.items():
             if new is not None:
-                self.model.write(key, new.value, new.flags, self.index, keep)
+                self.model.write(key, new.value, new.flags, self.index, keep, new.create_index)
                 changed.append(key)
             elif self.model.remove(key, self.index):
                 changed.append(key)
