@@ -1,5 +1,5 @@
-"""``RaftNode``: one pysyncobj ``SyncObj`` replicating a ``StateMachine`` (registry and KV), bridged
-into asyncio.
+"""``RaftNode``: one pysyncobj ``SyncObj`` replicating a ``StateMachine`` (registry, KV, sessions),
+bridged into asyncio.
 
 The SyncObj has a single replicated method, ``apply(raw: bytes)``, whose argument is our
 versioned command envelope (raftreg.state.commands); pysyncobj's tick-thread callbacks become

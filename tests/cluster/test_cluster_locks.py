@@ -65,3 +65,20 @@ def test_a_dead_holder_loses_its_lock_after_ttl_plus_lock_delay_never_earlier(cl
     assert code == 200 and entry["session"] == other and entry["lock_index"] == 2, entry
     assert renew(cluster, follower, holder) == 404  # the session is gone
     print(f"\n[lock] released {waited:.2f}s after the last renewal (ttl {TTL}s + lock delay {LOCK_DELAY}s)")
+
+
+def test_a_renewed_session_keeps_its_lock_through_kill_9_of_the_leader(cluster: LocalCluster) -> None:
+    """The new leader re-arms every session's lease (with a grace), as it does for instances."""
+    leader = cluster.leader()
+    follower = cluster.followers()[0]
+    holder = session(cluster, follower, ttl=f"{TTL}s", lock_delay="0s")
+    assert acquire(cluster, follower, "failover-lock", holder)
+    cluster.kill(leader)
+    until = time.monotonic() + 4 * TTL  # through the election and well past the ttl
+    while time.monotonic() < until:
+        code = renew(cluster, follower, holder)
+        assert code in (200, 503), code  # 503 while no leader is known: retry
+        time.sleep(TTL / 5)
+    assert renew(cluster, follower, holder) == 200
+    code, entry = http_json(f"{cluster.url(follower)}/v1/kv/failover-lock?consistent", timeout=10.0)
+    assert code == 200 and entry["session"] == holder and entry["lock_index"] == 1, entry
