@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import msgspec
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from raftreg.models import SESSION_LEASE, Instance, Session, SessionInstance
 from raftreg.state.commands import (
@@ -182,3 +185,85 @@ def test_a_version_2_snapshot_written_before_sessions_restores() -> None:
     restored = StateMachine()
     restored.restore(old)
     assert restored.kv.get("k") == machine.kv.get("k") and len(restored.sessions) == 0
+
+
+SESSIONS = (S1, S2, "00000000-0000-4000-8000-000000000003")
+LOCK_KEYS = ("l/a", "l/b", "l/c")
+
+
+class LockMachine(RuleBasedStateMachine):
+    """Random sessions, locks, writes, deletes, destroys and expiries: whatever happens, a held key
+    names a live session, the lock index of a key never goes down, and snapshots round-trip."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log = Log()
+        self.log.apply(Register(Instance("web", "w1", "10.0.0.1", 80)))
+        self.clock = 0.0
+        self.fences: dict[str, tuple[int, int]] = {}  # key -> (create_index, lock_index) last seen
+
+    def tick(self) -> float:
+        self.clock += 1.0
+        return self.clock
+
+    @rule(sid=st.sampled_from(SESSIONS), behavior=st.sampled_from(("release", "delete")),
+          delay=st.sampled_from((0.0, 2.0)), tied=st.booleans())
+    def create(self, sid: str, behavior: str, delay: float, tied: bool) -> None:
+        ties = (SessionInstance("web", "w1"),) if tied else ()
+        self.log.apply(SessionCreate(Session(sid, behavior=behavior, lock_delay=delay,  # type: ignore[arg-type]
+                                             instances=ties)))
+
+    @rule(verb=st.sampled_from(("acquire", "release")), key=st.sampled_from(LOCK_KEYS),
+          sid=st.sampled_from(SESSIONS))
+    def lock(self, verb: str, key: str, sid: str) -> None:
+        self.log.lock(verb, key, sid, at=self.tick())
+
+    @rule(key=st.sampled_from(LOCK_KEYS))
+    def write_or_delete(self, key: str) -> None:
+        self.log.apply(KVSet(key, b"plain") if self.clock % 2 else KVDelete(key))
+        self.tick()
+
+    @rule(sid=st.sampled_from(SESSIONS), expire=st.booleans())
+    def end(self, sid: str, expire: bool) -> None:
+        session = self.log.machine.sessions.get(sid)
+        if expire and session is not None:
+            self.log.apply(Expire(SESSION_LEASE, sid, session.modify_index, at=self.tick()))
+        else:
+            self.log.apply(SessionDestroy(sid, at=self.tick()))
+
+    @rule(gone=st.booleans())
+    def instance_flaps(self, gone: bool) -> None:
+        cmd: Command = Deregister("web", "w1", at=self.tick()) if gone else Register(
+            Instance("web", "w1", "10.0.0.1", 80))
+        self.log.apply(cmd)
+        self.log.machine.take_cascades()
+
+    @invariant()
+    def locks_are_consistent(self) -> None:
+        machine = self.log.machine
+        for key in LOCK_KEYS:
+            entry = machine.kv.get(key)
+            if entry is None:
+                continue
+            if entry.session is not None:
+                assert machine.sessions.get(entry.session) is not None, (key, entry)
+                assert key in machine.kv.locked_keys(entry.session)
+            created, fence = self.fences.get(key, (entry.create_index, 0))
+            if created == entry.create_index:  # the same incarnation of the key: the fence never goes down
+                assert entry.lock_index >= fence, (key, entry, fence)
+            self.fences[key] = (entry.create_index, entry.lock_index)
+        for sid in SESSIONS:
+            for key in machine.kv.locked_keys(sid):
+                held = machine.kv.get(key)
+                assert held is not None and held.session == sid
+
+    @invariant()
+    def snapshots_round_trip(self) -> None:
+        data = self.log.machine.snapshot()
+        restored = StateMachine()
+        restored.restore(data)
+        assert restored.snapshot() == data
+
+
+TestLockMachine = LockMachine.TestCase
+TestLockMachine.settings = settings(max_examples=100, stateful_step_count=30, deadline=None)
