@@ -30,7 +30,7 @@ from raftreg.node.view import STATUS_PERIOD, ClusterView
 from raftreg.node.writes import Writer
 from raftreg.raft import RaftStatus
 from raftreg.state.commands import Command
-from raftreg.state.registry import Result
+from raftreg.state.machine import Result
 
 
 class Health:
@@ -43,7 +43,7 @@ class Health:
         self.leases = LeaseKeeper(
             leases, clock,
             grace=leases.grace if leases.grace is not None else tuning.raft_max_timeout,
-            read_instance=lambda service, instance_id: reader.get_instance(service, instance_id)[1],
+            read_instance=reader.get_leased,
             read_leased=reader.leased_instances,
             propose_expire=writer.expire,
             gossip=peers.share_renewals,

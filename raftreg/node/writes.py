@@ -13,6 +13,7 @@ Contract:
 from __future__ import annotations
 
 import asyncio
+import time
 
 from raftreg.config import RaftTuning
 from raftreg.errors import InternalError, NotFound, OutcomeUnknown
@@ -21,12 +22,14 @@ from raftreg.node.proposer import Committed, GroupCommitter
 from raftreg.node.view import ClusterView
 from raftreg.raft import RaftNode
 from raftreg.state.commands import Command, Deregister, Expire, Register, SetCheckStatus, SetManualStatus
-from raftreg.state.registry import Deregistered, Failed, Registered, Result, StatusSet
+from raftreg.state.machine import Result
+from raftreg.state.registry import Deregistered, Failed, Registered, StatusSet
+from raftreg.state.sessions import SessionsEnded
 
 MAX_CHECK_OUTPUT = 512
 
 
-def _unexpected(what: str, result: Result) -> InternalError:
+def unexpected(what: str, result: Result) -> InternalError:
     """The state machine answered with a result that does not fit the command: a bug (500)."""
     reason = result.reason if isinstance(result, Failed) else type(result).__name__
     return InternalError(f"{what} was not applied by the state machine: {reason}")
@@ -42,16 +45,19 @@ class Writer:
             stuck_after=max(1.0, tuning.raft_max_timeout * 1.5),
         )
 
-    async def commit(self, cmd: Command, timeout: float | None = None, *, bounded: bool = True) -> Committed:
+    async def commit(self, cmd: Command, timeout: float | None = None, *, bounded: bool = True,
+                     idempotent: bool = True) -> Committed:
         """Commit ``cmd`` (see the module docstring). ``bounded=False`` skips the queue bound:
-        for the node's own few commands (expiries, check transitions), not for clients'."""
+        for the node's own few commands (expiries, check transitions), not for clients'.
+        ``idempotent=False`` (compare-and-set, transactions): ``OutcomeUnknown`` as soon as an
+        attempt's outcome is unknown, never a retry (``GroupCommitter.propose``)."""
         if bounded:
             self.proposer.check_capacity()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (timeout if timeout is not None else self.commit_timeout)
         await self._view.await_leader(deadline - loop.time())
         try:
-            return await asyncio.wait_for(self.proposer.propose(cmd, bounded=bounded),
+            return await asyncio.wait_for(self.proposer.propose(cmd, bounded=bounded, idempotent=idempotent),
                                           max(deadline - loop.time(), 0.001))
         except TimeoutError:
             raise OutcomeUnknown(
@@ -62,7 +68,7 @@ class Writer:
         """Create or replace ``instance``; returns the commit index and the stored instance."""
         committed = await self.commit(Register(instance))
         if not isinstance(committed.result, Registered):
-            raise _unexpected("the registration", committed.result)
+            raise unexpected("the registration", committed.result)
         return committed.index, committed.result.instance
 
     async def deregister(self, service: str, instance_id: str) -> tuple[int, bool]:
@@ -70,9 +76,9 @@ class Writer:
 
         When an earlier attempt's outcome was unknown (a failover hit it), "absent" is reported
         as deleted: that attempt most likely deleted it."""
-        committed = await self.commit(Deregister(service, instance_id))
+        committed = await self.commit(Deregister(service, instance_id, time.time()))
         if not isinstance(committed.result, Deregistered):
-            raise _unexpected("the deregistration", committed.result)
+            raise unexpected("the deregistration", committed.result)
         return committed.index, committed.result.existed or committed.after_unknown_attempt
 
     async def set_manual_status(
@@ -80,7 +86,7 @@ class Writer:
     ) -> tuple[int, Instance]:
         """Set (``warning``/``critical``) or clear (``passing``) the status set by hand; returns the
         commit index and the stored instance; ``NotFound`` when there is no such instance."""
-        committed = await self.commit(SetManualStatus(service, instance_id, status, note))
+        committed = await self.commit(SetManualStatus(service, instance_id, status, note, time.time()))
         result = committed.result
         if not isinstance(result, StatusSet) or result.instance is None:
             raise NotFound(f"no instance {instance_id!r} in service {service!r}")
@@ -88,11 +94,14 @@ class Writer:
 
     async def set_check_status(self, inst: Instance, status: Status, output: str) -> Instance | None:
         """Check runner: commit a check verdict for this incarnation of ``inst``."""
-        cmd = SetCheckStatus(inst.service, inst.id, inst.create_index, status, output[:MAX_CHECK_OUTPUT])
+        cmd = SetCheckStatus(inst.service, inst.id, inst.create_index, status, output[:MAX_CHECK_OUTPUT], time.time())
         result = (await self.commit(cmd, bounded=False)).result
         return result.instance if isinstance(result, StatusSet) else None
 
     async def expire(self, service: str, instance_id: str, modify_index: int, reason: str = "ttl") -> bool:
-        """Lease holder / check runner: remove the instance if it is still at ``modify_index``."""
-        result = (await self.commit(Expire(service, instance_id, modify_index, reason), bounded=False)).result
-        return isinstance(result, Deregistered) and result.existed
+        """Lease holder / check runner: remove the instance (or end the session: ``service``
+        SESSION_LEASE) if it is still at ``modify_index``."""
+        cmd = Expire(service, instance_id, modify_index, reason, time.time())
+        result = (await self.commit(cmd, bounded=False)).result
+        return (isinstance(result, Deregistered) and result.existed) or (isinstance(result, SessionsEnded)
+                                                                        and bool(result.ids))
