@@ -3,6 +3,9 @@
 A history is a list of ``Op``: one per client request, in any order. Times are ``time.monotonic()``
 seconds of the one process that ran every client, so they are comparable across clients.
 
+Kinds: ``write`` (a registration or a KV set), ``delete``, ``read``, and ``cas`` (a KV compare-and-set,
+alone or as the conditional op of a transaction; see ``Op.expect``). Keys of KV ops start with ``kv:``.
+
 On disk a history is JSONL: one JSON object per line with exactly the fields of ``Op``.
 ``read_jsonl(path)`` returns what ``write_jsonl(path, ops)`` wrote (equal ``Op`` values, same order).
 """
@@ -16,7 +19,7 @@ from typing import Literal
 
 import msgspec
 
-OpKind = Literal["write", "delete", "read"]
+OpKind = Literal["write", "delete", "read", "cas"]
 Outcome = Literal["ok", "fail", "unknown"]
 ReadMode = Literal["consistent", "default", "min_index", ""]
 
@@ -36,6 +39,12 @@ class Op:
     node: str = ""  # node name the request went to
     read_mode: ReadMode = ""  # for reads
     index: int | None = None  # X-Raftreg-Index of the answer / index of the write
+    # cas: a conditional write of ``value`` that applies only if the key holds ``expect`` (None =
+    # absent). The workload's condition is a modify_index; it names the value read at that index,
+    # and every written value is unique, so the two conditions are the same. ``conflict``: the
+    # answer said the condition did not hold (409; outcome "ok": the result is known, not applied).
+    expect: str | None = None
+    conflict: bool = False
 
 
 _ENCODER = msgspec.json.Encoder()
