@@ -75,3 +75,15 @@ def read_jsonl(path: str | Path) -> list[Op]:
             except msgspec.DecodeError as exc:
                 raise ValueError(f"{path}:{number}: not a history op: {exc}") from exc
     return ops
+
+
+def outcome_of(status: int | str) -> Outcome:
+    """The outcome of a write's answer: an HTTP status, or the workload's pseudo-status of a
+    transport failure (``refused``: nothing was sent; ``timeout``, ``disconnected``: maybe sent).
+    200 → ok; 503, other 4xx and refused → fail (nothing applied); 504, other 5xx, timeouts and
+    lost connections → unknown."""
+    if status == 200:
+        return "ok"
+    if status == "refused" or (isinstance(status, int) and (status == 503 or 400 <= status < 500)):
+        return "fail"
+    return "unknown"
