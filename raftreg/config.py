@@ -116,6 +116,17 @@ class CheckTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     reconcile_period: float = 0.5
 
 
+class KVTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The key/value store: ``history`` earlier versions kept per key (0 disables). The leader's
+    value travels in each write command, so replicas never disagree about it."""
+
+    history: int = 10
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.history <= 1000:
+            raise ConfigError("kv.history must be between 0 and 1000")
+
+
 class ClusterConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A whole cluster: its name, members, data directory and secret source."""
 
@@ -127,6 +138,7 @@ class ClusterConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     raft: RaftTuning = RaftTuning()
     leases: LeaseTuning = LeaseTuning()
     checks: CheckTuning = CheckTuning()
+    kv: KVTuning = KVTuning()
 
     def __post_init__(self) -> None:
         if not self.nodes:
@@ -195,7 +207,7 @@ def dump_config(config: ClusterConfig) -> str:
     lines = [f'name = "{config.name}"', f'data_dir = "{config.data_dir}"', f'secret_env = "{config.secret_env}"']
     if config.secret_file:
         lines.append(f'secret_file = "{config.secret_file}"')
-    for section in ("raft", "leases", "checks"):
+    for section in ("raft", "leases", "checks", "kv"):
         lines += ["", f"[{section}]"]
         tuning = getattr(config, section)
         for field in msgspec.structs.fields(tuning):

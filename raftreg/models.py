@@ -91,3 +91,50 @@ class ServiceSummary(msgspec.Struct, frozen=True):
     name: str
     instances: int
     passing: int
+
+
+MAX_KV_KEY_BYTES = 512
+MAX_KV_VALUE_BYTES = 512 * 1024
+MAX_TXN_OPS = 64
+MAX_FLAGS = 2**64 - 1
+TxnVerb = Literal["set", "cas", "delete", "delete_cas", "check_index", "get"]
+
+
+class KVEntry(msgspec.Struct, frozen=True, gc=False):
+    """One key as stored and returned by ``GET /v1/kv/{key}`` (``value`` is base64 in JSON).
+
+    ``flags`` belong to the caller; ``lock_index`` counts the acquisitions of the key's lock
+    (the fence); ``session`` is the lock holder's session id, or None."""
+
+    key: str
+    value: bytes
+    flags: int = 0
+    create_index: int = 0
+    modify_index: int = 0
+    lock_index: int = 0
+    session: str | None = None
+
+
+class KVVersion(msgspec.Struct, frozen=True, gc=False):
+    """An earlier version of a key, kept for ``GET /v1/kv/{key}?history`` (newest first)."""
+
+    value: bytes
+    flags: int
+    create_index: int
+    modify_index: int
+    session: str | None = None
+
+
+class TxnOp(msgspec.Struct, frozen=True, array_like=True):
+    """One operation of ``PUT /v1/txn``, as validated and carried in the log.
+
+    ``set`` writes; ``cas`` writes only if the key's ``modify_index`` is ``index`` (0: absent);
+    ``delete`` removes the key (absent is fine); ``delete_cas`` removes it only at ``index``;
+    ``check_index`` fails unless the key's ``modify_index`` is ``index`` (0: absent); ``get``
+    reads the key as the transaction sees it."""
+
+    op: TxnVerb
+    key: str
+    value: bytes = b""
+    flags: int = 0
+    index: int = 0

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from raftreg.config import CheckTuning, ClusterConfig, LeaseTuning, NodeConfig, RaftTuning, dump_config
+from raftreg.config import CheckTuning, ClusterConfig, KVTuning, LeaseTuning, NodeConfig, RaftTuning, dump_config
 from raftreg.signing import Signer
 from raftreg.supervise import NodeProcess
 
@@ -86,6 +86,7 @@ class LocalCluster:
         tuning: RaftTuning | None = None,
         leases: LeaseTuning | None = None,
         checks: CheckTuning | None = None,
+        kv: KVTuning | None = None,
         name: str = "test",
         keep_data: bool = False,
         debug_endpoints: bool = True,
@@ -101,7 +102,7 @@ class LocalCluster:
         ]
         self.config = ClusterConfig(
             name=name, nodes=node_cfgs, data_dir=str(self.base_dir / "data"), raft=tuning or RaftTuning(),
-            leases=leases or LeaseTuning(), checks=checks or CheckTuning(),
+            leases=leases or LeaseTuning(), checks=checks or CheckTuning(), kv=kv or KVTuning(),
         )
         self.config_path = self.base_dir / "cluster.toml"
         self.config_path.write_text(dump_config(self.config))

@@ -1,4 +1,5 @@
-"""The HTTP API of API.md (instances, services, cluster, health, ready) over a ``RegistryNode``.
+"""The HTTP API of API.md (instances, services, cluster, health, ready) over a ``RegistryNode``;
+the key/value routes are in ``raftreg.http.kv_api``.
 
 Handlers are thin: validate (raftreg.http.validation), call the node facade, encode. Errors
 leave through ``raftreg.http.wire.error_middleware``. The signed node-to-node and debug routes
@@ -18,6 +19,7 @@ from raftreg.errors import NotFound, Unavailable
 from raftreg.http import routes
 from raftreg.http.body_cache import BodyCache
 from raftreg.http.internal import add_signed_routes
+from raftreg.http.kv_api import add_kv_routes
 from raftreg.http.validation import (
     check_instance_id,
     check_service_name,
@@ -163,6 +165,7 @@ def build_app(node: RegistryNode, *, secret: str, debug_endpoints: bool | None =
     app.router.add_get(routes.CLUSTER, api.cluster, allow_head=False)
     app.router.add_get("/v1/health", api.health)
     app.router.add_get("/v1/ready", api.ready)
+    add_kv_routes(app, node)
     if debug_endpoints is None:
         debug_endpoints = os.environ.get("RAFTREG_DEBUG_ENDPOINTS") == "1"
     add_signed_routes(app, node, Verifier(secret), debug=debug_endpoints)

@@ -74,13 +74,23 @@ async def read_body(request: web.Request) -> bytes:
     media = ctype.split(";", 1)[0].strip().lower()
     if media and media != JSON and not media.endswith("+json"):
         raise InvalidArgument(f"Content-Type must be {JSON}, got {media!r}", field="Content-Type")
+    return await read_raw_body(request, MAX_BODY)
+
+
+async def read_raw_body(request: web.Request, limit: int, field: str | None = None) -> bytes:
+    """The request body as sent, of any content type: 413 ``PayloadTooLarge`` (naming ``field``)
+    over ``limit`` bytes (at most ``MAX_BODY``), 400 for a compressed body."""
     coding = request.headers.get("Content-Encoding", "").strip().lower()
     if coding not in ("", "identity"):
         raise InvalidArgument("compressed request bodies are not accepted (Content-Encoding must be identity)",
                               field="Content-Encoding")
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise PayloadTooLarge(f"request body is larger than {MAX_BODY} bytes")
+    too_large = PayloadTooLarge(f"request body is larger than {limit} bytes", field=field)
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
     try:
-        return await request.read()
+        body = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise PayloadTooLarge(f"request body is larger than {MAX_BODY} bytes") from None
+        raise too_large from None
+    if len(body) > limit:
+        raise too_large
+    return body

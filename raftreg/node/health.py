@@ -30,7 +30,7 @@ from raftreg.node.view import STATUS_PERIOD, ClusterView
 from raftreg.node.writes import Writer
 from raftreg.raft import RaftStatus
 from raftreg.state.commands import Command
-from raftreg.state.registry import Result
+from raftreg.state.machine import Result
 
 
 class Health:

@@ -32,7 +32,8 @@ from raftreg.node.leases import Clock, LeaseKey, LeaseTable
 from raftreg.node.tasks import cancel_and_wait
 from raftreg.raft import RaftStatus
 from raftreg.state.commands import Command, Deregister, Expire
-from raftreg.state.registry import Deregistered, Registered, Result, StatusSet
+from raftreg.state.machine import Result
+from raftreg.state.registry import Deregistered, Registered, StatusSet
 
 log = logging.getLogger("raftreg.leases")
 

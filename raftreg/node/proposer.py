@@ -15,10 +15,12 @@ proposed fails with ``Unavailable`` too (nothing was applied): under overload th
 serving recent writes instead of ones whose callers are about to give up. The node's own
 commands (expiries, check transitions) are not bounded.
 
-Failures: a command that certainly did not apply (pysyncobj NOT_LEADER, DISCARDED, ...) and one
-whose outcome is unknown (LEADER_CHANGED, UNKNOWN_OUTCOME) are both retried until the caller's
-deadline: every command is idempotent. The result records whether an earlier attempt's outcome
-was unknown, so callers can interpret "nothing to delete" after such a retry.
+Failures: a command that certainly did not apply (pysyncobj NOT_LEADER, DISCARDED, ...) is
+retried until the caller's deadline. One whose outcome is unknown (LEADER_CHANGED,
+UNKNOWN_OUTCOME) is retried too when it is idempotent (the result records that an earlier
+attempt's outcome was unknown, so callers can interpret "nothing to delete" after such a retry);
+a command proposed with ``idempotent=False`` (a compare-and-set, a transaction) fails at once with
+``OutcomeUnknown`` instead: a retry could report a conflict its own first attempt caused.
 """
 
 from __future__ import annotations
@@ -28,10 +30,10 @@ import collections
 import logging
 from dataclasses import dataclass, field
 
-from raftreg.errors import Unavailable
+from raftreg.errors import OutcomeUnknown, Unavailable
 from raftreg.raft import ProposalFailed, RaftNode
 from raftreg.state.commands import Command, encode_command, encode_entry_from
-from raftreg.state.registry import Result
+from raftreg.state.machine import Result
 
 log = logging.getLogger("raftreg.proposer")
 
@@ -53,6 +55,7 @@ class _Pending:
     fut: asyncio.Future[Committed]
     queued_at: float
     bounded: bool
+    idempotent: bool = True
     proposed: bool = False
     outcome_unknown: bool = False
 
@@ -100,16 +103,17 @@ class GroupCommitter:
             raise Unavailable(f"this node has {len(self._queue)} writes queued (its limit); retry shortly",
                               retry_after=1.0)
 
-    async def propose(self, cmd: Command, *, bounded: bool = True) -> Committed:
+    async def propose(self, cmd: Command, *, bounded: bool = True, idempotent: bool = True) -> Committed:
         """Commit ``cmd`` and return its outcome on this node. Never returns for a command that
         cannot commit: the caller bounds the wait (``asyncio.wait_for``); cancelling it drops the
         command from the queue if it has not been proposed yet. A ``bounded`` command is refused
-        with ``Unavailable`` when the queue is full."""
+        with ``Unavailable`` when the queue is full. A command that is not ``idempotent`` fails
+        with ``OutcomeUnknown`` as soon as an attempt's outcome is unknown (never retried then)."""
         if bounded:
             self.check_capacity()
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Committed] = loop.create_future()
-        self._queue.append(_Pending(encode_command(cmd), fut, loop.time(), bounded))
+        self._queue.append(_Pending(encode_command(cmd), fut, loop.time(), bounded, idempotent))
         self._kick()
         return await fut
 
@@ -178,9 +182,14 @@ class GroupCommitter:
             log.info("event=proposal_failed reason=%s commands=%d retrying", reason, len(batch))
             self.stats.retries += 1
             for pending in reversed(batch):
-                if not pending.fut.done():
-                    pending.outcome_unknown = pending.outcome_unknown or unknown
-                    self._queue.appendleft(pending)
+                if pending.fut.done():
+                    continue
+                if unknown and not pending.idempotent:
+                    pending.fut.set_exception(OutcomeUnknown(
+                        f"the write's outcome is unknown ({reason}): it may have applied; not retried"))
+                    continue
+                pending.outcome_unknown = pending.outcome_unknown or unknown
+                self._queue.appendleft(pending)
             if self._retry is None:
                 self._retry = asyncio.get_running_loop().call_later(RETRY_DELAY, self._retry_now)
         self._kick()

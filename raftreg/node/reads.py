@@ -27,14 +27,14 @@ from raftreg.models import Instance, ServiceSummary
 from raftreg.node.leases import LeaseKey
 from raftreg.node.read_index import ReadIndex
 from raftreg.node.view import ClusterView
-from raftreg.node.watches import CATALOG, WatchHub, service_topic
+from raftreg.node.watches import CATALOG, KV_KEY, KV_PREFIX, WatchHub, kv_key_topic, kv_prefix_topic, service_topic
 from raftreg.raft import RaftNode
 
 DEFAULT_BLOCKING_WAIT = 300.0
 MAX_BLOCKING_WAIT = 600.0
 DEFAULT_MIN_INDEX_WAIT = 5.0
 
-__all__ = ["CATALOG", "ReadOptions", "Reader", "service_topic"]
+__all__ = ["CATALOG", "ReadOptions", "Reader", "kv_key_topic", "kv_prefix_topic", "service_topic"]
 
 
 @dataclass(frozen=True)
@@ -105,8 +105,13 @@ class Reader:
 
     # ---- queries on the applied state ---------------------------------------------------
     def query_index(self, topic: str) -> int:
-        """The index answering a query on ``topic`` (``CATALOG`` or a ``service_topic``)."""
+        """The index answering a query on ``topic`` (``CATALOG``, a ``service_topic``, a
+        ``kv_key_topic`` or a ``kv_prefix_topic``)."""
         with self._raft.lock:
+            if topic.startswith(KV_KEY):
+                return self._raft.kv.key_index(topic[len(KV_KEY):])
+            if topic.startswith(KV_PREFIX):
+                return self._raft.kv.prefix_index(topic[len(KV_PREFIX):])
             reg = self._raft.registry
             if topic == CATALOG:
                 return reg.index
@@ -151,6 +156,7 @@ class Reader:
         """A fingerprint of the applied state: equal on replicas that applied the same entries."""
         with self._raft.lock:
             reg = self._raft.registry
-            data = reg.snapshot()
+            data = self._raft.state.snapshot()
             return {"applied_index": self._raft.applied_index, "index": reg.index,
-                    "instances": reg.instance_count(), "digest": hashlib.sha256(data).hexdigest()}
+                    "instances": reg.instance_count(), "kv_index": self._raft.kv.index,
+                    "digest": hashlib.sha256(data).hexdigest()}

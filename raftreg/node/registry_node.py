@@ -2,13 +2,13 @@
 
 It wires the parts, each in its own module: the Raft bridge (``raftreg.raft``), the cluster view
 and status sampler (``view``), writes with group commit and backpressure (``writes``), the
-read-consistency rules and queries (``reads``), blocking-query wake-ups (``watches``), leases and
-checks (``health``), and the watchdog's recovery (``recovery``). Servers call only the methods
-below; they never reach into the parts.
+read-consistency rules and queries (``reads``), the key/value store (``kv``), blocking-query
+wake-ups (``watches``), leases and checks (``health``), and the watchdog's recovery
+(``recovery``). Servers call only the methods below; they never reach into the parts.
 
 Errors come from the one table (``raftreg.errors``): ``Unavailable`` (503, nothing applied),
 ``OutcomeUnknown`` (504, a write may still apply), ``Timeout`` (504 on a ``min_index`` read),
-``NotFound``, ``InvalidArgument``.
+``NotFound``, ``InvalidArgument``, ``Conflict`` (409, a compare-and-set that did not hold).
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from typing import Any
 
 from raftreg.config import ClusterConfig, NodeConfig
 from raftreg.errors import InvalidArgument
-from raftreg.models import Instance, ServiceSummary, Status
+from raftreg.models import Instance, KVEntry, KVVersion, ServiceSummary, Status, TxnOp
 from raftreg.node.health import Health
+from raftreg.node.kv import KeyValue, TxnResult
 from raftreg.node.leases import Clock, LeaseKey, SystemClock
 from raftreg.node.peers import Peers
 from raftreg.node.read_index import ReadIndex
@@ -36,7 +37,7 @@ from raftreg.node.watches import WatchHub, changed_topics
 from raftreg.node.writes import Writer
 from raftreg.raft import RaftNode
 from raftreg.state.commands import Command
-from raftreg.state.registry import Result
+from raftreg.state.machine import Result
 
 __all__ = ["ReadContext", "ReadOptions", "RegistryNode"]
 
@@ -64,6 +65,7 @@ class RegistryNode:
         self._view = ClusterView(config, self.me, self._raft)
         self._view.add_listener(lambda st, _usable: self._watches.advance_applied(st.applied_index))
         self._writer = Writer(self._raft, self._view, config.raft)
+        self._kv = KeyValue(self._raft, self._writer, config.kv.history)
         self._read_index = ReadIndex(config, self._raft, self._view)
         self._reader = Reader(self._view, self._raft, self._watches, self._read_index)
         self._health = Health(config, self.me, clock or SystemClock(), view=self._view, reader=self._reader,
@@ -160,6 +162,15 @@ class RegistryNode:
     async def heartbeat(self, service: str, instance_id: str) -> float:
         return await self._health.heartbeat(service, instance_id)
 
+    async def kv_set(self, key: str, value: bytes, flags: int = 0, cas: int | None = None) -> tuple[int, KVEntry]:
+        return await self._kv.set(key, value, flags, cas)
+
+    async def kv_delete(self, key: str, *, recurse: bool = False, cas: int | None = None) -> tuple[int, int]:
+        return await self._kv.delete(key, recurse=recurse, cas=cas)
+
+    async def kv_txn(self, ops: list[TxnOp]) -> tuple[int, list[TxnResult]]:
+        return await self._kv.txn(ops)
+
     # ---- node-to-node -------------------------------------------------------------------
     def renew_forwarded(self, keys: list[LeaseKey]) -> list[dict[str, Any]]:
         """A follower's batch of heartbeats (leader only)."""
@@ -185,6 +196,18 @@ class RegistryNode:
 
     def list_services(self) -> tuple[int, list[ServiceSummary]]:
         return self._reader.list_services()
+
+    def kv_get(self, key: str) -> tuple[int, KVEntry | None]:
+        return self._kv.get(key)
+
+    def kv_list(self, prefix: str) -> tuple[int, list[KVEntry]]:
+        return self._kv.list_prefix(prefix)
+
+    def kv_keys(self, prefix: str, separator: str = "") -> tuple[int, list[str]]:
+        return self._kv.keys(prefix, separator)
+
+    def kv_history(self, key: str) -> tuple[int, list[KVVersion]]:
+        return self._kv.history(key)
 
     def read_context(self, index: int) -> ReadContext:
         return self._view.read_context(index)
@@ -219,6 +242,7 @@ class RegistryNode:
             "led_terms": self._raft.led_terms,
             "read_index_rounds": self._read_index.rounds,
             "watches": dataclasses.asdict(self._watches.stats),
+            "kv": self._kv.stats(),
             **self._health.stats(),
         }
 

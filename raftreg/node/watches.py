@@ -5,8 +5,13 @@ Contract:
   applied (the state already holds it). Notifications are queued and drained on the asyncio loop
   in one call per loop turn, however many entries were applied meanwhile.
 - A *topic* names what a query watches: ``service_topic(name)`` for one service and its instances,
-  ``CATALOG`` for the list of services. An entry notifies a topic only when it really changed it
-  (an idempotent re-register or the delete of an absent instance notifies nothing).
+  ``CATALOG`` for the list of services, ``kv_key_topic(key)`` for one key and
+  ``kv_prefix_topic(prefix)`` for every key under a prefix. An entry notifies a topic only when it
+  really changed it (an idempotent re-register, the delete of an absent instance or key, a failed
+  compare-and-set notify nothing).
+- A changed key wakes its key topic and the prefix topics it lies under. Prefix waiters are found
+  without scanning them: the hub counts the distinct lengths of the prefixes watched and looks up
+  the changed key cut at each of those lengths (a handful of dict lookups per changed key).
 - ``wait_changed(topic, timeout)`` parks the caller until the next change of ``topic`` (True) or
   the timeout (False); parking costs no thread and no polling. A change wakes the topic's waiters
   ``WAKE_BATCH`` per loop iteration, so that answering thousands of them does not stall every other
@@ -27,7 +32,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from raftreg.state.commands import Command, Deregister, Expire, Register, SetCheckStatus, SetManualStatus
-from raftreg.state.registry import Deregistered, Registered, Result, StatusSet
+from raftreg.state.kv import KVDeleted, KVTxnDone, KVWritten
+from raftreg.state.machine import Result
+from raftreg.state.registry import Deregistered, Registered, StatusSet
 
 CATALOG = "catalog"
 # Waiters woken per event-loop iteration (see WatchHub._wake_batch). Measured on 2 cores with
@@ -38,13 +45,27 @@ CATALOG = "catalog"
 WAKE_BATCH = 500
 
 
+KV_KEY = "kv:"
+KV_PREFIX = "kvp:"
+
+
 def service_topic(service: str) -> str:
     return f"service:{service}"
 
 
+def kv_key_topic(key: str) -> str:
+    return KV_KEY + key
+
+
+def kv_prefix_topic(prefix: str) -> str:
+    return KV_PREFIX + prefix
+
+
 def changed_topics(cmds: Iterable[Command], results: Iterable[Result]) -> set[str]:
-    """The topics an applied entry changed (empty when it changed nothing)."""
+    """The topics an applied entry changed (empty when it changed nothing). For KV, only the
+    changed keys' topics: the hub adds the prefix topics they lie under."""
     topics: set[str] = set()
+    services = False
     for cmd, result in zip(cmds, results, strict=True):
         if isinstance(cmd, Register) and isinstance(result, Registered) and result.changed:
             topics.add(service_topic(cmd.instance.service))
@@ -52,9 +73,21 @@ def changed_topics(cmds: Iterable[Command], results: Iterable[Result]) -> set[st
             topics.add(service_topic(cmd.service))
         elif isinstance(cmd, SetCheckStatus | SetManualStatus) and isinstance(result, StatusSet) and result.changed:
             topics.add(service_topic(cmd.service))  # the catalog's passing count may change too
-    if topics:
+        else:
+            topics.update(kv_key_topic(key) for key in _changed_keys(result))
+            continue
+        services = True
+    if services:
         topics.add(CATALOG)
     return topics
+
+
+def _changed_keys(result: Result) -> tuple[str, ...]:
+    if isinstance(result, KVWritten) and result.ok and result.entry is not None:
+        return (result.entry.key,)
+    if isinstance(result, KVDeleted | KVTxnDone) and result.ok:
+        return result.keys
+    return ()
 
 
 @dataclass
@@ -78,6 +111,7 @@ class WatchHub:
         self._inbox_lock = threading.Lock()
         self._drain_scheduled = False
         self._waiters: dict[str, set[asyncio.Future[bool]]] = {}
+        self._prefix_lengths: collections.Counter[int] = collections.Counter()  # of watched KV prefixes
         self._to_wake: collections.deque[asyncio.Future[bool]] = collections.deque()
         self._wake_scheduled = False
         self._applied = 0
@@ -129,11 +163,25 @@ class WatchHub:
             self.stats.wake_all += 1
             touched = set(self._waiters)
             self._applied = applied
+        if self._prefix_lengths and not wake_all:
+            touched |= self._prefix_topics(touched)
         for topic in touched:
             self._to_wake.extend(self._waiters.pop(topic, ()))
         if not self._wake_scheduled:  # else the pending batch call goes on with the queue
             self._wake_batch()
         self.advance_applied(applied)
+
+    def _prefix_topics(self, touched: set[str]) -> set[str]:
+        """The watched prefix topics of the changed keys in ``touched``."""
+        found = set()
+        lengths = list(self._prefix_lengths)
+        for topic in touched:
+            if topic.startswith(KV_KEY):
+                key = topic[len(KV_KEY):]
+                for n in lengths:
+                    if n <= len(key) and (prefix := KV_PREFIX + key[:n]) in self._waiters:
+                        found.add(prefix)
+        return found
 
     def _wake_batch(self) -> None:
         """Wake at most WAKE_BATCH waiters, then yield to the loop before the next batch: the woken
@@ -181,10 +229,17 @@ class WatchHub:
         waiters.add(fut)
         timer = loop.call_later(timeout, _resolve, fut, False)
         self.stats.waiting += 1
+        prefix_length = len(topic) - len(KV_PREFIX) if topic.startswith(KV_PREFIX) else None
+        if prefix_length is not None:
+            self._prefix_lengths[prefix_length] += 1
         try:
             woken = await fut
         finally:
             self.stats.waiting -= 1
+            if prefix_length is not None:
+                self._prefix_lengths[prefix_length] -= 1
+                if not self._prefix_lengths[prefix_length]:
+                    del self._prefix_lengths[prefix_length]
             timer.cancel()
             current = self._waiters.get(topic)
             if current is not None:

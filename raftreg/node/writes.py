@@ -21,12 +21,13 @@ from raftreg.node.proposer import Committed, GroupCommitter
 from raftreg.node.view import ClusterView
 from raftreg.raft import RaftNode
 from raftreg.state.commands import Command, Deregister, Expire, Register, SetCheckStatus, SetManualStatus
-from raftreg.state.registry import Deregistered, Failed, Registered, Result, StatusSet
+from raftreg.state.machine import Result
+from raftreg.state.registry import Deregistered, Failed, Registered, StatusSet
 
 MAX_CHECK_OUTPUT = 512
 
 
-def _unexpected(what: str, result: Result) -> InternalError:
+def unexpected(what: str, result: Result) -> InternalError:
     """The state machine answered with a result that does not fit the command: a bug (500)."""
     reason = result.reason if isinstance(result, Failed) else type(result).__name__
     return InternalError(f"{what} was not applied by the state machine: {reason}")
@@ -42,16 +43,19 @@ class Writer:
             stuck_after=max(1.0, tuning.raft_max_timeout * 1.5),
         )
 
-    async def commit(self, cmd: Command, timeout: float | None = None, *, bounded: bool = True) -> Committed:
+    async def commit(self, cmd: Command, timeout: float | None = None, *, bounded: bool = True,
+                     idempotent: bool = True) -> Committed:
         """Commit ``cmd`` (see the module docstring). ``bounded=False`` skips the queue bound:
-        for the node's own few commands (expiries, check transitions), not for clients'."""
+        for the node's own few commands (expiries, check transitions), not for clients'.
+        ``idempotent=False`` (compare-and-set, transactions): ``OutcomeUnknown`` as soon as an
+        attempt's outcome is unknown, never a retry (``GroupCommitter.propose``)."""
         if bounded:
             self.proposer.check_capacity()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (timeout if timeout is not None else self.commit_timeout)
         await self._view.await_leader(deadline - loop.time())
         try:
-            return await asyncio.wait_for(self.proposer.propose(cmd, bounded=bounded),
+            return await asyncio.wait_for(self.proposer.propose(cmd, bounded=bounded, idempotent=idempotent),
                                           max(deadline - loop.time(), 0.001))
         except TimeoutError:
             raise OutcomeUnknown(
@@ -62,7 +66,7 @@ class Writer:
         """Create or replace ``instance``; returns the commit index and the stored instance."""
         committed = await self.commit(Register(instance))
         if not isinstance(committed.result, Registered):
-            raise _unexpected("the registration", committed.result)
+            raise unexpected("the registration", committed.result)
         return committed.index, committed.result.instance
 
     async def deregister(self, service: str, instance_id: str) -> tuple[int, bool]:
@@ -72,7 +76,7 @@ class Writer:
         as deleted: that attempt most likely deleted it."""
         committed = await self.commit(Deregister(service, instance_id))
         if not isinstance(committed.result, Deregistered):
-            raise _unexpected("the deregistration", committed.result)
+            raise unexpected("the deregistration", committed.result)
         return committed.index, committed.result.existed or committed.after_unknown_attempt
 
     async def set_manual_status(

@@ -1,6 +1,6 @@
 """The only package that imports pysyncobj (DESIGN.md, "Layers").
 
-- ``bridge``: ``RaftNode``, one SyncObj replicating the registry, bridged into asyncio;
+- ``bridge``: ``RaftNode``, one SyncObj replicating the state machine, bridged into asyncio;
 - ``status``: ``RaftStatus`` samples and the tick-thread observations behind them;
 - ``transport``: the guarded transport (fault hook, snapshot-install commit guard);
 - ``storage``: the node's Raft files and the wipe that keeps term and vote;

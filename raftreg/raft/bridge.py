@@ -1,4 +1,5 @@
-"""``RaftNode``: one pysyncobj ``SyncObj`` replicating a ``Registry``, bridged into asyncio.
+"""``RaftNode``: one pysyncobj ``SyncObj`` replicating a ``StateMachine`` (registry and KV), bridged
+into asyncio.
 
 The SyncObj has a single replicated method, ``apply(raw: bytes)``, whose argument is our
 versioned command envelope (raftreg.state.commands); pysyncobj's tick-thread callbacks become
@@ -7,9 +8,9 @@ asyncio futures.
 pysyncobj guard-rails applied here (research/pysyncobj.md §4, §8):
 - ``journalFile`` and ``fullDumpFile`` are always set together (either alone loses data or stalls).
 - The Raft port binds the configured address, and a cluster ``password`` is mandatory.
-- ``apply`` never raises: registry failures come back as values; an entry we cannot decode stops
+- ``apply`` never raises: state-machine failures come back as values; an entry we cannot decode stops
   the process loudly (skipping it would make this replica diverge).
-- Snapshots hold the registry's own msgpack encoding, written by the forked child, which dies
+- Snapshots hold the state machine's own msgpack encoding, written by the forked child, which dies
   with its parent (raftreg.raft.snapshot).
 - The transport is guarded from the first message on (raftreg.raft.transport).
 - No entry is ever sent in chunks (``APPEND_ENTRIES_BYTES``): pysyncobj's chunked transfer
@@ -40,7 +41,9 @@ from raftreg.raft.status import RaftStatus, StatusReader
 from raftreg.raft.storage import RaftFiles
 from raftreg.raft.transport import transport_factory
 from raftreg.state.commands import Command, UnsupportedEntry, decode_entry
-from raftreg.state.registry import Registry, Result
+from raftreg.state.kv import KVStore
+from raftreg.state.machine import Result, StateMachine
+from raftreg.state.registry import Registry
 
 log = logging.getLogger("raftreg.raft")
 
@@ -68,7 +71,7 @@ _REASON_NAMES = {v: k for k, v in vars(FAIL_REASON).items() if isinstance(v, int
 
 
 class _RegistryConsumer(SyncObjConsumer):  # type: ignore[misc]
-    """The replicated part: one method, ``apply``, over the registry."""
+    """The replicated part: one method, ``apply``, over the state machine."""
 
     def __init__(self, owner: RaftNode) -> None:
         super().__init__()
@@ -80,7 +83,7 @@ class _RegistryConsumer(SyncObjConsumer):  # type: ignore[misc]
         return self._owner._apply_entry(index, raw)
 
     def _serialize(self) -> dict[str, Any]:
-        return {"registry": SnapshotBlob(self._owner.registry)}
+        return {"registry": SnapshotBlob(self._owner.state)}  # the key predates the KV store
 
     def _deserialize(self, data: dict[str, Any]) -> None:
         blob = data.get("registry")
@@ -89,11 +92,11 @@ class _RegistryConsumer(SyncObjConsumer):  # type: ignore[misc]
 
 
 class RaftNode:
-    """One Raft member replicating a ``Registry``.
+    """One Raft member replicating a ``StateMachine``.
 
     Threading: pysyncobj's tick thread applies entries (under ``lock``) and calls back; the
     asyncio loop given to ``start`` receives results. Readers on other threads must hold ``lock``
-    while they read the registry.
+    while they read the state (``registry``, ``kv``).
 
     ``on_applied(index, cmds, results)`` runs in the tick thread after each entry, under no lock;
     ``on_restored()`` after a snapshot replaced the state. Both must be quick and must not raise.
@@ -119,7 +122,7 @@ class RaftNode:
         self._tuning = tuning
         self._on_applied = on_applied
         self._on_restored = on_restored
-        self.registry = Registry()
+        self.state = StateMachine()
         self.lock = threading.Lock()
         self._syncobj: Any = None
         self._consumer: _RegistryConsumer | None = None
@@ -129,7 +132,7 @@ class RaftNode:
         self._drain_lock = threading.Lock()
         self.faults = FaultHooks()
         self.reads = ReadChannel()
-        self.compaction = CompactionPolicy(lambda: self.registry.instance_count(),
+        self.compaction = CompactionPolicy(lambda: self.state.item_count(),
                                            min_bytes=tuning.log_compaction_min_bytes, ratio=tuning.log_compaction_ratio)
         # Work the loop hands to the tick thread (pysyncobj calls that must run there).
         self._tick_actions: collections.deque[Callable[[Any], None]] = collections.deque()
@@ -139,6 +142,16 @@ class RaftNode:
         self._swap_lock = threading.Lock()
         # Futures handed out by ``submit`` and not yet resolved (touched on the loop only).
         self._outstanding: set[asyncio.Future[Any]] = set()
+
+    @property
+    def registry(self) -> Registry:
+        """The services part of the state (read under ``lock``)."""
+        return self.state.registry
+
+    @property
+    def kv(self) -> KVStore:
+        """The key/value part of the state (read under ``lock``)."""
+        return self.state.kv
 
     # ---- lifecycle ----------------------------------------------------------------------
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -206,7 +219,7 @@ class RaftNode:
             self._stop_locked()
             self.files.wipe_keeping_vote()
             with self.lock:
-                self.registry = Registry()
+                self.state = StateMachine()
             if self._on_restored is not None:
                 self._on_restored()
             self.start(self._loop)
@@ -277,7 +290,7 @@ class RaftNode:
             logging.shutdown()
             os._exit(EXIT_UNSUPPORTED_ENTRY)
         with self.lock:
-            results = [self.registry.apply(index, cmd) for cmd in cmds]
+            results = [self.state.apply(index, cmd) for cmd in cmds]
         self.compaction.on_entry(len(raw), len(cmds))
         if self._on_applied is not None:
             try:
@@ -287,16 +300,17 @@ class RaftNode:
         return index, results
 
     def _restore(self, data: bytes) -> None:
-        registry = Registry()
+        state = StateMachine()
         try:
-            registry.restore(data)
+            state.restore(data)
         except Exception:
             log.critical("event=snapshot_unreadable: stopping this node", exc_info=True)
             logging.shutdown()
             os._exit(EXIT_UNSUPPORTED_ENTRY)
         with self.lock:
-            self.registry = registry
-        log.info("event=snapshot_restored index=%d instances=%d", registry.index, registry.instance_count())
+            self.state = state
+        log.info("event=snapshot_restored index=%d instances=%d keys=%d", state.registry.index,
+                 state.registry.instance_count(), state.kv.stats()["keys"])
         if self._on_restored is not None:
             try:
                 self._on_restored()

@@ -2,7 +2,7 @@
 
 pysyncobj pickles every consumer's ``__dict__`` when it compacts its log. ``SnapshotBlob`` is
 what it finds there: ``__reduce__`` runs where the pickling happens, i.e. in pysyncobj's forked
-snapshot child, so the (potentially large) ``Registry.snapshot()`` encoding never blocks the
+snapshot child, so the (potentially large) ``StateMachine.snapshot()`` encoding never blocks the
 tick thread, and the file holds msgpack bytes, not a pickle of Python objects.
 
 The forked child must die with its parent (``install_fork_hook``): after a kill -9 of a node an
@@ -16,18 +16,18 @@ import os
 import zlib
 from typing import Any
 
-from raftreg.state.registry import Registry
+from raftreg.state.machine import StateMachine
 
 
 class SnapshotBlob:
-    """Carries ``Registry.snapshot()`` bytes through pysyncobj's pickling."""
+    """Carries ``StateMachine.snapshot()`` bytes through pysyncobj's pickling."""
 
-    def __init__(self, registry: Registry | None = None, data: bytes | None = None) -> None:
-        self.registry = registry
+    def __init__(self, state: StateMachine | None = None, data: bytes | None = None) -> None:
+        self.state = state
         self.data = data
 
     def __reduce__(self) -> tuple[Any, tuple[bytes]]:
-        data = self.data if self.data is not None else self.registry.snapshot()  # type: ignore[union-attr]
+        data = self.data if self.data is not None else self.state.snapshot()  # type: ignore[union-attr]
         # Compressed here, fast (zlib level 1), because pysyncobj then gzips the whole dump at
         # level 9: over already compressed bytes that costs a few times less CPU than over the
         # raw encoding (100,000 instances: ~0.2 s instead of ~0.55 s in the snapshot child).

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import msgspec
 
-from raftreg.models import Instance, Status
+from raftreg.models import Instance, Status, TxnOp
 
 ENVELOPE_VERSION = 1
 
@@ -65,7 +65,35 @@ class SetManualStatus(msgspec.Struct, frozen=True, tag="manual", array_like=True
     note: str = ""
 
 
-Command = Register | Deregister | Noop | Expire | SetCheckStatus | SetManualStatus
+class KVSet(msgspec.Struct, frozen=True, tag="kvset", array_like=True):
+    """Write ``key``. With ``cas`` set, only if the key's ``modify_index`` is ``cas`` (0: only if
+    absent). ``history``: how many earlier versions the key keeps (stamped by the proposer from
+    the cluster config, so every replica keeps the same number whatever its own config says)."""
+
+    key: str
+    value: bytes
+    flags: int = 0
+    cas: int | None = None
+    history: int = 0
+
+
+class KVDelete(msgspec.Struct, frozen=True, tag="kvdel", array_like=True):
+    """Delete ``key`` (``recurse``: every key starting with it). With ``cas`` set, only if the
+    key's ``modify_index`` is ``cas`` (never with ``recurse``)."""
+
+    key: str
+    recurse: bool = False
+    cas: int | None = None
+
+
+class KVTxn(msgspec.Struct, frozen=True, tag="kvtxn", array_like=True):
+    """Apply ``ops`` in order at one index, all or none (``raftreg.state.kv``)."""
+
+    ops: list[TxnOp]
+    history: int = 0
+
+
+Command = Register | Deregister | Noop | Expire | SetCheckStatus | SetManualStatus | KVSet | KVDelete | KVTxn
 
 
 class Envelope(msgspec.Struct, frozen=True, array_like=True):

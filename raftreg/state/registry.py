@@ -281,13 +281,17 @@ class Registry:
     # ---- snapshots ----------------------------------------------------------------------
     def snapshot(self) -> bytes:
         """The whole state as compact, deterministic msgpack bytes."""
+        return _snap_encoder.encode(self.snapshot_struct())
+
+    def snapshot_struct(self) -> _Snapshot:
+        """What ``snapshot()`` encodes (``raftreg.state.machine`` encodes it with the other parts)."""
         services = [
             _ServiceSnap(name, self._service_index[name], sorted(insts.values(), key=_by_id))
             for name, insts in sorted(self._services.items())
         ]
-        return _snap_encoder.encode(_Snapshot(SNAPSHOT_VERSION, self._index, self._catalog_index, services))
+        return _Snapshot(SNAPSHOT_VERSION, self._index, self._catalog_index, services)
 
-    def restore(self, data: bytes) -> None:
+    def restore(self, data: bytes | memoryview) -> None:
         """Replace the whole state with the one ``data`` (from ``snapshot()``) describes."""
         snap = _snap_decoder.decode(data)
         if snap.v != SNAPSHOT_VERSION:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from raftreg.errors import Unavailable
+from raftreg.errors import OutcomeUnknown, Unavailable
 from raftreg.node.proposer import Committed, GroupCommitter
 from raftreg.raft import ProposalFailed
 from raftreg.state.commands import Command, Deregister, decode_entry, encode_command
@@ -157,6 +157,26 @@ async def test_unknown_outcome_is_retried_and_reported(raft: FakeRaft) -> None:
     (result,) = raft.succeed(2, index=9)
     assert await asyncio.wait_for(task, DEADLINE) == Committed(9, result, after_unknown_attempt=True)
     assert gc.stats.retries == 2
+
+
+async def test_a_non_idempotent_command_is_not_retried_after_an_unknown_outcome(raft: FakeRaft) -> None:
+    """A CAS or a transaction whose attempt may have applied answers "outcome unknown" at once: a
+    retry could report a conflict its own first attempt caused. Its idempotent neighbours in the
+    same entry are retried as before, and a certain failure is retried for both."""
+    gc = committer(raft)
+    cas = asyncio.create_task(gc.propose(cmd("cas"), idempotent=False))
+    plain = propose(gc, "plain")
+    await settle()
+    raft.fail(0, applied=False)  # certainly not applied: retried
+    await wait_until(lambda: len(raft.entries) == 2)
+    assert names(raft.batch(1)) == ["cas", "plain"]
+    raft.fail(1, applied=None)
+    with pytest.raises(OutcomeUnknown, match="not retried"):
+        await asyncio.wait_for(cas, DEADLINE)
+    await wait_until(lambda: len(raft.entries) == 3)
+    assert names(raft.batch(2)) == ["plain"]
+    (result,) = raft.succeed(2, index=4)
+    assert await asyncio.wait_for(plain, DEADLINE) == Committed(4, result, after_unknown_attempt=True)
 
 
 async def test_retry_keeps_failed_batch_ahead_of_newer_commands(raft: FakeRaft) -> None:

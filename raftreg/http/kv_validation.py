@@ -1,0 +1,144 @@
+"""Validation of the key/value API's input (``/v1/kv/{key}``, ``/v1/txn``). Every failure is an
+``InvalidArgument`` (400) or ``PayloadTooLarge`` (413) naming the field; nothing here touches the
+cluster, so a request that fails validation changes nothing.
+
+Key rules (API.md "Names and limits", plus two decisions of ours):
+- 1-512 bytes of UTF-8, no NUL, no leading ``/``, no ``..`` segment;
+- no empty segment except a trailing ``/`` (``a//b`` is refused; ``app/`` is a key or prefix);
+- NFC only: a key in another Unicode normalization form is refused rather than silently
+  stored as a second key that looks the same;
+- the key is the URL path after ``/v1/kv/``, percent-decoded once, as UTF-8 (invalid UTF-8 is
+  refused). A prefix (``?recurse``, ``?keys``) follows the same rules but may be empty.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from typing import Annotated
+from urllib.parse import unquote_to_bytes
+
+import msgspec
+
+from raftreg.errors import InvalidArgument, PayloadTooLarge
+from raftreg.models import MAX_FLAGS, MAX_KV_KEY_BYTES, MAX_KV_VALUE_BYTES, MAX_TXN_OPS, TxnOp, TxnVerb
+
+KV_PATH = "/v1/kv/"
+MAX_INDEX = 2**63 - 1
+MAX_SEPARATOR = 64
+CONDITIONAL_OPS = frozenset({"cas", "delete_cas", "check_index"})
+
+
+def key_from_path(raw_path: str) -> str:
+    """The key in a ``/v1/kv/{key}`` request's raw (still percent-encoded) path."""
+    encoded = raw_path.partition("?")[0][len(KV_PATH):]
+    try:
+        return unquote_to_bytes(encoded).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidArgument("key must be valid UTF-8 (percent-encoded in the URL)", field="key") from None
+
+
+def check_key(key: str, field: str = "key", *, prefix: bool = False) -> str:
+    """``key`` if it follows the key rules (module docstring); a ``prefix`` may be empty."""
+    if not key:
+        if prefix:
+            return key
+        raise InvalidArgument("key must not be empty", field=field)
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidArgument("key must be valid UTF-8", field=field) from None
+    if size > MAX_KV_KEY_BYTES:
+        raise InvalidArgument(f"key must be at most {MAX_KV_KEY_BYTES} bytes of UTF-8, got {size}", field=field)
+    if "\x00" in key:
+        raise InvalidArgument("key must not contain NUL", field=field)
+    if key.startswith("/"):
+        raise InvalidArgument("key must not start with '/'", field=field)
+    segments = key.split("/")
+    if ".." in segments:
+        raise InvalidArgument("key must not contain a '..' segment", field=field)
+    if "" in segments[:-1]:
+        raise InvalidArgument("key must not contain an empty segment ('//')", field=field)
+    if not unicodedata.is_normalized("NFC", key):
+        raise InvalidArgument("key must be in Unicode normalization form NFC", field=field)
+    return key
+
+
+def parse_uint(value: str | None, field: str, maximum: int) -> int | None:
+    """An optional non-negative integer query parameter, at most ``maximum``."""
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit()) or len(value) > 20 or int(value) > maximum:
+        raise InvalidArgument(f"{field} must be an integer from 0 to {maximum}", field=field)
+    return int(value)
+
+
+def parse_flags(query: Mapping[str, str]) -> int:
+    return parse_uint(query.get("flags"), "flags", MAX_FLAGS) or 0
+
+
+def parse_cas(query: Mapping[str, str]) -> int | None:
+    return parse_uint(query.get("cas"), "cas", MAX_INDEX)
+
+
+def refuse_locks(query: Mapping[str, str]) -> None:
+    """Sessions and locks are not there yet: ``?acquire`` / ``?release`` answer 400."""
+    for name in ("acquire", "release"):
+        if name in query:
+            raise InvalidArgument(f"?{name} is not supported yet (sessions and locks come later)", field=name)
+
+
+def check_value_size(size: int, field: str = "value") -> None:
+    if size > MAX_KV_VALUE_BYTES:
+        raise PayloadTooLarge(f"value must be at most {MAX_KV_VALUE_BYTES} bytes, got {size}", field=field)
+
+
+def check_separator(separator: str) -> str:
+    if not 1 <= len(separator) <= MAX_SEPARATOR or "\x00" in separator:
+        raise InvalidArgument(f"separator must be 1-{MAX_SEPARATOR} characters, no NUL", field="separator")
+    return separator
+
+
+class _TxnOpBody(msgspec.Struct, forbid_unknown_fields=True):
+    op: TxnVerb
+    key: str
+    value: bytes = b""  # base64 in JSON
+    flags: Annotated[int, msgspec.Meta(ge=0)] = 0  # at most MAX_FLAGS: checked by hand (uint64)
+    index: Annotated[int, msgspec.Meta(ge=0, le=MAX_INDEX)] | None = None
+
+
+class _TxnBody(msgspec.Struct, forbid_unknown_fields=True):
+    ops: Annotated[list[_TxnOpBody], msgspec.Meta(min_length=1, max_length=MAX_TXN_OPS)]
+
+
+_txn_decoder = msgspec.json.Decoder(_TxnBody)
+_AT = re.compile(r"at `\$\.?([^`]*)`")
+_NAMED = re.compile(r"(?:missing required field|unknown field) `([^`]+)`")
+
+
+def parse_txn(body: bytes) -> list[TxnOp]:
+    """``PUT /v1/txn`` ``{"ops": [{"op", "key", "value" (base64), "flags", "index"}, ...]}``:
+    1-64 ops; ``index`` is required by cas, delete_cas and check_index."""
+    try:
+        req = _txn_decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        at, named = _AT.search(text), _NAMED.search(text)
+        path = at.group(1) if at else ""
+        if named:
+            path = f"{path}.{named.group(1)}" if path else named.group(1)
+        raise InvalidArgument(text, field=path or None) from None
+    except msgspec.DecodeError as exc:
+        raise InvalidArgument(f"malformed JSON: {exc}") from None
+    ops = []
+    for i, op in enumerate(req.ops):
+        check_key(op.key, f"ops[{i}].key")
+        check_value_size(len(op.value), f"ops[{i}].value")
+        if op.flags > MAX_FLAGS:
+            raise InvalidArgument(f"flags must be an integer from 0 to {MAX_FLAGS}", field=f"ops[{i}].flags")
+        if op.op in CONDITIONAL_OPS and op.index is None:
+            raise InvalidArgument(f"ops[{i}]: {op.op} needs an index (0: the key must be absent)",
+                                  field=f"ops[{i}].index")
+        ops.append(TxnOp(op.op, op.key, op.value, op.flags, op.index or 0))
+    return ops
