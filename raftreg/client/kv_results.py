@@ -136,8 +136,9 @@ class TxnOp(msgspec.Struct, frozen=True, omit_defaults=True):
 class TxnResult(msgspec.Struct, frozen=True):
     """A transaction: all ops applied at ``index`` (``ok``), or none (``ok=False``: a condition did
     not hold; ``failed`` is the position of the op at fault when the server names it, ``error`` its
-    message). ``results`` holds the server's answer per op, in order, as decoded JSON; ``entries()``
-    gives the values read by ``get`` ops."""
+    message). ``results`` holds the server's answer per op, in order, as decoded JSON: the entry
+    written (``set``, ``cas``) or seen (``get``, ``check_index``; ``None`` when absent), and
+    ``{"deleted": n}`` for a delete; ``entries()`` gives them as ``KVEntry``."""
 
     ok: bool
     index: int
@@ -146,7 +147,7 @@ class TxnResult(msgspec.Struct, frozen=True):
     error: str = ""
 
     def entries(self) -> tuple[KVEntry | None, ...]:
-        """One item per op: the entry a ``get`` op read (``None`` for an absent key or another op)."""
+        """One item per op: its entry (``None`` for a delete or an absent key)."""
         out: list[KVEntry | None] = []
         for item in self.results:
             entry = item.get("entry", item) if isinstance(item, dict) else None

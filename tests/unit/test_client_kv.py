@@ -196,3 +196,18 @@ async def test_the_async_client_and_its_prefix_watch(fake: FakeKV) -> None:
         result = await c.kv_put("p/a", b"3", cas=0)
         assert result.ok is False
         assert (await c.kv_delete("p/b")).deleted == 1
+
+
+def test_a_watch_whose_index_goes_backwards_starts_over(fake: FakeKV) -> None:
+    """API.md: a client that sees the index go backwards (a rebuilt cluster) resets to 0."""
+    with RegistryClient([f"127.0.0.1:{fake.port}"], deadline=3.0) as c:
+        for n in range(5):
+            fake.put("r/k", str(n).encode())
+        watch = c.watch_kv("r/", recurse=True, wait=1)
+        assert next(watch).index == 6
+        fake.data.clear()  # the cluster is rebuilt: its index starts low again
+        fake.index = 1
+        fake.put("r/new", b"x")
+        rebuilt = next(watch)
+        assert rebuilt.index == 2 and [e.key for e in rebuilt.entries] == ["r/new"]
+        assert fake.requests[-1][1].endswith("index=0&wait=1s")  # from 0 again: answered at once

@@ -77,7 +77,8 @@ class ConfigCore:
         self._unreachable = False
 
     def add_listener(self, listener: Listener) -> None:
-        """Call ``listener(old, new)`` at every later change of ``values``."""
+        """Call ``listener(old, new)`` at every later change of ``values``. The blocking view's
+        thread may load the first values before this is called: read ``values`` after adding."""
         self._listeners.append(listener)
 
     def remove_listener(self, listener: Listener) -> None:
