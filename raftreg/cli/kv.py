@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from raftreg.cli.output import print_json, print_table
-from raftreg.client import KVEntry, NotFound, OutcomeUnknown, TxnOp, txn
+from raftreg.client import KVDeleted, KVEntry, KVWrite, NotFound, OutcomeUnknown, TxnOp, txn
 from raftreg.errors import Conflict
 
 if TYPE_CHECKING:
@@ -56,6 +56,17 @@ def show(value: bytes, limit: int | None = None) -> str:
 
 def _entry_rows(entries: tuple[KVEntry, ...]) -> list[list[Any]]:
     return [[e.key, e.flags, e.modify_index, show(e.value, PREVIEW).replace("\n", "\\n")] for e in entries]
+
+
+def _report(ctx: Ctx, result: KVWrite | KVDeleted, conflict: str, done: str) -> None:
+    """A write's answer: its JSON (``-o json``) or ``done``; a failed condition raises ``Conflict``
+    (one error line, exit 1) after the JSON."""
+    if ctx.output == "json":
+        print_json(result.to_wire())
+    if not result.ok:
+        raise Conflict(conflict)
+    if ctx.output != "json":
+        click.echo(done)
 
 
 @click.group()
@@ -99,12 +110,7 @@ def put_cmd(ctx: Ctx, key: str, value: str | None, path: Any, flags: int, cas: i
     data = path.read() if path is not None else (value or "").encode()
     with ctx.client() as client:
         result = client.kv_put(key, data, flags=flags, cas=cas)
-    if ctx.output == "json":
-        print_json(result.to_wire())
-    if not result.ok:
-        raise Conflict(f"{key}: modify index is not {cas}; nothing written")
-    if ctx.output != "json":
-        click.echo(f"put {key} at index {result.index}")
+    _report(ctx, result, f"{key}: modify index is not {cas}; nothing written", f"put {key} at index {result.index}")
 
 
 @kv.command("delete")
@@ -116,12 +122,8 @@ def delete_cmd(ctx: Ctx, key: str, recurse: bool, cas: int | None) -> None:
     """Delete a key, or a prefix with --recurse (deleting nothing is not an error)."""
     with ctx.client() as client:
         result = client.kv_delete(key, recurse=recurse, cas=cas)
-    if ctx.output == "json":
-        print_json(result.to_wire())
-    if not result.ok:
-        raise Conflict(f"{key}: modify index is not {cas}; nothing deleted")
-    if ctx.output != "json":
-        click.echo(f"deleted {result.deleted} key{'s' * (result.deleted != 1)} at index {result.index}")
+    _report(ctx, result, f"{key}: modify index is not {cas}; nothing deleted",
+            f"deleted {result.deleted} key{'s' * (result.deleted != 1)} at index {result.index}")
 
 
 @kv.command("list")
@@ -190,12 +192,8 @@ def rollback_cmd(ctx: Ctx, key: str, index: int) -> None:
     """Write back the value and flags KEY had at INDEX (see ``history``), unless it changes meanwhile."""
     with ctx.client() as client:
         result = client.kv_rollback(key, index)
-    if ctx.output == "json":
-        print_json(result.to_wire())
-    if not result.ok:
-        raise Conflict(f"{key} changed during the rollback; nothing written")
-    if ctx.output != "json":
-        click.echo(f"rolled {key} back to its version of index {index}, at index {result.index}")
+    _report(ctx, result, f"{key} changed during the rollback; nothing written",
+            f"rolled {key} back to its version of index {index}, at index {result.index}")
 
 
 @kv.command("export")

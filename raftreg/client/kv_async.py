@@ -70,13 +70,8 @@ class AsyncKVCalls:
     def watch_kv(self, key_or_prefix: str, *, recurse: bool = False, index: int = 0, wait: float = 60.0,
                  max_backoff: float = 5.0) -> AsyncGenerator[KVList, None]:
         """As ``RegistryClient.watch_kv``, as an async generator (``aclose()`` ends it)."""
-        parse = kv_core.parse_list if recurse else kv_core.parse_key_as_list
-
-        def build(at: int | None) -> Request:
-            fn = kv_core.list_prefix if recurse else kv_core.get
-            return fn(key_or_prefix, index=at, wait=wait if at is not None else None)
-
-        return self._watch(build, parse, lambda r: r.index, index, max_backoff)
+        return self._watch(lambda at: kv_core.watch(key_or_prefix, recurse, at, wait), kv_core.watch_parser(recurse),
+                           lambda r: r.index, index, max_backoff)
 
     def config(self, prefix: str, decoder: Callable[[bytes], Any] = json.loads) -> AsyncConfigView:
         """A live view of the keys under ``prefix``, decoded (``raftreg.client.recipes.config``),

@@ -18,7 +18,7 @@ Contracts:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -72,6 +72,12 @@ def keys(prefix: str, separator: str | None = None, *, consistent: bool = False,
     extra: Query = (("keys", "true"),) + ((("separator", separator),) if separator is not None else ())
     return _read(prefix, extra, consistent=consistent, min_index=min_index, index=index, wait=wait,
                  answers=_ABSENT)
+
+
+def watch(key_or_prefix: str, recurse: bool, at: int | None, wait: float) -> Request:
+    """One query of ``watch_kv``: a plain read from ``at=None``, else a blocking query from ``at``."""
+    fn = list_prefix if recurse else get
+    return fn(key_or_prefix, index=at, wait=wait if at is not None else None)
 
 
 def history(key: str, *, consistent: bool = False) -> Request:
@@ -179,6 +185,11 @@ def parse_key_as_list(response: Response) -> KVList:
     entry = parse_entry(response)
     assert entry is not None
     return KVList(entry.index, (entry,))
+
+
+def watch_parser(recurse: bool) -> Callable[[Response], KVList]:
+    """The parser of ``watch``'s answers: a prefix's entries, or the key as 0 or 1 entries."""
+    return parse_list if recurse else parse_key_as_list
 
 
 def parse_list(response: Response) -> KVList:

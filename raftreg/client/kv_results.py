@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from raftreg.models import KVVersion
+
 __all__ = ["KVDeleted", "KVEntry", "KVHistory", "KVKeys", "KVList", "KVVersion", "KVWrite", "TxnOp", "TxnResult"]
 
 TxnVerb = Literal["set", "cas", "delete", "delete_cas", "check_index", "get"]
@@ -95,16 +97,6 @@ class KVKeys(msgspec.Struct, frozen=True):
 
     def to_wire(self) -> dict[str, Any]:
         return {"index": self.index, "keys": list(self.keys)}
-
-
-class KVVersion(msgspec.Struct, frozen=True):
-    """One retained version of a key (``kv_history``)."""
-
-    value: bytes = b""
-    flags: int = 0
-    create_index: int = 0
-    modify_index: int = 0
-    session: str | None = None
 
 
 class KVHistory(msgspec.Struct, frozen=True):

@@ -91,13 +91,8 @@ class KVCalls:
         """Yield the key (a ``KVList`` of 0 or 1 entries) or, with ``recurse``, every entry under the
         prefix, now and then at every change under it. Failures back off up to ``max_backoff``
         and keep the index; an index that goes backwards starts over from 0 (a rebuilt cluster)."""
-        parse = kv_core.parse_list if recurse else kv_core.parse_key_as_list
-
-        def build(at: int | None) -> Request:
-            fn = kv_core.list_prefix if recurse else kv_core.get
-            return fn(key_or_prefix, index=at, wait=wait if at is not None else None)
-
-        return self._watch(build, parse, lambda r: r.index, index, max_backoff)
+        return self._watch(lambda at: kv_core.watch(key_or_prefix, recurse, at, wait), kv_core.watch_parser(recurse),
+                           lambda r: r.index, index, max_backoff)
 
     def config(self, prefix: str, decoder: Callable[[bytes], Any] = json.loads) -> ConfigView:
         """A live view of the keys under ``prefix``, decoded (``raftreg.client.recipes.config``),

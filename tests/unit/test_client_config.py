@@ -77,7 +77,7 @@ def test_another_api_error_ends_the_watch(view: tuple[ConfigCore, list[Change]])
     core, _ = view
     assert core.failed(PermissionDenied("key:read app/")) == -1.0
     with pytest.raises(PermissionDenied):
-        core._satisfied(lambda values: True)
+        core.satisfied(lambda: True)
 
 
 @pytest.fixture

@@ -26,14 +26,13 @@ Contract:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
-import threading
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from raftreg.client.background import TaskWatch, ThreadedWatch
 from raftreg.client.kv_results import KVList
 from raftreg.client.policy import WatchCursor
 from raftreg.errors import RaftregError, Timeout, Unavailable
@@ -163,65 +162,48 @@ class ConfigCore:
             except Exception:
                 log.exception("config %s: a listener failed", self.prefix)
 
-    def _satisfied(self, predicate: Callable[[Mapping[str, Any]], bool]) -> bool:
+    def satisfied(self, check: Callable[[], bool]) -> bool:
+        """``check()`` once the first values are loaded; raises the error that ended the watch."""
         if self.error is not None:
             raise self.error
-        return self.ready and predicate(self.values)
+        return self.ready and check()
 
     def __repr__(self) -> str:
         flag = " stale" if self.stale else ""
         return f"<{type(self).__name__} {self.prefix!r} {len(self.values)} keys index={self.index}{flag}>"
 
 
-def _always(values: Mapping[str, Any]) -> bool:
-    return True
-
-
 class ConfigView(ConfigCore):
     """The live view on a blocking client, kept by a daemon thread (module docstring)."""
 
     def __init__(self, client: KVCalls, prefix: str, decoder: Decoder) -> None:
-        self._cond = threading.Condition()
-        super().__init__(prefix, decoder, self._wake)
+        self._watch = ThreadedWatch(self._step, self.satisfied, f"raftreg-config-{prefix}")
+        super().__init__(prefix, decoder, self._watch.notify)
         self._client = client
-        self._closed = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"raftreg-config-{prefix}", daemon=True)
-        self._thread.start()
+        self._watch.start()
 
-    def _wake(self) -> None:
-        with self._cond:
-            self._cond.notify_all()
-
-    def _run(self) -> None:
-        pause = 0.0
-        while not self._closed.wait(pause):
-            try:
-                found = self._client.kv_list(self.prefix, **self.query())
-                pause = 0.0
-            except RaftregError as err:
-                if (pause := self.failed(err)) < 0:
-                    return
-            except RuntimeError:  # the client was closed
-                return
-            else:
-                self.answered(found)
+    def _step(self) -> float:
+        try:
+            found = self._client.kv_list(self.prefix, **self.query())
+        except RaftregError as err:
+            return self.failed(err)
+        self.answered(found)
+        return 0.0
 
     def wait_ready(self, timeout: float | None = None) -> None:
         """Return once the first answer is loaded; ``TimeoutError`` after ``timeout`` seconds."""
-        self.wait_for(_always, timeout)
+        self.wait_for(lambda values: True, timeout)
 
     def wait_for(self, predicate: Callable[[Mapping[str, Any]], bool],
                  timeout: float | None = None) -> Mapping[str, Any]:
         """Return ``values`` once loaded and ``predicate(values)`` holds; ``TimeoutError`` after
         ``timeout`` seconds."""
-        with self._cond:
-            if not self._cond.wait_for(lambda: self._satisfied(predicate), timeout):
-                raise TimeoutError(f"config {self.prefix!r}: condition not met within {timeout}s")
+        self._watch.wait_until(lambda: predicate(self.values), timeout, f"config {self.prefix!r}")
         return self.values
 
     def close(self) -> None:
         """Stop the watch; the thread ends when its query in flight returns."""
-        self._closed.set()
+        self._watch.close()
 
     def __enter__(self) -> ConfigView:
         return self
@@ -234,41 +216,30 @@ class AsyncConfigView(ConfigCore):
     """The live view on an ``AsyncRegistryClient``, kept by one task (module docstring)."""
 
     def __init__(self, client: AsyncKVCalls, prefix: str, decoder: Decoder) -> None:
-        self._changed = asyncio.Event()
-        super().__init__(prefix, decoder, self._wake)
+        self._watch = TaskWatch(self._step, self.satisfied, f"raftreg-config-{prefix}")
+        super().__init__(prefix, decoder, self._watch.notify)
         self._client = client
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"raftreg-config-{prefix}")
+        self._watch.start()
 
-    def _wake(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    async def _run(self) -> None:
-        pause = 0.0
-        while pause >= 0:
-            await asyncio.sleep(pause)
-            try:
-                found = await self._client.kv_list(self.prefix, **self.query())
-            except RaftregError as err:
-                pause = self.failed(err)
-                continue
-            pause = 0.0
-            self.answered(found)
+    async def _step(self) -> float:
+        try:
+            found = await self._client.kv_list(self.prefix, **self.query())
+        except RaftregError as err:
+            return self.failed(err)
+        self.answered(found)
+        return 0.0
 
     async def wait_ready(self, timeout: float | None = None) -> None:
-        await self.wait_for(_always, timeout)
+        await self.wait_for(lambda values: True, timeout)
 
     async def wait_for(self, predicate: Callable[[Mapping[str, Any]], bool],
                        timeout: float | None = None) -> Mapping[str, Any]:
-        async with asyncio.timeout(timeout):
-            while not self._satisfied(predicate):
-                await self._changed.wait()
+        await self._watch.wait_until(lambda: predicate(self.values), timeout)
         return self.values
 
     async def aclose(self) -> None:
         """Stop the watch and wait for its task."""
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+        await self._watch.aclose()
 
     async def __aenter__(self) -> AsyncConfigView:
         return self
