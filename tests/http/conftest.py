@@ -7,6 +7,7 @@ import contextlib
 import http.client
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.message import Message
 from typing import Any
@@ -15,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from raftreg.signing import Signer
-from raftreg.testing import LocalCluster
+from raftreg.testing import LocalCluster, wait_for
 
 REQUEST_TIMEOUT = 15.0
 
@@ -153,3 +154,22 @@ def cluster(single_node: LocalCluster) -> LocalCluster:
 @pytest.fixture(scope="module")
 def api(cluster: LocalCluster) -> Http:
     return Http(cluster.url("n1"), cluster.secret)
+
+
+@pytest.fixture
+def pool() -> Iterator[ThreadPoolExecutor]:
+    """Threads for requests that park (blocking queries)."""
+    executor = ThreadPoolExecutor(max_workers=32)
+    yield executor
+    executor.shutdown(wait=False, cancel_futures=True)  # a failed test may leave requests parked
+
+
+@pytest.fixture
+def quiet(api: Http) -> dict[str, int]:
+    """Nothing parked when the test starts (a failed earlier test may have left requests parked);
+    returns the node's watch counters at that moment."""
+    def watches() -> dict[str, int]:
+        return api.cluster()["watches"]  # type: ignore[no-any-return]
+
+    wait_for(lambda: watches()["waiting"] == 0 and watches()["applied_waiting"] == 0, 90.0, "no parked requests")
+    return watches()

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from raftreg.config import KVTuning
+from raftreg.testing import LocalCluster
 from tests.http.conftest import Http, Resp
 
 pytestmark = pytest.mark.cluster
@@ -354,3 +356,18 @@ def test_txn_malformed_and_oversized(api: Http) -> None:
 def test_wrong_methods_are_405(api: Http) -> None:
     assert api.request("POST", "/v1/kv/k", b"v").status == 405
     assert api.get("/v1/txn").status == 405
+
+
+def test_the_configured_history_is_what_a_node_keeps() -> None:
+    """``[kv] history = 2`` in the cluster config: each key keeps its two latest earlier versions."""
+    cluster = LocalCluster(1, name="hist2", kv=KVTuning(history=2))
+    try:
+        cluster.start(wait=60.0)
+        node = Http(cluster.url("n1"))
+        for i in range(5):
+            put_ok(node, "h2/k", str(i).encode())
+        versions = get_json(node, "/v1/kv/h2/k?history")["versions"]
+        assert [base64.b64decode(v["value"]) for v in versions] == [b"3", b"2"]
+        assert node.cluster()["kv"]["history_kept"] == 2
+    finally:
+        cluster.close()

@@ -13,7 +13,7 @@ import http.client
 import json
 import socket
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from email.message import Message
 
@@ -81,21 +81,6 @@ def wait_parked(api, count, key="waiting"):
     """Wait until ``count`` requests are parked (blocking queries, or min_index reads)."""
     return wait_for(lambda: (w := watches(api))[key] >= count and w, PARK_TIMEOUT,
                     f"{count} parked requests ({key})")
-
-
-@pytest.fixture
-def pool():
-    executor = ThreadPoolExecutor(max_workers=32)
-    yield executor
-    executor.shutdown(wait=False, cancel_futures=True)  # a failed test may leave requests parked
-
-
-@pytest.fixture
-def quiet(api):
-    """Nothing parked when the test starts (a failed earlier test may have left requests parked)."""
-    wait_for(lambda: watches(api)["waiting"] == 0 and watches(api)["applied_waiting"] == 0, 90.0,
-             "no parked requests")
-    return watches(api)
 
 
 def park(pool, api, paths):

@@ -10,6 +10,7 @@ from raftreg.config import (
     CheckTuning,
     ClusterConfig,
     ConfigError,
+    KVTuning,
     LeaseTuning,
     NodeConfig,
     RaftTuning,
@@ -217,6 +218,7 @@ def test_dump_round_trips_every_field(tmp_path: Path) -> None:
         ),
         leases=LeaseTuning(grace=2.0, gossip_period=0.5, mass_expiry_share=0.7, mass_expiry_rate=9.0),
         checks=CheckTuning(max_concurrent=16, reconcile_period=0.25),
+        kv=KVTuning(history=3),
     )
     text = dump_config(config)
     loaded = load_config(write(tmp_path, text))
@@ -240,3 +242,12 @@ def test_queue_bounds_must_be_positive(tmp_path: Path, section: str, field: str)
                     f"[{section}]\n{field} = 0\n")
     with pytest.raises(ConfigError, match=field):
         load_config(path)
+
+
+def test_kv_history_defaults_to_ten_and_is_bounded(tmp_path: Path) -> None:
+    base = 'name = "x"\n[[nodes]]\nname = "n1"\nhttp = "127.0.0.1:1"\nraft = "127.0.0.1:2"\n'
+    assert load_config(write(tmp_path, base)).kv.history == 10
+    assert load_config(write(tmp_path, base + "[kv]\nhistory = 0\n")).kv.history == 0
+    for bad in ("-1", "1001"):
+        with pytest.raises(ConfigError, match=r"kv\.history"):
+            load_config(write(tmp_path, base + f"[kv]\nhistory = {bad}\n"))
