@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 from harness import cli
 from harness.bench import Bench, node_pids
 from harness.light_http import LightPool, err_name
-from harness.proc import loadavg, mib, proc_status_kib
+from harness.proc import ensure_fd_limit, loadavg, mib, proc_status_kib
 from harness.report import fmt_ms, log, print_table
 from harness.stats import lat_stats
 
@@ -178,6 +178,7 @@ class KVBench(Bench):
     # ---- prefix watch wake-up ------------------------------------------------------------------------
     def phase_watch(self, cluster: LocalCluster) -> dict[str, Any]:
         watchers, rounds = self.size("watchers"), self.size("rounds")
+        ensure_fd_limit(watchers + 256)  # this process holds one socket per watcher
         woke: list[float] = []
 
         async def run() -> None:

@@ -81,7 +81,7 @@ def watch(key_or_prefix: str, recurse: bool, at: int | None, wait: float) -> Req
 
 
 def history(key: str, *, consistent: bool = False) -> Request:
-    """The key's retained versions, newest first (``?history``); 404 if it has none."""
+    """The key's kept earlier versions, newest first (``?history``; empty when it has none)."""
     return _read(key, (("history", "true"),), consistent=consistent, min_index=None, index=None, wait=None)
 
 
@@ -251,7 +251,6 @@ def parse_txn(response: Response) -> TxnResult:
     with _decoding("transaction result"):
         body = _decode_txn(response.body)
     return TxnResult(True, _index(response, body.index), body.results)
-
 
 
 def rollback_write(key: str, history_: KVHistory, current: KVEntry | None, to_index: int) -> Request:

@@ -100,7 +100,8 @@ class KVKeys(msgspec.Struct, frozen=True):
 
 
 class KVHistory(msgspec.Struct, frozen=True):
-    """A key's retained versions, newest first (``kv_history``)."""
+    """A key's kept earlier versions, newest first (``kv_history``); the current value is not
+    among them (``kv_get`` reads it)."""
 
     index: int
     key: str

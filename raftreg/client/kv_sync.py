@@ -69,7 +69,8 @@ class KVCalls:
                           deadline=deadline)
 
     def kv_history(self, key: str, *, consistent: bool = False, deadline: float | None = None) -> KVHistory:
-        """The key's retained versions, newest first; ``NotFound`` if it has none."""
+        """The key's kept earlier versions (not the current one), newest first; empty when it has
+        none (never written, or ``[kv] history = 0``)."""
         return self._call(kv_core.history(key, consistent=consistent), kv_core.parse_history, deadline=deadline)
 
     def kv_rollback(self, key: str, to_index: int, *, deadline: float | None = None) -> KVWrite:
