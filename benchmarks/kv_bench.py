@@ -17,7 +17,9 @@ the nodes, as every benchmark here does, so the load average is printed with eac
   watch is parked again (``watches.waiting`` of ``/v1/cluster``), writes one key under the prefix
   and times write sent -> each watcher's answer: p50/p99/max over watchers x rounds.
 - ``memory``: a fresh cluster loaded with ``--keys`` keys of 1 KiB (transactions of 64 sets;
-  history at the server's default, each key written once): RSS per node before and after.
+  history at the server's default, each key written once): RSS per node empty, right after the
+  load (the Raft log still holds the entries), and after every node wrote a snapshot and was
+  restarted from it one at a time (the state alone, as a node holds it after a restart).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from harness.proc import ensure_fd_limit, loadavg, mib, proc_status_kib
 from harness.report import fmt_ms, log, print_table
 from harness.stats import lat_stats
 
-from raftreg.testing import LocalCluster, http_json
+from raftreg.testing import LocalCluster, http_json, wait_for
 
 VALUE = b"v" * 1024
 NAME = "kv_bench"
@@ -88,6 +90,25 @@ def parked(cluster: LocalCluster) -> int:
         if code == 200 and isinstance(body, dict):
             total += int(body.get("watches", {}).get("waiting", 0))
     return total
+
+
+def snapshot_all(cluster: LocalCluster, timeout: float = 60.0) -> None:
+    """Make every node write a snapshot (``/v1/debug/snapshot``) and wait until each one's
+    ``raft.dump`` was replaced (pysyncobj writes a new file and renames it)."""
+    def stamp(name: str) -> tuple[int, int] | None:
+        try:
+            st = (cluster.config.node_data_dir(name) / "raft.dump").stat()
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_mtime_ns
+
+    before = {name: stamp(name) for name in cluster.names}
+    for name in cluster.names:
+        code, body = cluster.debug(name, "snapshot", {})
+        if code != 200:
+            raise RuntimeError(f"snapshot on {name}: {code} {body}")
+    for name in cluster.names:
+        wait_for(lambda name=name: stamp(name) not in (None, before[name]), timeout, f"a new snapshot of {name}")
 
 
 class KVBench(Bench):
@@ -265,13 +286,19 @@ class KVBench(Bench):
             elapsed = asyncio.run(load())
             cluster.wait_converged(timeout=120)
             after = {n: mib(proc_status_kib(pid, "VmRSS")) for n, pid in node_pids(cluster).items()}
-        rows = [[n, f"{before[n]:.0f}", f"{after[n]:.0f}", f"{(after[n] or 0) - (before[n] or 0):.0f}"]
-                for n in sorted(after)]
+            snapshot_all(cluster)  # the log's entries are dropped (the process keeps the freed memory)
+            restarted: dict[str, float | None] = {}
+            for name in cluster.names:  # a process restored from its snapshot holds the state only
+                cluster.restart(name, hard=False, wait=120)
+                restarted[name] = mib(proc_status_kib(node_pids(cluster)[name], "VmRSS"))
+        rows = [[n, f"{before[n]:.0f}", f"{after[n]:.0f}", f"{restarted[n]:.0f}"] for n in sorted(after)]
         print_table(f"Memory with {keys:,} keys x 1 KiB (loaded in {elapsed:.1f}s by transactions of 64)",
-                    ["node", "RSS before MiB", "RSS after MiB", "growth MiB"], rows)
+                    ["node", "RSS empty MiB", "RSS after the load MiB", "RSS restarted from a snapshot MiB"], rows)
         top = max((a or 0) for a in after.values())
-        self.note("memory", f"RSS per node with {keys:,} keys x 1 KiB (max)", f"{top:.0f} MiB")
-        return {"before_mib": before, "after_mib": after, "load_s": elapsed}
+        low = max((a or 0) for a in restarted.values())
+        self.note("memory", f"RSS per node with {keys:,} keys x 1 KiB: after the load / restarted (max)",
+                  f"{top:.0f} / {low:.0f} MiB")
+        return {"before_mib": before, "after_mib": after, "restarted_mib": restarted, "load_s": elapsed}
 
 
 def main(argv: list[str] | None = None) -> int:
