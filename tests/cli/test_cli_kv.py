@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.cluster
+
+LINE_TIMEOUT = 20.0  # deadline for the watch's next line (loaded 2-core machine)
 
 
 def ok(done: subprocess.CompletedProcess[str]) -> str:
@@ -96,12 +100,14 @@ def test_watch_prints_the_key_now_and_after_a_change(cli, addr: str, tmp_path: P
     env = {k: v for k, v in os.environ.items() if k != "RAFTREG_ADDR"} | {"PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "raftreg", "--addr", addr, "-o", "json", "kv", "watch", "t6/", "--recurse"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    lines: queue.Queue[str] = queue.Queue()
+    assert proc.stdout is not None
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or ()], daemon=True).start()
     try:
-        assert proc.stdout is not None
-        first = json.loads(proc.stdout.readline())
+        first = json.loads(lines.get(timeout=LINE_TIMEOUT))
         assert first["entries"] == []
         ok(cli("kv", "put", "t6/k", "v"))
-        second = json.loads(proc.stdout.readline())  # the test's timeout bounds this read
+        second = json.loads(lines.get(timeout=LINE_TIMEOUT))
         assert [e["key"] for e in second["entries"]] == ["t6/k"] and second["index"] > first["index"]
     finally:
         proc.kill()
