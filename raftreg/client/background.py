@@ -14,6 +14,22 @@ import asyncio
 import threading
 from collections.abc import Awaitable, Callable
 
+from raftreg.errors import RaftregError
+
+
+class ViewState:
+    """What waiters of a live view look at: ``ready`` (the first answer is loaded) and ``error``
+    (the API error that ended the watch)."""
+
+    ready: bool
+    error: RaftregError | None
+
+    def satisfied(self, check: Callable[[], bool]) -> bool:
+        """``check()`` once the first answer is loaded; raises the error that ended the watch."""
+        if self.error is not None:
+            raise self.error
+        return self.ready and check()
+
 
 class ThreadedWatch:
     """A daemon thread running ``step`` until ``close()``, a negative pause, or ``RuntimeError``

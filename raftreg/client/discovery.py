@@ -42,7 +42,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from raftreg.client.background import TaskWatch, ThreadedWatch
+from raftreg.client.background import TaskWatch, ThreadedWatch, ViewState
 from raftreg.client.policy import WatchCursor
 from raftreg.client.results import Instance, Instances
 from raftreg.errors import RaftregError, Timeout, Unavailable
@@ -71,7 +71,7 @@ class Query(NamedTuple):
     params: dict[str, Any]
 
 
-class DiscoveryCore:
+class DiscoveryCore(ViewState):
     """The stale rules as a state machine, without I/O: ``query()`` says what to read next; the
     shell reports ``answered`` or ``failed``. ``on_change`` is called after every change of an
     observable attribute (list, stale, ready, error). The shells are subclasses: the attributes
@@ -161,12 +161,6 @@ class DiscoveryCore:
             changed = True
         if changed:
             self._on_change()
-
-    def satisfied(self, check: Callable[[], bool]) -> bool:
-        """``check()`` once the first list is loaded; raises the error that ended the watch."""
-        if self.error is not None:
-            raise self.error
-        return self.ready and check()
 
     def __repr__(self) -> str:
         flag = " stale" if self.stale else ""

@@ -129,3 +129,4 @@ class FakeKV:
         async with self._changed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait_for(moved), wait)
+

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -78,14 +78,6 @@ def test_another_api_error_ends_the_watch(view: tuple[ConfigCore, list[Change]])
     assert core.failed(PermissionDenied("key:read app/")) == -1.0
     with pytest.raises(PermissionDenied):
         core.satisfied(lambda: True)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeKV]:
-    server = FakeKV()
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_the_blocking_view_follows_the_prefix_and_keeps_values_while_down(fake: FakeKV,

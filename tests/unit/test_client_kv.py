@@ -7,7 +7,6 @@ import asyncio
 import base64
 import json
 import random
-from collections.abc import Iterator
 from typing import Any
 
 import msgspec
@@ -143,14 +142,6 @@ def test_a_plain_put_is_retried_and_a_409_without_cas_stays_an_error() -> None:
 
 
 # ---- both shells, against the fake ----------------------------------------------------------------
-
-@pytest.fixture
-def fake() -> Iterator[FakeKV]:
-    server = FakeKV()
-    server.start()
-    yield server
-    server.stop()
-
 
 def test_the_blocking_client_reads_writes_and_rolls_back(fake: FakeKV) -> None:
     with RegistryClient([f"127.0.0.1:{fake.port}"], deadline=3.0) as c:

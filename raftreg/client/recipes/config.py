@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from raftreg.client.background import TaskWatch, ThreadedWatch
+from raftreg.client.background import TaskWatch, ThreadedWatch, ViewState
 from raftreg.client.kv_results import KVList
 from raftreg.client.policy import WatchCursor
 from raftreg.errors import RaftregError, Timeout, Unavailable
@@ -52,7 +52,7 @@ Listener = Callable[[Mapping[str, Any], Mapping[str, Any]], None]
 Decoder = Callable[[bytes], Any]
 
 
-class ConfigCore:
+class ConfigCore(ViewState):
     """The view's rules without I/O: ``query()`` gives the next read's ``index``/``wait``; the shell
     reports ``answered(KVList)`` or ``failed(error)``."""
 
@@ -161,12 +161,6 @@ class ConfigCore:
                 listener(old, new)
             except Exception:
                 log.exception("config %s: a listener failed", self.prefix)
-
-    def satisfied(self, check: Callable[[], bool]) -> bool:
-        """``check()`` once the first values are loaded; raises the error that ended the watch."""
-        if self.error is not None:
-            raise self.error
-        return self.ready and check()
 
     def __repr__(self) -> str:
         flag = " stale" if self.stale else ""
