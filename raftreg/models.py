@@ -138,3 +138,28 @@ class TxnOp(msgspec.Struct, frozen=True, array_like=True):
     value: bytes = b""
     flags: int = 0
     index: int = 0
+
+
+SESSION_LEASE = ""  # the "service" of a session's lease key (no service has an empty name)
+SessionBehavior = Literal["release", "delete"]
+
+
+class SessionInstance(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An instance a session is tied to: the session ends when it goes away or turns critical."""
+
+    service: str
+    id: str
+
+
+class Session(msgspec.Struct, frozen=True, gc=False):
+    """A session (``/v1/sessions``): a lease that holds locks on keys. ``ttl`` and ``lock_delay``
+    are seconds."""
+
+    id: str
+    name: str = ""
+    ttl: float = 15.0
+    behavior: SessionBehavior = "release"
+    lock_delay: float = 15.0
+    instances: tuple[SessionInstance, ...] = ()
+    create_index: int = 0
+    modify_index: int = 0

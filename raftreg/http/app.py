@@ -20,6 +20,7 @@ from raftreg.http import routes
 from raftreg.http.body_cache import BodyCache
 from raftreg.http.internal import add_signed_routes
 from raftreg.http.kv_api import add_kv_routes
+from raftreg.http.session_api import add_session_routes
 from raftreg.http.validation import (
     check_instance_id,
     check_service_name,
@@ -166,6 +167,7 @@ def build_app(node: RegistryNode, *, secret: str, debug_endpoints: bool | None =
     app.router.add_get("/v1/health", api.health)
     app.router.add_get("/v1/ready", api.ready)
     add_kv_routes(app, node)
+    add_session_routes(app, node)
     if debug_endpoints is None:
         debug_endpoints = os.environ.get("RAFTREG_DEBUG_ENDPOINTS") == "1"
     add_signed_routes(app, node, Verifier(secret), debug=debug_endpoints)

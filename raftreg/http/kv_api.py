@@ -6,7 +6,9 @@ Handlers are thin: validate (``raftreg.http.kv_validation``), call the node faca
   versions; at most one of the four. A missing key is 404 with ``X-Raftreg-Index`` (watchable);
   lists are never 404. Reads take ``?consistent``, ``?min_index`` and ``?index&wait`` like every
   read; a blocking query on a key or prefix wakes only for changes under it.
-- ``PUT /v1/kv/{key}`` (body = the value, any content type; ``?flags``, ``?cas``) and
+- ``PUT /v1/kv/{key}`` (body = the value, any content type; ``?flags``, ``?cas``;
+  ``?acquire=SESSION`` / ``?release=SESSION``: ``{"ok": false}`` when the lock is held by another
+  session, in its lock delay, or not held by that session; 404 for an unknown session) and
   ``DELETE /v1/kv/{key}`` (``?recurse``, ``?cas``); ``PUT /v1/txn``.
 """
 
@@ -24,8 +26,8 @@ from raftreg.http.kv_validation import (
     key_from_path,
     parse_cas,
     parse_flags,
+    parse_lock,
     parse_txn,
-    refuse_locks,
 )
 from raftreg.http.validation import parse_flag, parse_read_options
 from raftreg.http.wire import JSON, encode, json_response, read_body, read_headers, read_raw_body
@@ -59,14 +61,14 @@ class KVApi:
         mode = modes[0] if modes else ""
         if "separator" in query and mode != "keys":
             raise InvalidArgument("separator works only with ?keys", field="separator")
-        opts = parse_read_options(query)
+        separator = check_separator(query["separator"]) if "separator" in query else ""
+        opts = parse_read_options(query)  # every input is checked before a blocking query waits
         if mode in ("recurse", "keys"):
             prefix = check_key(key, prefix=True)
             await self.node.prepare_read(opts, kv_prefix_topic(prefix))
             if mode == "recurse":
                 index, entries = self.node.kv_list(prefix)
                 return self._json(index, {"index": index, "entries": entries})
-            separator = check_separator(query["separator"]) if "separator" in query else ""
             index, names = self.node.kv_keys(prefix, separator)
             return self._json(index, {"index": index, "keys": names})
         check_key(key)
@@ -85,12 +87,12 @@ class KVApi:
     async def put(self, request: web.Request) -> web.Response:
         query = request.query
         key = check_key(key_from_path(request.raw_path))
-        refuse_locks(query)
+        lock, session = parse_lock(query)
         flags, cas = parse_flags(query), parse_cas(query)
         self.node.check_write_capacity()
         value = await read_raw_body(request, MAX_KV_VALUE_BYTES, field="value")
-        index, _ = await self.node.kv_set(key, value, flags, cas)
-        return json_response({"ok": True, "index": index}, headers=_write_headers(index))
+        index, ok = await self.node.kv_set(key, value, flags, cas, lock=lock, session=session)
+        return json_response({"ok": ok, "index": index}, headers=_write_headers(index))
 
     async def delete(self, request: web.Request) -> web.Response:
         query = request.query

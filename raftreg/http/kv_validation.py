@@ -1,6 +1,7 @@
-"""Validation of the key/value API's input (``/v1/kv/{key}``, ``/v1/txn``). Every failure is an
-``InvalidArgument`` (400) or ``PayloadTooLarge`` (413) naming the field; nothing here touches the
-cluster, so a request that fails validation changes nothing.
+"""Validation of the key/value and session API's input (``/v1/kv/{key}``, ``/v1/txn``,
+``/v1/sessions``). Every failure is an ``InvalidArgument`` (400) or ``PayloadTooLarge`` (413)
+naming the field; nothing here touches the cluster, so a request that fails validation changes
+nothing.
 
 Key rules (API.md "Names and limits", plus two decisions of ours):
 - 1-512 bytes of UTF-8, no NUL, no leading ``/``, no ``..`` segment;
@@ -16,13 +17,26 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import unquote_to_bytes
 
 import msgspec
 
 from raftreg.errors import InvalidArgument, PayloadTooLarge
-from raftreg.models import MAX_FLAGS, MAX_KV_KEY_BYTES, MAX_KV_VALUE_BYTES, MAX_TXN_OPS, TxnOp, TxnVerb
+from raftreg.http.validation import MAX_TTL, MIN_TTL, Duration, T, duration_field
+from raftreg.models import (
+    MAX_FLAGS,
+    MAX_KV_KEY_BYTES,
+    MAX_KV_VALUE_BYTES,
+    MAX_TXN_OPS,
+    InstanceId,
+    ServiceName,
+    Session,
+    SessionBehavior,
+    SessionInstance,
+    TxnOp,
+    TxnVerb,
+)
 
 KV_PATH = "/v1/kv/"
 MAX_INDEX = 2**63 - 1
@@ -82,11 +96,27 @@ def parse_cas(query: Mapping[str, str]) -> int | None:
     return parse_uint(query.get("cas"), "cas", MAX_INDEX)
 
 
-def refuse_locks(query: Mapping[str, str]) -> None:
-    """Sessions and locks are not there yet: ``?acquire`` / ``?release`` answer 400."""
-    for name in ("acquire", "release"):
-        if name in query:
-            raise InvalidArgument(f"?{name} is not supported yet (sessions and locks come later)", field=name)
+SESSION_ID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+MAX_LOCK_DELAY = 60.0
+MAX_SESSION_NAME = 128
+MAX_SESSION_INSTANCES = 64
+
+
+def check_session_id(value: str, field: str = "id") -> str:
+    if not SESSION_ID_RE.match(value):
+        raise InvalidArgument("a session id is a lowercase UUID", field=field)
+    return value
+
+
+def parse_lock(query: Mapping[str, str]) -> tuple[Literal["", "acquire", "release"], str]:
+    """``?acquire=SESSION`` or ``?release=SESSION`` (not both): the lock verb and the session."""
+    if "acquire" in query and "release" in query:
+        raise InvalidArgument("use ?acquire or ?release, not both", field="release")
+    if "acquire" in query:
+        return "acquire", check_session_id(query["acquire"], "acquire")
+    if "release" in query:
+        return "release", check_session_id(query["release"], "release")
+    return "", ""
 
 
 def check_value_size(size: int, field: str = "value") -> None:
@@ -117,11 +147,10 @@ _AT = re.compile(r"at `\$\.?([^`]*)`")
 _NAMED = re.compile(r"(?:missing required field|unknown field) `([^`]+)`")
 
 
-def parse_txn(body: bytes) -> list[TxnOp]:
-    """``PUT /v1/txn`` ``{"ops": [{"op", "key", "value" (base64), "flags", "index"}, ...]}``:
-    1-64 ops; ``index`` is required by cas, delete_cas and check_index."""
+def _decode(body: bytes, decoder: msgspec.json.Decoder[T]) -> T:
+    """Decode ``body``; errors name the field by its path (``ops[3].key``, ``instances[0].id``)."""
     try:
-        req = _txn_decoder.decode(body)
+        return decoder.decode(body)
     except msgspec.ValidationError as exc:
         text = str(exc)
         at, named = _AT.search(text), _NAMED.search(text)
@@ -131,6 +160,12 @@ def parse_txn(body: bytes) -> list[TxnOp]:
         raise InvalidArgument(text, field=path or None) from None
     except msgspec.DecodeError as exc:
         raise InvalidArgument(f"malformed JSON: {exc}") from None
+
+
+def parse_txn(body: bytes) -> list[TxnOp]:
+    """``PUT /v1/txn`` ``{"ops": [{"op", "key", "value" (base64), "flags", "index"}, ...]}``:
+    1-64 ops; ``index`` is required by cas, delete_cas and check_index."""
+    req = _decode(body, _txn_decoder)
     ops = []
     for i, op in enumerate(req.ops):
         check_key(op.key, f"ops[{i}].key")
@@ -142,3 +177,30 @@ def parse_txn(body: bytes) -> list[TxnOp]:
                                   field=f"ops[{i}].index")
         ops.append(TxnOp(op.op, op.key, op.value, op.flags, op.index or 0))
     return ops
+
+
+class _TieBody(msgspec.Struct, forbid_unknown_fields=True):
+    service: ServiceName
+    id: InstanceId
+
+
+class _SessionBody(msgspec.Struct, forbid_unknown_fields=True):
+    ttl: Duration = 15.0
+    name: Annotated[str, msgspec.Meta(max_length=MAX_SESSION_NAME)] = ""
+    behavior: SessionBehavior = "release"
+    lock_delay: Duration = 15.0
+    instances: Annotated[list[_TieBody], msgspec.Meta(max_length=MAX_SESSION_INSTANCES)] = []
+
+
+_session_decoder = msgspec.json.Decoder(_SessionBody)
+
+
+def parse_session(body: bytes) -> Session:
+    """``PUT /v1/sessions`` ``{"ttl", "name", "behavior", "lock_delay", "instances": [{"service",
+    "id"}]}``: ttl 1s-24h (default 15s), lock_delay 0-60s (default 15s), at most 64 instances.
+    The id is left empty (the node chooses it)."""
+    req = _decode(body, _session_decoder)
+    ttl = duration_field(req.ttl, "ttl", low=MIN_TTL, high=MAX_TTL)  # as an instance's ttl
+    delay = duration_field(req.lock_delay, "lock_delay", low=0.0, high=MAX_LOCK_DELAY)
+    ties = tuple(dict.fromkeys(SessionInstance(t.service, t.id) for t in req.instances))
+    return Session(id="", name=req.name, ttl=ttl, behavior=req.behavior, lock_delay=delay, instances=ties)

@@ -105,7 +105,8 @@ def check_address(address: str) -> str:
     raise InvalidArgument("address must be an IP address or a DNS host name", field="address")
 
 
-def _duration(value: object, field: str, *, low: float, high: float) -> float:
+def duration_field(value: object, field: str, *, low: float, high: float) -> float:
+    """A duration (seconds or a Go-style string) within [low, high]; 400 naming ``field``."""
     try:
         seconds = parse_duration(value)
     except ValueError as exc:
@@ -139,11 +140,11 @@ def _check(body: CheckBody) -> Check:
         digits = port.isascii() and port.isdigit() and len(port) <= 5
         if not sep or not host or not digits or not 0 < int(port) < 65536:
             raise InvalidArgument("check.tcp must be host:port", field="check.tcp")
-    interval = _duration(body.interval, "check.interval", low=0.1, high=MAX_CHECK_INTERVAL)
-    timeout = _duration(body.timeout, "check.timeout", low=0.01, high=MAX_CHECK_INTERVAL)
+    interval = duration_field(body.interval, "check.interval", low=0.1, high=MAX_CHECK_INTERVAL)
+    timeout = duration_field(body.timeout, "check.timeout", low=0.01, high=MAX_CHECK_INTERVAL)
     dca = None
     if body.deregister_critical_after is not None:
-        dca = _duration(body.deregister_critical_after, "check.deregister_critical_after", low=1, high=30 * 86400)
+        dca = duration_field(body.deregister_critical_after, "check.deregister_critical_after", low=1, high=30 * 86400)
     return Check(
         http=body.http,
         tcp=body.tcp,
@@ -165,7 +166,7 @@ def parse_register(service: str, instance_id: str, body: bytes) -> Instance:
     if req.id is not None and req.id != instance_id:
         raise InvalidArgument("body 'id' differs from the instance id in the URL", field="id")
     check_address(req.address)
-    ttl = None if req.ttl is None else _duration(req.ttl, "ttl", low=MIN_TTL, high=MAX_TTL)
+    ttl = None if req.ttl is None else duration_field(req.ttl, "ttl", low=MIN_TTL, high=MAX_TTL)
     check = None if req.check is None else _check(req.check)
     return Instance(
         service=service,
@@ -194,15 +195,20 @@ def parse_status(body: bytes) -> StatusBody:
     return decode_json(body, _status_decoder)
 
 
+# A lease's "service": a service name, or "" (SESSION_LEASE) for a session.
+LeaseService = Annotated[str, msgspec.Meta(pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)?\Z")]
+
+
 class ForwardedHeartbeats(msgspec.Struct, forbid_unknown_fields=True):
-    instances: Annotated[list[tuple[ServiceName, InstanceId]], msgspec.Meta(max_length=MAX_FORWARDED)]
+    instances: Annotated[list[tuple[LeaseService, InstanceId]], msgspec.Meta(max_length=MAX_FORWARDED)]
 
 
 _forwarded_decoder = msgspec.json.Decoder(ForwardedHeartbeats)
 
 
 def parse_forwarded_heartbeats(body: bytes) -> list[tuple[str, str]]:
-    """``POST /v1/internal/heartbeats`` (a follower's batch): ``{"instances": [[service, id], ...]}``."""
+    """``POST /v1/internal/heartbeats`` (a follower's batch): ``{"instances": [[service, id], ...]}``
+    (service "" for a session)."""
     return [(service, instance_id) for service, instance_id in decode_json(body, _forwarded_decoder).instances]
 
 

@@ -43,7 +43,7 @@ class Health:
         self.leases = LeaseKeeper(
             leases, clock,
             grace=leases.grace if leases.grace is not None else tuning.raft_max_timeout,
-            read_instance=lambda service, instance_id: reader.get_instance(service, instance_id)[1],
+            read_instance=reader.get_leased,
             read_leased=reader.leased_instances,
             propose_expire=writer.expire,
             gossip=peers.share_renewals,

@@ -5,16 +5,24 @@ Contract:
 - Writes answer ``(index, ...)`` once applied on this node. A compare-and-set mismatch is
   ``Conflict`` (409) naming the field at fault (``cas``, or ``ops[i]`` of a transaction).
 - Idempotency: a plain set and a delete (also recursive) are retried after an unknown outcome.
-  A compare-and-set, a delete with ``cas`` and a transaction are not: an unknown outcome is
-  ``OutcomeUnknown`` (504), never a retry that might report a conflict its own first attempt
-  caused. A delete retried after an unknown outcome may count 0 keys its first attempt removed.
+  A compare-and-set, a delete with ``cas``, a lock acquisition or release and a transaction are
+  not: an unknown outcome is ``OutcomeUnknown`` (504), never a retry that might report a conflict
+  its own first attempt caused. A delete retried after an unknown outcome may count 0 keys its
+  first attempt removed.
+- Locks: ``set(..., lock="acquire"|"release", session=id)`` answers ``(index, False)`` when the
+  lock is held by another session, still in its lock delay, or (release) not held by this
+  session; ``NotFound`` when the session does not exist. Acquisition carries this node's
+  wall-clock time, compared with the key's lock delay.
 - Every write carries the cluster config's ``kv.history`` (earlier versions kept per key).
 - Reads hold the state lock only while they copy what they return.
 """
 
 from __future__ import annotations
 
-from raftreg.errors import Conflict
+import time
+from typing import Literal
+
+from raftreg.errors import Conflict, NotFound
 from raftreg.models import KVEntry, KVVersion, TxnOp
 from raftreg.node.writes import Writer, unexpected
 from raftreg.raft import RaftNode
@@ -31,15 +39,23 @@ class KeyValue:
         self._history = history
 
     # ---- writes -------------------------------------------------------------------------
-    async def set(self, key: str, value: bytes, flags: int = 0, cas: int | None = None) -> tuple[int, KVEntry]:
-        """Write ``key``; with ``cas``, only if its modify_index is ``cas`` (0: only if absent)."""
-        committed = await self._writer.commit(KVSet(key, value, flags, cas, self._history), idempotent=cas is None)
+    async def set(self, key: str, value: bytes, flags: int = 0, cas: int | None = None, *,
+                  lock: Literal["", "acquire", "release"] = "", session: str = "") -> tuple[int, bool]:
+        """Write ``key``; with ``cas``, only if its modify_index is ``cas`` (0: only if absent);
+        with ``lock``, acquire or release its lock for ``session`` (module docstring). Returns the
+        index and whether the write applied (always True without ``lock``)."""
+        cmd = KVSet(key, value, flags, cas, self._history, lock, session, time.time() if lock else 0.0)
+        committed = await self._writer.commit(cmd, idempotent=cas is None and not lock)
         result = committed.result
         if not isinstance(result, KVWritten):
             raise unexpected("the key write", result)
-        if not result.ok or result.entry is None:
+        if result.ok:
+            return committed.index, True
+        if result.reason == "cas":
             raise Conflict(f"cas={cas} does not match key {key!r}: {_state_of(result.entry)}", field="cas")
-        return committed.index, result.entry
+        if result.reason == "no_session":
+            raise NotFound(f"no session {session!r} (expired, destroyed or never created)", field=lock)
+        return committed.index, False
 
     async def delete(self, key: str, *, recurse: bool = False, cas: int | None = None) -> tuple[int, int]:
         """Delete ``key`` (``recurse``: every key under it); returns the index and the number of

@@ -13,6 +13,8 @@ Contract:
   the applied state has no such instance (the client registers again), ``InvalidArgument`` when
   it has no ttl, ``Unavailable`` when this node does not hold the leases (not leader, or not armed
   yet: the client retries, possibly elsewhere).
+- Sessions are leases in the same table, keyed ``(SESSION_LEASE, id)`` (no service has an empty
+  name): renewed, forwarded, gossiped, armed and expired exactly like instances.
 - The expiry loop proposes ``Expire`` for what ``LeaseTable.due`` hands out, every
   ``check_period`` seconds, and logs the mass-expiry guard's transitions as warnings.
 """
@@ -27,31 +29,41 @@ from typing import Any
 
 from raftreg.config import LeaseTuning
 from raftreg.errors import InvalidArgument, NotFound, RaftregError, Unavailable
-from raftreg.models import Instance
+from raftreg.models import SESSION_LEASE, Instance, Session
 from raftreg.node.leases import Clock, LeaseKey, LeaseTable
 from raftreg.node.tasks import cancel_and_wait
 from raftreg.raft import RaftStatus
 from raftreg.state.commands import Command, Deregister, Expire
 from raftreg.state.machine import Result
 from raftreg.state.registry import Deregistered, Registered, StatusSet
+from raftreg.state.sessions import SessionCreated, SessionsEnded
 
 log = logging.getLogger("raftreg.leases")
 
-# What an applied command did to an instance, for the lease holder:
-# ("track", instance, renew) after a register (renew=True) or a status change; ("forget", key).
+# What an applied command did to a leased object, for the lease holder: ("track", (key, ttl,
+# modify_index), renew) after a register or a session creation (renew=True) or a status change
+# (ttl None: not leased); ("forget", key, False) once it is gone.
 LeaseEvent = tuple[str, Any, bool]
+Leased = Instance | Session
 
 
 def lease_events(cmds: list[Command], results: list[Result]) -> list[LeaseEvent]:
     """What one applied entry means for the lease holder (computed in the Raft tick thread)."""
     events: list[LeaseEvent] = []
     for cmd, result in zip(cmds, results, strict=True):
-        if isinstance(result, Registered):
-            events.append(("track", result.instance, True))
-        elif isinstance(result, StatusSet) and result.changed and result.instance is not None:
-            events.append(("track", result.instance, False))
+        if isinstance(result, Registered | StatusSet) and result.instance is not None:
+            if isinstance(result, StatusSet) and not result.changed:
+                continue
+            inst = result.instance
+            events.append(("track", ((inst.service, inst.id), inst.ttl, inst.modify_index),
+                           isinstance(result, Registered)))
         elif isinstance(result, Deregistered) and result.existed and isinstance(cmd, Deregister | Expire):
             events.append(("forget", (cmd.service, cmd.id), False))
+        elif isinstance(result, SessionCreated) and result.session is not None:
+            session = result.session
+            events.append(("track", ((SESSION_LEASE, session.id), session.ttl, session.modify_index), True))
+        elif isinstance(result, SessionsEnded):
+            events.extend(("forget", (SESSION_LEASE, session_id), False) for session_id in result.ids)
     return events
 
 
@@ -62,7 +74,7 @@ class LeaseKeeper:
         clock: Clock,
         *,
         grace: float,
-        read_instance: Callable[[str, str], Instance | None],
+        read_instance: Callable[[str, str], Leased | None],
         read_leased: Callable[[], list[tuple[LeaseKey, float, int]]],
         propose_expire: Callable[[str, str, int], Awaitable[bool]],
         gossip: Callable[[list[LeaseKey]], Awaitable[None]],
@@ -115,9 +127,8 @@ class LeaseKeeper:
         now = self.clock.monotonic()
         for kind, what, renew in events:
             if kind == "track":
-                inst: Instance = what
-                key = (inst.service, inst.id)
-                if inst.ttl is None:
+                key, ttl, modify_index = what
+                if ttl is None:
                     self.seen.pop(key, None)
                     if active:
                         self.table.forget(key)
@@ -125,7 +136,7 @@ class LeaseKeeper:
                 if renew:
                     self.seen[key] = now
                 if active:
-                    self.table.track(key, inst.ttl, inst.modify_index, renew=renew)
+                    self.table.track(key, ttl, modify_index, renew=renew)
             else:
                 self.seen.pop(what, None)
                 if active:
@@ -153,6 +164,8 @@ class LeaseKeeper:
             raise Unavailable("this node does not hold the leases (not the leader, or just elected); "
                               "retry", retry_after=0.5)
         inst = self._read_instance(service, instance_id)
+        if inst is None and service == SESSION_LEASE:
+            raise NotFound(f"no session {instance_id!r} (expired, destroyed or never created)")
         if inst is None:
             raise NotFound(f"no instance {instance_id!r} in service {service!r} (expired or never "
                            "registered): register it again")

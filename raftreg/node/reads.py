@@ -23,18 +23,27 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from raftreg.errors import Timeout, Unavailable
-from raftreg.models import Instance, ServiceSummary
+from raftreg.models import SESSION_LEASE, Instance, ServiceSummary, Session
 from raftreg.node.leases import LeaseKey
 from raftreg.node.read_index import ReadIndex
 from raftreg.node.view import ClusterView
-from raftreg.node.watches import CATALOG, KV_KEY, KV_PREFIX, WatchHub, kv_key_topic, kv_prefix_topic, service_topic
+from raftreg.node.watches import (
+    CATALOG,
+    KV_KEY,
+    KV_PREFIX,
+    SESSIONS,
+    WatchHub,
+    kv_key_topic,
+    kv_prefix_topic,
+    service_topic,
+)
 from raftreg.raft import RaftNode
 
 DEFAULT_BLOCKING_WAIT = 300.0
 MAX_BLOCKING_WAIT = 600.0
 DEFAULT_MIN_INDEX_WAIT = 5.0
 
-__all__ = ["CATALOG", "ReadOptions", "Reader", "kv_key_topic", "kv_prefix_topic", "service_topic"]
+__all__ = ["CATALOG", "SESSIONS", "ReadOptions", "Reader", "kv_key_topic", "kv_prefix_topic", "service_topic"]
 
 
 @dataclass(frozen=True)
@@ -112,6 +121,8 @@ class Reader:
                 return self._raft.kv.key_index(topic[len(KV_KEY):])
             if topic.startswith(KV_PREFIX):
                 return self._raft.kv.prefix_index(topic[len(KV_PREFIX):])
+            if topic == SESSIONS:
+                return self._raft.state.sessions.index
             reg = self._raft.registry
             if topic == CATALOG:
                 return reg.index
@@ -137,16 +148,27 @@ class Reader:
             return reg.index, reg.list_services()
 
     def leased_instances(self) -> list[tuple[LeaseKey, float, int]]:
-        """``((service, id), ttl, modify_index)`` of every instance with a ttl."""
+        """``(key, ttl, modify_index)`` of every instance with a ttl (key ``(service, id)``) and
+        of every session (key ``(SESSION_LEASE, id)``)."""
         with self._raft.lock:
             leased = self._raft.registry.instances_where(lambda i: i.ttl is not None)
-        return [((i.service, i.id), i.ttl or 0.0, i.modify_index) for i in leased]
+            sessions = self._raft.state.sessions.all()
+        return [*(((i.service, i.id), i.ttl or 0.0, i.modify_index) for i in leased),
+                *(((SESSION_LEASE, s.id), s.ttl, s.modify_index) for s in sessions)]
+
+    def get_leased(self, service: str, key: str) -> Instance | Session | None:
+        """The instance, or with ``service`` SESSION_LEASE the session, a lease key names."""
+        with self._raft.lock:
+            if service == SESSION_LEASE:
+                return self._raft.state.sessions.get(key)
+            return self._raft.registry.get_instance(service, key)
 
     def leased_exist(self, keys: Iterable[LeaseKey]) -> list[LeaseKey]:
-        """The keys that name an instance with a ttl in the applied state."""
+        """The keys that name an instance with a ttl, or a session, in the applied state."""
         with self._raft.lock:
-            reg = self._raft.registry
-            return [k for k in keys if (inst := reg.get_instance(*k)) is not None and inst.ttl is not None]
+            reg, sessions = self._raft.registry, self._raft.state.sessions
+            return [k for k in keys if (sessions.get(k[1]) is not None if k[0] == SESSION_LEASE else
+                                        (inst := reg.get_instance(*k)) is not None and inst.ttl is not None)]
 
     def checked_instances(self) -> list[Instance]:
         with self._raft.lock:

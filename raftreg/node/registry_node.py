@@ -19,11 +19,11 @@ import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from raftreg.config import ClusterConfig, NodeConfig
 from raftreg.errors import InvalidArgument
-from raftreg.models import Instance, KVEntry, KVVersion, ServiceSummary, Status, TxnOp
+from raftreg.models import Instance, KVEntry, KVVersion, ServiceSummary, Session, Status, TxnOp
 from raftreg.node.health import Health
 from raftreg.node.kv import KeyValue, TxnResult
 from raftreg.node.leases import Clock, LeaseKey, SystemClock
@@ -31,6 +31,7 @@ from raftreg.node.peers import Peers
 from raftreg.node.read_index import ReadIndex
 from raftreg.node.reads import Reader, ReadOptions
 from raftreg.node.recovery import Recovery
+from raftreg.node.sessions import SessionManager
 from raftreg.node.tasks import cancel_and_wait
 from raftreg.node.view import ClusterView, ReadContext
 from raftreg.node.watches import WatchHub, changed_topics
@@ -70,6 +71,7 @@ class RegistryNode:
         self._reader = Reader(self._view, self._raft, self._watches, self._read_index)
         self._health = Health(config, self.me, clock or SystemClock(), view=self._view, reader=self._reader,
                               writer=self._writer, peers=peers)
+        self._sessions = SessionManager(self._raft, self._writer, self._health)
         self._recovery = Recovery(config, self.me, self._raft, self._view, peers)
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -162,14 +164,24 @@ class RegistryNode:
     async def heartbeat(self, service: str, instance_id: str) -> float:
         return await self._health.heartbeat(service, instance_id)
 
-    async def kv_set(self, key: str, value: bytes, flags: int = 0, cas: int | None = None) -> tuple[int, KVEntry]:
-        return await self._kv.set(key, value, flags, cas)
+    async def kv_set(self, key: str, value: bytes, flags: int = 0, cas: int | None = None, *,
+                     lock: Literal["", "acquire", "release"] = "", session: str = "") -> tuple[int, bool]:
+        return await self._kv.set(key, value, flags, cas, lock=lock, session=session)
 
     async def kv_delete(self, key: str, *, recurse: bool = False, cas: int | None = None) -> tuple[int, int]:
         return await self._kv.delete(key, recurse=recurse, cas=cas)
 
     async def kv_txn(self, ops: list[TxnOp]) -> tuple[int, list[TxnResult]]:
         return await self._kv.txn(ops)
+
+    async def session_create(self, session: Session) -> tuple[int, Session]:
+        return await self._sessions.create(session)
+
+    async def session_destroy(self, session_id: str) -> tuple[int, bool]:
+        return await self._sessions.destroy(session_id)
+
+    async def session_renew(self, session_id: str) -> float:
+        return await self._sessions.renew(session_id)
 
     # ---- node-to-node -------------------------------------------------------------------
     def renew_forwarded(self, keys: list[LeaseKey]) -> list[dict[str, Any]]:
@@ -208,6 +220,12 @@ class RegistryNode:
 
     def kv_history(self, key: str) -> tuple[int, list[KVVersion]]:
         return self._kv.history(key)
+
+    def session_get(self, session_id: str) -> tuple[int, Session | None]:
+        return self._sessions.get(session_id)
+
+    def session_list(self) -> tuple[int, list[Session]]:
+        return self._sessions.list()
 
     def read_context(self, index: int) -> ReadContext:
         return self._view.read_context(index)

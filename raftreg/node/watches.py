@@ -35,8 +35,10 @@ from raftreg.state.commands import Command, Deregister, Expire, Register, SetChe
 from raftreg.state.kv import KVDeleted, KVTxnDone, KVWritten
 from raftreg.state.machine import Result
 from raftreg.state.registry import Deregistered, Registered, StatusSet
+from raftreg.state.sessions import SessionCreated, SessionsEnded
 
 CATALOG = "catalog"
+SESSIONS = "sessions"
 # Waiters woken per event-loop iteration (see WatchHub._wake_batch). Measured on 2 cores with
 # 1,000 watchers of one service on one node: 64 per pass gave p99 wake-up 123-150 ms (each pass
 # also serves the re-park requests of the previous one, so the last answer waits for ~900 re-parks),
@@ -75,6 +77,8 @@ def changed_topics(cmds: Iterable[Command], results: Iterable[Result]) -> set[st
             topics.add(service_topic(cmd.service))  # the catalog's passing count may change too
         else:
             topics.update(kv_key_topic(key) for key in _changed_keys(result))
+            if (isinstance(result, SessionCreated) and result.ok) or (isinstance(result, SessionsEnded) and result.ids):
+                topics.add(SESSIONS)
             continue
         services = True
     if services:
@@ -86,6 +90,8 @@ def _changed_keys(result: Result) -> tuple[str, ...]:
     if isinstance(result, KVWritten) and result.ok and result.entry is not None:
         return (result.entry.key,)
     if isinstance(result, KVDeleted | KVTxnDone) and result.ok:
+        return result.keys
+    if isinstance(result, SessionsEnded):
         return result.keys
     return ()
 

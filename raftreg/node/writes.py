@@ -13,6 +13,7 @@ Contract:
 from __future__ import annotations
 
 import asyncio
+import time
 
 from raftreg.config import RaftTuning
 from raftreg.errors import InternalError, NotFound, OutcomeUnknown
@@ -23,6 +24,7 @@ from raftreg.raft import RaftNode
 from raftreg.state.commands import Command, Deregister, Expire, Register, SetCheckStatus, SetManualStatus
 from raftreg.state.machine import Result
 from raftreg.state.registry import Deregistered, Failed, Registered, StatusSet
+from raftreg.state.sessions import SessionsEnded
 
 MAX_CHECK_OUTPUT = 512
 
@@ -74,7 +76,7 @@ class Writer:
 
         When an earlier attempt's outcome was unknown (a failover hit it), "absent" is reported
         as deleted: that attempt most likely deleted it."""
-        committed = await self.commit(Deregister(service, instance_id))
+        committed = await self.commit(Deregister(service, instance_id, time.time()))
         if not isinstance(committed.result, Deregistered):
             raise unexpected("the deregistration", committed.result)
         return committed.index, committed.result.existed or committed.after_unknown_attempt
@@ -84,7 +86,7 @@ class Writer:
     ) -> tuple[int, Instance]:
         """Set (``warning``/``critical``) or clear (``passing``) the status set by hand; returns the
         commit index and the stored instance; ``NotFound`` when there is no such instance."""
-        committed = await self.commit(SetManualStatus(service, instance_id, status, note))
+        committed = await self.commit(SetManualStatus(service, instance_id, status, note, time.time()))
         result = committed.result
         if not isinstance(result, StatusSet) or result.instance is None:
             raise NotFound(f"no instance {instance_id!r} in service {service!r}")
@@ -92,11 +94,14 @@ class Writer:
 
     async def set_check_status(self, inst: Instance, status: Status, output: str) -> Instance | None:
         """Check runner: commit a check verdict for this incarnation of ``inst``."""
-        cmd = SetCheckStatus(inst.service, inst.id, inst.create_index, status, output[:MAX_CHECK_OUTPUT])
+        cmd = SetCheckStatus(inst.service, inst.id, inst.create_index, status, output[:MAX_CHECK_OUTPUT], time.time())
         result = (await self.commit(cmd, bounded=False)).result
         return result.instance if isinstance(result, StatusSet) else None
 
     async def expire(self, service: str, instance_id: str, modify_index: int, reason: str = "ttl") -> bool:
-        """Lease holder / check runner: remove the instance if it is still at ``modify_index``."""
-        result = (await self.commit(Expire(service, instance_id, modify_index, reason), bounded=False)).result
-        return isinstance(result, Deregistered) and result.existed
+        """Lease holder / check runner: remove the instance (or end the session: ``service``
+        SESSION_LEASE) if it is still at ``modify_index``."""
+        cmd = Expire(service, instance_id, modify_index, reason, time.time())
+        result = (await self.commit(cmd, bounded=False)).result
+        return (isinstance(result, Deregistered) and result.existed) or (isinstance(result, SessionsEnded)
+                                                                        and bool(result.ids))

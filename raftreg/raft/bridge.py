@@ -1,5 +1,5 @@
-"""``RaftNode``: one pysyncobj ``SyncObj`` replicating a ``StateMachine`` (registry and KV), bridged
-into asyncio.
+"""``RaftNode``: one pysyncobj ``SyncObj`` replicating a ``StateMachine`` (registry, KV, sessions),
+bridged into asyncio.
 
 The SyncObj has a single replicated method, ``apply(raw: bytes)``, whose argument is our
 versioned command envelope (raftreg.state.commands); pysyncobj's tick-thread callbacks become
@@ -40,7 +40,7 @@ from raftreg.raft.snapshot import SnapshotBlob, install_fork_hook
 from raftreg.raft.status import RaftStatus, StatusReader
 from raftreg.raft.storage import RaftFiles
 from raftreg.raft.transport import transport_factory
-from raftreg.state.commands import Command, UnsupportedEntry, decode_entry
+from raftreg.state.commands import Command, Noop, UnsupportedEntry, decode_entry
 from raftreg.state.kv import KVStore
 from raftreg.state.machine import Result, StateMachine
 from raftreg.state.registry import Registry
@@ -98,7 +98,8 @@ class RaftNode:
     asyncio loop given to ``start`` receives results. Readers on other threads must hold ``lock``
     while they read the state (``registry``, ``kv``).
 
-    ``on_applied(index, cmds, results)`` runs in the tick thread after each entry, under no lock;
+    ``on_applied(index, cmds, results)`` runs in the tick thread after each entry, under no lock
+    (sessions the entry ended through the registry come last, each as a ``Noop`` with its result);
     ``on_restored()`` after a snapshot replaced the state. Both must be quick and must not raise.
     """
 
@@ -291,10 +292,12 @@ class RaftNode:
             os._exit(EXIT_UNSUPPORTED_ENTRY)
         with self.lock:
             results = [self.state.apply(index, cmd) for cmd in cmds]
+            cascades = self.state.take_cascades()
         self.compaction.on_entry(len(raw), len(cmds))
         if self._on_applied is not None:
             try:
-                self._on_applied(index, cmds, results)
+                noops: list[Command] = [Noop() for _ in cascades]
+                self._on_applied(index, [*cmds, *noops], [*results, *cascades])
             except Exception:  # never let a notification wedge the log
                 log.exception("event=on_applied_failed index=%d", index)
         return index, results

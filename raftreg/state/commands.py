@@ -8,9 +8,11 @@ that meets a version or tag it does not know must stop, never skip the entry.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
 
-from raftreg.models import Instance, Status, TxnOp
+from raftreg.models import Instance, Session, Status, TxnOp
 
 ENVELOPE_VERSION = 1
 
@@ -22,10 +24,13 @@ class Register(msgspec.Struct, frozen=True, tag="reg", array_like=True):
 
 
 class Deregister(msgspec.Struct, frozen=True, tag="dereg", array_like=True):
-    """Delete an instance if it exists. Idempotent: a second apply reports ``existed=False``."""
+    """Delete an instance if it exists. Idempotent: a second apply reports ``existed=False``.
+    ``at`` (every command that may end a session carries it): the proposer's wall-clock time,
+    from which the lock delay of the sessions ended is counted (0 in entries written before)."""
 
     service: str
     id: str
+    at: float = 0.0
 
 
 class Noop(msgspec.Struct, frozen=True, tag="noop", array_like=True):
@@ -42,6 +47,7 @@ class Expire(msgspec.Struct, frozen=True, tag="expire", array_like=True):
     id: str
     modify_index: int
     reason: str = "ttl"
+    at: float = 0.0
 
 
 class SetCheckStatus(msgspec.Struct, frozen=True, tag="check", array_like=True):
@@ -53,6 +59,7 @@ class SetCheckStatus(msgspec.Struct, frozen=True, tag="check", array_like=True):
     create_index: int
     status: Status
     output: str = ""
+    at: float = 0.0
 
 
 class SetManualStatus(msgspec.Struct, frozen=True, tag="manual", array_like=True):
@@ -63,18 +70,24 @@ class SetManualStatus(msgspec.Struct, frozen=True, tag="manual", array_like=True
     id: str
     status: Status
     note: str = ""
+    at: float = 0.0
 
 
 class KVSet(msgspec.Struct, frozen=True, tag="kvset", array_like=True):
     """Write ``key``. With ``cas`` set, only if the key's ``modify_index`` is ``cas`` (0: only if
     absent). ``history``: how many earlier versions the key keeps (stamped by the proposer from
-    the cluster config, so every replica keeps the same number whatever its own config says)."""
+    the cluster config, so every replica keeps the same number whatever its own config says).
+    ``lock``: ``acquire`` the key's lock for ``session`` (and write), or ``release`` it (and
+    write); ``at`` is the proposer's wall-clock time, compared with the key's lock delay."""
 
     key: str
     value: bytes
     flags: int = 0
     cas: int | None = None
     history: int = 0
+    lock: Literal["", "acquire", "release"] = ""
+    session: str = ""
+    at: float = 0.0
 
 
 class KVDelete(msgspec.Struct, frozen=True, tag="kvdel", array_like=True):
@@ -93,7 +106,23 @@ class KVTxn(msgspec.Struct, frozen=True, tag="kvtxn", array_like=True):
     history: int = 0
 
 
-Command = Register | Deregister | Noop | Expire | SetCheckStatus | SetManualStatus | KVSet | KVDelete | KVTxn
+class SessionCreate(msgspec.Struct, frozen=True, tag="sess", array_like=True):
+    """Create ``session`` (its id chosen by the proposer; its index fields are ignored). A second
+    apply with the same id changes nothing."""
+
+    session: Session
+
+
+class SessionDestroy(msgspec.Struct, frozen=True, tag="sessdel", array_like=True):
+    """End a session if it exists (its locks are released or its keys deleted); ``at`` as in
+    ``Deregister``. A session's expiry is an ``Expire`` of ``(SESSION_LEASE, id)``."""
+
+    id: str
+    at: float = 0.0
+
+
+Command = (Register | Deregister | Noop | Expire | SetCheckStatus | SetManualStatus | KVSet | KVDelete | KVTxn
+           | SessionCreate | SessionDestroy)
 
 
 class Envelope(msgspec.Struct, frozen=True, array_like=True):

@@ -11,6 +11,11 @@ successful write moves ``modify_index``, even one that stores the same bytes. A 
 ``history`` earlier versions (newest first; the number is carried in the command, not read from a
 config); a deleted key drops its history.
 
+Locks (``KVSet`` with ``lock``): a key is held by at most one session; every acquisition by a
+new holder moves ``lock_index`` (the fence). When a session ends (``end_locks``), its keys are
+released or deleted and stay unacquirable until a time carried in the ending command (the lock
+delay, kept per key until the key's next acquisition).
+
 Indexes of queries (``key_index``, ``prefix_index``): the highest ``modify_index`` under the key
 or prefix, or the index of the last deletion under it. Deletions are remembered as tombstones
 (key -> index), at most ``MAX_TOMBSTONES`` of them: the oldest is dropped first and its index
@@ -34,11 +39,14 @@ KV_SNAPSHOT_VERSION = 1
 
 
 class KVWritten(msgspec.Struct, frozen=True):
-    """Result of KVSet: ``ok`` and the stored entry, or not ``ok`` (CAS mismatch) and the entry
-    as it is (None when absent)."""
+    """Result of KVSet: ``ok`` and the stored entry, or not ``ok`` and the entry as it is (None
+    when absent) with the ``reason``: ``cas`` (mismatch), ``held`` (locked by another session),
+    ``lock_delay`` (released too recently), ``not_holder`` (release by a session that does not
+    hold the lock), ``no_session`` (acquire or release for a session that does not exist)."""
 
     ok: bool
     entry: KVEntry | None
+    reason: str = ""
 
 
 class KVDeleted(msgspec.Struct, frozen=True):
@@ -74,6 +82,7 @@ class _KVSnap(msgspec.Struct, array_like=True):
     entries: list[KVEntry]
     history: list[tuple[str, list[KVVersion]]]
     tombstones: list[tuple[str, int]]
+    lock_delays: list[tuple[str, float]] = []  # absent in snapshots written before locks
 
 
 class _KVSnapRaw(msgspec.Struct, array_like=True):
@@ -85,6 +94,7 @@ class _KVSnapRaw(msgspec.Struct, array_like=True):
     entries: list[msgspec.Raw]
     history: list[msgspec.Raw]
     tombstones: list[tuple[str, int]]
+    lock_delays: list[tuple[str, float]] = []
 
 
 _snap_decoder = msgspec.msgpack.Decoder(_KVSnapRaw)
@@ -108,6 +118,8 @@ class KVStore:
         self._floor = 0
         self._index = 0
         self._history_versions = 0
+        self._locked: dict[str, set[str]] = {}  # session -> keys it holds (derived)
+        self._lock_delay: dict[str, float] = {}  # key -> no acquisition before this time
 
     # ---- writes -------------------------------------------------------------------------
     def apply(self, index: int, cmd: KVCommand) -> KVResult:
@@ -119,13 +131,46 @@ class KVStore:
         return self._txn(index, cmd)
 
     def _set(self, index: int, cmd: KVSet) -> KVWritten:
+        """A write; with ``cmd.lock``, a lock acquisition or release (the caller checked that the
+        session exists). Re-acquiring a lock one holds writes without moving ``lock_index``."""
         old = self._entries.get(cmd.key)
         if cmd.cas is not None and _modify_index(old) != cmd.cas:
-            return KVWritten(ok=False, entry=old)
+            return KVWritten(ok=False, entry=old, reason="cas")
         new = _next_version(old, cmd.key, cmd.value, cmd.flags, index)
+        holder = old.session if old is not None else None
+        if cmd.lock == "acquire":
+            if holder is not None and holder != cmd.session:
+                return KVWritten(ok=False, entry=old, reason="held")
+            if holder is None:
+                if self._lock_delay.get(cmd.key, 0.0) > cmd.at:
+                    return KVWritten(ok=False, entry=old, reason="lock_delay")
+                self._lock_delay.pop(cmd.key, None)
+                new = msgspec.structs.replace(new, lock_index=new.lock_index + 1, session=cmd.session)
+        elif cmd.lock == "release":
+            if holder is None or holder != cmd.session:
+                return KVWritten(ok=False, entry=old, reason="not_holder")
+            new = msgspec.structs.replace(new, session=None)
         self._store(new, cmd.history)
         self._index = index
         return KVWritten(ok=True, entry=new)
+
+    def end_locks(self, index: int, session: str, *, delete: bool, until: float) -> tuple[str, ...]:
+        """A session ended: release (or ``delete``) every key it holds; none of them can be
+        acquired again before ``until``. Returns the keys, sorted."""
+        keys = tuple(sorted(self._locked.get(session, ())))
+        for key in keys:
+            if delete:
+                self._remove(key, index)
+            else:
+                old = self._entries[key]
+                self._store(msgspec.structs.replace(old, session=None, modify_index=index), keep=-1)
+            self._lock_delay[key] = until
+        if keys:
+            self._index = index
+        return keys
+
+    def locked_keys(self, session: str) -> list[str]:
+        return sorted(self._locked.get(session, ()))
 
     def _delete(self, index: int, cmd: KVDelete) -> KVDeleted:
         if cmd.recurse:
@@ -171,6 +216,8 @@ class KVStore:
         return KVTxnDone(ok=True, results=results, keys=tuple(changed))
 
     def _store(self, new: KVEntry, keep: int) -> None:
+        """Store ``new``; the replaced version joins the key's history (``keep`` versions at
+        most; -1 leaves the history as it is)."""
         key = new.key
         old = self._entries.get(key)
         if old is None:
@@ -178,6 +225,14 @@ class KVStore:
             if self._tombstones.pop(key, None) is not None:
                 del self._tomb_keys[bisect.bisect_left(self._tomb_keys, key)]
         self._entries[key] = new
+        holder = old.session if old is not None else None
+        if holder != new.session:
+            if holder is not None:
+                self._unlocked(holder, key)
+            if new.session is not None:
+                self._locked.setdefault(new.session, set()).add(key)
+        if keep < 0:
+            return
         before = self._history.pop(key, ())
         kept: tuple[KVVersion, ...] = ()
         if old is not None and keep > 0:
@@ -186,8 +241,16 @@ class KVStore:
             self._history[key] = kept
         self._history_versions += len(kept) - len(before)
 
+    def _unlocked(self, session: str, key: str) -> None:
+        keys = self._locked[session]
+        keys.discard(key)
+        if not keys:
+            del self._locked[session]
+
     def _remove(self, key: str, index: int) -> None:
-        del self._entries[key]
+        holder = self._entries.pop(key).session
+        if holder is not None:
+            self._unlocked(holder, key)
         del self._keys[bisect.bisect_left(self._keys, key)]
         self._history_versions -= len(self._history.pop(key, ()))
         if key in self._tombstones:
@@ -269,6 +332,7 @@ class KVStore:
             [self._entries[key] for key in self._keys],
             [(key, list(self._history[key])) for key in sorted(self._history)],
             list(self._tombstones.items()),
+            sorted(self._lock_delay.items()),
         )
 
     def restore(self, data: bytes | memoryview) -> None:
@@ -293,6 +357,11 @@ class KVStore:
         self._tombstones = dict(snap.tombstones)
         self._tomb_keys = sorted(self._tombstones)
         self._index, self._floor = snap.index, snap.floor
+        self._lock_delay = dict(snap.lock_delays)
+        self._locked = {}
+        for entry in entries.values():
+            if entry.session is not None:
+                self._locked.setdefault(entry.session, set()).add(entry.key)
 
 
 def _next_version(old: KVEntry | None, key: str, value: bytes, flags: int, index: int) -> KVEntry:

@@ -1,26 +1,47 @@
-"""The replicated state machine: the registry and the key/value store behind one ``apply``.
+"""The replicated state machine: the registry, the key/value store and the sessions behind one
+``apply``.
 
 Contract (hashicorp/raft's FSM, as each part's):
 - ``apply(index, cmd)`` hands each command to the part it belongs to; deterministic, never raises
   (a failure is returned as ``Failed``).
+- What crosses parts happens here, in the same apply: a lock acquisition needs a live session;
+  a session that ends (destroyed, expired: an ``Expire`` of ``(SESSION_LEASE, id)``, or an
+  instance it is tied to deregistered, expired or turned critical) releases its locks (behavior
+  ``release``) or deletes its locked keys (``delete``), each key then unacquirable until the
+  command's ``at`` plus the session's ``lock_delay``. Sessions ended by a registry command are
+  reported by ``take_cascades()`` (the command's own result stays the registry's).
 - ``snapshot()`` encodes every part, deterministically; ``restore()`` reads this build's format
   and every older one. Version 1 was the registry alone (``Registry.snapshot()``); version 2 is
-  ``[2, registry, kv]``. Restore keeps each part encoded until that part decodes it, one stored
-  object at a time (a restarted node's peak memory stays close to its final size).
+  ``[2, registry, kv, sessions]`` (written before sessions without the last part). Restore keeps
+  each part encoded until that part decodes it, one stored object at a time (a restarted node's
+  peak memory stays close to its final size).
 """
 
 from __future__ import annotations
 
 import msgspec
 
-from raftreg.state.commands import Command, KVDelete, KVSet, KVTxn
-from raftreg.state.kv import KVResult, KVStore
-from raftreg.state.registry import Failed, Registry
+from raftreg.models import SESSION_LEASE
+from raftreg.state.commands import (
+    Command,
+    Deregister,
+    Expire,
+    KVDelete,
+    KVSet,
+    KVTxn,
+    SessionCreate,
+    SessionDestroy,
+    SetCheckStatus,
+    SetManualStatus,
+)
+from raftreg.state.kv import KVResult, KVStore, KVWritten
+from raftreg.state.registry import Deregistered, Failed, Registry, StatusSet
 from raftreg.state.registry import Result as RegistryResult
+from raftreg.state.sessions import SessionCreated, SessionsEnded, SessionStore
 
 SNAPSHOT_VERSION = 2
 
-Result = RegistryResult | KVResult
+Result = RegistryResult | KVResult | SessionCreated | SessionsEnded
 
 
 class _Head(msgspec.Struct, array_like=True):
@@ -33,12 +54,14 @@ class _Snapshot(msgspec.Struct, array_like=True):
     v: int
     registry: msgspec.Struct
     kv: msgspec.Struct
+    sessions: msgspec.Struct
 
 
 class _SnapshotRaw(msgspec.Struct, array_like=True):
     v: int
     registry: msgspec.Raw
     kv: msgspec.Raw
+    sessions: msgspec.Raw = msgspec.Raw()  # empty in snapshots written before sessions
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -52,36 +75,85 @@ class StateMachine:
     def __init__(self) -> None:
         self.registry = Registry()
         self.kv = KVStore()
+        self.sessions = SessionStore()
+        self._cascades: list[SessionsEnded] = []
 
     def apply(self, index: int, cmd: Command) -> Result:
         """Apply ``cmd`` committed at Raft ``index``. Never raises."""
+        try:
+            return self._apply(index, cmd)
+        except Exception as exc:  # apply must never raise (research/pysyncobj.md §4.1)
+            return Failed(f"{type(exc).__name__}: {exc}")
+
+    def _apply(self, index: int, cmd: Command) -> Result:
+        if isinstance(cmd, KVSet) and cmd.lock and self.sessions.get(cmd.session) is None:
+            return KVWritten(ok=False, entry=self.kv.get(cmd.key), reason="no_session")
         if isinstance(cmd, KVSet | KVDelete | KVTxn):
-            try:
-                return self.kv.apply(index, cmd)
-            except Exception as exc:  # apply must never raise (research/pysyncobj.md §4.1)
-                return Failed(f"{type(exc).__name__}: {exc}")
-        return self.registry.apply(index, cmd)
+            return self.kv.apply(index, cmd)
+        if isinstance(cmd, SessionCreate):
+            usable = [(inst := self.registry.get_instance(tie.service, tie.id)) is not None
+                      and inst.status != "critical" for tie in cmd.session.instances]
+            return self.sessions.create(index, cmd, usable)
+        if isinstance(cmd, SessionDestroy):
+            return self._end_sessions(index, [cmd.id], cmd.at)
+        if isinstance(cmd, Expire) and cmd.service == SESSION_LEASE:
+            session = self.sessions.get(cmd.id)
+            if session is None or session.modify_index != cmd.modify_index:
+                return SessionsEnded()
+            return self._end_sessions(index, [cmd.id], cmd.at)
+        result = self.registry.apply(index, cmd)
+        self._end_tied_sessions(index, cmd, result)
+        return result
+
+    def _end_tied_sessions(self, index: int, cmd: Command, result: Result) -> None:
+        """The sessions tied to an instance that this registry command removed or made critical."""
+        if not isinstance(cmd, Deregister | Expire | SetCheckStatus | SetManualStatus):
+            return
+        removed = isinstance(result, Deregistered) and result.existed
+        critical = (isinstance(result, StatusSet) and result.changed and result.instance is not None
+                    and result.instance.status == "critical")
+        tied = self.sessions.tied_to(cmd.service, cmd.id) if removed or critical else []
+        if tied:
+            self._cascades.append(self._end_sessions(index, tied, cmd.at))
+
+    def _end_sessions(self, index: int, ids: list[str], at: float) -> SessionsEnded:
+        ended: list[str] = []
+        keys: list[str] = []
+        for session_id in ids:
+            session = self.sessions.end(index, session_id)
+            if session is not None:
+                ended.append(session_id)
+                keys += self.kv.end_locks(index, session_id, delete=session.behavior == "delete",
+                                          until=at + session.lock_delay)
+        return SessionsEnded(tuple(ended), tuple(keys))
+
+    def take_cascades(self) -> list[SessionsEnded]:
+        """The sessions ended by registry commands since the last call (see the docstring)."""
+        cascades, self._cascades = self._cascades, []
+        return cascades
 
     def item_count(self) -> int:
         """Stored objects of every part (the log-compaction budget scales with it)."""
-        return self.registry.instance_count() + self.kv.item_count()
+        return self.registry.instance_count() + self.kv.item_count() + len(self.sessions)
 
     def snapshot(self) -> bytes:
         """The whole state as compact, deterministic msgpack bytes (the current version)."""
         return _encoder.encode(_Snapshot(SNAPSHOT_VERSION, self.registry.snapshot_struct(),
-                                         self.kv.snapshot_struct()))
+                                         self.kv.snapshot_struct(), self.sessions.snapshot_struct()))
 
     def restore(self, data: bytes) -> None:
         """Replace the whole state with the one ``data`` describes (any known version);
         ``ValueError`` for an unknown one."""
         version = _head_decoder.decode(data).v
-        registry, kv = Registry(), KVStore()
+        registry, kv, sessions = Registry(), KVStore(), SessionStore()
         if version == 1:
             registry.restore(data)
         elif version == SNAPSHOT_VERSION:
             parts = _raw_decoder.decode(data)
             registry.restore(memoryview(parts.registry))
             kv.restore(memoryview(parts.kv))
+            if len(parts.sessions):
+                sessions.restore(memoryview(parts.sessions))
         else:
             raise ValueError(f"snapshot version {version}, this build knows 1 to {SNAPSHOT_VERSION}")
-        self.registry, self.kv = registry, kv
+        self.registry, self.kv, self.sessions = registry, kv, sessions

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -306,6 +307,15 @@ def test_bad_parameters_are_400_naming_the_field(api: Http, method: str, path: s
     with api.unchanged("/v1/kv/?keys"):
         resp = api.request(method, path, b"v" if method == "PUT" else None, content_type=None)
         api.assert_error(resp, 400, "invalid_argument", field)
+
+
+def test_a_rejected_blocking_query_does_not_wait_first(api: Http) -> None:
+    index = put_ok(api, "bq/k")
+    for path in (f"/v1/kv/bq/?keys&separator=&index={index}&wait=30s", f"/v1/kv/bq/k?index={index}&wait=x",
+                 f"/v1/kv/bq//k?index={index}&wait=30s", f"/v1/kv/bq/?recurse&raw&index={index}&wait=30s"):
+        started = time.monotonic()
+        api.assert_error(api.get(path), 400, "invalid_argument")
+        assert time.monotonic() - started < 5.0, path
 
 
 def test_compressed_value_is_refused(api: Http) -> None:

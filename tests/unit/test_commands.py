@@ -11,8 +11,10 @@ from raftreg.state.commands import (
     Command,
     Deregister,
     Envelope,
+    Expire,
     Noop,
     Register,
+    SetCheckStatus,
     UnsupportedEntry,
     decode_entry,
     encode_entry,
@@ -74,8 +76,15 @@ def test_round_trip_keeps_field_types() -> None:
 
 
 def test_commands_are_distinguished_by_tag() -> None:
-    raw = encode_entry([Deregister("a", "b"), Noop()])
-    assert msgspec.msgpack.decode(raw) == [ENVELOPE_VERSION, [["dereg", "a", "b"], ["noop"]]]
+    raw = encode_entry([Deregister("a", "b", 7.5), Noop()])
+    assert msgspec.msgpack.decode(raw) == [ENVELOPE_VERSION, [["dereg", "a", "b", 7.5], ["noop"]]]
+
+
+def test_entries_written_before_the_time_field_still_decode() -> None:
+    """``at`` was added last, with a default: entries from before it decode with ``at`` 0."""
+    raw = msgspec.msgpack.encode([ENVELOPE_VERSION, [["dereg", "a", "b"], ["expire", "s", "i", 4, "ttl"],
+                                                     ["check", "s", "i", 3, "critical", ""]]])
+    assert decode_entry(raw) == [Deregister("a", "b"), Expire("s", "i", 4), SetCheckStatus("s", "i", 3, "critical")]
 
 
 @pytest.mark.parametrize("version", [0, ENVELOPE_VERSION + 1, 99])

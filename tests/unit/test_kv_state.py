@@ -86,7 +86,7 @@ class KVMachine(RuleBasedStateMachine):
         result = self.apply(KVSet(key, value, flag, cas, keep))
         assert isinstance(result, KVWritten)
         if cas is not None and cas != self.model.modify_index(key):
-            assert result == KVWritten(ok=False, entry=self.model.entries.get(key))
+            assert result == KVWritten(ok=False, entry=self.model.entries.get(key), reason="cas")
         else:
             assert result == KVWritten(ok=True, entry=self.model.write(key, value, flag, self.index, keep))
 
@@ -225,7 +225,7 @@ def test_failed_commands_change_nothing() -> None:
     store = KVStore()
     store.apply(1, KVSet("k", b"v"))
     before = msgspec.msgpack.encode(store.snapshot_struct())
-    assert store.apply(2, KVSet("k", b"w", cas=7)) == KVWritten(ok=False, entry=store.get("k"))
+    assert store.apply(2, KVSet("k", b"w", cas=7)) == KVWritten(ok=False, entry=store.get("k"), reason="cas")
     assert store.apply(3, KVDelete("k", cas=0)) == KVDeleted(ok=False, current=1)
     assert store.apply(4, KVDelete("absent")) == KVDeleted(ok=True)
     done = store.apply(5, KVTxn([TxnOp("set", "x", b"1"), TxnOp("check_index", "k", index=9)]))

@@ -8,11 +8,12 @@ import time
 import pytest
 
 from raftreg.config import LeaseTuning
-from raftreg.models import Instance
+from raftreg.models import SESSION_LEASE, Instance, Session
 from raftreg.node.lease_keeper import lease_events
 from raftreg.node.leases import LeaseTable, SystemClock
-from raftreg.state.commands import Deregister, Expire, Register, SetManualStatus
+from raftreg.state.commands import Deregister, Expire, Noop, Register, SessionCreate, SessionDestroy, SetManualStatus
 from raftreg.state.registry import Deregistered, Registered, StatusSet
+from raftreg.state.sessions import SessionCreated, SessionsEnded
 
 
 class FakeClock:
@@ -166,15 +167,21 @@ def test_a_few_expiries_are_not_guarded() -> None:
 
 def test_lease_events_of_an_applied_entry() -> None:
     inst = Instance(service="web", id="a", address="10.0.0.1", port=80, ttl=5.0, modify_index=4)
+    session = Session("s1", ttl=7.0, modify_index=9)
     cmds = [Register(inst), SetManualStatus("web", "a", "warning"), Deregister("web", "b"), Expire("web", "c", 3),
-            Deregister("web", "absent")]
+            Deregister("web", "absent"), SessionCreate(session), SessionDestroy("s0"), Noop()]
     results = [Registered(inst, changed=False), StatusSet(inst, changed=True), Deregistered(existed=True),
-               Deregistered(existed=True), Deregistered(existed=False)]
+               Deregistered(existed=True), Deregistered(existed=False), SessionCreated(True, session),
+               SessionsEnded(("s0",)), SessionsEnded(("s2", "s3"), ("k",))]
     assert lease_events(cmds, results) == [  # type: ignore[arg-type]
-        ("track", inst, True),
-        ("track", inst, False),
+        ("track", (("web", "a"), 5.0, 4), True),
+        ("track", (("web", "a"), 5.0, 4), False),
         ("forget", ("web", "b"), False),
         ("forget", ("web", "c"), False),
+        ("track", ((SESSION_LEASE, "s1"), 7.0, 9), True),
+        ("forget", (SESSION_LEASE, "s0"), False),
+        ("forget", (SESSION_LEASE, "s2"), False),
+        ("forget", (SESSION_LEASE, "s3"), False),
     ]
 
 
