@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench bench-watch bench-leases bench-overload bench-client clean
+.PHONY: dev test lint bench bench-watch bench-leases bench-overload bench-client bench-kv clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ bench-overload: $(STAMP)
 
 bench-client: $(STAMP)
 	$(VENV)/bin/python benchmarks/client_bench.py
+
+bench-kv: $(STAMP)
+	$(VENV)/bin/python benchmarks/kv_bench.py
 
 clean:
 	rm -rf $(VENV) raftreg-data

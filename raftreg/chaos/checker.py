@@ -1,12 +1,17 @@
 """Linearizability checker for chaos histories: one register per key, Wing & Gong / Lowe search.
 
-Model. Every key is an independent register whose initial value is ``None`` (absent). A ``write``
-sets it to its value, a ``delete`` sets it to ``None`` (deleted or 404: both leave the key absent),
-a ``read`` must return the current value. Which ops take part (``participating``):
+Model. Every key is an independent compare-and-set register whose initial value is ``None``
+(absent). A ``write`` sets it to its value, a ``delete`` sets it to ``None`` (deleted or 404: both
+leave the key absent), a ``read`` must return the current value. A ``cas`` sets it to its value if
+it holds ``expect``: one that succeeded must find ``expect`` at its linearization point, one that
+answered 409 (``conflict``) must find something else there and changes nothing, one with an
+unknown outcome applies exactly when it finds ``expect`` (placed last, it has no visible effect).
+A transaction is checked through its per-key projections (the workload's are a cas and a write;
+the atomicity across keys is not checked here). Which ops take part (``participating``):
 - outcome ``fail``: dropped, it did not happen;
 - reads: only ``read_mode == "consistent"`` with outcome ``ok`` (default and min_index reads, and
   reads with an unknown outcome, are not part of this check);
-- writes/deletes with outcome ``unknown``: may take effect at any point after their invocation or
+- writes/deletes/cas with outcome ``unknown``: may take effect at any point after their invocation or
   never, i.e. their return time is +infinity (linearized last = no visible effect), as in porcupine.
 Real-time order: ``a`` precedes ``b`` iff ``a.complete < b.invoke``; equal times count as concurrent.
 
@@ -31,11 +36,14 @@ from raftreg.chaos.key_model import (
     Report,
     Verdict,
     describe,
+    effect,
     format_key_history,
+    mutates,
     participating,
     ret_time,
     single_key,
     validate_op,
+    writes,
 )
 from raftreg.chaos.prechecks import precheck_key, search_intervals
 
@@ -75,9 +83,25 @@ def _event_list(invokes: Sequence[float], rets: Sequence[float]) -> tuple[_Entry
 def _replay(ops: Sequence[Op]) -> str | None:
     state: str | None = None
     for op in ops:
-        if op.kind != "read":
-            state = op.value if op.kind == "write" else None
+        if mutates(op) and (op.kind != "cas" or op.expect == state):
+            state = effect(op)
     return state
+
+
+# What the model does with an op (``check_key``): a read and a conflicting cas observe the state
+# and change nothing; a write or delete sets it; a successful cas needs ``expect``; a cas of
+# unknown outcome applies only if it finds ``expect``.
+_READ, _SET, _CAS, _CONFLICT, _MAYBE_CAS = range(5)
+
+
+def _model_kind(op: Op) -> int:
+    if op.kind == "read":
+        return _READ
+    if op.kind != "cas":
+        return _SET
+    if op.conflict:
+        return _CONFLICT
+    return _MAYBE_CAS if op.outcome == "unknown" else _CAS
 
 
 def _lift(entry: _Entry) -> None:
@@ -107,9 +131,10 @@ def check_key(ops: Sequence[Op], budget_s: float, *, max_states: int = 4_000_000
     stores the linearized set as (first op not linearized, bitmask from there on).
 
     Exact prunings on top (each keeps a linearization if there is one):
-    - a read that is a candidate (every op that precedes it is linearized) and legal (returns the
-      current value) is linearized at once, before any write/delete: moving it to the front of any
-      valid completion keeps it valid, as it changes nothing. So its failure fails its parent node;
+    - a read (or a conflicting cas) that is a candidate (every op that precedes it is linearized) and
+      legal (returns the current value; finds another than it expected) is linearized at once, before
+      any mutation: moving it to the front of any valid completion keeps it valid, as it changes
+      nothing. So its failure fails its parent node;
     - pending unknown deletes are linearized in invocation order only (swapping two keeps validity);
     - the ``search_intervals`` reductions of unknown ops.
 
@@ -124,8 +149,10 @@ def check_key(ops: Sequence[Op], budget_s: float, *, max_states: int = 4_000_000
     intervals = search_intervals(part)
     sops = [part[i] for i, _ in intervals]  # the ops to place; entry.idx indexes this list
     head, tail = _event_list([op.invoke for op in sops], [ret for _, ret in intervals])
-    is_read = [op.kind == "read" for op in sops]
-    values = [op.value if op.kind != "delete" else None for op in sops]  # read: observed; write/delete: effect
+    kinds = [_model_kind(op) for op in sops]
+    is_read = [k in (_READ, _CONFLICT) for k in kinds]  # observes, changes nothing
+    values = [op.value if op.kind != "delete" else None for op in sops]  # read: observed; others: effect
+    expects = [op.expect for op in sops]
     bits = [1 << i for i in range(len(sops))]
     # Canonical order of pending unknown deletes: each needs its predecessor linearized first.
     before = [0] * len(sops)
@@ -156,7 +183,9 @@ def check_key(ops: Sequence[Op], budget_s: float, *, max_states: int = 4_000_000
         if fresh:  # a new node: a legal candidate read goes first, or this node fails
             fresh = False
             take = head.next
-            while take.match is not None and not (is_read[take.idx] and values[take.idx] == state):
+            while take.match is not None and not (
+                    (kinds[take.idx] == _READ and values[take.idx] == state)
+                    or (kinds[take.idx] == _CONFLICT and expects[take.idx] != state)):
                 take = take.next
             if take.match is None:  # no legal read: try writes/deletes in list order
                 entry = head.next
@@ -164,10 +193,12 @@ def check_key(ops: Sequence[Op], budget_s: float, *, max_states: int = 4_000_000
             new_state = state
         elif entry.match is not None:  # a call: try to linearize its write/delete next
             take = entry
-            if is_read[take.idx] or linearized & before[take.idx] != before[take.idx]:
+            kind = kinds[take.idx]
+            if (is_read[take.idx] or linearized & before[take.idx] != before[take.idx]
+                    or (kind == _CAS and expects[take.idx] != state)):
                 entry = entry.next
                 continue
-            new_state = values[take.idx]
+            new_state = values[take.idx] if kind != _MAYBE_CAS or expects[take.idx] == state else state
         else:
             take = None
         if take is not None:
@@ -272,7 +303,8 @@ def check_history(ops: Iterable[Op], budget_s: float = 60.0, *, max_states: int 
 
 
 def lost_writes(ops: Iterable[Op], final_state: Mapping[str, str | None]) -> list[Op]:
-    """Acknowledged writes that the final state shows were lost, by invocation time.
+    """Acknowledged writes (and successful cas) that the final state shows were lost, by invocation
+    time.
 
     ``final_state``: each key's value after the run, read consistently once everything is quiet;
     a key missing from it counts as absent (``None``), so pass every key the history touches.
@@ -286,8 +318,9 @@ def lost_writes(ops: Iterable[Op], final_state: Mapping[str, str | None]) -> lis
       ``ret(D) >= W.invoke``, or
     - F is a value and no write of F (acknowledged or unknown) has ``ret >= W.invoke`` (a value that
       no write wrote explains nothing, so every acknowledged write of that key is reported).
-    Failed ops and reads never explain anything. A write followed by an acknowledged delete is not
-    lost when F is None; neither is one overlapped by a write of F invoked before it. The rule is
+    A cas counts as a write of its value (one of unknown outcome may have applied); failed ops,
+    conflicting cas and reads never explain anything. A write followed by an acknowledged delete is
+    not lost when F is None; neither is one overlapped by a write of F invoked before it. The rule is
     pairwise, so a report is a proof of loss; losses only visible through several ops (e.g. F was
     written concurrently with W but provably before it through reads) are left to ``check_history``.
     O(n). Raises ``ValueError`` for malformed ops.
@@ -295,14 +328,14 @@ def lost_writes(ops: Iterable[Op], final_state: Mapping[str, str | None]) -> lis
     by_key: dict[str, list[Op]] = defaultdict(list)
     for op in ops:
         validate_op(op)
-        if op.kind != "read" and op.outcome != "fail":
+        if mutates(op) and op.outcome != "fail":
             by_key[op.key].append(op)
     lost = []
     for key, key_ops in by_key.items():
         final = final_state.get(key)
-        producers = [op for op in key_ops if (op.value if op.kind == "write" else None) == final]
+        producers = [op for op in key_ops if effect(op) == final]
         latest = max((ret_time(op) for op in producers), default=-INF)
-        lost += [w for w in key_ops if w.kind == "write" and w.outcome == "ok" and w.value != final
+        lost += [w for w in key_ops if writes(w) and w.outcome == "ok" and w.value != final
                  and latest < w.invoke]
     lost.sort(key=lambda o: (o.invoke, o.client))
     return lost

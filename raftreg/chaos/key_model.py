@@ -81,9 +81,26 @@ class Report:
 # ---- participating ops ---------------------------------------------------------------------------
 
 
+def writes(op: Op) -> bool:
+    """``op`` may set the key to ``op.value``: a write, or a cas that did not conflict."""
+    return op.kind == "write" or (op.kind == "cas" and not op.conflict)
+
+
+def mutates(op: Op) -> bool:
+    """``op`` may change the key: a write, a delete, or a cas that did not conflict."""
+    return op.kind == "delete" or writes(op)
+
+
+def effect(op: Op) -> str | None:
+    """The value a mutating op leaves (``None``: a delete leaves the key absent)."""
+    return op.value if writes(op) else None
+
+
 def validate_op(op: Op) -> None:
-    if op.kind == "write" and op.value is None:
-        raise ValueError(f"write without a value: {op}")
+    if op.kind in ("write", "cas") and op.value is None:
+        raise ValueError(f"{op.kind} without a value: {op}")
+    if op.conflict and (op.kind != "cas" or op.outcome != "ok"):
+        raise ValueError(f"only a cas with outcome ok can be a conflict: {op}")
     if op.outcome == "ok" and op.complete is None:
         raise ValueError(f"op with outcome ok but no completion time: {op}")
     if op.complete is not None and op.complete < op.invoke:
@@ -127,10 +144,16 @@ def _ms(t: float | None, t0: float) -> str:
     return "?" if t is None else f"{(t - t0) * 1000:+.3f}"
 
 
+def _show(value: str | None) -> str:
+    return "absent" if value is None else repr(value)
+
+
 def _value(op: Op) -> str:
     if op.kind == "delete":
         return "-"
-    return "absent" if op.value is None else repr(op.value)
+    if op.kind == "cas":
+        return f"{_show(op.value)} if {_show(op.expect)}{' (409)' if op.conflict else ''}"
+    return _show(op.value)
 
 
 def describe(op: Op, t0: float) -> str:

@@ -12,11 +12,13 @@ from raftreg.chaos.key_model import (
     INF,
     KeyResult,
     describe,
+    mutates,
     participating,
     prefix_argmax,
     ret_time,
     single_key,
     violation,
+    writes,
 )
 
 
@@ -38,15 +40,15 @@ def precheck_key(ops: Sequence[Op]) -> KeyResult | None:
     key = single_key(ops)
     part = participating(ops)
     t0 = part[0].invoke if part else 0.0
-    failed_values = {op.value for op in ops if op.kind == "write" and op.outcome == "fail"}
+    failed_values = {op.value for op in ops if op.kind in ("write", "cas") and op.outcome == "fail"}
     writers: dict[str | None, list[Op]] = defaultdict(list)
     for op in part:
-        if op.kind == "write":
+        if writes(op):
             writers[op.value].append(op)
-    acked_mut = sorted((op for op in part if op.kind != "read" and op.outcome == "ok"), key=ret_time)
+    acked_mut = sorted((op for op in part if mutates(op) and op.outcome == "ok"), key=ret_time)
     mut_completes = [ret_time(op) for op in acked_mut]
     mut_best = prefix_argmax(acked_mut, [op.invoke for op in acked_mut])
-    acked_writes = [op for op in acked_mut if op.kind == "write"]
+    acked_writes = [op for op in acked_mut if writes(op)]
     write_completes = [ret_time(op) for op in acked_writes]
     write_best = prefix_argmax(acked_writes, [op.invoke for op in acked_writes])
     deletes = [op for op in part if op.kind == "delete"]  # by invocation time
@@ -92,30 +94,39 @@ def precheck_key(ops: Sequence[Op]) -> KeyResult | None:
 def search_intervals(part: Sequence[Op]) -> list[tuple[int, float]]:
     """(index into ``part``, model return time) of the ops the search must place.
 
-    Exact reductions of the unknown-outcome writes/deletes (return time +inf in the model):
+    Exact reductions of the unknown-outcome writes/deletes (return time +inf in the model; an
+    unknown cas is never reduced):
     - an unknown op whose effect no read could observe (no read returns its value, for a delete
-      ``None``, with ``R.complete >= op.invoke``) is left out: removing it from any linearization
-      keeps it valid (no read sits between it and the next write/delete), and appending it at the
-      end of one without it does too;
-    - an unknown write of a value written exactly once, that some read returns, must precede every
-      read of that value, so its return time becomes the earliest completion among those reads.
+      ``None``, and no cas that did not conflict expects it, with ``ret >= op.invoke``), while no
+      conflicting cas returns after its invocation, is left out: removing it from any linearization
+      keeps it valid (nothing observes the state between it and the next mutation; an unknown cas
+      there was a no-op and can move to the end), and appending it at the end of one without it
+      does too;
+    - an unknown write of a value written exactly once, that some read returns (or a cas expects),
+      must precede every such read (cas), so its return time becomes the earliest completion among
+      those reads.
     """
     observed: dict[str | None, list[float]] = defaultdict(list)
+    conflicts_until = -INF  # the latest return of a conflicting cas
     for op in part:
         if op.kind == "read":
             observed[op.value].append(ret_time(op))
+        elif op.kind == "cas" and not op.conflict:  # it needs (or, unknown, may need) its expected value
+            observed[op.expect].append(ret_time(op))
+        elif op.kind == "cas":
+            conflicts_until = max(conflicts_until, ret_time(op))
     latest = {value: max(times) for value, times in observed.items()}
     earliest = {value: min(times) for value, times in observed.items()}
-    writes = Counter(op.value for op in part if op.kind == "write")
+    writers = Counter(op.value for op in part if writes(op))
     out: list[tuple[int, float]] = []
     for i, op in enumerate(part):
-        if op.outcome == "ok":
+        if op.outcome == "ok" or op.kind == "cas":
             out.append((i, ret_time(op)))
             continue
         value = op.value if op.kind == "write" else None
-        if latest.get(value, -INF) < op.invoke:
+        if latest.get(value, -INF) < op.invoke and conflicts_until < op.invoke:
             continue
-        if op.kind == "write" and writes[value] == 1:
+        if op.kind == "write" and writers[value] == 1 and value in earliest:
             out.append((i, max(op.invoke, earliest[value])))
         else:
             out.append((i, INF))

@@ -1,7 +1,8 @@
 """``raftreg chaos``: start a cluster, run the workload while injecting faults, check, report.
 
 Checks (any failure makes ``ChaosReport.passed`` false):
-(a) linearizability, per key, of writes, deletes and consistent reads (``checker.check_history``);
+(a) linearizability, per key, of writes, deletes, compare-and-set (KV cas and the per-key
+    projections of transactions) and consistent reads (``checker.check_history``);
 (b) no acknowledged write lost: the final consistent state holds every acknowledged write that
     nothing later could have replaced (``checker.lost_writes``); read-your-writes for
     ``min_index`` reads; default reads return only values that were written;
@@ -25,6 +26,8 @@ from typing import Any
 from raftreg.chaos.checker import check_history, format_key_history, lost_writes
 from raftreg.chaos.faults import FaultInjector, plan
 from raftreg.chaos.history import Op, write_jsonl
+from raftreg.chaos.key_model import effect, mutates
+from raftreg.chaos.kv_workload import KV_PREFIX, decode_value, kv_keys
 from raftreg.chaos.monitor import LeaderMonitor, ProgressLine
 from raftreg.chaos.workload import REQUEST_TIMEOUT, Workload, WorkloadConfig
 from raftreg.config import RaftTuning
@@ -125,7 +128,7 @@ def _check(cluster: LocalCluster, opts: ChaosOptions, workload: Workload, inject
     distinct = {json.dumps(d, sort_keys=True) for d in digests.values()}
     if len(distinct) != 1:
         report.violations.append(f"state digests differ after healing: {digests}")
-    final_state, final_errors = _final_state(cluster, workload.config.keys())
+    final_state, final_errors = _final_state(cluster, workload.config.keys(), kv_keys(workload.config.kv_keys))
     report.violations += final_errors
 
     # (a) linearizability
@@ -164,6 +167,7 @@ def _check(cluster: LocalCluster, opts: ChaosOptions, workload: Workload, inject
         "fail": stats.fail,
         "unknown": stats.unknown,
         "statuses": dict(stats.statuses),
+        "kv": dict(sorted(workload.kv_counts.items())),
         "linearizability": {"verdict": lin.verdict, "keys": lin.keys_checked, "seconds": round(lin.seconds, 2),
                             "timed_out_keys": lin.timed_out_keys},
         "converged_index": converged,
@@ -175,10 +179,17 @@ def _check(cluster: LocalCluster, opts: ChaosOptions, workload: Workload, inject
     return report
 
 
-def _final_state(cluster: LocalCluster, keys: list[tuple[str, str]]) -> tuple[dict[str, str | None], list[str]]:
+def _final_state(cluster: LocalCluster, keys: list[tuple[str, str]],
+                 kv: list[str]) -> tuple[dict[str, str | None], list[str]]:
     state: dict[str, str | None] = {}
     errors = []
     leader = cluster.leader(timeout=30.0)
+    for key in kv:
+        code, body = http_json(f"{cluster.url(leader)}/v1/kv/{key}?consistent", timeout=15.0)
+        if code in (200, 404):
+            state[KV_PREFIX + key] = decode_value(body) if code == 200 else None
+        else:
+            errors.append(f"final consistent read of KV key {key} answered {code}")
     for service, instance in keys:
         code, body = http_json(f"{cluster.url(leader)}/v1/services/{service}/instances/{instance}?consistent",
                                timeout=15.0)
@@ -197,7 +208,7 @@ def _check_reads(history: list[Op]) -> list[str]:
     problems = []
     written: dict[str, set[str]] = {}
     for op in history:
-        if op.kind == "write" and op.value is not None:
+        if op.kind in ("write", "cas") and op.value is not None:
             written.setdefault(op.key, set()).add(op.value)
     by_key: dict[str, list[Op]] = {}
     for op in history:
@@ -216,7 +227,7 @@ def _check_reads(history: list[Op]) -> list[str]:
         mine = max(own, key=lambda w: w.invoke)
         # Admissible: my write, or any write/delete that had not completed when mine began (it
         # may be ordered after mine).
-        later = {w.value for w in by_key[op.key] if w.kind in ("write", "delete") and w.outcome != "fail"
+        later = {effect(w) for w in by_key[op.key] if mutates(w) and w.outcome != "fail"
                  and (w.complete is None or w.complete > mine.invoke)}
         if op.value not in later:
             problems.append(f"min_index read of {op.key} by client {op.client} on {op.node} returned {op.value!r}, "
@@ -230,7 +241,7 @@ def _paused_during(injector: FaultInjector, node: str, at: float) -> bool:
 
 def _fault_summary(injector: FaultInjector, history: list[Op]) -> dict[str, Any]:
     acked_writes = sorted((op.complete, op.invoke) for op in history
-                          if op.kind in ("write", "delete") and op.outcome == "ok" and op.complete is not None)
+                          if mutates(op) and op.outcome == "ok" and op.complete is not None)
     recoveries = []
     per_fault = []
     for rec in injector.records:
@@ -271,6 +282,7 @@ def print_report(report: ChaosReport, out: Any = sys.stdout) -> None:
     print(f"  operations: {s.get('ops')} (ok {s.get('ok')}, fail {s.get('fail')}, unknown {s.get('unknown')}); "
           f"statuses {s.get('statuses')}", file=out)
     lin = s.get("linearizability", {})
+    print(f"  key/value: {s.get('kv')}", file=out)
     print(f"  linearizability: {lin.get('verdict')} over {lin.get('keys')} keys in {lin.get('seconds')}s", file=out)
     print(f"  faults: {f.get('count')} {f.get('by_kind')}", file=out)
     print(f"  fault -> next acknowledged write (s): {f.get('to_next_acked_write_s')}", file=out)

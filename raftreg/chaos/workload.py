@@ -1,5 +1,6 @@
 """The chaos workload: clients that write, delete and read a small set of keys on every node and
-record each operation (invocation, completion, outcome) for the checkers.
+record each operation (invocation, completion, outcome) for the checkers. A share of the operations
+go to KV keys, with compare-and-set and transactions (``raftreg.chaos.kv_workload``).
 
 A key is one instance ``service/instance``; its value is the ``v`` meta field of the registration.
 Every written value is unique (``c<client>-<seq>``), so a read names the write it observed.
@@ -25,7 +26,8 @@ from typing import Any, Literal
 
 import aiohttp
 
-from raftreg.chaos.history import Op
+from raftreg.chaos.history import Op, outcome_of
+from raftreg.chaos.kv_workload import KVWorkload
 from raftreg.client.async_client import no_silent_retry
 
 REQUEST_TIMEOUT = 12.0  # commit timeout (5 s) + barrier + slack; a later answer counts as "unanswered"
@@ -52,6 +54,7 @@ class WorkloadConfig:
     rate: float = 100.0  # operations per second over all clients (open loop, per-client pacing)
     services: int = 2
     keys_per_service: int = 5
+    kv_keys: int = 5  # KV keys (raftreg.chaos.kv_workload), chosen as often as each registry key
     write_share: float = 0.45
     delete_share: float = 0.10
     # The remaining share is reads, split over these modes.
@@ -61,7 +64,7 @@ class WorkloadConfig:
         return [(f"chaos{s}", f"k{k}") for s in range(self.services) for k in range(self.keys_per_service)]
 
 
-class Workload:
+class Workload(KVWorkload):
     """``clients`` concurrent clients over the nodes' HTTP URLs, recording into ``history``."""
 
     def __init__(self, urls: Callable[[], dict[str, str]], config: WorkloadConfig, seed: int) -> None:
@@ -70,6 +73,7 @@ class Workload:
         self._rng = random.Random(seed)
         self.history: list[Op] = []
         self.stats = WorkloadStats()
+        self.kv_counts: Counter[str] = Counter()
         self._keys = config.keys()
         # Per client and key: (index, value) of its last acknowledged write, for min_index reads.
         self._last_write: dict[tuple[int, str], int] = {}
@@ -105,6 +109,10 @@ class Workload:
             if not urls:
                 continue
             node = rng.choice(sorted(urls))
+            if rng.random() * (len(self._keys) + self.config.kv_keys) < self.config.kv_keys:
+                seq += 1
+                await self._kv_op(session, rng, client, node, urls[node], f"c{client}-{seq}")
+                continue
             service, instance = rng.choice(self._keys)
             roll = rng.random()
             if roll < self.config.write_share:
@@ -122,7 +130,7 @@ class Workload:
         body = {"address": "10.0.0.1", "port": 8080, "meta": {"v": value}}
         invoke = time.monotonic()
         status, doc = await self._send(session, "PUT", f"{url}/v1/services/{service}/instances/{instance}", body)
-        outcome = _outcome(status)
+        outcome = outcome_of(status)
         index = doc.get("index") if status == 200 and isinstance(doc, dict) else None
         key = f"{service}/{instance}"
         if outcome == "ok" and isinstance(index, int):
@@ -135,7 +143,7 @@ class Workload:
                       instance: str) -> None:
         invoke = time.monotonic()
         status, doc = await self._send(session, "DELETE", f"{url}/v1/services/{service}/instances/{instance}")
-        outcome = "ok" if status == 404 else _outcome(status)
+        outcome = "ok" if status == 404 else outcome_of(status)
         index = doc.get("index") if status == 200 and isinstance(doc, dict) else None
         self._record(Op(client=client, kind="delete", key=f"{service}/{instance}", value=None, invoke=invoke,
                         complete=time.monotonic() if outcome != "unknown" else None, outcome=outcome, node=node,
@@ -155,7 +163,7 @@ class Workload:
                 query = f"?min_index={last}&wait=5s"
         invoke = time.monotonic()
         status, doc = await self._send(session, "GET", f"{url}/v1/services/{service}/instances/{instance}{query}")
-        outcome = "ok" if status == 404 else _outcome(status)
+        outcome = "ok" if status == 404 else outcome_of(status)
         value = None
         if status == 200 and isinstance(doc, dict):
             value = (doc.get("meta") or {}).get("v")
@@ -164,11 +172,12 @@ class Workload:
                         read_mode=mode, index=doc.get("modify_index") if status == 200 and isinstance(doc, dict)
                         else None), status, node, invoke)
 
-    async def _send(self, session: aiohttp.ClientSession, method: str, url: str,
-                    body: Any = None) -> tuple[int | str, Any]:
-        """(HTTP status, decoded body) or (a pseudo-status naming the transport failure, None)."""
+    async def _send(self, session: aiohttp.ClientSession, method: str, url: str, body: Any = None,
+                    data: bytes | None = None) -> tuple[int | str, Any]:
+        """(HTTP status, decoded body) or (a pseudo-status naming the transport failure, None).
+        ``body`` is sent as JSON, ``data`` as raw bytes."""
         try:
-            async with session.request(method, url, json=body) as resp:
+            async with session.request(method, url, json=body, data=data) as resp:
                 try:
                     doc = await resp.json(content_type=None)
                 except ValueError:
@@ -197,10 +206,3 @@ class Workload:
         if status == "timeout":
             stats.unanswered.append({"node": node, "op": op.kind, "key": op.key, "at": invoke})
 
-
-def _outcome(status: int | str) -> Literal["ok", "fail", "unknown"]:
-    if status == 200:
-        return "ok"
-    if status == "refused" or (isinstance(status, int) and (status == 503 or 400 <= status < 500)):
-        return "fail"
-    return "unknown"  # 504, 5xx, timeouts and connections lost after sending

@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from raftreg.cli.chaos import chaos
+from raftreg.cli.kv import kv
 from raftreg.cli.local import DEFAULT_CONFIG, dev, serve
 from raftreg.cli.output import print_json, print_table
 from raftreg.client import Check, NotFound, Registration, RegistryClient, keep_alive_blocking
@@ -69,6 +70,7 @@ def cli(ctx: click.Context, addr: str | None, config_path: str | None, output: s
 cli.add_command(serve)
 cli.add_command(dev)
 cli.add_command(chaos)
+cli.add_command(kv)
 
 
 def _instance_rows(instances: list[dict[str, Any]]) -> list[list[Any]]:

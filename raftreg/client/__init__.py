@@ -14,13 +14,31 @@ On top of the calls: ``client.registration(...)`` (self-registration with heartb
 stale protection, ``discovery``), ``client.service(name)`` (register / deregister / get_instance,
 ``service``) and ``client.call(service, fn)`` (balanced calls with retries and outlier ejection,
 ``calls``, over the ``balancers``).
+
+Key/value: ``kv_get``/``kv_put``/``kv_delete``/``kv_list``/``kv_keys``/``kv_history``/
+``kv_rollback``/``txn`` (ops from ``raftreg.client.txn``)/``watch_kv`` (``kv_sync``, ``kv_async``;
+types in ``kv_results``), and ``client.config(prefix)``, a live decoded view
+(``recipes.config``).
 """
 
+from raftreg.client import txn
 from raftreg.client.async_client import AsyncRegistryClient
 from raftreg.client.balancers import Balancer, NoInstances, make_balancer
 from raftreg.client.calls import AsyncServiceCaller, OutlierEjector, ServiceCaller
 from raftreg.client.discovery import AsyncDiscovery, Discovery
 from raftreg.client.keepalive import keep_alive, keep_alive_blocking
+from raftreg.client.kv_results import (
+    KVDeleted,
+    KVEntry,
+    KVHistory,
+    KVKeys,
+    KVList,
+    KVVersion,
+    KVWrite,
+    TxnOp,
+    TxnResult,
+)
+from raftreg.client.recipes.config import AsyncConfigView, ConfigView
 from raftreg.client.registration import AsyncRegistration, SyncRegistration
 from raftreg.client.results import (
     Check,
@@ -49,6 +67,7 @@ from raftreg.errors import (
 )
 
 __all__ = [
+    "AsyncConfigView",
     "AsyncDiscovery",
     "AsyncRegistration",
     "AsyncRegistryClient",
@@ -57,12 +76,20 @@ __all__ = [
     "Balancer",
     "Check",
     "ClusterStatus",
+    "ConfigView",
     "Conflict",
     "Discovery",
     "Instance",
     "InstanceResult",
     "Instances",
     "InvalidArgument",
+    "KVDeleted",
+    "KVEntry",
+    "KVHistory",
+    "KVKeys",
+    "KVList",
+    "KVVersion",
+    "KVWrite",
     "Lease",
     "Member",
     "NoInstances",
@@ -79,9 +106,12 @@ __all__ = [
     "Services",
     "SyncRegistration",
     "Timeout",
+    "TxnOp",
+    "TxnResult",
     "Unavailable",
     "WriteResult",
     "keep_alive",
     "keep_alive_blocking",
     "make_balancer",
+    "txn",
 ]

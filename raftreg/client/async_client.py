@@ -32,6 +32,7 @@ from raftreg.client import core
 from raftreg.client.balancers import Balancer
 from raftreg.client.core import Headers, LostAfterSend, Malformed, NotSent, Params, Reply, Request, Response
 from raftreg.client.discovery import AsyncDiscoveries, AsyncDiscovery, achanges
+from raftreg.client.kv_async import AsyncKVCalls
 from raftreg.client.nodes import resolve
 from raftreg.client.policy import CallPlan, Failure, NodeSelector, Pause, RetryPolicy, Send, WatchCursor
 from raftreg.client.registration import AsyncRegistration, build_spec
@@ -74,7 +75,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-class AsyncRegistryClient:
+class AsyncRegistryClient(AsyncKVCalls):
     """An asyncio client of a raftreg cluster; arguments as ``RegistryClient``'s."""
 
     def __init__(self, addrs: Sequence[str] | str | None = None, *, config: str | Path | None = None,
@@ -277,7 +278,7 @@ class AsyncRegistryClient:
         session = self._keep_alive_session() if request.idempotent else self._fresh_session()
         headers = {"Accept": "application/json"}
         if request.body is not None:
-            headers["Content-Type"] = "application/json"
+            headers["Content-Type"] = request.content_type
         per_attempt = aiohttp.ClientTimeout(total=None, connect=step.connect_timeout)
         try:
             async with asyncio.timeout(step.timeout):

@@ -101,6 +101,8 @@ class Request(msgspec.Struct, frozen=True):
     is_read: bool = False
     hold: float = 0.0
     sticky: bool = False  # a read of a stream (a watch): not spread, like a blocking query
+    answers: frozenset[int] = frozenset()  # non-2xx statuses that are answers, parsed like a 2xx (a KV 404)
+    content_type: str = "application/json"  # of the body (a KV value is raw bytes)
 
     @property
     def target(self) -> str:

@@ -36,13 +36,13 @@ and ``wait_ready``/``wait_for`` raise it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from raftreg.client.background import TaskWatch, ThreadedWatch, ViewState
 from raftreg.client.policy import WatchCursor
 from raftreg.client.results import Instance, Instances
 from raftreg.errors import RaftregError, Timeout, Unavailable
@@ -71,7 +71,7 @@ class Query(NamedTuple):
     params: dict[str, Any]
 
 
-class DiscoveryCore:
+class DiscoveryCore(ViewState):
     """The stale rules as a state machine, without I/O: ``query()`` says what to read next; the
     shell reports ``answered`` or ``failed``. ``on_change`` is called after every change of an
     observable attribute (list, stale, ready, error). The shells are subclasses: the attributes
@@ -162,11 +162,6 @@ class DiscoveryCore:
         if changed:
             self._on_change()
 
-    def _satisfied(self, predicate: Predicate) -> bool:
-        if self.error is not None:
-            raise self.error
-        return self.ready and predicate(self.instances)
-
     def __repr__(self) -> str:
         flag = " stale" if self.stale else ""
         return f"<{type(self).__name__} {self.service} {len(self.instances)} instances index={self.index}{flag}>"
@@ -190,28 +185,23 @@ class AsyncDiscovery(DiscoveryCore):
     Create it with ``client.discovery(name)`` inside the running loop."""
 
     def __init__(self, client: AsyncRegistryClient, service: str, passing: bool = True) -> None:
-        super().__init__(service, passing, self._notify)
+        self._watch = TaskWatch(self._step, self.satisfied, f"raftreg-discovery-{service}")
+        super().__init__(service, passing, self._watch.notify)
         self._client = client
-        self._changed = asyncio.Event()
-        self.closed = False
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"raftreg-discovery-{service}")
+        self._watch.start()
 
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
+    @property
+    def closed(self) -> bool:
+        return self._watch.closed
 
-    async def _run(self) -> None:
-        pause = 0.0
-        while pause >= 0:
-            await asyncio.sleep(pause)
-            query = self.query()
-            try:
-                result = await self._client.instances(self.service, **query.params)
-            except RaftregError as err:
-                pause = self.failed(err)
-                continue
-            pause = 0.0
-            self.answered(query, result)
+    async def _step(self) -> float:
+        query = self.query()
+        try:
+            result = await self._client.instances(self.service, **query.params)
+        except RaftregError as err:
+            return self.failed(err)
+        self.answered(query, result)
+        return 0.0
 
     async def wait_ready(self, timeout: float | None = None) -> None:
         """Return once the first list is loaded; ``TimeoutError`` after ``timeout`` seconds."""
@@ -220,51 +210,39 @@ class AsyncDiscovery(DiscoveryCore):
     async def wait_for(self, predicate: Predicate, timeout: float | None = None) -> tuple[Instance, ...]:
         """Return the list once it is loaded and ``predicate(list)`` holds; ``TimeoutError``
         after ``timeout`` seconds."""
-        async with asyncio.timeout(timeout):
-            while not self._satisfied(predicate):
-                await self._changed.wait()
+        await self._watch.wait_until(lambda: predicate(self.instances), timeout)
         return self.instances
 
     def close(self) -> None:
         """Stop the watch (for every caller sharing it; the client's ``aclose`` does it). The
         client's next ``discovery()`` of the service starts a new one."""
-        self.closed = True
-        self._task.cancel()
+        self._watch.close()
 
     async def aclose(self) -> None:
-        self.close()
-        await asyncio.gather(self._task, return_exceptions=True)
+        await self._watch.aclose()
 
 
 class Discovery(DiscoveryCore):
     """The live list of one service on a blocking ``RegistryClient``, kept by a daemon thread."""
 
     def __init__(self, client: RegistryClient, service: str, passing: bool = True) -> None:
-        super().__init__(service, passing, self._notify)
+        self._watch = ThreadedWatch(self._step, self.satisfied, f"raftreg-discovery-{service}")
+        super().__init__(service, passing, self._watch.notify)
         self._client = client
-        self._cond = threading.Condition()
-        self._closed = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"raftreg-discovery-{service}", daemon=True)
-        self._thread.start()
+        self._watch.start()
 
-    def _notify(self) -> None:
-        with self._cond:
-            self._cond.notify_all()
+    @property
+    def closed(self) -> bool:
+        return self._watch.closed.is_set()
 
-    def _run(self) -> None:
-        pause = 0.0
-        while not self._closed.wait(pause):
-            query = self.query()
-            try:
-                result = self._client.instances(self.service, **query.params)
-                pause = 0.0
-            except RaftregError as err:
-                if (pause := self.failed(err)) < 0:
-                    return
-            except RuntimeError:  # the client was closed
-                return
-            else:
-                self.answered(query, result)
+    def _step(self) -> float:
+        query = self.query()
+        try:
+            result = self._client.instances(self.service, **query.params)
+        except RaftregError as err:
+            return self.failed(err)
+        self.answered(query, result)
+        return 0.0
 
     def wait_ready(self, timeout: float | None = None) -> None:
         """Return once the first list is loaded; ``TimeoutError`` after ``timeout`` seconds."""
@@ -273,16 +251,14 @@ class Discovery(DiscoveryCore):
     def wait_for(self, predicate: Predicate, timeout: float | None = None) -> tuple[Instance, ...]:
         """Return the list once it is loaded and ``predicate(list)`` holds; ``TimeoutError``
         after ``timeout`` seconds."""
-        with self._cond:
-            if not self._cond.wait_for(lambda: self._satisfied(predicate), timeout):
-                raise TimeoutError(f"discovery of {self.service}: condition not met within {timeout}s")
+        self._watch.wait_until(lambda: predicate(self.instances), timeout, f"discovery of {self.service}")
         return self.instances
 
     def close(self) -> None:
         """Stop the watch (for every caller sharing it; the client's ``close`` does it). The
         thread ends when its query in flight returns; the client's next ``discovery()`` of the
         service starts a new one."""
-        self._closed.set()
+        self._watch.close()
 
 
 class AsyncDiscoveries:
@@ -315,7 +291,7 @@ class Discoveries:
     def get(self, service: str, passing: bool) -> Discovery:
         with self._lock:
             found = self._all.get((service, passing))
-            if found is None or found._closed.is_set():
+            if found is None or found.closed:
                 found = self._all[(service, passing)] = Discovery(self._client, service, passing)
             return found
 

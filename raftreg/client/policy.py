@@ -189,10 +189,11 @@ class CallPlan:
         self._last = OutcomeUnknown(f"{send.url}: {what} ({detail}): the write's outcome is unknown")
 
     def answered(self, send: Send, response: Response, now: float) -> bool:
-        """An HTTP answer. True: a 2xx for the caller to parse. False: the call goes on (503,
-        429, or a 504 answering an idempotent write). Otherwise raises its error."""
+        """An HTTP answer. True: a 2xx (or a status of ``request.answers``) for the caller to parse.
+        False: the call goes on (503, 429, or a 504 answering an idempotent write). Otherwise
+        raises its error."""
         status = response.status
-        if 200 <= status < 300:
+        if 200 <= status < 300 or status in self.request.answers:
             self._selector.succeeded(send.node)
             return True
         err = error_of(self.request, response)

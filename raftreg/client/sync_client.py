@@ -34,6 +34,7 @@ from raftreg.client import core
 from raftreg.client.balancers import Balancer
 from raftreg.client.core import LostAfterSend, Malformed, NotSent, Params, Reply, Request, Response
 from raftreg.client.discovery import Discoveries, Discovery, changes
+from raftreg.client.kv_sync import KVCalls
 from raftreg.client.nodes import resolve
 from raftreg.client.policy import CallPlan, Failure, NodeSelector, Pause, RetryPolicy, WatchCursor
 from raftreg.client.registration import SyncRegistration, build_spec
@@ -56,7 +57,7 @@ T = TypeVar("T")
 Meta = Mapping[str, str] | Iterable[tuple[str, str]]
 
 
-class RegistryClient:
+class RegistryClient(KVCalls):
     """A blocking client of a raftreg cluster.
 
     ``addrs``: node addresses (``host:port`` or ``http://host:port``); ``config``: a cluster config

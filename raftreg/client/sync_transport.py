@@ -67,7 +67,7 @@ class ConnectionPool:
             conn.sock.settimeout(timeout)
             headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
             if request.body is not None:
-                headers["Content-Type"] = "application/json"
+                headers["Content-Type"] = request.content_type
             conn.request(request.method, request.target, body=request.body, headers=headers)
             answer = conn.getresponse()
             body = answer.read()

@@ -1,5 +1,6 @@
 """A short chaos session in CI: leader kills, a paused leader and a partitioned leader under a
-mixed workload; every check of ``raftreg chaos`` must pass. The long run is ``-m slow``."""
+mixed workload (registrations, and KV sets, compare-and-set and transactions); every check of
+``raftreg chaos`` must pass. The long run is ``-m slow``."""
 
 from __future__ import annotations
 
@@ -29,7 +30,11 @@ async def test_short_chaos_session_keeps_every_promise(tmp_path: Path) -> None:
     assert by_kind.get("partition-leader", 0) + by_kind.get("partition", 0) >= 1, by_kind
     assert summary["ok"] > 500 and summary["linearizability"]["verdict"] == "ok"
     history = read_jsonl(tmp_path / "history.jsonl")
-    assert len(history) == summary["ops"]
+    txn_projections = sum(v for k, v in summary["kv"].items() if k.startswith("txn_"))
+    assert len(history) == summary["ops"] + txn_projections  # a transaction is recorded per key
+    kv = summary["kv"]
+    assert kv.get("cas_ok", 0) > 20 and kv.get("cas_conflict", 0) > 0 and kv.get("txn_ok", 0) > 5, kv
+    assert {op.key for op in history if op.kind == "cas"} <= {f"kv:chaos/k{n}" for n in range(5)}
 
 
 @pytest.mark.slow

@@ -241,7 +241,7 @@ async def test_the_async_discovery_is_shared_and_keeps_the_list_through_failing_
     with pytest.raises(TimeoutError):
         await d.wait_for(lambda found: bool(found), 0.1)
     await shared.aclose()
-    assert d._task.done()
+    assert not d._watch.running
 
 
 async def test_an_api_error_is_raised_by_the_waiters() -> None:
@@ -310,13 +310,13 @@ def test_the_clients_share_one_discovery_per_service_and_close_it() -> None:
     with RegistryClient(["127.0.0.1:1"], deadline=1.0) as client:
         d = client.discovery("cart")
         assert client.discovery("cart") is d and client.discovery("cart", passing=False) is not d
-    assert d._closed.is_set()
+    assert d.closed
 
     async def on_a_loop() -> None:
         async with AsyncRegistryClient(["127.0.0.1:1"], deadline=1.0) as aio:
             found = aio.discovery("cart")
             assert aio.discovery("cart") is found
-        assert found._task.done()
+        assert not found._watch.running
 
     asyncio.run(on_a_loop())
 
