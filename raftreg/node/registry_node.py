@@ -27,6 +27,7 @@ from raftreg.models import Instance, KVEntry, KVVersion, ServiceSummary, Session
 from raftreg.node.health import Health
 from raftreg.node.kv import KeyValue, TxnResult
 from raftreg.node.leases import Clock, LeaseKey, SystemClock
+from raftreg.node.memory import trim_periodically
 from raftreg.node.peers import Peers
 from raftreg.node.read_index import ReadIndex
 from raftreg.node.reads import Reader, ReadOptions
@@ -86,7 +87,8 @@ class RegistryNode:
         await loop.run_in_executor(None, self._raft.start, loop)
         self._view.refresh()
         self._tasks = [asyncio.create_task(self._view.run(), name="status-sampler"),
-                       asyncio.create_task(self._recovery.watchdog.run(), name="watchdog")]
+                       asyncio.create_task(self._recovery.watchdog.run(), name="watchdog"),
+                       asyncio.create_task(trim_periodically(), name="malloc-trim")]
         self._health.start()
 
     async def hand_over_leadership(self, timeout: float = 3.0) -> bool:
