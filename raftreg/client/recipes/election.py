@@ -1,0 +1,143 @@
+"""Leader election over a lock (API.md: the holder of the election key is the leader; kazoo's
+``Election`` in size).
+
+    election = client.election("scheduler", identity="host-a:8080")      # AsyncRegistryClient
+    await election.campaign()          # returns once leader; election.lost set = no longer leader
+    ...
+    await election.resign()
+    async for leader in election.observe(): ...   # identities (None: no leader), in order
+
+Contract:
+- ``campaign(timeout=None)`` holds the key ``election/<name>`` with a session of its own, its value
+  being ``identity`` (``raftreg.client.recipes.lock``: renewal every ttl/3, blocking-query waits,
+  the key read after an unknown outcome). It returns the fence: the key's ``lock_index``, larger
+  for every new term of leadership. ``lost`` is set when the session is gone: from then on this
+  candidate is not the leader and must act like it (``campaign`` again to run once more).
+- ``resign()`` gives the leadership up (release + destroy the session); idempotent.
+- ``leader()`` is the identity of the current holder, ``None`` while nobody holds the key (read
+  linearizably unless ``consistent=False``).
+- ``observe()`` yields the current leader's identity (or ``None``), then each change of it, in
+  the order the registry committed them, each once: it is driven by blocking queries on the key
+  and yields only when the identity differs from the last one yielded. Changes that come and go
+  between two answers (a leader that held the key for a few milliseconds) may be skipped; the
+  yielded sequence is always a subsequence of the committed one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
+
+from raftreg.client.kv_results import KVList
+from raftreg.client.recipes.lock import LOCK_DELAY_RETRY, AsyncLock, Lock
+
+if TYPE_CHECKING:
+    import asyncio
+    import threading
+
+    from raftreg.client.async_client import AsyncRegistryClient
+    from raftreg.client.sync_client import RegistryClient
+
+
+def leader_of(read: KVList) -> str | None:
+    """The identity the election key holds, ``None`` when no session holds it."""
+    entry = read.entries[0] if read.entries else None
+    return entry.value.decode("utf-8", "replace") if entry is not None and entry.session is not None else None
+
+
+class AsyncElection:
+    """An election for ``AsyncRegistryClient`` (``client.election(name, identity)``)."""
+
+    def __init__(self, client: AsyncRegistryClient, key: str, identity: str, *, ttl: float = 15.0,
+                 lock_delay: float = 15.0, retry: float = LOCK_DELAY_RETRY) -> None:
+        self.key = key
+        self.identity = identity
+        self._client = client
+        self._lock = AsyncLock(client, key, ttl=ttl, lock_delay=lock_delay, value=identity, retry=retry)
+
+    @property
+    def is_leader(self) -> bool:
+        return self._lock.held and not self._lock.lost.is_set()
+
+    @property
+    def lost(self) -> asyncio.Event:
+        """Set when the session of the current leadership is gone (not the leader any more)."""
+        return self._lock.lost
+
+    @property
+    def fence(self) -> int | None:
+        return self._lock.fence
+
+    async def campaign(self, timeout: float | None = None) -> int:
+        """Wait until leader (``LockTimeout`` after ``timeout``); returns the fence."""
+        self._lock.timeout = timeout
+        if self._lock.held and not self._lock.lost.is_set():
+            assert self._lock.fence is not None
+            return self._lock.fence
+        await self._lock.release()
+        return await self._lock.acquire()
+
+    async def resign(self) -> None:
+        await self._lock.release()
+
+    async def leader(self, *, consistent: bool = True) -> str | None:
+        return leader_of(await self._client.kv_key(self.key, consistent=consistent))
+
+    async def observe(self, wait: float = 60.0) -> AsyncIterator[str | None]:
+        last: tuple[str | None] | None = None
+        watch = self._client.watch_kv(self.key, wait=wait)
+        try:
+            async for read in watch:
+                current = leader_of(read)
+                if last is None or last[0] != current:
+                    last = (current,)
+                    yield current
+        finally:
+            await watch.aclose()
+
+
+class Election:
+    """An election for the blocking ``RegistryClient`` (``client.election(name, identity)``)."""
+
+    def __init__(self, client: RegistryClient, key: str, identity: str, *, ttl: float = 15.0,
+                 lock_delay: float = 15.0, retry: float = LOCK_DELAY_RETRY) -> None:
+        self.key = key
+        self.identity = identity
+        self._client = client
+        self._lock = Lock(client, key, ttl=ttl, lock_delay=lock_delay, value=identity, retry=retry)
+
+    @property
+    def is_leader(self) -> bool:
+        return self._lock.held and not self._lock.lost.is_set()
+
+    @property
+    def lost(self) -> threading.Event:
+        """Set when the session of the current leadership is gone (not the leader any more)."""
+        return self._lock.lost
+
+    @property
+    def fence(self) -> int | None:
+        return self._lock.fence
+
+    def campaign(self, timeout: float | None = None) -> int:
+        """Wait until leader (``LockTimeout`` after ``timeout``); returns the fence."""
+        self._lock.timeout = timeout
+        if self._lock.held and not self._lock.lost.is_set():
+            assert self._lock.fence is not None
+            return self._lock.fence
+        self._lock.release()
+        return self._lock.acquire()
+
+    def resign(self) -> None:
+        self._lock.release()
+
+    def leader(self, *, consistent: bool = True) -> str | None:
+        return leader_of(self._client.kv_key(self.key, consistent=consistent))
+
+    def observe(self, wait: float = 60.0) -> Iterator[str | None]:
+        last: tuple[str | None] | None = None
+        for read in self._client.watch_kv(self.key, wait=wait):
+            current = leader_of(read)
+            if last is None or last[0] != current:
+                last = (current,)
+                yield current
