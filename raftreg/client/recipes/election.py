@@ -25,7 +25,7 @@ Contract:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Generator
 from typing import TYPE_CHECKING
 
 from raftreg.client.kv_results import KVList
@@ -83,7 +83,7 @@ class AsyncElection:
     async def leader(self, *, consistent: bool = True) -> str | None:
         return leader_of(await self._client.kv_key(self.key, consistent=consistent))
 
-    async def observe(self, wait: float = 60.0) -> AsyncIterator[str | None]:
+    async def observe(self, wait: float = 60.0) -> AsyncGenerator[str | None, None]:
         last: tuple[str | None] | None = None
         watch = self._client.watch_kv(self.key, wait=wait)
         try:
@@ -134,7 +134,7 @@ class Election:
     def leader(self, *, consistent: bool = True) -> str | None:
         return leader_of(self._client.kv_key(self.key, consistent=consistent))
 
-    def observe(self, wait: float = 60.0) -> Iterator[str | None]:
+    def observe(self, wait: float = 60.0) -> Generator[str | None, None, None]:
         last: tuple[str | None] | None = None
         for read in self._client.watch_kv(self.key, wait=wait):
             current = leader_of(read)
