@@ -26,7 +26,7 @@ Contract:
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Generator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from raftreg.client.kv_results import KVList
 from raftreg.client.recipes.lock import LOCK_DELAY_RETRY, AsyncLock, Lock
@@ -39,41 +39,62 @@ if TYPE_CHECKING:
     from raftreg.client.sync_client import RegistryClient
 
 
+L = TypeVar("L", AsyncLock, Lock)
+
+
 def leader_of(read: KVList) -> str | None:
     """The identity the election key holds, ``None`` when no session holds it."""
     entry = read.entries[0] if read.entries else None
     return entry.value.decode("utf-8", "replace") if entry is not None and entry.session is not None else None
 
 
-class AsyncElection:
-    """An election for ``AsyncRegistryClient`` (``client.election(name, identity)``)."""
+class _ElectionBase(Generic[L]):
+    """What both shells share: the key, the identity, the lock that carries the leadership."""
 
-    def __init__(self, client: AsyncRegistryClient, key: str, identity: str, *, ttl: float = 15.0,
-                 lock_delay: float = 15.0, retry: float = LOCK_DELAY_RETRY) -> None:
+    def __init__(self, key: str, identity: str, lock: L) -> None:
         self.key = key
         self.identity = identity
-        self._client = client
-        self._lock = AsyncLock(client, key, ttl=ttl, lock_delay=lock_delay, value=identity, retry=retry)
+        self._lock: L = lock
 
     @property
     def is_leader(self) -> bool:
         return self._lock.held and not self._lock.lost.is_set()
 
     @property
+    def fence(self) -> int | None:
+        """The fence of the current leadership (the election key's lock_index), ``None`` if none."""
+        return self._lock.fence
+
+    def _prepare(self, timeout: float | None) -> int | None:
+        """The fence when already leader (nothing to send), else ``None`` (campaign)."""
+        self._lock.timeout = timeout
+        return self._lock.fence if self.is_leader else None
+
+    @staticmethod
+    def _changes(last: tuple[str | None] | None, read: KVList) -> tuple[str | None] | None:
+        """The leader to yield (in a 1-tuple) when ``read`` shows another one than ``last``."""
+        current = leader_of(read)
+        return (current,) if last is None or last[0] != current else None
+
+
+class AsyncElection(_ElectionBase[AsyncLock]):
+    """An election for ``AsyncRegistryClient`` (``client.election(name, identity)``)."""
+
+    def __init__(self, client: AsyncRegistryClient, key: str, identity: str, *, ttl: float = 15.0,
+                 lock_delay: float = 15.0, retry: float = LOCK_DELAY_RETRY) -> None:
+        super().__init__(key, identity, AsyncLock(client, key, ttl=ttl, lock_delay=lock_delay, value=identity,
+                                                  retry=retry))
+        self._client = client
+
+    @property
     def lost(self) -> asyncio.Event:
         """Set when the session of the current leadership is gone (not the leader any more)."""
         return self._lock.lost
 
-    @property
-    def fence(self) -> int | None:
-        return self._lock.fence
-
     async def campaign(self, timeout: float | None = None) -> int:
         """Wait until leader (``LockTimeout`` after ``timeout``); returns the fence."""
-        self._lock.timeout = timeout
-        if self._lock.held and not self._lock.lost.is_set():
-            assert self._lock.fence is not None
-            return self._lock.fence
+        if (fence := self._prepare(timeout)) is not None:
+            return fence
         await self._lock.release()
         return await self._lock.acquire()
 
@@ -88,43 +109,31 @@ class AsyncElection:
         watch = self._client.watch_kv(self.key, wait=wait)
         try:
             async for read in watch:
-                current = leader_of(read)
-                if last is None or last[0] != current:
-                    last = (current,)
-                    yield current
+                if (change := self._changes(last, read)) is not None:
+                    last = change
+                    yield change[0]
         finally:
             await watch.aclose()
 
 
-class Election:
+class Election(_ElectionBase[Lock]):
     """An election for the blocking ``RegistryClient`` (``client.election(name, identity)``)."""
 
     def __init__(self, client: RegistryClient, key: str, identity: str, *, ttl: float = 15.0,
                  lock_delay: float = 15.0, retry: float = LOCK_DELAY_RETRY) -> None:
-        self.key = key
-        self.identity = identity
+        super().__init__(key, identity, Lock(client, key, ttl=ttl, lock_delay=lock_delay, value=identity,
+                                             retry=retry))
         self._client = client
-        self._lock = Lock(client, key, ttl=ttl, lock_delay=lock_delay, value=identity, retry=retry)
-
-    @property
-    def is_leader(self) -> bool:
-        return self._lock.held and not self._lock.lost.is_set()
 
     @property
     def lost(self) -> threading.Event:
         """Set when the session of the current leadership is gone (not the leader any more)."""
         return self._lock.lost
 
-    @property
-    def fence(self) -> int | None:
-        return self._lock.fence
-
     def campaign(self, timeout: float | None = None) -> int:
         """Wait until leader (``LockTimeout`` after ``timeout``); returns the fence."""
-        self._lock.timeout = timeout
-        if self._lock.held and not self._lock.lost.is_set():
-            assert self._lock.fence is not None
-            return self._lock.fence
+        if (fence := self._prepare(timeout)) is not None:
+            return fence
         self._lock.release()
         return self._lock.acquire()
 
@@ -137,7 +146,6 @@ class Election:
     def observe(self, wait: float = 60.0) -> Generator[str | None, None, None]:
         last: tuple[str | None] | None = None
         for read in self._client.watch_kv(self.key, wait=wait):
-            current = leader_of(read)
-            if last is None or last[0] != current:
-                last = (current,)
-                yield current
+            if (change := self._changes(last, read)) is not None:
+                last = change
+                yield change[0]

@@ -82,6 +82,7 @@ class _Base:
         self.session: str | None = None
         self.fence: int | None = None  # the key's lock_index at acquisition; None while not held
         self._renewed_sent = 0.0  # monotonic time the last accepted renewal (or the creation) was sent
+        self._pause_s = 0.0
 
     @property
     def held(self) -> bool:
@@ -89,6 +90,23 @@ class _Base:
 
     def _expired(self, now: float) -> bool:
         return now - self._renewed_sent > self.ttl
+
+    def _started(self) -> None:
+        """A session is being created: its lease runs from now at the earliest."""
+        self._renewed_sent, self._pause_s = time.monotonic(), _periods(self.ttl)[0]
+
+    def _pause(self) -> float:
+        """Seconds until the next renewal: the period (the pause after a failure), never past the
+        lease's possible end, where ``_expired`` decides."""
+        return min(self._pause_s, max(0.0, self._renewed_sent + self.ttl - time.monotonic()))
+
+    def _renewed(self, sent: float | None) -> None:
+        """A renewal sent at ``sent`` was accepted, or (``None``) failed and is retried sooner."""
+        period, retry, _ = _periods(self.ttl)
+        if sent is None:
+            self._pause_s = retry
+        else:
+            self._renewed_sent, self._pause_s = sent, period
 
     def _remaining(self, until: float | None) -> float | None:
         if until is None:
@@ -164,29 +182,25 @@ class AsyncLock(_Base):
     async def _new_session(self) -> None:
         await self.release()
         self.lost = asyncio.Event()
-        self._renewed_sent = time.monotonic()
+        self._started()
         created = await self._client.session_create(self.ttl, name=self.key, lock_delay=self.lock_delay)
         self.session = created.id
         self._renewer = asyncio.create_task(self._renew(created.id, self.lost))
 
     async def _renew(self, session: str, lost: asyncio.Event) -> None:
-        period, retry, deadline = _periods(self.ttl)
-        pause = period
+        deadline = _periods(self.ttl)[2]
         while True:
-            await asyncio.sleep(min(pause, max(0.0, self._renewed_sent + self.ttl - time.monotonic())))
+            await asyncio.sleep(self._pause())
             if self._expired(time.monotonic()):
-                lost.set()
-                return
-            sent = time.monotonic()
+                return lost.set()
+            sent: float | None = time.monotonic()
             try:
                 await self._client.session_renew(session, deadline=deadline)
             except NotFound:
-                lost.set()
-                return
+                return lost.set()
             except (Unavailable, Timeout):
-                pause = retry
-                continue
-            self._renewed_sent, pause = sent, period
+                sent = None
+            self._renewed(sent)
 
 
 class Lock(_Base):
@@ -255,7 +269,7 @@ class Lock(_Base):
     def _new_session(self) -> None:
         self.release()
         self.lost, self._stop = threading.Event(), threading.Event()
-        self._renewed_sent = time.monotonic()
+        self._started()
         created = self._client.session_create(self.ttl, name=self.key, lock_delay=self.lock_delay)
         self.session = created.id
         self._renewer = threading.Thread(target=self._renew, args=(created.id, self.lost, self._stop),
@@ -263,19 +277,15 @@ class Lock(_Base):
         self._renewer.start()
 
     def _renew(self, session: str, lost: threading.Event, stop: threading.Event) -> None:
-        period, retry, deadline = _periods(self.ttl)
-        pause = period
-        while not stop.wait(min(pause, max(0.0, self._renewed_sent + self.ttl - time.monotonic()))):
+        deadline = _periods(self.ttl)[2]
+        while not stop.wait(self._pause()):
             if self._expired(time.monotonic()):
-                lost.set()
-                return
-            sent = time.monotonic()
+                return lost.set()
+            sent: float | None = time.monotonic()
             try:
                 self._client.session_renew(session, deadline=deadline)
             except NotFound:
-                lost.set()
-                return
+                return lost.set()
             except (Unavailable, Timeout):
-                pause = retry
-                continue
-            self._renewed_sent, pause = sent, period
+                sent = None
+            self._renewed(sent)
