@@ -18,9 +18,10 @@ Contract:
 - ``timeout`` (seconds, ``None``: forever) bounds the wait: ``LockTimeout`` (a ``Timeout``), and the
   session is destroyed. A session lost while still waiting is replaced by a new one.
 - ``lost`` is set when the renewer learns the session is gone (``NotFound``), or when no renewal
-  succeeded for ``ttl`` seconds since the last accepted one was sent (the session may have expired
-  and the lock be released). From then on THE HOLDER MUST STOP USING THE FENCE: another holder
-  may have the lock, with a larger fence. Nothing else interrupts the holder's code.
+  (retried every ttl/10 after any other error) succeeded for ``ttl`` seconds since the last
+  accepted one was sent (the session may have expired and the lock be released). From then on
+  THE HOLDER MUST STOP USING THE FENCE: another holder may have the lock, with a larger fence.
+  Nothing else interrupts the holder's code.
 - ``release`` (and leaving the ``with`` block) stops the renewer, releases the key (unless lost)
   and destroys the session; errors there are swallowed: an unreleased lock still ends with the
   session's ttl.
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING
 
 from raftreg.client.keepalive import _periods
 from raftreg.client.kv_results import KVList
-from raftreg.errors import NotFound, OutcomeUnknown, RaftregError, Timeout, Unavailable
+from raftreg.errors import NotFound, OutcomeUnknown, RaftregError, Timeout
 
 if TYPE_CHECKING:
     from raftreg.client.async_client import AsyncRegistryClient
@@ -198,7 +199,7 @@ class AsyncLock(_Base):
                 await self._client.session_renew(session, deadline=deadline)
             except NotFound:
                 return lost.set()
-            except (Unavailable, Timeout):
+            except RaftregError:  # no leader, unreachable, refused: retried until the lease may be over
                 sent = None
             self._renewed(sent)
 
@@ -286,6 +287,6 @@ class Lock(_Base):
                 self._client.session_renew(session, deadline=deadline)
             except NotFound:
                 return lost.set()
-            except (Unavailable, Timeout):
+            except RaftregError:  # no leader, unreachable, refused: retried until the lease may be over
                 sent = None
             self._renewed(sent)
