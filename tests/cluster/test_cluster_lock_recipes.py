@@ -5,7 +5,9 @@
 - holders looping on one lock while the registry's leader is killed 3 times: fences strictly
   increase and no two holdings overlap, except after a holder's ``lost`` fired;
 - ``raftreg elect`` candidates: when the leader's process dies another one is elected, and an
-  observer sees each leader once, in order.
+  observer sees each leader once, in order;
+- ``AsyncLock``: a second candidate times out (``LockTimeout``), a waiter stays blocked past the
+  holder's ttl (renewed in the background) and gets the lock at its release, with fence 2.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from raftreg.client import AsyncRegistryClient, RaftregError, RegistryClient
+from raftreg.client import AsyncRegistryClient, LockTimeout, RaftregError, RegistryClient
 from raftreg.testing import LocalCluster
 
 pytestmark = pytest.mark.cluster
@@ -207,3 +209,23 @@ def wait_elected(candidates: dict[str, Proc], alive: list[str]) -> str:
             if event.get("event") == "elected":
                 return name
     raise AssertionError("no candidate was elected")
+
+
+def test_async_lock_waits_times_out_and_hands_over_with_a_larger_fence(cluster: LocalCluster) -> None:
+    async def scenario() -> None:
+        async with AsyncRegistryClient(addresses(cluster)) as client:
+            async with client.lock("async", ttl=TTL, lock_delay=0) as first:
+                assert first.fence == 1 and not first.lost.is_set()
+                started = time.monotonic()
+                with pytest.raises(LockTimeout):
+                    await client.lock("async", ttl=TTL, timeout=0.5).acquire()
+                assert 0.5 <= time.monotonic() - started < 5.0
+                second = client.lock("async", ttl=TTL, timeout=20)
+                waiter = asyncio.create_task(second.acquire())
+                await asyncio.sleep(TTL)  # a renewed holder keeps it past its ttl
+                assert not waiter.done() and not first.lost.is_set()
+            assert await asyncio.wait_for(waiter, 20) == 2  # woken by the release
+            await second.release()
+            assert await client.election("async-none", "x").leader() is None
+
+    asyncio.run(scenario())
