@@ -6,6 +6,8 @@ Checks (any failure makes ``ChaosReport.passed`` false):
 (b) no acknowledged write lost: the final consistent state holds every acknowledged write that
     nothing later could have replaced (``checker.lost_writes``); read-your-writes for
     ``min_index`` reads; default reads return only values that were written;
+(b') locks: no two sessions hold a lock at overlapping acknowledged times, and fences strictly
+    increase per key (``locks.check_locks``);
 (c) at most one leader per term (``LeaderMonitor``);
 (d) after healing, every node's state digest is identical;
 (e) no 5xx other than 503/504, and no request unanswered past its deadline unless its node was
@@ -28,6 +30,7 @@ from raftreg.chaos.faults import FaultInjector, plan
 from raftreg.chaos.history import Op, write_jsonl
 from raftreg.chaos.key_model import effect, mutates
 from raftreg.chaos.kv_workload import KV_PREFIX, decode_value, kv_keys
+from raftreg.chaos.locks import check_locks
 from raftreg.chaos.monitor import LeaderMonitor, ProgressLine
 from raftreg.chaos.workload import REQUEST_TIMEOUT, Workload, WorkloadConfig
 from raftreg.config import RaftTuning
@@ -143,6 +146,9 @@ def _check(cluster: LocalCluster, opts: ChaosOptions, workload: Workload, inject
         if not report.failing_history:
             report.failing_history = format_key_history([o for o in history if o.key == lost[0].key])
     report.violations += _check_reads(history)
+    # (b') locks: mutual exclusion at acknowledged times, strictly increasing fences
+    lock_violations = check_locks(workload.holdings)
+    report.violations += lock_violations
     # (c) one leader per term
     if monitor.violations():
         report.violations.append(f"two leaders in one term: {monitor.violations()}")
@@ -168,6 +174,7 @@ def _check(cluster: LocalCluster, opts: ChaosOptions, workload: Workload, inject
         "unknown": stats.unknown,
         "statuses": dict(stats.statuses),
         "kv": dict(sorted(workload.kv_counts.items())),
+        "locks": {"holdings": len(workload.holdings), "violations": len(lock_violations)},
         "linearizability": {"verdict": lin.verdict, "keys": lin.keys_checked, "seconds": round(lin.seconds, 2),
                             "timed_out_keys": lin.timed_out_keys},
         "converged_index": converged,

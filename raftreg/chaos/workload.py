@@ -1,6 +1,7 @@
 """The chaos workload: clients that write, delete and read a small set of keys on every node and
 record each operation (invocation, completion, outcome) for the checkers. A share of the operations
-go to KV keys, with compare-and-set and transactions (``raftreg.chaos.kv_workload``).
+go to KV keys, with compare-and-set and transactions (``raftreg.chaos.kv_workload``), and some
+are lock rounds (``raftreg.chaos.locks``: sessions, acquire, release).
 
 A key is one instance ``service/instance``; its value is the ``v`` meta field of the registration.
 Every written value is unique (``c<client>-<seq>``), so a read names the write it observed.
@@ -28,6 +29,7 @@ import aiohttp
 
 from raftreg.chaos.history import Op, outcome_of
 from raftreg.chaos.kv_workload import KVWorkload
+from raftreg.chaos.locks import Holding, LockWorkload
 from raftreg.client.async_client import no_silent_retry
 
 REQUEST_TIMEOUT = 12.0  # commit timeout (5 s) + barrier + slack; a later answer counts as "unanswered"
@@ -55,6 +57,8 @@ class WorkloadConfig:
     services: int = 2
     keys_per_service: int = 5
     kv_keys: int = 5  # KV keys (raftreg.chaos.kv_workload), chosen as often as each registry key
+    lock_keys: int = 2  # lock keys (raftreg.chaos.locks)
+    lock_share: float = 0.15  # of the KV operations, this share are lock rounds instead
     write_share: float = 0.45
     delete_share: float = 0.10
     # The remaining share is reads, split over these modes.
@@ -64,7 +68,7 @@ class WorkloadConfig:
         return [(f"chaos{s}", f"k{k}") for s in range(self.services) for k in range(self.keys_per_service)]
 
 
-class Workload(KVWorkload):
+class Workload(KVWorkload, LockWorkload):
     """``clients`` concurrent clients over the nodes' HTTP URLs, recording into ``history``."""
 
     def __init__(self, urls: Callable[[], dict[str, str]], config: WorkloadConfig, seed: int) -> None:
@@ -74,6 +78,7 @@ class Workload(KVWorkload):
         self.history: list[Op] = []
         self.stats = WorkloadStats()
         self.kv_counts: Counter[str] = Counter()
+        self.holdings: list[Holding] = []
         self._keys = config.keys()
         # Per client and key: (index, value) of its last acknowledged write, for min_index reads.
         self._last_write: dict[tuple[int, str], int] = {}
@@ -111,7 +116,10 @@ class Workload(KVWorkload):
             node = rng.choice(sorted(urls))
             if rng.random() * (len(self._keys) + self.config.kv_keys) < self.config.kv_keys:
                 seq += 1
-                await self._kv_op(session, rng, client, node, urls[node], f"c{client}-{seq}")
+                if rng.random() < self.config.lock_share:
+                    await self._lock_op(session, rng, client, urls[node])
+                else:
+                    await self._kv_op(session, rng, client, node, urls[node], f"c{client}-{seq}")
                 continue
             service, instance = rng.choice(self._keys)
             roll = rng.random()

@@ -19,6 +19,7 @@ import click
 from raftreg.cli.chaos import chaos
 from raftreg.cli.kv import kv
 from raftreg.cli.local import DEFAULT_CONFIG, dev, serve
+from raftreg.cli.lock import elect, lock
 from raftreg.cli.output import print_json, print_table
 from raftreg.client import Check, NotFound, Registration, RegistryClient, keep_alive_blocking
 from raftreg.config import ConfigError, load_config
@@ -71,6 +72,8 @@ cli.add_command(serve)
 cli.add_command(dev)
 cli.add_command(chaos)
 cli.add_command(kv)
+cli.add_command(lock)
+cli.add_command(elect)
 
 
 def _instance_rows(instances: list[dict[str, Any]]) -> list[list[Any]]:

@@ -39,6 +39,8 @@ from raftreg.client.kv_results import (
     TxnResult,
 )
 from raftreg.client.recipes.config import AsyncConfigView, ConfigView
+from raftreg.client.recipes.election import AsyncElection, Election
+from raftreg.client.recipes.lock import AsyncLock, Lock, LockTimeout
 from raftreg.client.registration import AsyncRegistration, SyncRegistration
 from raftreg.client.results import (
     Check,
@@ -54,6 +56,7 @@ from raftreg.client.results import (
     WriteResult,
 )
 from raftreg.client.service import AsyncServiceHandle, ServiceHandle
+from raftreg.client.session_core import Session, SessionCreated, SessionDestroyed, SessionList, SessionRenewed
 from raftreg.client.sync_client import RegistryClient
 from raftreg.errors import (
     Conflict,
@@ -69,6 +72,8 @@ from raftreg.errors import (
 __all__ = [
     "AsyncConfigView",
     "AsyncDiscovery",
+    "AsyncElection",
+    "AsyncLock",
     "AsyncRegistration",
     "AsyncRegistryClient",
     "AsyncServiceCaller",
@@ -79,6 +84,7 @@ __all__ = [
     "ConfigView",
     "Conflict",
     "Discovery",
+    "Election",
     "Instance",
     "InstanceResult",
     "Instances",
@@ -91,6 +97,8 @@ __all__ = [
     "KVVersion",
     "KVWrite",
     "Lease",
+    "Lock",
+    "LockTimeout",
     "Member",
     "NoInstances",
     "NotFound",
@@ -104,6 +112,11 @@ __all__ = [
     "ServiceHandle",
     "ServiceSummary",
     "Services",
+    "Session",
+    "SessionCreated",
+    "SessionDestroyed",
+    "SessionList",
+    "SessionRenewed",
     "SyncRegistration",
     "Timeout",
     "TxnOp",

@@ -48,6 +48,7 @@ from raftreg.client.results import (
     WriteResult,
 )
 from raftreg.client.service import AsyncCallers, AsyncServiceHandle
+from raftreg.client.session_async import AsyncSessionCalls
 from raftreg.errors import Timeout, Unavailable
 
 T = TypeVar("T")
@@ -75,7 +76,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-class AsyncRegistryClient(AsyncKVCalls):
+class AsyncRegistryClient(AsyncKVCalls, AsyncSessionCalls):
     """An asyncio client of a raftreg cluster; arguments as ``RegistryClient``'s."""
 
     def __init__(self, addrs: Sequence[str] | str | None = None, *, config: str | Path | None = None,

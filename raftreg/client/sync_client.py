@@ -50,6 +50,7 @@ from raftreg.client.results import (
     WriteResult,
 )
 from raftreg.client.service import Callers, ServiceHandle
+from raftreg.client.session_sync import SessionCalls
 from raftreg.client.sync_transport import ConnectionPool
 from raftreg.errors import Timeout, Unavailable
 
@@ -57,7 +58,7 @@ T = TypeVar("T")
 Meta = Mapping[str, str] | Iterable[tuple[str, str]]
 
 
-class RegistryClient(KVCalls):
+class RegistryClient(KVCalls, SessionCalls):
     """A blocking client of a raftreg cluster.
 
     ``addrs``: node addresses (``host:port`` or ``http://host:port``); ``config``: a cluster config

@@ -35,6 +35,7 @@ async def test_short_chaos_session_keeps_every_promise(tmp_path: Path) -> None:
     kv = summary["kv"]
     assert kv.get("cas_ok", 0) > 20 and kv.get("cas_conflict", 0) > 0 and kv.get("txn_ok", 0) > 5, kv
     assert {op.key for op in history if op.kind == "cas"} <= {f"kv:chaos/k{n}" for n in range(5)}
+    assert summary["locks"]["holdings"] > 20 and kv.get("lock_busy", 0) > 0, summary["locks"]
 
 
 @pytest.mark.slow

@@ -70,12 +70,14 @@ def within(name: str, *prefixes: str) -> bool:
 # The client's I/O-free modules, and what they may not import (the shells do the I/O).
 # The shells (sync_client, async_client, kv_sync, kv_async, discovery, recipes/...) do the I/O.
 SANS_IO_CLIENT = frozenset({"raftreg.client.core", "raftreg.client.policy", "raftreg.client.results",
-                            "raftreg.client.kv_core", "raftreg.client.kv_results", "raftreg.client.txn"})
+                            "raftreg.client.kv_core", "raftreg.client.kv_results", "raftreg.client.txn",
+                            "raftreg.client.session_core"})
 SANS_IO_FORBIDDEN = frozenset({
     "aiohttp", "asyncio", "socket", "ssl", "http", "urllib.request", "select", "selectors", "time", "threading",
     "os", "io", "pathlib", "tomllib", "subprocess", "raftreg.client.sync_client", "raftreg.client.async_client",
     "raftreg.client.sync_transport", "raftreg.client.nodes", "raftreg.client.kv_sync", "raftreg.client.kv_async",
-    "raftreg.client.discovery", "raftreg.client.recipes",
+    "raftreg.client.discovery", "raftreg.client.recipes", "raftreg.client.session_sync",
+    "raftreg.client.session_async",
 })
 
 # Each rule: (description, applies to module?, is this import allowed?)
@@ -241,6 +243,9 @@ def test_the_state_machine_may_not_import_clocks_randomness_or_io(module: str, f
         ("raftreg.client.txn", "from raftreg.client import recipes"),
         ("raftreg.client.recipes.config", "from raftreg.config import load_config"),
         ("raftreg.client.recipes.config", "import click"),
+        ("raftreg.client.session_core", "import threading"),
+        ("raftreg.client.session_core", "from raftreg.client.session_sync import SessionCalls"),
+        ("raftreg.client.recipes.lock", "from raftreg.testing import LocalCluster"),
         ("raftreg.node.watchdog", "from raftreg.http import app"),
         ("raftreg.node.watchdog", "from raftreg import http"),
         ("raftreg.node.watchdog", "import raftreg.cli.main"),
@@ -265,6 +270,8 @@ def test_checker_flags_violations(module: str, source: str) -> None:
         ("raftreg.client.core", "import msgspec\nfrom urllib.parse import quote\nfrom raftreg.errors import X"),
         ("raftreg.client.policy", "import random\nfrom raftreg.client.core import Request"),
         ("raftreg.client.kv_core", "import msgspec\nfrom raftreg.client.core import Request"),
+        ("raftreg.client.session_core", "import msgspec\nfrom raftreg.client.kv_core import put"),
+        ("raftreg.client.recipes.lock", "import asyncio\nimport threading\nfrom raftreg.client.keepalive import X"),
         ("raftreg.client.recipes.config", "import asyncio\nimport threading\nfrom raftreg.client.policy import X"),
         ("raftreg.node.registry_node", "from raftreg.raft import RaftNode\nimport aiohttp"),
         ("raftreg.raft", "from pysyncobj import SyncObj"),
