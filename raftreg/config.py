@@ -127,6 +127,35 @@ class KVTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ConfigError("kv.history must be between 0 and 1000")
 
 
+class TlsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``[tls]``: the HTTP API serves HTTPS only (TLS >= 1.2), and node-to-node HTTP uses it too.
+
+    ``cert_file``/``key_file``: the node's certificate chain and key (PEM). Nodes that need their
+    own certificate put ``{node}`` in the path (``"tls/{node}.pem"``), replaced by each node's
+    name; otherwise every node uses the same files (their SANs must then cover every node's host).
+    ``ca_file``: the CA that signed the node (and client) certificates; nodes verify each other
+    against it, and with ``verify_clients`` every client must present a certificate it signed.
+    Without ``ca_file`` peers are verified against the system's trust store. Relative paths
+    resolve against the current directory, as ``data_dir``. Files are read when a node starts
+    (``raftreg.tls``), and a missing or unreadable one is a ConfigError naming the field.
+    """
+
+    cert_file: str
+    key_file: str
+    ca_file: str | None = None
+    verify_clients: bool = False
+
+    def __post_init__(self) -> None:
+        if self.verify_clients and not self.ca_file:
+            raise ConfigError("tls.verify_clients needs tls.ca_file (the CA that signs client certificates)")
+        if ("{node}" in self.cert_file) != ("{node}" in self.key_file):
+            raise ConfigError("tls.cert_file and tls.key_file must both contain {node}, or neither")
+
+    def node_files(self, node: str) -> tuple[str, str]:
+        """(cert_file, key_file) of ``node``, with ``{node}`` replaced by its name."""
+        return self.cert_file.replace("{node}", node), self.key_file.replace("{node}", node)
+
+
 class ClusterConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A whole cluster: its name, members, data directory and secret source."""
 
@@ -139,6 +168,7 @@ class ClusterConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     leases: LeaseTuning = LeaseTuning()
     checks: CheckTuning = CheckTuning()
     kv: KVTuning = KVTuning()
+    tls: TlsConfig | None = None
 
     def __post_init__(self) -> None:
         if not self.nodes:
@@ -152,6 +182,15 @@ class ClusterConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 raise ConfigError(f"node {attr} addresses must be unique")
             for addr in addrs:
                 split_hostport(addr)
+
+    @property
+    def scheme(self) -> str:
+        """``https`` when ``[tls]`` is configured, else ``http``."""
+        return "https" if self.tls is not None else "http"
+
+    def url(self, name: str) -> str:
+        """The base URL of member ``name``'s HTTP API (``https://`` with ``[tls]``)."""
+        return f"{self.scheme}://{self.node(name).http}"
 
     def node(self, name: str) -> NodeConfig:
         """The member called ``name``; ConfigError if there is none."""
@@ -202,6 +241,19 @@ def load_config(path: str | Path) -> ClusterConfig:
         raise ConfigError(f"config {path}: {exc}") from exc
 
 
+def tls_section(tls: TlsConfig) -> str:
+    """``tls`` as a TOML ``[tls]`` section (no trailing newline)."""
+    lines = ["[tls]", f"cert_file = {_toml_str(tls.cert_file)}", f"key_file = {_toml_str(tls.key_file)}"]
+    if tls.ca_file is not None:
+        lines.append(f"ca_file = {_toml_str(tls.ca_file)}")
+    lines.append(f"verify_clients = {str(tls.verify_clients).lower()}")
+    return "\n".join(lines)
+
+
+def _toml_str(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def dump_config(config: ClusterConfig) -> str:
     """Render a config as TOML (used to write generated test clusters)."""
     lines = [f'name = "{config.name}"', f'data_dir = "{config.data_dir}"', f'secret_env = "{config.secret_env}"']
@@ -214,6 +266,8 @@ def dump_config(config: ClusterConfig) -> str:
             value = getattr(tuning, field.name)
             if value is not None:
                 lines.append(f"{field.name} = {str(value).lower() if isinstance(value, bool) else value}")
+    if config.tls is not None:
+        lines += ["", tls_section(config.tls)]
     for node in config.nodes:
         lines += ["", "[[nodes]]", f'name = "{node.name}"', f'http = "{node.http}"', f'raft = "{node.raft}"']
     return "\n".join(lines) + "\n"

@@ -7,6 +7,8 @@ Contract:
   assumed renewed); ``share_renewals`` never raises; ``cluster_status`` answers None when the
   member does not answer in time with a JSON object.
 - One aiohttp session (keep-alive) for all peers, opened lazily, closed by ``close``.
+- With ``[tls]`` every call is HTTPS: the peer is verified against ``tls.ca_file`` (hostname
+  included) and this node presents its own certificate (``raftreg.tls.peer_context``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from raftreg.errors import Unavailable, error_from_body
 from raftreg.http.routes import CLUSTER, FORWARD_HEARTBEATS, LEASE_DIGEST
 from raftreg.node.leases import LeaseKey
 from raftreg.signing import Signer
+from raftreg.tls import peer_context
 
 log = logging.getLogger("raftreg.peers")
 
@@ -33,7 +36,8 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 class PeerClient:
     def __init__(self, config: ClusterConfig, me: str, secret: str, *, timeout: float = 2.0,
                  gossip_timeout: float = 1.0) -> None:
-        self._urls = {n.name: n.http_url for n in config.nodes}
+        self._urls = {n.name: config.url(n.name) for n in config.nodes}
+        self._ssl = peer_context(config.tls, me) if config.tls is not None else None
         self._others = [n.name for n in config.nodes if n.name != me]
         self._signer = Signer(secret, me)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -42,7 +46,7 @@ class PeerClient:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=16))
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=16, ssl=self._ssl or True))
         return self._session
 
     async def _post(self, member: str, path: str, payload: object, timeout: aiohttp.ClientTimeout) -> tuple[int, Any]:

@@ -15,6 +15,7 @@ from raftreg.http.app import build_app
 from raftreg.http.peer_client import PeerClient
 from raftreg.http.protocol import use_json_protocol_errors
 from raftreg.node.registry_node import RegistryNode
+from raftreg.tls import server_context
 
 log = logging.getLogger("raftreg.server")
 
@@ -32,7 +33,9 @@ def setup_logging(level: str = "INFO") -> None:
 
 
 async def serve(config: ClusterConfig, name: str, *, data_dir: Path, secret: str) -> None:
-    """Start the node and its HTTP server; return after SIGINT/SIGTERM, having stopped both."""
+    """Start the node and its HTTP server; return after SIGINT/SIGTERM, having stopped both.
+    With ``[tls]`` the API is HTTPS only (``raftreg.tls``); its files are checked before the node starts."""
+    ssl_context = server_context(config.tls, name) if config.tls is not None else None
     node = RegistryNode(config, name, data_dir=data_dir, secret=secret, peers=PeerClient(config, name, secret))
     await node.start()
     app = build_app(node, secret=secret)
@@ -44,9 +47,11 @@ async def serve(config: ClusterConfig, name: str, *, data_dir: Path, secret: str
                             shutdown_timeout=SHUTDOWN_TIMEOUT, auto_decompress=False)
     await runner.setup()
     host, port = split_hostport(node.me.http)
-    site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
+    site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True,
+                       ssl_context=ssl_context)
     await site.start()
-    log.info("event=serving node=%s http=%s raft=%s data_dir=%s", name, node.me.http, node.me.raft, data_dir)
+    log.info("event=serving node=%s %s=%s raft=%s data_dir=%s", name, config.scheme, node.me.http, node.me.raft,
+             data_dir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
