@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -33,7 +34,6 @@ from raftreg.client.balancers import Balancer
 from raftreg.client.core import Headers, LostAfterSend, Malformed, NotSent, Params, Reply, Request, Response
 from raftreg.client.discovery import AsyncDiscoveries, AsyncDiscovery, achanges
 from raftreg.client.kv_async import AsyncKVCalls
-from raftreg.client.nodes import resolve
 from raftreg.client.policy import CallPlan, Failure, NodeSelector, Pause, RetryPolicy, Send, WatchCursor
 from raftreg.client.registration import AsyncRegistration, build_spec
 from raftreg.client.results import (
@@ -49,6 +49,7 @@ from raftreg.client.results import (
 )
 from raftreg.client.service import AsyncCallers, AsyncServiceHandle
 from raftreg.client.session_async import AsyncSessionCalls
+from raftreg.client.tls import connect_plan
 from raftreg.errors import Timeout, Unavailable
 
 T = TypeVar("T")
@@ -81,12 +82,14 @@ class AsyncRegistryClient(AsyncKVCalls, AsyncSessionCalls):
 
     def __init__(self, addrs: Sequence[str] | str | None = None, *, config: str | Path | None = None,
                  timeout: float = 6.0, deadline: float = 15.0, connect_timeout: float = 2.0,
-                 rng: random.Random | None = None) -> None:
-        nodes = resolve(addrs, config)
+                 rng: random.Random | None = None, ca_file: str | None = None, cert_file: str | None = None,
+                 key_file: str | None = None) -> None:
+        nodes, ssl_context = connect_plan(addrs, config, ca_file, cert_file, key_file)
         self._policy = RetryPolicy(timeout=timeout, deadline=deadline, connect_timeout=min(connect_timeout, timeout))
         self._rng = rng or random.Random()
         self._selector = NodeSelector([n.url for n in nodes], self._policy, self._rng)
         self._timeout = aiohttp.ClientTimeout(total=None, connect=self._policy.connect_timeout)
+        self._ssl: ssl.SSLContext | bool = ssl_context or True
         self._session: aiohttp.ClientSession | None = None  # keep-alive connections
         self._fresh: aiohttp.ClientSession | None = None  # one new connection per request
         self._discoveries = AsyncDiscoveries(self)
@@ -294,13 +297,15 @@ class AsyncRegistryClient(AsyncKVCalls, AsyncSessionCalls):
 
     def _keep_alive_session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout, connector=aiohttp.TCPConnector(limit=0),
+            self._session = aiohttp.ClientSession(timeout=self._timeout,
+                                                  connector=aiohttp.TCPConnector(limit=0, ssl=self._ssl),
                                                   middlewares=(no_silent_retry,))
         return self._session
 
     def _fresh_session(self) -> aiohttp.ClientSession:
         if self._fresh is None:
             self._fresh = aiohttp.ClientSession(timeout=self._timeout,
-                                                connector=aiohttp.TCPConnector(limit=0, force_close=True),
+                                                connector=aiohttp.TCPConnector(limit=0, force_close=True,
+                                                                               ssl=self._ssl),
                                                 middlewares=(no_silent_retry,))
         return self._fresh

@@ -35,7 +35,6 @@ from raftreg.client.balancers import Balancer
 from raftreg.client.core import LostAfterSend, Malformed, NotSent, Params, Reply, Request, Response
 from raftreg.client.discovery import Discoveries, Discovery, changes
 from raftreg.client.kv_sync import KVCalls
-from raftreg.client.nodes import resolve
 from raftreg.client.policy import CallPlan, Failure, NodeSelector, Pause, RetryPolicy, WatchCursor
 from raftreg.client.registration import SyncRegistration, build_spec
 from raftreg.client.results import (
@@ -52,6 +51,7 @@ from raftreg.client.results import (
 from raftreg.client.service import Callers, ServiceHandle
 from raftreg.client.session_sync import SessionCalls
 from raftreg.client.sync_transport import ConnectionPool
+from raftreg.client.tls import connect_plan
 from raftreg.errors import Timeout, Unavailable
 
 T = TypeVar("T")
@@ -65,17 +65,21 @@ class RegistryClient(KVCalls, SessionCalls):
     file whose nodes are added (at least one of the two). ``timeout``: seconds per attempt at one
     node; ``deadline``: seconds for a whole call, failovers and pauses included (a blocking
     query's ``wait`` is added to both). ``rng`` seeds the jitter and the choice of the first node
-    for reads (tests)."""
+    for reads (tests). ``ca_file``/``cert_file``/``key_file``: TLS (``raftreg.client.tls``): any
+    of them, or a ``config`` with ``[tls]``, makes bare addresses ``https``; a config's
+    ``tls.ca_file`` is used unless ``ca_file`` is given; ``cert_file`` is the client certificate
+    that clusters with ``verify_clients`` require."""
 
     def __init__(self, addrs: Sequence[str] | str | None = None, *, config: str | Path | None = None,
                  timeout: float = 6.0, deadline: float = 15.0, connect_timeout: float = 2.0,
-                 rng: random.Random | None = None) -> None:
-        nodes = resolve(addrs, config)
+                 rng: random.Random | None = None, ca_file: str | None = None, cert_file: str | None = None,
+                 key_file: str | None = None) -> None:
+        nodes, ssl_context = connect_plan(addrs, config, ca_file, cert_file, key_file)
         self._policy = RetryPolicy(timeout=timeout, deadline=deadline, connect_timeout=min(connect_timeout, timeout))
         self._rng = rng or random.Random()
         self._selector = NodeSelector([n.url for n in nodes], self._policy, self._rng)
         self._lock = threading.Lock()  # guards the selector and the rng
-        self._pool = ConnectionPool(nodes)
+        self._pool = ConnectionPool(nodes, ssl_context=ssl_context)
         self._discoveries = Discoveries(self)
         self._callers = Callers(self._discoveries, self._policy.deadline)
 

@@ -16,7 +16,9 @@ connection is used by one thread at a time). ``timeout`` bounds each socket oper
 from __future__ import annotations
 
 import http.client
+import select
 import socket
+import ssl
 import threading
 from collections.abc import Sequence
 
@@ -37,6 +39,8 @@ def _still_open(conn: http.client.HTTPConnection) -> bool:
     sock = conn.sock
     if sock is None:
         return False
+    if isinstance(sock, ssl.SSLSocket):
+        return _tls_still_open(sock)
     try:
         sock.settimeout(0.0)
         sock.recv(1, socket.MSG_PEEK)  # returns b"" at EOF, or bytes nobody asked for: unusable either way
@@ -47,10 +51,33 @@ def _still_open(conn: http.client.HTTPConnection) -> bool:
     return False
 
 
+def _tls_still_open(sock: ssl.SSLSocket) -> bool:
+    """``_still_open`` for TLS, where MSG_PEEK is not allowed: nothing readable means open; if
+    something is, one non-blocking read tells a TLS record that carries no data (a TLS 1.3
+    session ticket: still open) from a close or stray data (unusable; the read consumed it, but
+    the connection is dropped anyway)."""
+    if sock.pending():
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        if not readable:
+            return True
+        sock.settimeout(0.0)
+        sock.recv(1)
+    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        return True
+    except (OSError, ValueError):
+        return False
+    return False
+
+
 class ConnectionPool:
     """Keep-alive connections to a fixed list of nodes, shared by threads."""
 
-    def __init__(self, nodes: Sequence[Node], max_idle: int = MAX_IDLE_PER_NODE) -> None:
+    def __init__(self, nodes: Sequence[Node], max_idle: int = MAX_IDLE_PER_NODE, *,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        """``ssl_context`` is used for the ``https`` nodes (None: Python's default context)."""
+        self._ssl = ssl_context
         self._nodes = tuple(nodes)
         self._idle: list[list[http.client.HTTPConnection]] = [[] for _ in self._nodes]
         self._max_idle = max_idle
@@ -96,8 +123,11 @@ class ConnectionPool:
     def _connect(self, node: Node, connect_timeout: float) -> http.client.HTTPConnection:
         if self._closed:
             raise RuntimeError("the client is closed")
-        cls = http.client.HTTPSConnection if node.scheme == "https" else http.client.HTTPConnection
-        conn = cls(node.host, node.port, timeout=connect_timeout)
+        conn: http.client.HTTPConnection
+        if node.scheme == "https":
+            conn = http.client.HTTPSConnection(node.host, node.port, timeout=connect_timeout, context=self._ssl)
+        else:
+            conn = http.client.HTTPConnection(node.host, node.port, timeout=connect_timeout)
         try:
             conn.connect()
         except OSError as exc:
