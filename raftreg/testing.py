@@ -3,6 +3,11 @@
 Each node is a separate ``raftreg serve`` process in its own process group, with its data in a
 temporary (or given) directory and free ports. The API is synchronous (plain HTTP via urllib) so
 it can be used from sync tests, async tests (between awaits) and scripts alike.
+
+``LocalCluster(tls=True)`` generates a CA and certificates under ``<base_dir>/tls``
+(``raftreg.certgen``) and serves HTTPS; ``verify_clients=True`` also requires client
+certificates. ``ssl_context`` (CA + client certificate) is what its own observation calls use;
+``tls_files`` says where the files are, for clients under test.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import json
 import secrets
 import shutil
 import socket
+import ssl
 import tempfile
 import time
 import urllib.error
@@ -19,7 +25,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from raftreg.config import CheckTuning, ClusterConfig, KVTuning, LeaseTuning, NodeConfig, RaftTuning, dump_config
+from raftreg.certgen import Issued, generate
+from raftreg.client.tls import client_context
+from raftreg.config import (
+    CheckTuning,
+    ClusterConfig,
+    KVTuning,
+    LeaseTuning,
+    NodeConfig,
+    RaftTuning,
+    TlsConfig,
+    dump_config,
+)
 from raftreg.signing import Signer
 from raftreg.supervise import NodeProcess
 
@@ -55,15 +72,17 @@ def wait_for(predicate: Callable[[], T | None], timeout: float, what: str, inter
 
 
 def http_json(url: str, *, method: str = "GET", body: Any = None, timeout: float = 2.0,
-              headers: dict[str, str] | None = None, data: bytes | None = None) -> tuple[int, Any]:
-    """One HTTP request; returns (status, decoded JSON or None). Connection errors give status 0.
-    ``data`` sends those exact bytes instead of ``body`` encoded as JSON."""
+              headers: dict[str, str] | None = None, data: bytes | None = None,
+              context: ssl.SSLContext | None = None) -> tuple[int, Any]:
+    """One HTTP request; returns (status, decoded JSON or None). Connection errors (a refused TLS
+    handshake included) give status 0. ``data`` sends those exact bytes instead of ``body``
+    encoded as JSON; ``context`` is the TLS context for an ``https`` URL."""
     if data is None and body is not None:
         data = json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method,
                                  headers={"Content-Type": "application/json", **(headers or {})})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
             return resp.status, json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as err:
         raw = err.read()
@@ -91,6 +110,8 @@ class LocalCluster:
         keep_data: bool = False,
         debug_endpoints: bool = True,
         extra_env: dict[str, str] | None = None,
+        tls: bool = False,
+        verify_clients: bool = False,
     ) -> None:
         self._own_dir = base_dir is None
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="raftreg-cluster-"))
@@ -100,9 +121,19 @@ class LocalCluster:
             NodeConfig(name=f"n{i + 1}", http=f"127.0.0.1:{ports[2 * i]}", raft=f"127.0.0.1:{ports[2 * i + 1]}")
             for i in range(nodes)
         ]
+        self.tls_files: Issued | None = None
+        self.ssl_context: ssl.SSLContext | None = None
+        tls_config = None
+        if tls or verify_clients:
+            out = self.base_dir / "tls"
+            self.tls_files = generate(node_cfgs, out, cluster=name, days=1)
+            tls_config = TlsConfig(cert_file=str(out / "{node}.pem"), key_file=str(out / "{node}-key.pem"),
+                                   ca_file=str(self.tls_files.ca_file), verify_clients=verify_clients)
+            self.ssl_context = client_context(str(self.tls_files.ca_file), str(self.tls_files.client_cert),
+                                              str(self.tls_files.client_key))
         self.config = ClusterConfig(
             name=name, nodes=node_cfgs, data_dir=str(self.base_dir / "data"), raft=tuning or RaftTuning(),
-            leases=leases or LeaseTuning(), checks=checks or CheckTuning(), kv=kv or KVTuning(),
+            leases=leases or LeaseTuning(), checks=checks or CheckTuning(), kv=kv or KVTuning(), tls=tls_config,
         )
         self.config_path = self.base_dir / "cluster.toml"
         self.config_path.write_text(dump_config(self.config))
@@ -179,17 +210,17 @@ class LocalCluster:
 
     # ---- observation --------------------------------------------------------------------
     def url(self, name: str) -> str:
-        return self.config.node(name).http_url
+        return self.config.url(name)
 
     def urls(self) -> list[str]:
         return [self.url(n) for n in self.names]
 
     def status(self, name: str, timeout: float = 1.0) -> dict[str, Any] | None:
-        code, body = http_json(self.url(name) + "/v1/cluster", timeout=timeout)
+        code, body = http_json(self.url(name) + "/v1/cluster", timeout=timeout, context=self.ssl_context)
         return body if code == 200 and isinstance(body, dict) else None
 
     def is_ready(self, name: str) -> bool:
-        code, _ = http_json(self.url(name) + "/v1/ready", timeout=1.0)
+        code, _ = http_json(self.url(name) + "/v1/ready", timeout=1.0, context=self.ssl_context)
         return code == 200
 
     def leader(self, timeout: float = 15.0, among: list[str] | None = None) -> str:
@@ -252,7 +283,8 @@ class LocalCluster:
         path = f"/v1/debug/{action}"
         data = json.dumps(body).encode() if body is not None else b""
         headers = Signer(self.secret, "local-cluster").headers(method, path, data)
-        return http_json(self.url(name) + path, method=method, data=data or None, headers=headers, timeout=timeout)
+        return http_json(self.url(name) + path, method=method, data=data or None, headers=headers, timeout=timeout,
+                         context=self.ssl_context)
 
     def log_text(self, name: str) -> str:
         path = self.base_dir / "logs" / f"{name}.log"
