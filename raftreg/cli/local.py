@@ -6,14 +6,16 @@ import asyncio
 import os
 import secrets
 import signal
+import ssl
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import click
+import msgspec
 
-from raftreg.config import NodeConfig, load_config
+from raftreg.config import ClusterConfig, dump_config, load_config
 from raftreg.supervise import NodeProcess
 from raftreg.testing import http_json
 
@@ -38,10 +40,10 @@ def serve(config_path: str, node_name: str, data_dir: str | None, log_level: str
     asyncio.run(serve_node(config, node_name, data_dir=path, secret=secret))
 
 
-def _current_leader(http_addrs: list[str]) -> str:
+def _current_leader(http_addrs: list[str], scheme: str = "http", context: ssl.SSLContext | None = None) -> str:
     """The leader named by the first node that answers, or ''."""
     for addr in http_addrs:
-        code, body = http_json(f"http://{addr}/v1/cluster", timeout=0.3)
+        code, body = http_json(f"{scheme}://{addr}/v1/cluster", timeout=0.3, context=context)
         if code == 200 and isinstance(body, dict):
             return str(body.get("leader") or "")
     return ""
@@ -81,13 +83,34 @@ def _dev_secret(data_dir: Path) -> str:
     return secret
 
 
+def _dev_tls(config: ClusterConfig, base: Path) -> tuple[ClusterConfig, Path, ssl.SSLContext]:
+    """``dev --tls``: certificates under <base>/tls (made on the first run, reused after), and the
+    config with that ``[tls]`` written to <base>/cluster-tls.toml for the nodes to read."""
+    from raftreg.certgen import Issued
+    from raftreg.cli.tls import init_files, tls_config_for
+    from raftreg.client.tls import client_context
+
+    out = base / "tls"
+    if (out / "ca.pem").exists() and all((out / f"{n.name}.pem").exists() for n in config.nodes):
+        issued = Issued(out / "ca.pem", {}, out / "client.pem", out / "client-key.pem")
+        section = tls_config_for(issued, out, verify_clients=False)
+    else:
+        issued, section = init_files(config, out)
+    config = msgspec.structs.replace(config, tls=section, data_dir=str(base.resolve()))
+    path = base / "cluster-tls.toml"
+    path.write_text(dump_config(config))
+    return config, path, client_context(str(issued.ca_file))
+
+
 @click.command()
 @click.option("--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
               type=click.Path(dir_okay=False), help="Cluster config (TOML).")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Override the config's data_dir.")
 @click.option("--restart-delay", type=float, default=10.0, show_default=True,
               help="Seconds before a node that died is started again (0: never).")
-def dev(config_path: str, data_dir: str | None, restart_delay: float) -> None:
+@click.option("--tls", "use_tls", is_flag=True, help="Serve HTTPS with certificates generated under "
+              "<data_dir>/tls (a config that has [tls] serves HTTPS without this flag).")
+def dev(config_path: str, data_dir: str | None, restart_delay: float, use_tls: bool) -> None:
     """Start every node of a config as child processes, in the foreground.
 
     Data stays in the config's data_dir, so a second run continues where the first stopped.
@@ -97,6 +120,13 @@ def dev(config_path: str, data_dir: str | None, restart_delay: float) -> None:
     config = load_config(config_path)
     base = Path(data_dir or config.data_dir)
     secret = os.environ.get(config.secret_env) or _dev_secret(base)
+    context: ssl.SSLContext | None = None
+    if use_tls:
+        config, tls_path, context = _dev_tls(config, base)
+        config_path = str(tls_path)
+    elif config.tls is not None:
+        from raftreg.client.tls import client_context
+        context = client_context(config.tls.ca_file)
     procs = [
         NodeProcess(n.name, config_path=Path(config_path), data_dir=base / n.name, secret=secret,
                     secret_env=config.secret_env, log_path=base / "logs" / f"{n.name}.log")
@@ -116,9 +146,12 @@ def dev(config_path: str, data_dir: str | None, restart_delay: float) -> None:
             proc.start()
         console.say(f"raftreg dev: cluster {config.name!r}, data in {base}/, logs in {base}/logs/")
         for n, proc in zip(config.nodes, procs, strict=True):
-            console.say(f"  {n.name}  http://{n.http}  raft {n.raft}  pid {proc.pid}")
-        console.say(f"  try: curl -s http://{config.nodes[0].http}/v1/cluster")
-        _supervise(config.nodes, procs, restart_delay, console, lambda: stopping)
+            console.say(f"  {n.name}  {config.url(n.name)}  raft {n.raft}  pid {proc.pid}")
+        cacert = f"--cacert {config.tls.ca_file} " if config.tls is not None and config.tls.ca_file else ""
+        console.say(f"  try: curl -s {cacert}{config.url(config.nodes[0].name)}/v1/cluster")
+        if use_tls:
+            console.say(f"  clients: raftreg --config {config_path} status")
+        _supervise(config, procs, restart_delay, console, lambda: stopping, context)
     finally:
         # Stop the nodes first: nothing printed (into a pipe that may be dead) may stand in the way.
         for proc in procs:
@@ -129,8 +162,8 @@ def dev(config_path: str, data_dir: str | None, restart_delay: float) -> None:
         console.say("stopped.")
 
 
-def _supervise(nodes: list[NodeConfig], procs: list[NodeProcess], restart_delay: float, console: _Console,
-               stopping: Callable[[], bool]) -> None:
+def _supervise(config: ClusterConfig, procs: list[NodeProcess], restart_delay: float, console: _Console,
+               stopping: Callable[[], bool], context: ssl.SSLContext | None = None) -> None:
     """Restart nodes that died (after ``restart_delay``) and report leader changes until ``stopping()``."""
     last_leader = ""
     died_at: dict[str, float] = {}
@@ -150,7 +183,8 @@ def _supervise(nodes: list[NodeConfig], procs: list[NodeProcess], restart_delay:
                 del died_at[proc.name]
                 proc.start()
                 console.say(f"node {proc.name} started again (pid {proc.pid})")
-        leader = _current_leader([n.http for n, p in zip(nodes, procs, strict=True) if p.alive()])
+        leader = _current_leader([n.http for n, p in zip(config.nodes, procs, strict=True) if p.alive()],
+                                 config.scheme, context)
         if leader and leader != last_leader:
             console.say(f"leader: {leader}. Ctrl-C stops the cluster.")
             last_leader = leader

@@ -2,6 +2,8 @@
 
 Client commands talk to any node (``--addr``, ``$RAFTREG_ADDR``, comma-separated) and fall back
 to the other nodes of ``--config`` when one is down. Tables by default, ``-o json`` for scripts.
+TLS: ``--ca-file/--cert-file/--key-file`` (``$RAFTREG_CA_FILE`` ...); a ``--config`` with ``[tls]``
+means https and that config's CA unless ``--ca-file`` says otherwise.
 Errors print one line and exit non-zero.
 """
 
@@ -21,6 +23,7 @@ from raftreg.cli.kv import kv
 from raftreg.cli.local import DEFAULT_CONFIG, dev, serve
 from raftreg.cli.lock import elect, lock
 from raftreg.cli.output import print_json, print_table
+from raftreg.cli.tls import tls
 from raftreg.client import Check, NotFound, Registration, RegistryClient, keep_alive_blocking
 from raftreg.config import ConfigError, load_config
 from raftreg.durations import parse_duration
@@ -34,25 +37,36 @@ STATUS_TIMEOUT = 2.0  # ``status`` asks each node on its own: a dead one shows a
 
 
 class Ctx:
-    def __init__(self, addrs: list[str], output: str) -> None:
+    def __init__(self, addrs: list[str], output: str, ca_file: str | None = None, cert_file: str | None = None,
+                 key_file: str | None = None) -> None:
         self.addrs = addrs
         self.output = output
+        self.tls_files = (ca_file, cert_file, key_file)
 
-    def client(self) -> RegistryClient:
-        """A blocking client over every known address (use it in a ``with`` block)."""
-        return RegistryClient(self.addrs, timeout=ATTEMPT_TIMEOUT, deadline=DEADLINE)
+    def client(self, addrs: list[str] | None = None, timeout: float = ATTEMPT_TIMEOUT,
+               deadline: float = DEADLINE) -> RegistryClient:
+        """A blocking client over ``addrs`` (default: every known address), with the TLS files
+        (use it in a ``with`` block)."""
+        ca_file, cert_file, key_file = self.tls_files
+        return RegistryClient(addrs or self.addrs, timeout=timeout, deadline=deadline, ca_file=ca_file,
+                              cert_file=cert_file, key_file=key_file)
 
 
-def _addresses(addr: str | None, config_path: str | None) -> list[str]:
+def _addresses(addr: str | None, config_path: str | None) -> tuple[list[str], str | None]:
+    """The addresses to use (all https when the config has ``[tls]``) and the config's CA file."""
     addrs = [a.strip() for a in (addr or "").split(",") if a.strip()]
     path = config_path or (DEFAULT_CONFIG if not addrs else None)
     if path:
         try:
-            addrs += [n.http for n in load_config(path).nodes if n.http not in addrs]
+            config = load_config(path)
         except ConfigError:
             if not addrs:
                 raise
-    return addrs
+        else:
+            addrs += [n.http for n in config.nodes if n.http not in addrs]
+            if config.tls is not None:
+                return [a if "://" in a else f"https://{a}" for a in addrs], config.tls.ca_file
+    return addrs, None
 
 
 @click.group()
@@ -60,12 +74,20 @@ def _addresses(addr: str | None, config_path: str | None) -> list[str]:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help=f"Cluster config whose nodes to fall back to (default {DEFAULT_CONFIG} when no --addr).")
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--ca-file", envvar="RAFTREG_CA_FILE", type=click.Path(dir_okay=False),
+              help="CA to verify the nodes with (implies https; default: the config's tls.ca_file).")
+@click.option("--cert-file", envvar="RAFTREG_CERT_FILE", type=click.Path(dir_okay=False),
+              help="Client certificate (PEM), for clusters with tls.verify_clients.")
+@click.option("--key-file", envvar="RAFTREG_KEY_FILE", type=click.Path(dir_okay=False),
+              help="The client certificate's key (PEM), unless it is in --cert-file.")
 @click.pass_context
-def cli(ctx: click.Context, addr: str | None, config_path: str | None, output: str) -> None:
+def cli(ctx: click.Context, addr: str | None, config_path: str | None, output: str, ca_file: str | None,
+        cert_file: str | None, key_file: str | None) -> None:
     """raftreg: a fault-tolerant service registry replicated with Raft."""
-    if ctx.invoked_subcommand in ("serve", "dev", "chaos"):
+    if ctx.invoked_subcommand in ("serve", "dev", "chaos", "tls"):
         return
-    ctx.obj = Ctx(_addresses(addr, config_path), output)
+    addrs, config_ca = _addresses(addr, config_path)
+    ctx.obj = Ctx(addrs, output, ca_file or config_ca, cert_file, key_file)
 
 
 cli.add_command(serve)
@@ -74,6 +96,7 @@ cli.add_command(chaos)
 cli.add_command(kv)
 cli.add_command(lock)
 cli.add_command(elect)
+cli.add_command(tls)
 
 
 def _instance_rows(instances: list[dict[str, Any]]) -> list[list[Any]]:
@@ -261,10 +284,10 @@ def status(ctx: Ctx) -> None:
     views: list[dict[str, Any]] = []
     for addr in ctx.addrs:
         try:
-            with RegistryClient([addr], timeout=STATUS_TIMEOUT, deadline=STATUS_TIMEOUT) as one:
+            with ctx.client([addr], timeout=STATUS_TIMEOUT, deadline=STATUS_TIMEOUT) as one:
                 views.append(one.cluster_status().to_wire())
         except RaftregError as err:
-            views.append({"node": addr.removeprefix("http://"), "state": "down", "error": err.message})
+            views.append({"node": addr.partition("://")[2] or addr, "state": "down", "error": err.message})
     if ctx.output == "json":
         print_json(views)
         return
