@@ -28,6 +28,7 @@ class NodeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     @property
     def http_url(self) -> str:
+        """The plain-HTTP URL; ``ClusterConfig.url`` gives https when the cluster has ``[tls]``."""
         return f"http://{self.http}"
 
 
