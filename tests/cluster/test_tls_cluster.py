@@ -52,7 +52,11 @@ def test_plain_http_is_refused(mutual: LocalCluster) -> None:
     assert code == 0  # the TLS server answers no HTTP
     with socket.create_connection((host, port), timeout=2.0) as sock:
         sock.sendall(b"GET /v1/cluster HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert not sock.recv(1024).startswith(b"HTTP/1.1 200")
+        try:
+            reply = sock.recv(1024)
+        except ConnectionResetError:  # closed with our request unread
+            reply = b""
+        assert not reply.startswith(b"HTTP/")
 
 
 def answer(cluster: LocalCluster, tls_version: ssl.TLSVersion, *, certificate: bool = False) -> bytes:
