@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -117,9 +117,16 @@ class KVHistory(msgspec.Struct):
     versions: list[KVVersion]
 
 
+_TXN_RESULT = {"anyOf": [{"$ref": REF.format(name="KVEntry")}, {"type": "null"},
+                         {"type": "object", "properties": {"deleted": {"type": "integer", "minimum": 0}},
+                          "required": ["deleted"], "additionalProperties": False}]}
+
+
 class TxnResults(msgspec.Struct):
+    """One result per op: the entry (``get`` of a present key, writes), ``{"deleted": n}``, or null."""
+
     index: int
-    results: list[dict[str, Any]]
+    results: Annotated[list[Any], msgspec.Meta(extra_json_schema={"items": _TXN_RESULT})]
 
 
 class SessionCreated(msgspec.Struct):
