@@ -2,12 +2,14 @@
 
 Issue 13, item 7. For every documented operation, Hypothesis builds requests from the document:
 path parameters (valid by their schema, known objects, or junk), each documented query parameter
-(valid by its schema or junk; sometimes an undocumented one), the body (valid by its JSON schema via
+(valid by its schema or junk; sometimes an undocumented one), extra headers (a forged
+signature, a node's User-Agent, a compressed-body claim, ...), the body (valid by its JSON schema via
 ``tests.http.schema_strategies``, a valid body with one field broken, or junk) and the Content-Type. Every
 answer must satisfy:
 
 1. no 5xx except a 503 or 504 the operation documents;
-2. a 2xx body validates against the operation's documented 2xx schema (JSON answers);
+2. a 2xx body validates against the operation's documented 2xx schema (JSON answers), and the
+   documented response headers (``X-Raftreg-Index``, ...) are present;
 3. a non-2xx answer has the status among the operation's documented ones (any documented error
    when a path parameter is invalid by its schema: then no route may match) and the body
    ``{"error": {"code", "message", "field"?}}`` with the code API.md gives the status;
@@ -130,6 +132,10 @@ def _value(schema: dict[str, Any]) -> SearchStrategy[str]:
                    max_size=min(schema.get("maxLength", 16), 16))
 
 
+# Headers a client may add: none may change an answer into a 5xx or let a rejected request write.
+EXTRA_HEADERS = [("Content-Encoding", "gzip"), ("Content-Encoding", "identity"), ("Accept", "text/html"),
+                 ("X-Raftreg-Index", "99"), ("X-Forwarded-For", "10.0.0.1"), ("User-Agent", "raftreg-node"),
+                 ("X-Raftreg-Signature", "forged"), ("Authorization", "Bearer x"), ("Accept-Encoding", "br")]
 KNOWN = {"service": [SERVICE], "id": [INSTANCE, SESSION_TOKEN], "key": [KEY, "fz/", "fz/b"]}
 
 
@@ -140,6 +146,7 @@ class Req:
     body: bytes | None
     content_type: str | None
     valid_path: bool
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 def _schema_at(op: Op, name: str) -> dict[str, Any]:
@@ -205,7 +212,8 @@ def requests(draw: DrawFn, op: Op) -> Req:
         body = draw(_json_body(schema))
         ctype = draw(st.sampled_from(["application/json", "application/json", None, "text/plain",
                                       "application/problem+json"]))
-    return Req(op.method, target, body, ctype, valid_path)
+    headers = tuple(draw(st.lists(st.sampled_from(EXTRA_HEADERS), max_size=2, unique=True)))
+    return Req(op.method, target, body, ctype, valid_path, headers)
 
 
 # ---- the properties ----------------------------------------------------------------------------------
@@ -217,9 +225,9 @@ def _documented(op: Op) -> dict[int, dict[str, Any]]:
 
 def check(world: World, op: Op, req: Req) -> Resp:
     target = req.target.replace(SESSION_TOKEN, world.session)
-    note(f"{req.method} {target} ctype={req.content_type} body={req.body!r:.300}")
+    note(f"{req.method} {target} ctype={req.content_type} headers={req.headers} body={req.body!r:.300}")
     before = world.digest
-    resp = world.api.request(req.method, target, req.body, content_type=req.content_type)
+    resp = world.api.request(req.method, target, req.body, content_type=req.content_type, headers=dict(req.headers))
     status, documented = resp.status, _documented(op)
     note(f"-> {status} {resp.body[:300]!r}")
     assert status < 500 or (status in (503, 504) and status in documented), f"server error {status}"
@@ -229,6 +237,8 @@ def check(world: World, op: Op, req: Req) -> Resp:
             schema = documented[status]["content"]["application/json"]["schema"]
             errors = sorted(_validator(schema).iter_errors(resp.json()), key=str)
             assert not errors, f"2xx body does not match the document: {errors[0]}"
+        missing = [h for h in documented[status].get("headers", {}) if resp.header(h) is None]
+        assert not missing, f"documented headers missing from the 2xx answer: {missing}"
         world.defuse()
         return resp
     assert status in ERROR_CODES, f"undocumented status {status}"
@@ -257,6 +267,12 @@ def test_operation_against_its_document(world: World, op: Op) -> None:
     run()
     print(f"{op.method} {op.path}: {sorted(Counter(statuses).items())}")
     assert statuses, "no request was sent"
+
+
+def test_served_document_is_the_document(world: World) -> None:
+    resp = world.api.get("/v1/openapi.json")
+    assert resp.status == 200 and (resp.header("Content-Type") or "").startswith("application/json"), resp.headers
+    assert resp.json() == DOC
 
 
 def test_found_by_fuzzing_a_key_with_a_newline_is_routed(world: World) -> None:
