@@ -14,7 +14,9 @@ Contract:
 
 Adding a route (e.g. an ACL one) is one ``Op(...)`` line in ``OPERATIONS``: method, path, tag,
 summary, query parameters (names in ``QUERY``), the body type, the 2xx body type, the error
-statuses. A new body/response type is a msgspec Struct; it joins ``components`` by itself.
+statuses. A new body/response type is a msgspec Struct; it joins ``components`` by itself. A status
+every route may answer (401/403 with ACLs, 429 with rate limits) goes into ``ALWAYS`` once; the
+error envelopes of API.md's whole table are already in ``components/responses`` (``E401``, ...).
 """
 
 from __future__ import annotations
@@ -207,13 +209,18 @@ READ_HEADERS = ("X-Raftreg-Index", "X-Raftreg-Leader", "X-Raftreg-Last-Contact")
 WRITE_HEADERS = ("X-Raftreg-Index",)
 
 RAW = "raw"  # a body of any content type (a KV value)
+ALWAYS = (503,)  # statuses every operation may answer (ACLs add 401/403, rate limits 429)
+# API.md "Authentication": when ACLs are on, a token in either header; with them off, none.
+SECURITY_SCHEMES = {"bearer": {"type": "http", "scheme": "bearer"},
+                    "token": {"type": "apiKey", "in": "header", "name": "X-Raftreg-Token"}}
+SECURITY: list[dict[str, list[str]]] = [{}, {"bearer": []}, {"token": []}]
 
 
 @dataclass(frozen=True)
 class Op:
     """One documented operation. ``body``: a msgspec type (JSON), ``RAW`` or None; ``returns``: the
-    2xx JSON type(s) (several: ``oneOf``); ``errors``: statuses besides 503, which every operation
-    may answer; ``path_schemas`` overrides ``PATH_PARAMS`` by name."""
+    2xx JSON type(s) (several: ``oneOf``); ``errors``: statuses besides ``ALWAYS``;
+    ``path_schemas`` overrides ``PATH_PARAMS`` by name."""
 
     method: str
     path: str
@@ -322,7 +329,7 @@ def _operation(op: Op, refs: dict[type, Any]) -> dict[str, Any]:
     if op.headers:
         ok["headers"] = _headers(op.headers)
     responses: dict[str, Any] = {"200": ok}
-    for status in sorted({*op.errors, 503}):
+    for status in sorted({*op.errors, *ALWAYS}):
         responses[str(status)] = {"$ref": f"#/components/responses/E{status}"}
     out: dict[str, Any] = {"operationId": _operation_id(op), "tags": [op.tag], "summary": op.summary,
                            "parameters": _parameters(op), "responses": responses}
@@ -374,7 +381,8 @@ def document() -> dict[str, Any]:
                  "description": "The native HTTP API of raftreg (API.md). Every non-2xx answer has the body "
                                 '{"error": {"code", "message", "field"?}}; a rejected request changes nothing.'},
         "paths": paths,
-        "components": {"schemas": components, "responses": _error_responses(refs),
+        "security": SECURITY,
+        "components": {"securitySchemes": SECURITY_SCHEMES, "schemas": components, "responses": _error_responses(refs),
                        "headers": {n: {"description": text, "schema": s} for n, (s, text) in HEADERS.items()}},
     }
     return msgspec.json.decode(msgspec.json.encode(_ecma(doc)))  # type: ignore[no-any-return]  # tuples -> lists
