@@ -20,6 +20,7 @@ from raftreg.http import routes
 from raftreg.http.body_cache import BodyCache
 from raftreg.http.internal import add_signed_routes
 from raftreg.http.kv_api import add_kv_routes
+from raftreg.http.openapi import OPENAPI_PATH, document_bytes
 from raftreg.http.session_api import add_session_routes
 from raftreg.http.validation import (
     check_instance_id,
@@ -143,6 +144,10 @@ class Api:
     async def health(self, request: web.Request) -> web.Response:
         return json_response({"status": "ok", "node": self.node.name})
 
+    async def openapi(self, request: web.Request) -> web.Response:
+        """The OpenAPI 3.1 document of this API (``raftreg.http.openapi``), encoded once."""
+        return web.Response(body=document_bytes(), content_type=JSON)
+
     async def ready(self, request: web.Request) -> web.Response:
         ready, reason = self.node.is_ready()
         if not ready:
@@ -166,6 +171,7 @@ def build_app(node: RegistryNode, *, secret: str, debug_endpoints: bool | None =
     app.router.add_get(routes.CLUSTER, api.cluster, allow_head=False)
     app.router.add_get("/v1/health", api.health)
     app.router.add_get("/v1/ready", api.ready)
+    app.router.add_get(OPENAPI_PATH, api.openapi, allow_head=False)
     add_kv_routes(app, node)
     add_session_routes(app, node)
     if debug_endpoints is None:

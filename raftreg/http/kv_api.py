@@ -120,7 +120,7 @@ class KVApi:
 def add_kv_routes(app: web.Application, node: RegistryNode) -> None:
     """Serve the KV routes of ``node`` on ``app``."""
     api = KVApi(node)
-    path = KV_PATH + "{key:.*}"
+    path = KV_PATH + r"{key:[\s\S]*}"  # any rest of the path, newlines (%0A) included
     app.router.add_get(path, api.get, allow_head=False)
     app.router.add_put(path, api.put)
     app.router.add_delete(path, api.delete)
