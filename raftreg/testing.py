@@ -19,7 +19,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from raftreg.config import CheckTuning, ClusterConfig, KVTuning, LeaseTuning, NodeConfig, RaftTuning, dump_config
+from raftreg.config import (
+    CheckTuning,
+    ClusterConfig,
+    KVTuning,
+    LeaseTuning,
+    LimitsTuning,
+    NodeConfig,
+    RaftTuning,
+    dump_config,
+)
 from raftreg.signing import Signer
 from raftreg.supervise import NodeProcess
 
@@ -87,6 +96,7 @@ class LocalCluster:
         leases: LeaseTuning | None = None,
         checks: CheckTuning | None = None,
         kv: KVTuning | None = None,
+        limits: LimitsTuning | None = None,
         name: str = "test",
         keep_data: bool = False,
         debug_endpoints: bool = True,
@@ -103,6 +113,7 @@ class LocalCluster:
         self.config = ClusterConfig(
             name=name, nodes=node_cfgs, data_dir=str(self.base_dir / "data"), raft=tuning or RaftTuning(),
             leases=leases or LeaseTuning(), checks=checks or CheckTuning(), kv=kv or KVTuning(),
+            limits=limits or LimitsTuning(),
         )
         self.config_path = self.base_dir / "cluster.toml"
         self.config_path.write_text(dump_config(self.config))
