@@ -17,11 +17,11 @@ Contracts, per node:
   ``blocking_per_client`` in flight per client; one more is answered 429 at once.
 * **Connections** (``ConnectionCap``): at most ``conns_per_address`` open connections per remote
   address; one more is answered a 429 and closed as it is accepted, before anything is parsed.
-* **Slow clients**: aiohttp (>= 3.10) closes a connection that has not delivered a complete request
-  head ``keepalive_timeout`` seconds after it opened or after its last answer, however slowly
-  bytes trickle in; ``server_kwargs`` sets that to ``header_timeout``. A body that does not arrive
-  within ``body_timeout`` is answered 408 and the connection closed (``raftreg.http.wire``)
-  at most ``LINGER`` seconds later.
+* **Slow clients**: aiohttp (as pinned in pyproject; test_http_limits checks it) closes a
+  connection that has not delivered a complete request head ``keepalive_timeout`` seconds after
+  it opened or after its last answer, however slowly bytes trickle in; ``server_kwargs`` sets
+  that to ``header_timeout``. A body that does not arrive within ``body_timeout`` is answered 408
+  and the connection closed (``raftreg.http.wire``) at most ``LINGER`` seconds later.
 """
 
 from __future__ import annotations
