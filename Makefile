@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench bench-watch bench-leases bench-overload bench-client bench-kv clean
+.PHONY: dev test lint bench bench-watch bench-leases bench-overload bench-client bench-kv bench-abuse clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,9 @@ bench-client: $(STAMP)
 
 bench-kv: $(STAMP)
 	$(VENV)/bin/python benchmarks/kv_bench.py
+
+bench-abuse: $(STAMP)
+	$(VENV)/bin/python benchmarks/abuse_bench.py
 
 clean:
 	rm -rf $(VENV) raftreg-data

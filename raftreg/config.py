@@ -157,6 +157,40 @@ class TlsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return self.cert_file.replace("{node}", node), self.key_file.replace("{node}", node)
 
 
+class LimitsTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Limits against abusive clients, per node (``raftreg.http.limits``; README, "Limits against
+    abusive clients"). A client is its token's hash if it sends one, else its address.
+
+    ``rate``/``burst``: a token bucket per client, refilled at ``rate`` requests per second and
+    holding at most ``burst``; an empty bucket answers 429 ``rate_limited`` with ``Retry-After``
+    (``rate = 0`` turns it off). The defaults are generous on purpose: one client far beyond any
+    benchmark's load is throttled, shared-address clients behind a NAT are not. At most
+    ``max_clients`` buckets are kept (the least recently seen go first). ``conns_per_address``
+    concurrent connections per remote address (more are answered 429 and closed at accept) and
+    ``blocking_per_client`` parked blocking queries (``?index``/``?min_index``) per client (more
+    are 429); 0 turns either off; the defaults leave room for watch_bench's 5,000 watchers from one
+    host. ``header_timeout``: a connection must deliver a complete request head within this many
+    seconds of opening or of its previous answer (idle keep-alive connections close then too);
+    ``body_timeout``: a request body must arrive within this many seconds (else 408 and close).
+    """
+
+    rate: float = 10_000.0
+    burst: int = 20_000
+    max_clients: int = 100_000
+    conns_per_address: int = 6000
+    blocking_per_client: int = 6000
+    header_timeout: float = 10.0
+    body_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.rate < 0 or self.burst < 1 or self.max_clients < 1:
+            raise ConfigError("limits.rate must not be negative, limits.burst and limits.max_clients at least 1")
+        if self.conns_per_address < 0 or self.blocking_per_client < 0:
+            raise ConfigError("limits.conns_per_address and limits.blocking_per_client must not be negative")
+        if not (self.header_timeout > 0 and self.body_timeout > 0):
+            raise ConfigError("limits.header_timeout and limits.body_timeout must be positive")
+
+
 class ClusterConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A whole cluster: its name, members, data directory and secret source."""
 
@@ -170,6 +204,7 @@ class ClusterConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     checks: CheckTuning = CheckTuning()
     kv: KVTuning = KVTuning()
     tls: TlsConfig | None = None
+    limits: LimitsTuning = LimitsTuning()
 
     def __post_init__(self) -> None:
         if not self.nodes:
@@ -260,7 +295,7 @@ def dump_config(config: ClusterConfig) -> str:
     lines = [f'name = "{config.name}"', f'data_dir = "{config.data_dir}"', f'secret_env = "{config.secret_env}"']
     if config.secret_file:
         lines.append(f'secret_file = "{config.secret_file}"')
-    for section in ("raft", "leases", "checks", "kv"):
+    for section in ("raft", "leases", "checks", "kv", "limits"):
         lines += ["", f"[{section}]"]
         tuning = getattr(config, section)
         for field in msgspec.structs.fields(tuning):

@@ -74,6 +74,14 @@ class Unavailable(RaftregError):
         self.retry_after = retry_after
 
 
+class RateLimited(Unavailable):
+    """429: this client sent too many requests or holds too many connections or blocking queries
+    (``raftreg.http.limits``); nothing was applied. Retry after ``retry_after`` seconds."""
+
+    code = "rate_limited"
+    status = 429
+
+
 class Timeout(RaftregError):
     """The operation did not finish in time (a ``min_index`` read waited out its ``wait``)."""
 
@@ -97,7 +105,7 @@ class InternalError(RaftregError):
 # The table: code -> class. A 504 "timeout" answering a write is an ``OutcomeUnknown``.
 ERRORS_BY_CODE: dict[str, type[RaftregError]] = {
     cls.code: cls for cls in (InvalidArgument, PermissionDenied, NotFound, Conflict, PayloadTooLarge, Unavailable,
-                              Timeout, InternalError)
+                              RateLimited, Timeout, InternalError)
 }
 
 

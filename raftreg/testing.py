@@ -32,6 +32,7 @@ from raftreg.config import (
     ClusterConfig,
     KVTuning,
     LeaseTuning,
+    LimitsTuning,
     NodeConfig,
     RaftTuning,
     TlsConfig,
@@ -106,6 +107,7 @@ class LocalCluster:
         leases: LeaseTuning | None = None,
         checks: CheckTuning | None = None,
         kv: KVTuning | None = None,
+        limits: LimitsTuning | None = None,
         name: str = "test",
         keep_data: bool = False,
         debug_endpoints: bool = True,
@@ -134,6 +136,7 @@ class LocalCluster:
         self.config = ClusterConfig(
             name=name, nodes=node_cfgs, data_dir=str(self.base_dir / "data"), raft=tuning or RaftTuning(),
             leases=leases or LeaseTuning(), checks=checks or CheckTuning(), kv=kv or KVTuning(), tls=tls_config,
+            limits=limits or LimitsTuning(),
         )
         self.config_path = self.base_dir / "cluster.toml"
         self.config_path.write_text(dump_config(self.config))

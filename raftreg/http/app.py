@@ -20,6 +20,7 @@ from raftreg.http import routes
 from raftreg.http.body_cache import BodyCache
 from raftreg.http.internal import add_signed_routes
 from raftreg.http.kv_api import add_kv_routes
+from raftreg.http.limits import install_limits
 from raftreg.http.openapi import OPENAPI_PATH, document_bytes
 from raftreg.http.session_api import add_session_routes
 from raftreg.http.validation import (
@@ -159,6 +160,7 @@ def build_app(node: RegistryNode, *, secret: str, debug_endpoints: bool | None =
     """The aiohttp application serving ``node``. ``secret`` verifies node-to-node requests."""
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
     app[NODE_KEY] = node
+    install_limits(app, node.config.limits)
     api = Api(node)
     inst = "/v1/services/{service}/instances/{id}"
     app.router.add_put(inst, api.put_instance)

@@ -23,6 +23,7 @@ from urllib.parse import unquote_to_bytes
 import msgspec
 
 from raftreg.errors import InvalidArgument, PayloadTooLarge
+from raftreg.http.strict_json import check_unique_keys
 from raftreg.http.validation import MAX_TTL, MIN_TTL, Duration, T, duration_field
 from raftreg.models import (
     MAX_FLAGS,
@@ -150,7 +151,7 @@ _NAMED = re.compile(r"(?:missing required field|unknown field) `([^`]+)`")
 def _decode(body: bytes, decoder: msgspec.json.Decoder[T]) -> T:
     """Decode ``body``; errors name the field by its path (``ops[3].key``, ``instances[0].id``)."""
     try:
-        return decoder.decode(body)
+        result = decoder.decode(body)
     except msgspec.ValidationError as exc:
         text = str(exc)
         at, named = _AT.search(text), _NAMED.search(text)
@@ -160,6 +161,8 @@ def _decode(body: bytes, decoder: msgspec.json.Decoder[T]) -> T:
         raise InvalidArgument(text, field=path or None) from None
     except msgspec.DecodeError as exc:
         raise InvalidArgument(f"malformed JSON: {exc}") from None
+    check_unique_keys(body)
+    return result
 
 
 def parse_txn(body: bytes) -> list[TxnOp]:

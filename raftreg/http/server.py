@@ -12,6 +12,7 @@ from aiohttp import web
 
 from raftreg.config import ClusterConfig, split_hostport
 from raftreg.http.app import build_app
+from raftreg.http.limits import cap_connections, server_kwargs
 from raftreg.http.peer_client import PeerClient
 from raftreg.http.protocol import use_json_protocol_errors
 from raftreg.node.registry_node import RegistryNode
@@ -44,8 +45,10 @@ async def serve(config: ClusterConfig, name: str, *, data_dir: Path, secret: str
     # auto_decompress off: raftreg takes no compressed request bodies (read_body refuses a
     # Content-Encoding), so no decoder (or missing one) is ever run on a client's bytes.
     runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True,
-                            shutdown_timeout=SHUTDOWN_TIMEOUT, auto_decompress=False)
+                            shutdown_timeout=SHUTDOWN_TIMEOUT, auto_decompress=False,
+                            **server_kwargs(config.limits))
     await runner.setup()
+    cap_connections(runner, config.limits)
     host, port = split_hostport(node.me.http)
     site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True,
                        ssl_context=ssl_context)

@@ -14,6 +14,7 @@ import msgspec
 
 from raftreg.durations import parse_duration
 from raftreg.errors import InvalidArgument
+from raftreg.http.strict_json import check_unique_keys
 from raftreg.models import (
     MAX_META,
     MAX_TAGS,
@@ -119,7 +120,7 @@ def duration_field(value: object, field: str, *, low: float, high: float) -> flo
 def decode_json(body: bytes, decoder: msgspec.json.Decoder[T]) -> T:
     """Decode ``body``; malformed JSON and schema errors become ``InvalidArgument``."""
     try:
-        return decoder.decode(body)
+        result = decoder.decode(body)
     except msgspec.ValidationError as exc:
         text = str(exc)
         match = _FIELD_IN.search(text) or _FIELD_AT.search(text) or _FIELD_NAMED.search(text)
@@ -128,6 +129,8 @@ def decode_json(body: bytes, decoder: msgspec.json.Decoder[T]) -> T:
         raise InvalidArgument(f"malformed JSON: {exc}") from None
     except UnicodeDecodeError:
         raise InvalidArgument("request body is not valid UTF-8") from None
+    check_unique_keys(body)
+    return result
 
 
 def _check(body: CheckBody) -> Check:

@@ -6,6 +6,7 @@ Every error leaves through ``error_middleware`` as API.md's body
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,6 +20,9 @@ from raftreg.node.view import ReadContext
 log = logging.getLogger("raftreg.http")
 
 MAX_BODY = 1024 * 1024
+# Seconds a request body may take to arrive (``[limits] body_timeout``; set by raftreg.http.limits).
+BODY_TIMEOUT = web.AppKey("body_timeout", float)
+DEFAULT_BODY_TIMEOUT = 10.0
 JSON = "application/json"
 encode = msgspec.json.Encoder().encode
 
@@ -79,7 +83,8 @@ async def read_body(request: web.Request) -> bytes:
 
 async def read_raw_body(request: web.Request, limit: int, field: str | None = None) -> bytes:
     """The request body as sent, of any content type: 413 ``PayloadTooLarge`` (naming ``field``)
-    over ``limit`` bytes (at most ``MAX_BODY``), 400 for a compressed body."""
+    over ``limit`` bytes (at most ``MAX_BODY``), 400 for a compressed body, 408 (and the connection
+    closed after the answer) for a body that does not arrive within the app's ``BODY_TIMEOUT``."""
     coding = request.headers.get("Content-Encoding", "").strip().lower()
     if coding not in ("", "identity"):
         raise InvalidArgument("compressed request bodies are not accepted (Content-Encoding must be identity)",
@@ -88,9 +93,15 @@ async def read_raw_body(request: web.Request, limit: int, field: str | None = No
     if request.content_length is not None and request.content_length > limit:
         raise too_large
     try:
-        body = await request.read()
+        async with asyncio.timeout(request.config_dict.get(BODY_TIMEOUT, DEFAULT_BODY_TIMEOUT)):
+            body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise too_large from None
+    except TimeoutError:
+        request.protocol.close()  # the rest of the body may still trickle in: never read it
+        err = InvalidArgument("the request body did not arrive in time", field=field)
+        err.status = 408
+        raise err from None
     if len(body) > limit:
         raise too_large
     return body

@@ -33,8 +33,8 @@ def test_every_error_round_trips_through_its_body(cls: type[RaftregError]) -> No
 
 def test_codes_are_unique_and_match_api_md() -> None:
     assert set(ERRORS_BY_CODE) == {"invalid_argument", "permission_denied", "not_found", "conflict",
-                                   "payload_too_large", "unavailable", "timeout", "internal"}
-    assert {cls.status for cls in ERRORS_BY_CODE.values()} == {400, 403, 404, 409, 413, 503, 504, 500}
+                                   "payload_too_large", "unavailable", "rate_limited", "timeout", "internal"}
+    assert {cls.status for cls in ERRORS_BY_CODE.values()} == {400, 403, 404, 409, 413, 429, 503, 504, 500}
 
 
 def test_a_timeout_answering_a_write_is_an_unknown_outcome() -> None:
@@ -47,6 +47,9 @@ def test_a_timeout_answering_a_write_is_an_unknown_outcome() -> None:
 def test_retry_after_is_kept() -> None:
     err = error_from_body(503, Unavailable("busy").to_body(), retry_after=7.0)
     assert isinstance(err, Unavailable) and err.retry_after == 7.0
+    limited = error_from_body(429, {"error": {"code": "rate_limited", "message": "slow down"}}, retry_after=3.0)
+    assert type(limited).__name__ == "RateLimited" and isinstance(limited, Unavailable)
+    assert limited.status == 429 and limited.retry_after == 3.0
 
 
 @pytest.mark.parametrize("body", [None, "oops", ["error"], 17, {}, {"error": "text"}, {"error": {"code": 5}},
