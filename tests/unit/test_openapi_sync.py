@@ -12,10 +12,12 @@ valid OpenAPI 3.1 document.
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 
+from raftreg.config import LimitsTuning
 from raftreg.http import routes
 from raftreg.http.app import build_app
 from raftreg.http.openapi import ERROR_CODES, OPERATIONS, document, document_bytes
@@ -32,7 +34,8 @@ def _is_signed(path: str) -> bool:
 def router_operations() -> set[tuple[str, str]]:
     """(METHOD, template) of every route of the app, ``{key:.*}`` written ``{key}``. The handlers
     are never called, so the node is a stand-in."""
-    app = build_app(cast(RegistryNode, object()), secret="s" * 32, debug_endpoints=True)
+    node = SimpleNamespace(config=SimpleNamespace(limits=LimitsTuning()))  # routing only: no node behind it
+    app = build_app(cast(RegistryNode, node), secret="s" * 32, debug_endpoints=True)
     out = set()
     for route in app.router.routes():
         info = route.resource.get_info() if route.resource is not None else {}
