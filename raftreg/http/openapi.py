@@ -209,7 +209,7 @@ READ_HEADERS = ("X-Raftreg-Index", "X-Raftreg-Leader", "X-Raftreg-Last-Contact")
 WRITE_HEADERS = ("X-Raftreg-Index",)
 
 RAW = "raw"  # a body of any content type (a KV value)
-ALWAYS = (503,)  # statuses every operation may answer (ACLs add 401/403, rate limits 429)
+ALWAYS = (429, 503)  # statuses every operation may answer (ACLs add 401/403)
 # API.md "Authentication": when ACLs are on, a token in either header; with them off, none.
 SECURITY_SCHEMES = {"bearer": {"type": "http", "scheme": "bearer"},
                     "token": {"type": "apiKey", "in": "header", "name": "X-Raftreg-Token"}}
