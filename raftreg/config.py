@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 
@@ -127,6 +128,16 @@ class KVTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ConfigError("kv.history must be between 0 and 1000")
 
 
+class AclSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """ACLs (README "ACLs"): off by default. ``default_policy``: what a request gets on whatever
+    no rule of its token speaks of ("deny", or "allow"; ACL management is never allowed by
+    default). ``audit``: one log line per write and per denied decision."""
+
+    enabled: bool = False
+    default_policy: Literal["deny", "allow"] = "deny"
+    audit: bool = False
+
+
 class ClusterConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A whole cluster: its name, members, data directory and secret source."""
 
@@ -139,6 +150,7 @@ class ClusterConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     leases: LeaseTuning = LeaseTuning()
     checks: CheckTuning = CheckTuning()
     kv: KVTuning = KVTuning()
+    acl: AclSettings = AclSettings()
 
     def __post_init__(self) -> None:
         if not self.nodes:
@@ -207,12 +219,14 @@ def dump_config(config: ClusterConfig) -> str:
     lines = [f'name = "{config.name}"', f'data_dir = "{config.data_dir}"', f'secret_env = "{config.secret_env}"']
     if config.secret_file:
         lines.append(f'secret_file = "{config.secret_file}"')
-    for section in ("raft", "leases", "checks", "kv"):
+    for section in ("raft", "leases", "checks", "kv", "acl"):
         lines += ["", f"[{section}]"]
         tuning = getattr(config, section)
         for field in msgspec.structs.fields(tuning):
             value = getattr(tuning, field.name)
-            if value is not None:
+            if isinstance(value, str):
+                lines.append(f'{field.name} = "{value}"')
+            elif value is not None:
                 lines.append(f"{field.name} = {str(value).lower() if isinstance(value, bool) else value}")
     for node in config.nodes:
         lines += ["", "[[nodes]]", f'name = "{node.name}"', f'http = "{node.http}"', f'raft = "{node.raft}"']

@@ -19,7 +19,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from raftreg.config import CheckTuning, ClusterConfig, KVTuning, LeaseTuning, NodeConfig, RaftTuning, dump_config
+from raftreg.config import (
+    AclSettings,
+    CheckTuning,
+    ClusterConfig,
+    KVTuning,
+    LeaseTuning,
+    NodeConfig,
+    RaftTuning,
+    dump_config,
+)
 from raftreg.signing import Signer
 from raftreg.supervise import NodeProcess
 
@@ -87,6 +96,7 @@ class LocalCluster:
         leases: LeaseTuning | None = None,
         checks: CheckTuning | None = None,
         kv: KVTuning | None = None,
+        acl: AclSettings | None = None,
         name: str = "test",
         keep_data: bool = False,
         debug_endpoints: bool = True,
@@ -103,6 +113,7 @@ class LocalCluster:
         self.config = ClusterConfig(
             name=name, nodes=node_cfgs, data_dir=str(self.base_dir / "data"), raft=tuning or RaftTuning(),
             leases=leases or LeaseTuning(), checks=checks or CheckTuning(), kv=kv or KVTuning(),
+            acl=acl or AclSettings(),
         )
         self.config_path = self.base_dir / "cluster.toml"
         self.config_path.write_text(dump_config(self.config))
@@ -185,7 +196,9 @@ class LocalCluster:
         return [self.url(n) for n in self.names]
 
     def status(self, name: str, timeout: float = 1.0) -> dict[str, Any] | None:
-        code, body = http_json(self.url(name) + "/v1/cluster", timeout=timeout)
+        # signed: with ACLs on, the cluster secret's holder is the operator (raftreg.http.auth)
+        headers = Signer(self.secret, "local-cluster").headers("GET", "/v1/cluster")
+        code, body = http_json(self.url(name) + "/v1/cluster", timeout=timeout, headers=headers)
         return body if code == 200 and isinstance(body, dict) else None
 
     def is_ready(self, name: str) -> bool:
