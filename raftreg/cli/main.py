@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from raftreg.cli.acl import acl, add_token_option
 from raftreg.cli.chaos import chaos
 from raftreg.cli.kv import kv
 from raftreg.cli.local import DEFAULT_CONFIG, dev, serve
@@ -34,13 +35,14 @@ STATUS_TIMEOUT = 2.0  # ``status`` asks each node on its own: a dead one shows a
 
 
 class Ctx:
-    def __init__(self, addrs: list[str], output: str) -> None:
+    def __init__(self, addrs: list[str], output: str, token: str | None = None) -> None:
         self.addrs = addrs
         self.output = output
+        self.token = token
 
     def client(self) -> RegistryClient:
         """A blocking client over every known address (use it in a ``with`` block)."""
-        return RegistryClient(self.addrs, timeout=ATTEMPT_TIMEOUT, deadline=DEADLINE)
+        return RegistryClient(self.addrs, timeout=ATTEMPT_TIMEOUT, deadline=DEADLINE, token=self.token)
 
 
 def _addresses(addr: str | None, config_path: str | None) -> list[str]:
@@ -60,12 +62,13 @@ def _addresses(addr: str | None, config_path: str | None) -> list[str]:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help=f"Cluster config whose nodes to fall back to (default {DEFAULT_CONFIG} when no --addr).")
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--token", envvar="RAFTREG_TOKEN", help="ACL token secret (sent as Authorization: Bearer).")
 @click.pass_context
-def cli(ctx: click.Context, addr: str | None, config_path: str | None, output: str) -> None:
+def cli(ctx: click.Context, addr: str | None, config_path: str | None, output: str, token: str | None) -> None:
     """raftreg: a fault-tolerant service registry replicated with Raft."""
     if ctx.invoked_subcommand in ("serve", "dev", "chaos"):
         return
-    ctx.obj = Ctx(_addresses(addr, config_path), output)
+    ctx.obj = Ctx(_addresses(addr, config_path), output, token)
 
 
 cli.add_command(serve)
@@ -74,6 +77,7 @@ cli.add_command(chaos)
 cli.add_command(kv)
 cli.add_command(lock)
 cli.add_command(elect)
+cli.add_command(acl)
 
 
 def _instance_rows(instances: list[dict[str, Any]]) -> list[list[Any]]:
@@ -261,7 +265,7 @@ def status(ctx: Ctx) -> None:
     views: list[dict[str, Any]] = []
     for addr in ctx.addrs:
         try:
-            with RegistryClient([addr], timeout=STATUS_TIMEOUT, deadline=STATUS_TIMEOUT) as one:
+            with RegistryClient([addr], timeout=STATUS_TIMEOUT, deadline=STATUS_TIMEOUT, token=ctx.token) as one:
                 views.append(one.cluster_status().to_wire())
         except RaftregError as err:
             views.append({"node": addr.removeprefix("http://"), "state": "down", "error": err.message})
@@ -271,6 +275,9 @@ def status(ctx: Ctx) -> None:
     print_table(["node", "state", "leader", "term", "commit", "applied", "last contact ms"],
                 [[v.get("node"), v.get("state"), v.get("leader", ""), v.get("term", ""), v.get("commit_index", ""),
                   v.get("applied_index", ""), v.get("last_contact_ms", "")] for v in views])
+
+
+add_token_option(cli)  # after every command is defined: each takes its own --token
 
 
 def main() -> None:

@@ -65,17 +65,17 @@ class RegistryClient(KVCalls, SessionCalls):
     file whose nodes are added (at least one of the two). ``timeout``: seconds per attempt at one
     node; ``deadline``: seconds for a whole call, failovers and pauses included (a blocking
     query's ``wait`` is added to both). ``rng`` seeds the jitter and the choice of the first node
-    for reads (tests)."""
+    for reads (tests). ``token``: the ACL token's secret, sent as ``Authorization: Bearer``."""
 
     def __init__(self, addrs: Sequence[str] | str | None = None, *, config: str | Path | None = None,
                  timeout: float = 6.0, deadline: float = 15.0, connect_timeout: float = 2.0,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, token: str | None = None) -> None:
         nodes = resolve(addrs, config)
         self._policy = RetryPolicy(timeout=timeout, deadline=deadline, connect_timeout=min(connect_timeout, timeout))
         self._rng = rng or random.Random()
         self._selector = NodeSelector([n.url for n in nodes], self._policy, self._rng)
         self._lock = threading.Lock()  # guards the selector and the rng
-        self._pool = ConnectionPool(nodes)
+        self._pool = ConnectionPool(nodes, token=token)
         self._discoveries = Discoveries(self)
         self._callers = Callers(self._discoveries, self._policy.deadline)
 

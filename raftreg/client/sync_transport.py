@@ -20,7 +20,7 @@ import socket
 import threading
 from collections.abc import Sequence
 
-from raftreg.client.core import Headers, LostAfterSend, NotSent, Request, Response
+from raftreg.client.core import Headers, LostAfterSend, NotSent, Request, Response, auth_headers
 from raftreg.client.nodes import Node
 
 MAX_IDLE_PER_NODE = 16
@@ -50,8 +50,9 @@ def _still_open(conn: http.client.HTTPConnection) -> bool:
 class ConnectionPool:
     """Keep-alive connections to a fixed list of nodes, shared by threads."""
 
-    def __init__(self, nodes: Sequence[Node], max_idle: int = MAX_IDLE_PER_NODE) -> None:
+    def __init__(self, nodes: Sequence[Node], max_idle: int = MAX_IDLE_PER_NODE, token: str | None = None) -> None:
         self._nodes = tuple(nodes)
+        self._auth = auth_headers(token)
         self._idle: list[list[http.client.HTTPConnection]] = [[] for _ in self._nodes]
         self._max_idle = max_idle
         self._lock = threading.Lock()
@@ -65,7 +66,7 @@ class ConnectionPool:
         try:
             assert conn.sock is not None
             conn.sock.settimeout(timeout)
-            headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+            headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **self._auth}
             if request.body is not None:
                 headers["Content-Type"] = request.content_type
             conn.request(request.method, request.target, body=request.body, headers=headers)
