@@ -28,6 +28,7 @@ from aiohttp import web
 from raftreg.errors import InvalidArgument, PermissionDenied, RaftregError, Unauthenticated
 from raftreg.http.kv_validation import key_from_path
 from raftreg.http.permissions import ListFilter, Need, need_for
+from raftreg.http.validation import parse_flag
 from raftreg.http.wire import Handler, error_response
 from raftreg.node.acl import Authority
 from raftreg.node.authority import current_authority
@@ -115,8 +116,9 @@ class AclMiddleware:
         """Raise unless allowed; True when the answer is a list to filter."""
         if authority is None or need.kind != "resource" or not need.resource:
             return False
-        if need.filters and (not need.filter_modes or any(m in request.query for m in need.filter_modes)):
-            return not authority.operator
+        if need.filters and (not need.filter_modes or any(parse_flag(request.query.get(m), m)
+                                                          for m in need.filter_modes)):
+            return not authority.operator  # the flags parsed exactly as the handler parses them
         name = self._name(request, need.name)
         if not self.acl.allows(authority, need.resource, name, need.access):
             what = f"{need.resource}:{need.access}" + (f" on {name!r}" if need.name else "")
@@ -135,11 +137,15 @@ class AclMiddleware:
 
     def _filter(self, response: web.Response, filters: tuple[ListFilter, ...], authority: Authority) -> web.Response:
         if not isinstance(response.body, bytes):
-            return response
+            return error_response(PermissionDenied("permission denied: the answer cannot be filtered"))
         doc = msgspec.json.decode(response.body)
+        if not isinstance(doc, dict) or not any(isinstance(doc.get(f.field), list) for f in filters):
+            # not the list this route was expected to answer: refuse rather than pass it unchecked
+            return error_response(PermissionDenied("permission denied: the answer is not a list this token "
+                                                   "may filter"))
         dropped = False
         for flt in filters:
-            items = doc.get(flt.field) if isinstance(doc, dict) else None
+            items = doc.get(flt.field)
             if not isinstance(items, list):
                 continue
             kept = [item for item in items if self.acl.allows(

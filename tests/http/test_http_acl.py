@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from raftreg.client import AsyncRegistryClient, RegistryClient
 from raftreg.config import AclSettings
+from raftreg.errors import PermissionDenied, Unauthenticated
 from raftreg.testing import LocalCluster
 from tests.conftest import START_TIMEOUT
 from tests.http.conftest import Http, Resp
@@ -121,6 +123,9 @@ def test_key_rules_policies_txn_and_recursive_delete(root: TokenHttp) -> None:
     assert tok.request("PUT", "/v1/kv/app/a", b"1", content_type=None).status == 200
     Http.assert_error(tok.request("PUT", "/v1/kv/app/ro", b"1", content_type=None), 403, "permission_denied")
     Http.assert_error(tok.get("/v1/kv/other"), 403, "permission_denied")
+    for flags in ("recurse=false", "keys=0", "recurse=no&raw", "raw"):  # a list flag that is off lists nothing
+        Http.assert_error(tok.get(f"/v1/kv/other?{flags}"), 403, "permission_denied")
+    Http.assert_error(tok.get("/v1/kv/other?recurse=maybe"), 400, "invalid_argument")
     keys = tok.get("/v1/kv/?keys")
     assert keys.status == 200 and keys.json()["keys"] == ["app/a", "app/ro"]
     assert keys.header("X-Raftreg-Results-Filtered-By-ACLs") == "true"
@@ -175,6 +180,20 @@ def test_sessions_are_checked_by_name(root: TokenHttp) -> None:
     Http.assert_error(tok.delete(f"/v1/sessions/{other}"), 403, "permission_denied")
     names = {s["name"] for s in tok.get("/v1/sessions").json()["sessions"]}
     assert names == {"worker-1"}
+
+
+async def test_both_clients_send_their_token(root: TokenHttp, acl_cluster: LocalCluster) -> None:
+    tok, _ = make_token(root, 'service_prefix "cli" write')
+    addr = acl_cluster.url("n1")
+    with RegistryClient(addr, token=tok.token) as client:
+        assert client.register("cli-sync", "i1", INST).index > 0
+        assert {s.name for s in client.services().items} <= {"cli-sync", "cli-async"}
+        with pytest.raises(PermissionDenied):
+            client.register("web", "i5", INST)
+    async with AsyncRegistryClient(addr, token=tok.token) as aclient:
+        assert (await aclient.register("cli-async", "i1", INST)).index > 0
+    with RegistryClient(addr) as anonymous, pytest.raises(Unauthenticated):
+        anonymous.services()
 
 
 def test_no_secret_in_the_log_and_audit_lines_name_accessors(acl_cluster: LocalCluster, root: TokenHttp) -> None:
