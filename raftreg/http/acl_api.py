@@ -7,6 +7,8 @@
   ``GET /v1/acl/token/self``.
 - ``PUT /v1/acl/policies`` ``{"name", "description", "rules"}``, ``GET /v1/acl/policies``,
   ``GET|PUT|DELETE /v1/acl/policies/{name}``.
+With ACLs off (``[acl] enabled = false``) every route here answers 403: nobody could be told
+apart, so nobody may bootstrap or mint tokens that would count once ACLs are turned on.
 Rules are strings (``'key_prefix "app/" read'``) or ``{"kind", "name", "access"}`` objects;
 answers render them as strings. A token's answer never holds its secret's hash.
 """
@@ -19,9 +21,9 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from raftreg.errors import InvalidArgument, NotFound, Unauthenticated
+from raftreg.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from raftreg.http.validation import decode_json
-from raftreg.http.wire import json_response, read_body
+from raftreg.http.wire import Handler, json_response, read_body
 from raftreg.node.acl import Policy, Token, parse_rules
 from raftreg.node.authority import current_authority
 from raftreg.node.registry_node import RegistryNode
@@ -148,19 +150,31 @@ class AclApi:
         return json_response({"deleted": True, "index": index}, headers=_headers(index))
 
 
+def _only_when_enabled(node: RegistryNode, handler: Handler) -> Handler:
+    async def checked(request: web.Request) -> web.StreamResponse:
+        if not node.acl.enabled:
+            raise PermissionDenied("ACLs are disabled on this node ([acl] enabled = false in the cluster config)")
+        return await handler(request)
+
+    return checked
+
+
 def add_acl_routes(app: web.Application, node: RegistryNode) -> None:
     api = AclApi(node)
-    app.router.add_put("/v1/acl/bootstrap", api.bootstrap)
-    app.router.add_get("/v1/acl/token/self", api.token_self, allow_head=False)
-    app.router.add_put("/v1/acl/tokens", api.token_create)
-    app.router.add_get("/v1/acl/tokens", api.token_list, allow_head=False)
-    tok = "/v1/acl/tokens/{accessor_id}"
-    app.router.add_get(tok, api.token_get, allow_head=False)
-    app.router.add_put(tok, api.token_update)
-    app.router.add_delete(tok, api.token_delete)
-    app.router.add_put("/v1/acl/policies", api.policy_put)
-    app.router.add_get("/v1/acl/policies", api.policy_list, allow_head=False)
-    pol = "/v1/acl/policies/{name}"
-    app.router.add_get(pol, api.policy_get, allow_head=False)
-    app.router.add_put(pol, api.policy_put)
-    app.router.add_delete(pol, api.policy_delete)
+    tok, pol = "/v1/acl/tokens/{accessor_id}", "/v1/acl/policies/{name}"
+    routes: list[tuple[str, str, Handler]] = [
+        ("PUT", "/v1/acl/bootstrap", api.bootstrap),
+        ("GET", "/v1/acl/token/self", api.token_self),
+        ("PUT", "/v1/acl/tokens", api.token_create),
+        ("GET", "/v1/acl/tokens", api.token_list),
+        ("GET", tok, api.token_get),
+        ("PUT", tok, api.token_update),
+        ("DELETE", tok, api.token_delete),
+        ("PUT", "/v1/acl/policies", api.policy_put),
+        ("GET", "/v1/acl/policies", api.policy_list),
+        ("GET", pol, api.policy_get),
+        ("PUT", pol, api.policy_put),
+        ("DELETE", pol, api.policy_delete),
+    ]
+    for method, path, handler in routes:
+        app.router.add_route(method, path, _only_when_enabled(node, handler))

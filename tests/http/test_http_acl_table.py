@@ -55,3 +55,17 @@ async def test_the_middleware_refuses_a_route_without_an_entry() -> None:
         refused = await client.get("/v1/unmapped")
         assert refused.status == 403 and (await refused.json())["error"]["code"] == "permission_denied"
         assert (await client.get("/v1/health")).status == 200
+
+
+async def test_acl_routes_refuse_when_acls_are_off() -> None:
+    """Nobody may bootstrap or mint tokens while ACLs are off (they would count once turned on)."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    node: Any = SimpleNamespace(acl=SimpleNamespace(enabled=False))
+    app = build_app(node, secret="s", debug_endpoints=False)
+    async with TestClient(TestServer(app)) as client:
+        for method, path in (("PUT", "/v1/acl/bootstrap"), ("PUT", "/v1/acl/tokens"), ("GET", "/v1/acl/policies")):
+            resp = await client.request(method, path, json={})
+            assert resp.status == 403, (path, await resp.text())
+        refused = await client.get("/v1/services?token=abc")
+        assert refused.status == 400 and (await refused.json())["error"]["field"] == "token"
