@@ -183,10 +183,8 @@ class AclManager:
         return committed.index, result.token
 
     async def token_delete(self, accessor_id: str) -> tuple[int, bool]:
-        committed = await self._writer.commit(AclTokenDelete(accessor_id))
-        if not isinstance(committed.result, AclChanged):
-            raise unexpected("the token deletion", committed.result)
-        return committed.index, committed.result.existed or committed.after_unknown_attempt
+        """Delete a token: (index, whether it existed)."""
+        return await self._delete(AclTokenDelete(accessor_id))
 
     async def policy_set(self, name: str, description: str, rules: tuple[Rule, ...]) -> tuple[int, Policy]:
         committed = await self._writer.commit(AclPolicySet(Policy(name, description, rules)))
@@ -196,7 +194,11 @@ class AclManager:
         return committed.index, result.policy
 
     async def policy_delete(self, name: str) -> tuple[int, bool]:
-        committed = await self._writer.commit(AclPolicyDelete(name))
+        """Delete a policy (its tokens keep naming it, and get nothing from it)."""
+        return await self._delete(AclPolicyDelete(name))
+
+    async def _delete(self, cmd: AclTokenDelete | AclPolicyDelete) -> tuple[int, bool]:
+        committed = await self._writer.commit(cmd)
         if not isinstance(committed.result, AclChanged):
-            raise unexpected("the policy deletion", committed.result)
+            raise unexpected("the ACL deletion", committed.result)
         return committed.index, committed.result.existed or committed.after_unknown_attempt

@@ -77,7 +77,9 @@ def test_bootstrap_once_then_403(root: TokenHttp, anon: TokenHttp) -> None:
 def test_open_routes_missing_and_unknown_tokens(root: TokenHttp, anon: TokenHttp) -> None:
     assert anon.get("/v1/health").status == 200 and anon.get("/v1/ready").status == 200
     Http.assert_error(anon.get("/v1/services"), 401, "unauthenticated")
-    Http.assert_error(anon.as_token(CANARY).get("/v1/services"), 401, "unauthenticated")
+    unknown = anon.as_token(CANARY).get("/v1/services")
+    Http.assert_error(unknown, 401, "unauthenticated")
+    assert CANARY.encode() not in unknown.body
     Http.assert_error(anon.request("GET", "/v1/services", headers={"X-Raftreg-Token": CANARY}), 401,
                       "unauthenticated")
     # a token in the URL is refused even when valid
@@ -204,4 +206,6 @@ def test_no_secret_in_the_log_and_audit_lines_name_accessors(acl_cluster: LocalC
     assert root.token is not None
     text = acl_cluster.log_text("n1")
     assert "event=audit" in text and "outcome=ok" in text and "outcome=denied:" in text
+    me = root.get("/v1/acl/token/self").json()["accessor_id"]
+    assert f"event=audit accessor={me} method=PUT route=/v1/services/{{service}}/instances/{{id}} outcome=ok" in text
     assert CANARY not in text and root.token not in text
