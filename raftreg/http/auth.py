@@ -144,12 +144,12 @@ class AclMiddleware:
             return error_response(PermissionDenied("permission denied: the answer is not a list this token "
                                                    "may filter"))
         dropped = False
+        allows = self.acl.reader(authority)
         for flt in filters:
             items = doc.get(flt.field)
             if not isinstance(items, list):
                 continue
-            kept = [item for item in items if self.acl.allows(
-                authority, flt.resource, item[flt.item_key] if flt.item_key else item, "read")]
+            kept = [i for i in items if allows(flt.resource, i[flt.item_key] if flt.item_key else i, "read")]
             dropped = dropped or len(kept) != len(items)
             doc[flt.field] = kept
         if not dropped:

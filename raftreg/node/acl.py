@@ -19,6 +19,7 @@ import hmac
 import logging
 import secrets
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from raftreg.config import AclSettings
@@ -104,12 +105,20 @@ class AclManager:
 
     def allows(self, authority: Authority, resource: Resource, name: str, need: str) -> bool:
         """Whether ``authority`` may ``need`` (read/write) ``resource`` ``name`` now."""
+        return self.reader(authority)(resource, name, need)
+
+    def reader(self, authority: Authority) -> Callable[[Resource, str, str], bool]:
+        """``allows`` for many names at once (filtering a list): the token's rules are read once."""
         if authority.operator:
-            return True
-        perm = Permission(resource, name, "write" if need == "write" else "read")
+            return lambda _resource, _name, _need: True
         with self._raft.lock:
             rules = self._raft.state.acl.effective_rules(authority.token)
-        return AclStore.allows(rules, perm, authority.default_allow)
+
+        def decide(resource: Resource, name: str, need: str) -> bool:
+            perm = Permission(resource, name, "write" if need == "write" else "read")
+            return AclStore.allows(rules, perm, authority.default_allow)
+
+        return decide
 
     # ---- reads --------------------------------------------------------------------------
     def tokens(self) -> tuple[int, list[Token]]:
