@@ -178,6 +178,19 @@ def test_apply_rechecks_the_token_and_its_policies() -> None:
     assert isinstance(m.apply(8, authorized("", AclTokenSet(token("x")), default_allow=True)), Denied)
 
 
+def test_one_entry_applies_in_order() -> None:
+    """Group commit puts several commands in one entry (one index): a write before the
+    revocation in that entry applies, one after it is refused, on every replica alike."""
+    m = StateMachine()
+    m.apply(1, AclTokenSet(token("t", 'service "cart" write')))
+    inst = Instance(service="cart", id="i1", address="10.0.0.1", port=80)
+    later = Instance(service="cart", id="i2", address="10.0.0.1", port=80)
+    results = [m.apply(7, cmd) for cmd in (authorized("t", Register(inst)), AclTokenDelete("t"),
+                                           authorized("t", Register(later)))]
+    assert not isinstance(results[0], Denied) and isinstance(results[2], Denied)
+    assert m.registry.get_instance("cart", "i1") is not None and m.registry.get_instance("cart", "i2") is None
+
+
 def test_kv_txn_recursive_delete_and_sessions_are_checked() -> None:
     m = StateMachine()
     m.apply(1, AclTokenSet(token("t", 'key_prefix "app/" write', 'key "app/ro" read', 'session_prefix "w" write')))
