@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 
@@ -191,6 +192,16 @@ class LimitsTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ConfigError("limits.header_timeout and limits.body_timeout must be positive")
 
 
+class AclSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """ACLs (README "ACLs"): off by default. ``default_policy``: what a request gets on whatever
+    no rule of its token speaks of ("deny", or "allow"; ACL management is never allowed by
+    default). ``audit``: one log line per write and per denied decision."""
+
+    enabled: bool = False
+    default_policy: Literal["deny", "allow"] = "deny"
+    audit: bool = False
+
+
 class ClusterConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A whole cluster: its name, members, data directory and secret source."""
 
@@ -205,6 +216,7 @@ class ClusterConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     kv: KVTuning = KVTuning()
     tls: TlsConfig | None = None
     limits: LimitsTuning = LimitsTuning()
+    acl: AclSettings = AclSettings()
 
     def __post_init__(self) -> None:
         if not self.nodes:
@@ -295,12 +307,14 @@ def dump_config(config: ClusterConfig) -> str:
     lines = [f'name = "{config.name}"', f'data_dir = "{config.data_dir}"', f'secret_env = "{config.secret_env}"']
     if config.secret_file:
         lines.append(f'secret_file = "{config.secret_file}"')
-    for section in ("raft", "leases", "checks", "kv", "limits"):
+    for section in ("raft", "leases", "checks", "kv", "limits", "acl"):
         lines += ["", f"[{section}]"]
         tuning = getattr(config, section)
         for field in msgspec.structs.fields(tuning):
             value = getattr(tuning, field.name)
-            if value is not None:
+            if isinstance(value, str):
+                lines.append(f'{field.name} = "{value}"')
+            elif value is not None:
                 lines.append(f"{field.name} = {str(value).lower() if isinstance(value, bool) else value}")
     if config.tls is not None:
         lines += ["", tls_section(config.tls)]

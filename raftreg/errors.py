@@ -38,8 +38,16 @@ class InvalidArgument(RaftregError):
     status = 400
 
 
+class Unauthenticated(RaftregError):
+    """ACLs are on and the request has no token, or one the cluster does not know."""
+
+    code = "unauthenticated"
+    status = 401
+
+
 class PermissionDenied(RaftregError):
-    """The request is not allowed (an unsigned or badly signed node-to-node request)."""
+    """The request is not allowed (an unsigned or badly signed node-to-node request, or a token
+    that lacks the permission the message names)."""
 
     code = "permission_denied"
     status = 403
@@ -104,8 +112,8 @@ class InternalError(RaftregError):
 
 # The table: code -> class. A 504 "timeout" answering a write is an ``OutcomeUnknown``.
 ERRORS_BY_CODE: dict[str, type[RaftregError]] = {
-    cls.code: cls for cls in (InvalidArgument, PermissionDenied, NotFound, Conflict, PayloadTooLarge, Unavailable,
-                              RateLimited, Timeout, InternalError)
+    cls.code: cls for cls in (InvalidArgument, Unauthenticated, PermissionDenied, NotFound, Conflict,
+                              PayloadTooLarge, Unavailable, RateLimited, Timeout, InternalError)
 }
 
 

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from raftreg.certgen import Issued, generate
 from raftreg.client.tls import client_context
 from raftreg.config import (
+    AclSettings,
     CheckTuning,
     ClusterConfig,
     KVTuning,
@@ -108,6 +109,7 @@ class LocalCluster:
         checks: CheckTuning | None = None,
         kv: KVTuning | None = None,
         limits: LimitsTuning | None = None,
+        acl: AclSettings | None = None,
         name: str = "test",
         keep_data: bool = False,
         debug_endpoints: bool = True,
@@ -137,6 +139,7 @@ class LocalCluster:
             name=name, nodes=node_cfgs, data_dir=str(self.base_dir / "data"), raft=tuning or RaftTuning(),
             leases=leases or LeaseTuning(), checks=checks or CheckTuning(), kv=kv or KVTuning(), tls=tls_config,
             limits=limits or LimitsTuning(),
+            acl=acl or AclSettings(),
         )
         self.config_path = self.base_dir / "cluster.toml"
         self.config_path.write_text(dump_config(self.config))
@@ -219,7 +222,10 @@ class LocalCluster:
         return [self.url(n) for n in self.names]
 
     def status(self, name: str, timeout: float = 1.0) -> dict[str, Any] | None:
-        code, body = http_json(self.url(name) + "/v1/cluster", timeout=timeout, context=self.ssl_context)
+        # signed: with ACLs on, the cluster secret's holder is the operator (raftreg.http.auth)
+        headers = Signer(self.secret, "local-cluster").headers("GET", "/v1/cluster")
+        code, body = http_json(self.url(name) + "/v1/cluster", timeout=timeout, headers=headers,
+                               context=self.ssl_context)
         return body if code == 200 and isinstance(body, dict) else None
 
     def is_ready(self, name: str) -> bool:

@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from raftreg.cli.acl import acl, add_token_option
 from raftreg.cli.chaos import chaos
 from raftreg.cli.kv import kv
 from raftreg.cli.local import DEFAULT_CONFIG, dev, serve
@@ -38,18 +39,19 @@ STATUS_TIMEOUT = 2.0  # ``status`` asks each node on its own: a dead one shows a
 
 class Ctx:
     def __init__(self, addrs: list[str], output: str, ca_file: str | None = None, cert_file: str | None = None,
-                 key_file: str | None = None) -> None:
+                 key_file: str | None = None, token: str | None = None) -> None:
         self.addrs = addrs
         self.output = output
         self.tls_files = (ca_file, cert_file, key_file)
+        self.token = token
 
     def client(self, addrs: list[str] | None = None, timeout: float = ATTEMPT_TIMEOUT,
                deadline: float = DEADLINE) -> RegistryClient:
-        """A blocking client over ``addrs`` (default: every known address), with the TLS files
-        (use it in a ``with`` block)."""
+        """A blocking client over ``addrs`` (default: every known address), with the TLS files and
+        the ACL token (use it in a ``with`` block)."""
         ca_file, cert_file, key_file = self.tls_files
         return RegistryClient(addrs or self.addrs, timeout=timeout, deadline=deadline, ca_file=ca_file,
-                              cert_file=cert_file, key_file=key_file)
+                              cert_file=cert_file, key_file=key_file, token=self.token)
 
 
 def _addresses(addr: str | None, config_path: str | None) -> tuple[list[str], str | None]:
@@ -80,14 +82,15 @@ def _addresses(addr: str | None, config_path: str | None) -> tuple[list[str], st
               help="Client certificate (PEM), for clusters with tls.verify_clients.")
 @click.option("--key-file", envvar="RAFTREG_KEY_FILE", type=click.Path(dir_okay=False),
               help="The client certificate's key (PEM), unless it is in --cert-file.")
+@click.option("--token", envvar="RAFTREG_TOKEN", help="ACL token secret (sent as Authorization: Bearer).")
 @click.pass_context
 def cli(ctx: click.Context, addr: str | None, config_path: str | None, output: str, ca_file: str | None,
-        cert_file: str | None, key_file: str | None) -> None:
+        cert_file: str | None, key_file: str | None, token: str | None) -> None:
     """raftreg: a fault-tolerant service registry replicated with Raft."""
     if ctx.invoked_subcommand in ("serve", "dev", "chaos", "tls"):
         return
     addrs, config_ca = _addresses(addr, config_path)
-    ctx.obj = Ctx(addrs, output, ca_file or config_ca, cert_file, key_file)
+    ctx.obj = Ctx(addrs, output, ca_file or config_ca, cert_file, key_file, token)
 
 
 cli.add_command(serve)
@@ -97,6 +100,7 @@ cli.add_command(kv)
 cli.add_command(lock)
 cli.add_command(elect)
 cli.add_command(tls)
+cli.add_command(acl)
 
 
 def _instance_rows(instances: list[dict[str, Any]]) -> list[list[Any]]:
@@ -294,6 +298,9 @@ def status(ctx: Ctx) -> None:
     print_table(["node", "state", "leader", "term", "commit", "applied", "last contact ms"],
                 [[v.get("node"), v.get("state"), v.get("leader", ""), v.get("term", ""), v.get("commit_index", ""),
                   v.get("applied_index", ""), v.get("last_contact_ms", "")] for v in views])
+
+
+add_token_option(cli)  # after every command is defined: each takes its own --token
 
 
 def main() -> None:

@@ -31,7 +31,17 @@ import msgspec
 
 from raftreg.client import core
 from raftreg.client.balancers import Balancer
-from raftreg.client.core import Headers, LostAfterSend, Malformed, NotSent, Params, Reply, Request, Response
+from raftreg.client.core import (
+    Headers,
+    LostAfterSend,
+    Malformed,
+    NotSent,
+    Params,
+    Reply,
+    Request,
+    Response,
+    auth_headers,
+)
 from raftreg.client.discovery import AsyncDiscoveries, AsyncDiscovery, achanges
 from raftreg.client.kv_async import AsyncKVCalls
 from raftreg.client.policy import CallPlan, Failure, NodeSelector, Pause, RetryPolicy, Send, WatchCursor
@@ -83,8 +93,9 @@ class AsyncRegistryClient(AsyncKVCalls, AsyncSessionCalls):
     def __init__(self, addrs: Sequence[str] | str | None = None, *, config: str | Path | None = None,
                  timeout: float = 6.0, deadline: float = 15.0, connect_timeout: float = 2.0,
                  rng: random.Random | None = None, ca_file: str | None = None, cert_file: str | None = None,
-                 key_file: str | None = None) -> None:
+                 key_file: str | None = None, token: str | None = None) -> None:
         nodes, ssl_context = connect_plan(addrs, config, ca_file, cert_file, key_file)
+        self._auth = auth_headers(token)
         self._policy = RetryPolicy(timeout=timeout, deadline=deadline, connect_timeout=min(connect_timeout, timeout))
         self._rng = rng or random.Random()
         self._selector = NodeSelector([n.url for n in nodes], self._policy, self._rng)
@@ -280,7 +291,7 @@ class AsyncRegistryClient(AsyncKVCalls, AsyncSessionCalls):
     async def _send(self, step: Send, request: Request) -> Response:
         """One attempt, no retry: ``NotSent`` or ``LostAfterSend`` as ``sync_transport``'s."""
         session = self._keep_alive_session() if request.idempotent else self._fresh_session()
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", **self._auth}
         if request.body is not None:
             headers["Content-Type"] = request.content_type
         per_attempt = aiohttp.ClientTimeout(total=None, connect=step.connect_timeout)

@@ -277,6 +277,12 @@ def custom(method: str, path: str, *, json: Any = None, params: Params = None, i
 
 # ---- reading answers ----------------------------------------------------------------------------
 
+def auth_headers(token: str | None) -> dict[str, str]:
+    """The header that carries an ACL token (``Authorization: Bearer``); none without a token.
+    A token never goes into a URL."""
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 def error_of(request: Request, response: Response) -> RaftregError:
     """The exception of an error answer (API.md's table). A 504 answering a write is an
     ``OutcomeUnknown``; a 503 carries its ``Retry-After``."""

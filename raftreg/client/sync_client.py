@@ -68,18 +68,19 @@ class RegistryClient(KVCalls, SessionCalls):
     for reads (tests). ``ca_file``/``cert_file``/``key_file``: TLS (``raftreg.client.tls``): any
     of them, or a ``config`` with ``[tls]``, makes bare addresses ``https``; a config's
     ``tls.ca_file`` is used unless ``ca_file`` is given; ``cert_file`` is the client certificate
-    that clusters with ``verify_clients`` require."""
+    that clusters with ``verify_clients`` require. ``token``: the ACL token's secret, sent as
+    ``Authorization: Bearer``."""
 
     def __init__(self, addrs: Sequence[str] | str | None = None, *, config: str | Path | None = None,
                  timeout: float = 6.0, deadline: float = 15.0, connect_timeout: float = 2.0,
                  rng: random.Random | None = None, ca_file: str | None = None, cert_file: str | None = None,
-                 key_file: str | None = None) -> None:
+                 key_file: str | None = None, token: str | None = None) -> None:
         nodes, ssl_context = connect_plan(addrs, config, ca_file, cert_file, key_file)
         self._policy = RetryPolicy(timeout=timeout, deadline=deadline, connect_timeout=min(connect_timeout, timeout))
         self._rng = rng or random.Random()
         self._selector = NodeSelector([n.url for n in nodes], self._policy, self._rng)
         self._lock = threading.Lock()  # guards the selector and the rng
-        self._pool = ConnectionPool(nodes, ssl_context=ssl_context)
+        self._pool = ConnectionPool(nodes, ssl_context=ssl_context, token=token)
         self._discoveries = Discoveries(self)
         self._callers = Callers(self._discoveries, self._policy.deadline)
 

@@ -22,7 +22,7 @@ import ssl
 import threading
 from collections.abc import Sequence
 
-from raftreg.client.core import Headers, LostAfterSend, NotSent, Request, Response
+from raftreg.client.core import Headers, LostAfterSend, NotSent, Request, Response, auth_headers
 from raftreg.client.nodes import Node
 
 MAX_IDLE_PER_NODE = 16
@@ -75,10 +75,12 @@ class ConnectionPool:
     """Keep-alive connections to a fixed list of nodes, shared by threads."""
 
     def __init__(self, nodes: Sequence[Node], max_idle: int = MAX_IDLE_PER_NODE, *,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
-        """``ssl_context`` is used for the ``https`` nodes (None: Python's default context)."""
+                 ssl_context: ssl.SSLContext | None = None, token: str | None = None) -> None:
+        """``ssl_context`` is used for the ``https`` nodes (None: Python's default context);
+        ``token``: the ACL token sent with every request."""
         self._ssl = ssl_context
         self._nodes = tuple(nodes)
+        self._auth = auth_headers(token)
         self._idle: list[list[http.client.HTTPConnection]] = [[] for _ in self._nodes]
         self._max_idle = max_idle
         self._lock = threading.Lock()
@@ -92,7 +94,7 @@ class ConnectionPool:
         try:
             assert conn.sock is not None
             conn.sock.settimeout(timeout)
-            headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+            headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **self._auth}
             if request.body is not None:
                 headers["Content-Type"] = request.content_type
             conn.request(request.method, request.target, body=request.body, headers=headers)

@@ -17,6 +17,8 @@ from aiohttp import web
 
 from raftreg.errors import NotFound, Unavailable
 from raftreg.http import routes
+from raftreg.http.acl_api import add_acl_routes
+from raftreg.http.auth import AclMiddleware
 from raftreg.http.body_cache import BodyCache
 from raftreg.http.internal import add_signed_routes
 from raftreg.http.kv_api import add_kv_routes
@@ -158,7 +160,8 @@ class Api:
 
 def build_app(node: RegistryNode, *, secret: str, debug_endpoints: bool | None = None) -> web.Application:
     """The aiohttp application serving ``node``. ``secret`` verifies node-to-node requests."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[error_middleware, AclMiddleware(node, Verifier(secret)).middleware],
+                          client_max_size=MAX_BODY)
     app[NODE_KEY] = node
     install_limits(app, node.config.limits)
     api = Api(node)
@@ -176,6 +179,7 @@ def build_app(node: RegistryNode, *, secret: str, debug_endpoints: bool | None =
     app.router.add_get(OPENAPI_PATH, api.openapi, allow_head=False)
     add_kv_routes(app, node)
     add_session_routes(app, node)
+    add_acl_routes(app, node)
     if debug_endpoints is None:
         debug_endpoints = os.environ.get("RAFTREG_DEBUG_ENDPOINTS") == "1"
     add_signed_routes(app, node, Verifier(secret), debug=debug_endpoints)

@@ -28,6 +28,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from raftreg.http.kv_validation import _SessionBody, _TxnBody
+from raftreg.http.openapi_acl import ACL_OPS
+from raftreg.http.openapi_acl import PATH_PARAMS as ACL_PATH_PARAMS
 from raftreg.http.validation import RegisterBody, StatusBody
 from raftreg.models import Instance, KVEntry, KVVersion, ServiceSummary, Session
 
@@ -176,6 +178,7 @@ PATH_PARAMS: dict[str, dict[str, Any]] = {
     "session": {"type": "string", "pattern": SESSION_ID},
     "key": {"type": "string", "minLength": 1, "description": "the rest of the path, '/' included: 1-512 bytes of "
             "NFC UTF-8, percent-encoded once, no NUL, no leading '/', no '..' or empty segment"},
+    **ACL_PATH_PARAMS,
 }
 
 # name -> (schema, repeatable, description)
@@ -209,7 +212,7 @@ READ_HEADERS = ("X-Raftreg-Index", "X-Raftreg-Leader", "X-Raftreg-Last-Contact")
 WRITE_HEADERS = ("X-Raftreg-Index",)
 
 RAW = "raw"  # a body of any content type (a KV value)
-ALWAYS = (429, 503)  # statuses every operation may answer (ACLs add 401/403)
+ALWAYS = (401, 403, 429, 503)  # statuses every operation may answer (401/403: with ACLs on)
 # API.md "Authentication": when ACLs are on, a token in either header; with them off, none.
 SECURITY_SCHEMES = {"bearer": {"type": "http", "scheme": "bearer"},
                     "token": {"type": "apiKey", "in": "header", "name": "X-Raftreg-Token"}}
@@ -275,6 +278,8 @@ OPERATIONS: tuple[Op, ...] = (
     Op("GET", "/v1/health", "cluster", "200 while the process serves", (Health,), errors=()),
     Op("GET", "/v1/ready", "cluster", "200 once this node knows a leader and caught up", (Ready,), errors=()),
     Op("GET", OPENAPI_PATH, "cluster", "This document", (), errors=()),
+    *(Op(method, path, "acl", summary, returns, body=body, errors=errors)
+      for method, path, summary, returns, body, errors in ACL_OPS),
 )
 
 

@@ -24,6 +24,7 @@ from typing import Any, Literal
 from raftreg.config import ClusterConfig, NodeConfig
 from raftreg.errors import InvalidArgument
 from raftreg.models import Instance, KVEntry, KVVersion, ServiceSummary, Session, Status, TxnOp
+from raftreg.node.acl import AclManager
 from raftreg.node.health import Health
 from raftreg.node.kv import KeyValue, TxnResult
 from raftreg.node.leases import Clock, LeaseKey, SystemClock
@@ -74,6 +75,7 @@ class RegistryNode:
                               writer=self._writer, peers=peers)
         self._sessions = SessionManager(self._raft, self._writer, self._health)
         self._recovery = Recovery(config, self.me, self._raft, self._view, peers)
+        self.acl = AclManager(config.acl, self._raft, self._writer, data_dir)
         self._tasks: list[asyncio.Task[None]] = []
 
     @property

@@ -6,6 +6,11 @@ Contract:
 - ``Unavailable`` (503): nothing was applied: no usable leader, or this node's write queue is
   full (backpressure: refused at once, before anything reaches Raft).
 - ``OutcomeUnknown`` (504): not confirmed in time; the write may still apply.
+- ACLs: a client's command (``bounded``) written while serving a request with an authority
+  (``raftreg.node.authority``) is checked against the token now (403 ``PermissionDenied``
+  before anything is proposed) and goes into the log wrapped in ``Authorized``, which apply
+  re-checks; a command refused at apply (its token deleted or its right lost in between)
+  answers 403 too.
 - A state-machine result that does not fit the command (which would be a bug) is an internal
   error, never an ``assert``.
 """
@@ -16,12 +21,23 @@ import asyncio
 import time
 
 from raftreg.config import RaftTuning
-from raftreg.errors import InternalError, NotFound, OutcomeUnknown
+from raftreg.errors import InternalError, NotFound, OutcomeUnknown, PermissionDenied
 from raftreg.models import Instance, Status
+from raftreg.node.authority import current_authority
 from raftreg.node.proposer import Committed, GroupCommitter
 from raftreg.node.view import ClusterView
 from raftreg.raft import RaftNode
-from raftreg.state.commands import Command, Deregister, Expire, Register, SetCheckStatus, SetManualStatus
+from raftreg.state.acl import Denied
+from raftreg.state.commands import (
+    Authorized,
+    Command,
+    Deregister,
+    Expire,
+    Noop,
+    Register,
+    SetCheckStatus,
+    SetManualStatus,
+)
 from raftreg.state.machine import Result
 from raftreg.state.registry import Deregistered, Failed, Registered, StatusSet
 from raftreg.state.sessions import SessionsEnded
@@ -37,6 +53,7 @@ def unexpected(what: str, result: Result) -> InternalError:
 
 class Writer:
     def __init__(self, raft: RaftNode, view: ClusterView, tuning: RaftTuning) -> None:
+        self._raft = raft
         self._view = view
         self.commit_timeout = tuning.commit_timeout
         self.proposer = GroupCommitter(
@@ -53,16 +70,33 @@ class Writer:
         attempt's outcome is unknown, never a retry (``GroupCommitter.propose``)."""
         if bounded:
             self.proposer.check_capacity()
+            cmd = self._authorize(cmd)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (timeout if timeout is not None else self.commit_timeout)
         await self._view.await_leader(deadline - loop.time())
         try:
-            return await asyncio.wait_for(self.proposer.propose(cmd, bounded=bounded, idempotent=idempotent),
-                                          max(deadline - loop.time(), 0.001))
+            committed = await asyncio.wait_for(self.proposer.propose(cmd, bounded=bounded, idempotent=idempotent),
+                                               max(deadline - loop.time(), 0.001))
         except TimeoutError:
             raise OutcomeUnknown(
                 "the write was not confirmed in time: its outcome is unknown and it may still apply"
             ) from None
+        if isinstance(committed.result, Denied):
+            raise PermissionDenied(f"permission denied when the write applied: lacks {committed.result.permission}")
+        return committed
+
+    def _authorize(self, cmd: Command) -> Command:
+        """``cmd`` wrapped with the request's authority (see the module docstring)."""
+        authority = current_authority.get()
+        if authority is None or authority.operator or isinstance(cmd, Authorized | Expire | SetCheckStatus | Noop):
+            return cmd
+        with self._raft.lock:
+            acl = self._raft.state.acl
+            denied = acl.first_denied(authority.token, cmd, authority.default_allow, self._raft.state.session_name)
+            index = acl.index
+        if denied is not None:
+            raise PermissionDenied(f"permission denied: lacks {denied.permission}")
+        return Authorized(authority.accessor_id, index, authority.default_allow, cmd)
 
     async def register(self, instance: Instance) -> tuple[int, Instance]:
         """Create or replace ``instance``; returns the commit index and the stored instance."""

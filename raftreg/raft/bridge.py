@@ -40,7 +40,7 @@ from raftreg.raft.snapshot import SnapshotBlob, install_fork_hook
 from raftreg.raft.status import RaftStatus, StatusReader
 from raftreg.raft.storage import RaftFiles
 from raftreg.raft.transport import transport_factory
-from raftreg.state.commands import Command, Noop, UnsupportedEntry, decode_entry
+from raftreg.state.commands import Command, Noop, UnsupportedEntry, decode_entry, unwrap
 from raftreg.state.kv import KVStore
 from raftreg.state.machine import Result, StateMachine
 from raftreg.state.registry import Registry
@@ -297,7 +297,7 @@ class RaftNode:
         if self._on_applied is not None:
             try:
                 noops: list[Command] = [Noop() for _ in cascades]
-                self._on_applied(index, [*cmds, *noops], [*results, *cascades])
+                self._on_applied(index, [*map(unwrap, cmds), *noops], [*results, *cascades])
             except Exception:  # never let a notification wedge the log
                 log.exception("event=on_applied_failed index=%d", index)
         return index, results

@@ -13,6 +13,7 @@ from typing import Literal
 import msgspec
 
 from raftreg.models import Instance, Session, Status, TxnOp
+from raftreg.state.acl_rules import Policy, Token
 
 ENVELOPE_VERSION = 1
 
@@ -121,8 +122,61 @@ class SessionDestroy(msgspec.Struct, frozen=True, tag="sessdel", array_like=True
     at: float = 0.0
 
 
-Command = (Register | Deregister | Noop | Expire | SetCheckStatus | SetManualStatus | KVSet | KVDelete | KVTxn
-           | SessionCreate | SessionDestroy)
+class AclBootstrap(msgspec.Struct, frozen=True, tag="aclboot", array_like=True):
+    """Create the management ``token`` (its secret chosen, and only hashed, by the proposer) if
+    the cluster has never been bootstrapped, or if ``reset_index`` is the index of the last
+    bootstrap (the reset file's contents, ``raftreg.state.acl``)."""
+
+    token: Token
+    reset_index: int = 0
+
+
+class AclTokenSet(msgspec.Struct, frozen=True, tag="acltok", array_like=True):
+    """Create or update a token (by ``accessor_id``); an update keeps the stored secret hash and
+    ``create_index``."""
+
+    token: Token
+
+
+class AclTokenDelete(msgspec.Struct, frozen=True, tag="acltokdel", array_like=True):
+    accessor_id: str
+
+
+class AclPolicySet(msgspec.Struct, frozen=True, tag="aclpol", array_like=True):
+    """Create or update a policy (by ``name``); an update keeps ``create_index``."""
+
+    policy: Policy
+
+
+class AclPolicyDelete(msgspec.Struct, frozen=True, tag="aclpoldel", array_like=True):
+    name: str
+
+
+Unauthorized = (Register | Deregister | Noop | Expire | SetCheckStatus | SetManualStatus | KVSet | KVDelete | KVTxn
+                | SessionCreate | SessionDestroy | AclBootstrap | AclTokenSet | AclTokenDelete | AclPolicySet
+                | AclPolicyDelete)
+
+
+class Authorized(msgspec.Struct, frozen=True, tag="authz", array_like=True):
+    """A client's write ``cmd`` with the authority the HTTP layer decided on: the token's
+    ``accessor_id`` ("" for a request without a token) at ACL index ``acl_index``, under the
+    cluster's default policy (``default_allow``, stamped so every replica decides alike). Apply
+    re-checks the permission against the ACL state of the moment and refuses the command when
+    the token was deleted or lost the right in between (``raftreg.state.acl``)."""
+
+    accessor_id: str
+    acl_index: int
+    default_allow: bool
+    cmd: Unauthorized
+
+
+Command = Unauthorized | Authorized
+
+
+def unwrap(cmd: Command) -> Unauthorized:
+    """The command itself, without its ``Authorized`` authority (what observers of applied
+    entries look at: a refused one answered ``Denied``, which no observer acts on)."""
+    return cmd.cmd if isinstance(cmd, Authorized) else cmd
 
 
 class Envelope(msgspec.Struct, frozen=True, array_like=True):

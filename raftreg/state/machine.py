@@ -12,7 +12,11 @@ Contract (hashicorp/raft's FSM, as each part's):
   reported by ``take_cascades()`` (the command's own result stays the registry's).
 - ``snapshot()`` encodes every part, deterministically; ``restore()`` reads this build's format
   and every older one. Version 1 was the registry alone (``Registry.snapshot()``); version 2 is
-  ``[2, registry, kv, sessions]`` (written before sessions without the last part). Restore keeps
+  ``[2, registry, kv, sessions]`` (written before sessions without the last part); version 3 adds
+  the ACL part (``[3, registry, kv, sessions, acl]``).
+- An ``Authorized`` command (a client's write with its token's authority) is re-checked against
+  the ACL state at apply (``raftreg.state.acl``); refused, it changes nothing and answers
+  ``Denied``. Restore keeps
   each part encoded until that part decodes it, one stored object at a time (a restarted node's
   peak memory stays close to its final size).
 """
@@ -22,7 +26,14 @@ from __future__ import annotations
 import msgspec
 
 from raftreg.models import SESSION_LEASE
+from raftreg.state.acl import AclChanged, AclStore, Denied
 from raftreg.state.commands import (
+    AclBootstrap,
+    AclPolicyDelete,
+    AclPolicySet,
+    AclTokenDelete,
+    AclTokenSet,
+    Authorized,
     Command,
     Deregister,
     Expire,
@@ -39,9 +50,9 @@ from raftreg.state.registry import Deregistered, Failed, Registry, StatusSet
 from raftreg.state.registry import Result as RegistryResult
 from raftreg.state.sessions import SessionCreated, SessionsEnded, SessionStore
 
-SNAPSHOT_VERSION = 2
+SNAPSHOT_VERSION = 3
 
-Result = RegistryResult | KVResult | SessionCreated | SessionsEnded
+Result = RegistryResult | KVResult | SessionCreated | SessionsEnded | AclChanged | Denied
 
 
 class _Head(msgspec.Struct, array_like=True):
@@ -55,6 +66,7 @@ class _Snapshot(msgspec.Struct, array_like=True):
     registry: msgspec.Struct
     kv: msgspec.Struct
     sessions: msgspec.Struct
+    acl: msgspec.Struct
 
 
 class _SnapshotRaw(msgspec.Struct, array_like=True):
@@ -62,6 +74,7 @@ class _SnapshotRaw(msgspec.Struct, array_like=True):
     registry: msgspec.Raw
     kv: msgspec.Raw
     sessions: msgspec.Raw = msgspec.Raw()  # empty in snapshots written before sessions
+    acl: msgspec.Raw = msgspec.Raw()  # absent in version 2
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -76,6 +89,7 @@ class StateMachine:
         self.registry = Registry()
         self.kv = KVStore()
         self.sessions = SessionStore()
+        self.acl = AclStore()
         self._cascades: list[SessionsEnded] = []
 
     def apply(self, index: int, cmd: Command) -> Result:
@@ -86,6 +100,13 @@ class StateMachine:
             return Failed(f"{type(exc).__name__}: {exc}")
 
     def _apply(self, index: int, cmd: Command) -> Result:
+        if isinstance(cmd, Authorized):
+            denied = self.acl.recheck(cmd, self.session_name)
+            if denied is not None:
+                return denied
+            return self._apply(index, cmd.cmd)
+        if isinstance(cmd, AclBootstrap | AclTokenSet | AclTokenDelete | AclPolicySet | AclPolicyDelete):
+            return self.acl.apply(index, cmd)
         if isinstance(cmd, KVSet) and cmd.lock and self.sessions.get(cmd.session) is None:
             return KVWritten(ok=False, entry=self.kv.get(cmd.key), reason="no_session")
         if isinstance(cmd, KVSet | KVDelete | KVTxn):
@@ -127,6 +148,11 @@ class StateMachine:
                                           until=at + session.lock_delay)
         return SessionsEnded(tuple(ended), tuple(keys))
 
+    def session_name(self, session_id: str) -> str:
+        """The name of a live session ("" when there is none): what ``session_prefix`` rules match."""
+        session = self.sessions.get(session_id)
+        return session.name if session is not None else ""
+
     def take_cascades(self) -> list[SessionsEnded]:
         """The sessions ended by registry commands since the last call (see the docstring)."""
         cascades, self._cascades = self._cascades, []
@@ -134,26 +160,29 @@ class StateMachine:
 
     def item_count(self) -> int:
         """Stored objects of every part (the log-compaction budget scales with it)."""
-        return self.registry.instance_count() + self.kv.item_count() + len(self.sessions)
+        return self.registry.instance_count() + self.kv.item_count() + len(self.sessions) + len(self.acl)
 
     def snapshot(self) -> bytes:
         """The whole state as compact, deterministic msgpack bytes (the current version)."""
         return _encoder.encode(_Snapshot(SNAPSHOT_VERSION, self.registry.snapshot_struct(),
-                                         self.kv.snapshot_struct(), self.sessions.snapshot_struct()))
+                                         self.kv.snapshot_struct(), self.sessions.snapshot_struct(),
+                                         self.acl.snapshot_struct()))
 
     def restore(self, data: bytes) -> None:
         """Replace the whole state with the one ``data`` describes (any known version);
         ``ValueError`` for an unknown one."""
         version = _head_decoder.decode(data).v
-        registry, kv, sessions = Registry(), KVStore(), SessionStore()
+        registry, kv, sessions, acl = Registry(), KVStore(), SessionStore(), AclStore()
         if version == 1:
             registry.restore(data)
-        elif version == SNAPSHOT_VERSION:
+        elif version in (2, SNAPSHOT_VERSION):
             parts = _raw_decoder.decode(data)
             registry.restore(memoryview(parts.registry))
             kv.restore(memoryview(parts.kv))
             if len(parts.sessions):
                 sessions.restore(memoryview(parts.sessions))
+            if len(parts.acl):
+                acl.restore(memoryview(parts.acl))
         else:
             raise ValueError(f"snapshot version {version}, this build knows 1 to {SNAPSHOT_VERSION}")
-        self.registry, self.kv, self.sessions = registry, kv, sessions
+        self.registry, self.kv, self.sessions, self.acl = registry, kv, sessions, acl

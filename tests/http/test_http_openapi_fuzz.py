@@ -136,7 +136,8 @@ def _value(schema: dict[str, Any]) -> SearchStrategy[str]:
 EXTRA_HEADERS = [("Content-Encoding", "gzip"), ("Content-Encoding", "identity"), ("Accept", "text/html"),
                  ("X-Raftreg-Index", "99"), ("X-Forwarded-For", "10.0.0.1"), ("User-Agent", "raftreg-node"),
                  ("X-Raftreg-Signature", "forged"), ("Authorization", "Bearer x"), ("Accept-Encoding", "br")]
-KNOWN = {"service": [SERVICE], "id": [INSTANCE, SESSION_TOKEN], "key": [KEY, "fz/", "fz/b"]}
+KNOWN = {"service": [SERVICE], "id": [INSTANCE, SESSION_TOKEN], "key": [KEY, "fz/", "fz/b"],
+         "accessor_id": ["0" * 32], "name": ["readers"]}  # ACL routes: 403 while ACLs are off
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,10 @@ def test_every_error_round_trips_through_its_body(cls: type[RaftregError]) -> No
 
 
 def test_codes_are_unique_and_match_api_md() -> None:
-    assert set(ERRORS_BY_CODE) == {"invalid_argument", "permission_denied", "not_found", "conflict",
-                                   "payload_too_large", "unavailable", "rate_limited", "timeout", "internal"}
-    assert {cls.status for cls in ERRORS_BY_CODE.values()} == {400, 403, 404, 409, 413, 429, 503, 504, 500}
+    assert set(ERRORS_BY_CODE) == {"invalid_argument", "unauthenticated", "permission_denied", "not_found",
+                                   "conflict", "payload_too_large", "unavailable", "rate_limited", "timeout",
+                                   "internal"}
+    assert {cls.status for cls in ERRORS_BY_CODE.values()} == {400, 401, 403, 404, 409, 413, 429, 503, 504, 500}
 
 
 def test_a_timeout_answering_a_write_is_an_unknown_outcome() -> None:

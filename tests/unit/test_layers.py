@@ -105,7 +105,7 @@ RULES: list[Rule] = [
         lambda imp: not within(imp, "raftreg.raft", "raftreg.state") and (
             not within(imp, "raftreg.node") or imp == "raftreg.node" or within(
                 imp, "raftreg.node.registry_node", "raftreg.node.reads", "raftreg.node.view", "raftreg.node.leases",
-                "raftreg.node.peers")
+                "raftreg.node.peers", "raftreg.node.acl", "raftreg.node.authority")
         ),
     ),
     (
@@ -170,6 +170,12 @@ def test_sources_found() -> None:
         "raftreg.state.kv",
         "raftreg.state.machine",
         "raftreg.state.sessions",
+        "raftreg.state.acl",
+        "raftreg.state.acl_rules",
+        "raftreg.node.acl",
+        "raftreg.http.auth",
+        "raftreg.http.permissions",
+        "raftreg.http.acl_api",
         "raftreg.node.kv",
         "raftreg.node.sessions",
         "raftreg.http.kv_api",

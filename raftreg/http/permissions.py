@@ -1,0 +1,120 @@
+"""The one table of what every HTTP route needs when ACLs are on (fail closed).
+
+``ROUTES`` maps ``(method, route template)`` (aiohttp's canonical form, e.g.
+``/v1/services/{service}/instances/{id}``; HEAD is decided as GET) to a ``Need``:
+- ``OPEN``: anyone (health, ready, bootstrap: the command itself applies only once).
+- ``SIGNED``: node-to-node and debug routes; their handlers accept only requests signed with the
+  cluster secret (``raftreg.http.internal``), tokens play no part.
+- ``TOKEN``: any valid token (``/v1/acl/token/self``).
+- ``Need(resource, access, name=...)``: ``access`` on ``resource``, named by the match-info
+  field ``name`` (``key`` comes from the raw path, as the handler reads it; ``session_id``:
+  the named session's name); ``name=None`` for ``operator`` and ``acl``.
+- ``BY_COMMAND``: a write whose resources are in its body (``/v1/txn``, ``PUT /v1/sessions``):
+  the token must be valid (or the default policy allow anonymous requests); the command's
+  permissions are checked when it is written (``raftreg.node.writes``) and again at apply.
+- ``filter``: a list route answers only the items the token may read (``ListFilter``); a
+  route with ``filter_modes`` filters only with those query flags (``?recurse``, ``?keys``)
+  and needs the plain permission otherwise.
+
+A route missing from the table is refused (``raftreg.http.auth``), and
+``tests/http/test_http_acl_table.py`` fails on any route of the application without an entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["open", "signed", "token", "command", "resource"]
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    """Keep the items of ``field`` whose ``item_key`` (``""``: the item itself, a string) names a
+    ``resource`` the token may read."""
+
+    field: str
+    resource: Literal["service", "key", "session"]
+    item_key: str
+
+
+@dataclass(frozen=True)
+class Need:
+    kind: Kind
+    resource: Literal["service", "key", "session", "operator", "acl", ""] = ""
+    access: Literal["read", "write"] = "read"
+    name: str | None = None
+    filters: tuple[ListFilter, ...] = ()
+    filter_modes: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        if self.kind != "resource":
+            return self.kind
+        return f"{self.resource}:{self.access}" + (f" on {{{self.name}}}" if self.name else "")
+
+
+OPEN = Need("open")
+SIGNED = Need("signed")
+TOKEN = Need("token")
+BY_COMMAND = Need("command")
+
+
+def _svc(access: Literal["read", "write"]) -> Need:
+    return Need("resource", "service", access, "service")
+
+
+INST = "/v1/services/{service}/instances/{id}"
+KV = "/v1/kv/{key}"
+_KV_LISTS = (ListFilter("entries", "key", "key"), ListFilter("keys", "key", ""))
+_OPERATOR_READ = Need("resource", "operator", "read")
+_OPERATOR_WRITE = Need("resource", "operator", "write")
+_ACL_READ = Need("resource", "acl", "read")
+_ACL_WRITE = Need("resource", "acl", "write")
+
+ROUTES: dict[tuple[str, str], Need] = {
+    ("GET", "/v1/health"): OPEN,
+    ("GET", "/v1/ready"): OPEN,
+    ("GET", "/v1/metrics"): OPEN,
+    ("GET", "/v1/openapi.json"): OPEN,  # the API's description (main's openapi branch) tells no secrets
+    ("PUT", INST): _svc("write"),
+    ("GET", INST): _svc("read"),
+    ("DELETE", INST): _svc("write"),
+    ("PUT", INST + "/heartbeat"): _svc("write"),
+    ("PUT", INST + "/status"): _svc("write"),
+    ("GET", "/v1/services/{service}"): _svc("read"),
+    ("GET", "/v1/services"): Need("resource", "service", "read", "", (ListFilter("services", "service", "name"),)),
+    ("GET", "/v1/cluster"): _OPERATOR_READ,
+    ("GET", KV): Need("resource", "key", "read", "key", _KV_LISTS, ("recurse", "keys")),
+    ("PUT", KV): Need("resource", "key", "write", "key"),
+    ("DELETE", KV): Need("resource", "key", "write", "key"),
+    ("PUT", "/v1/txn"): BY_COMMAND,
+    ("PUT", "/v1/sessions"): BY_COMMAND,
+    ("GET", "/v1/sessions"): Need("resource", "session", "read", "", (ListFilter("sessions", "session", "name"),)),
+    ("GET", "/v1/sessions/{id}"): Need("resource", "session", "read", "session_id"),
+    ("DELETE", "/v1/sessions/{id}"): Need("resource", "session", "write", "session_id"),
+    ("PUT", "/v1/sessions/{id}/renew"): Need("resource", "session", "write", "session_id"),
+    ("PUT", "/v1/acl/bootstrap"): OPEN,
+    ("GET", "/v1/acl/token/self"): TOKEN,
+    ("PUT", "/v1/acl/tokens"): _ACL_WRITE,
+    ("GET", "/v1/acl/tokens"): _ACL_READ,
+    ("GET", "/v1/acl/tokens/{accessor_id}"): _ACL_READ,
+    ("PUT", "/v1/acl/tokens/{accessor_id}"): _ACL_WRITE,
+    ("DELETE", "/v1/acl/tokens/{accessor_id}"): _ACL_WRITE,
+    ("PUT", "/v1/acl/policies"): _ACL_WRITE,
+    ("GET", "/v1/acl/policies"): _ACL_READ,
+    ("GET", "/v1/acl/policies/{name}"): _ACL_READ,
+    ("PUT", "/v1/acl/policies/{name}"): _ACL_WRITE,
+    ("DELETE", "/v1/acl/policies/{name}"): _ACL_WRITE,
+    ("POST", "/v1/internal/heartbeats"): SIGNED,
+    ("POST", "/v1/internal/lease-digest"): SIGNED,
+    ("POST", "/v1/debug/resync"): SIGNED,
+    ("POST", "/v1/debug/snapshot"): SIGNED,
+    ("POST", "/v1/debug/partition"): SIGNED,
+    ("POST", "/v1/debug/wedge"): SIGNED,
+    ("GET", "/v1/debug/digest"): SIGNED,
+}
+
+
+def need_for(method: str, template: str) -> Need | None:
+    """The table's entry for a route (HEAD as GET), or ``None``: refuse."""
+    return ROUTES.get(("GET" if method == "HEAD" else method, template))
