@@ -1,6 +1,7 @@
 """The only package that imports pysyncobj (DESIGN.md, "Layers").
 
 - ``bridge``: ``RaftNode``, one SyncObj replicating the state machine, bridged into asyncio;
+- ``proposals``: pysyncobj callbacks turned into asyncio futures, ``ProposalFailed``;
 - ``status``: ``RaftStatus`` samples and the tick-thread observations behind them;
 - ``transport``: the guarded transport (fault hook, snapshot-install commit guard);
 - ``storage``: the node's Raft files and the wipe that keeps term and vote;
@@ -14,7 +15,8 @@ from raftreg.raft.compat import IncompatiblePysyncobj, ensure_compatible
 
 ensure_compatible()
 
-from raftreg.raft.bridge import ProposalFailed, RaftNode  # noqa: E402
+from raftreg.raft.bridge import RaftNode  # noqa: E402
+from raftreg.raft.proposals import ProposalFailed  # noqa: E402
 from raftreg.raft.status import RaftStatus  # noqa: E402
 
 __all__ = ["IncompatiblePysyncobj", "ProposalFailed", "RaftNode", "RaftStatus"]

@@ -35,6 +35,7 @@ from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjConsumer, replic
 from raftreg.config import RaftTuning
 from raftreg.raft.compaction import CompactionPolicy
 from raftreg.raft.faults import FaultHooks
+from raftreg.raft.proposals import ProposalFailed, Proposals
 from raftreg.raft.read_channel import ReadChannel
 from raftreg.raft.snapshot import SnapshotBlob, install_fork_hook
 from raftreg.raft.status import RaftStatus, StatusReader
@@ -54,20 +55,6 @@ EXIT_UNSUPPORTED_ENTRY = 70
 # Entries are far smaller than this (group commit caps them at ``raft.max_entry_bytes``; one
 # command is at most about the 1 MiB request body limit), so the chunked path is never taken.
 APPEND_ENTRIES_BYTES = 16 * 1024 * 1024
-
-
-class ProposalFailed(Exception):
-    """pysyncobj reported a failure. ``applied`` is False when the command certainly did not apply,
-    None when the outcome is unknown (it may have applied)."""
-
-    def __init__(self, reason: str, applied: bool | None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.applied = applied
-
-
-_NOT_APPLIED = {FAIL_REASON.QUEUE_FULL, FAIL_REASON.MISSING_LEADER, FAIL_REASON.DISCARDED, FAIL_REASON.NOT_LEADER}
-_REASON_NAMES = {v: k for k, v in vars(FAIL_REASON).items() if isinstance(v, int) and not k.startswith("_")}
 
 
 class _RegistryConsumer(SyncObjConsumer):  # type: ignore[misc]
@@ -128,9 +115,7 @@ class RaftNode:
         self._syncobj: Any = None
         self._consumer: _RegistryConsumer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._done: collections.deque[tuple[asyncio.Future[Any], Any, int]] = collections.deque()
-        self._drain_pending = False
-        self._drain_lock = threading.Lock()
+        self._proposals: Proposals | None = None  # made once the loop is known
         self.faults = FaultHooks()
         self.reads = ReadChannel()
         self.compaction = CompactionPolicy(lambda: self.state.item_count(),
@@ -141,8 +126,6 @@ class RaftNode:
         self._status = StatusReader()
         # Held while the SyncObj is being destroyed or replaced; ``submit`` fails fast meanwhile.
         self._swap_lock = threading.Lock()
-        # Futures handed out by ``submit`` and not yet resolved (touched on the loop only).
-        self._outstanding: set[asyncio.Future[Any]] = set()
 
     @property
     def registry(self) -> Registry:
@@ -158,6 +141,8 @@ class RaftNode:
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Create the SyncObj (binds the Raft port; replays journal and dump)."""
         self._loop = loop
+        if self._proposals is None:
+            self._proposals = Proposals(loop)
         self.reads.bind(loop)
         install_fork_hook()
         self.files.data_dir.mkdir(parents=True, exist_ok=True)
@@ -200,14 +185,8 @@ class RaftNode:
         if self._syncobj is not None:
             self._syncobj.destroy_synchronous()
             self._syncobj = None
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._fail_outstanding)
-
-    def _fail_outstanding(self) -> None:
-        for fut in list(self._outstanding):
-            if not fut.done():
-                fut.set_exception(ProposalFailed("DESTROYED", None))
-        self._outstanding.clear()
+        if self._proposals is not None:
+            self._proposals.fail_all_threadsafe()
 
     def wipe_and_restart(self) -> None:
         """Recover a wedged replica: drop its log, snapshot and state, keep its term and vote,
@@ -244,43 +223,17 @@ class RaftNode:
         """Propose one encoded entry. Call on the loop. The future resolves once the entry is
         applied on *this* node, to ``(index, results)``, or fails with ``ProposalFailed``.
         It may never resolve (pysyncobj has no deadline): the caller must bound the wait."""
-        assert self._loop is not None and self._consumer is not None
-        fut: asyncio.Future[tuple[int, list[Result]]] = self._loop.create_future()
+        assert self._loop is not None and self._proposals is not None and self._consumer is not None
         if not self._swap_lock.acquire(blocking=False):
-            fut.set_exception(ProposalFailed("NOT_RUNNING", False))  # being wiped or stopped
-            return fut
-
-        def callback(result: Any, error: int) -> None:  # tick thread (or this thread on QUEUE_FULL)
-            self._done.append((fut, result, error))
-            with self._drain_lock:
-                if self._drain_pending:
-                    return
-                self._drain_pending = True
-            self._loop.call_soon_threadsafe(self._drain)  # type: ignore[union-attr]
-
+            return _failed(self._loop, "NOT_RUNNING")  # being wiped or stopped
         try:
             if self._syncobj is None:
-                fut.set_exception(ProposalFailed("NOT_RUNNING", False))
-                return fut
-            self._outstanding.add(fut)
-            fut.add_done_callback(self._outstanding.discard)
+                return _failed(self._loop, "NOT_RUNNING")
+            fut, callback = self._proposals.track()
             self._consumer.apply(raw, callback=callback)
         finally:
             self._swap_lock.release()
         return fut
-
-    def _drain(self) -> None:
-        with self._drain_lock:
-            self._drain_pending = False
-        while self._done:
-            fut, result, error = self._done.popleft()
-            if fut.done():
-                continue
-            if error == FAIL_REASON.SUCCESS:
-                fut.set_result(result)
-            else:
-                applied = False if error in _NOT_APPLIED else None
-                fut.set_exception(ProposalFailed(_REASON_NAMES.get(error, str(error)), applied))
 
     # ---- tick-thread side ---------------------------------------------------------------
     def _apply_entry(self, index: int, raw: bytes) -> tuple[int, list[Result]]:
@@ -421,3 +374,10 @@ class RaftNode:
         """Ask pysyncobj to compact its log at the next tick."""
         if self._syncobj is not None:
             self._syncobj.forceLogCompaction()
+
+
+def _failed(loop: asyncio.AbstractEventLoop, reason: str) -> asyncio.Future[Any]:
+    """A future already failed with ``ProposalFailed(reason)``: nothing was applied."""
+    fut: asyncio.Future[Any] = loop.create_future()
+    fut.set_exception(ProposalFailed(reason, False))
+    return fut
