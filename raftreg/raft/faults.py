@@ -10,6 +10,10 @@ resync (the blocked peers stay blocked; a requested wedge is consumed by the Syn
   It becomes a candidate in a higher term and raises ``IndexError`` building its vote request
   before sending it, at every election timeout from then on: candidate, no leader, term rising,
   while the leader's AppendEntries (lower term) are ignored. Only a wipe and resync repairs it.
+  Between the emptying and the election the node is ``deaf`` (every Raft message to it is
+  dropped): otherwise the leader's next AppendEntries, arriving in the same tick, would fail on
+  the empty log while the node still knows the leader, and the watchdog would repair that
+  simpler state first (the leaderless wedge would then go untested).
 """
 
 from __future__ import annotations
@@ -20,11 +24,14 @@ from typing import Any
 
 log = logging.getLogger("raftreg.raft")
 
+CANDIDATE_STATE = 1  # pysyncobj's _RAFT_STATE.CANDIDATE
+
 
 class FaultHooks:
     def __init__(self) -> None:
         self.blocked: frozenset[str] = frozenset()
         self._wedge_requested = False
+        self.deaf = False
         # Not a fault: while a leadership hand-over is in progress, commands followers forward to
         # this leader are dropped (their pysyncobj fails them with LEADER_CHANGED once the new
         # leader is known, and raftreg's group commit retries them there), so the log stops
@@ -45,3 +52,6 @@ class FaultHooks:
             self._wedge_requested = False
             so._SyncObj__raftLog.clear()
             so._SyncObj__raftElectionDeadline = 0
+            self.deaf = True
+        elif self.deaf and so._SyncObj__raftState == CANDIDATE_STATE:
+            self.deaf = False

@@ -174,7 +174,7 @@ class GuardedTransport(TCPTransport):  # type: ignore[misc]
         faults, so, reads = self._faults, self._guarded_so, self._reads
 
         def guarded(node: Any, message: Any) -> None:
-            if faults.blocked and node.address in faults.blocked:
+            if faults.blocked and node.address in faults.blocked or faults.deaf:
                 return
             if is_channel_message(message):
                 reads.receive(so, self.send, node, message)
