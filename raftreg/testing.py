@@ -35,6 +35,7 @@ from raftreg.config import (
     LeaseTuning,
     LimitsTuning,
     NodeConfig,
+    QuotaSettings,
     RaftTuning,
     TlsConfig,
     dump_config,
@@ -109,6 +110,7 @@ class LocalCluster:
         checks: CheckTuning | None = None,
         kv: KVTuning | None = None,
         limits: LimitsTuning | None = None,
+        quotas: QuotaSettings | None = None,
         acl: AclSettings | None = None,
         name: str = "test",
         keep_data: bool = False,
@@ -138,7 +140,7 @@ class LocalCluster:
         self.config = ClusterConfig(
             name=name, nodes=node_cfgs, data_dir=str(self.base_dir / "data"), raft=tuning or RaftTuning(),
             leases=leases or LeaseTuning(), checks=checks or CheckTuning(), kv=kv or KVTuning(), tls=tls_config,
-            limits=limits or LimitsTuning(),
+            limits=limits or LimitsTuning(), quotas=quotas or QuotaSettings(),
             acl=acl or AclSettings(),
         )
         self.config_path = self.base_dir / "cluster.toml"

@@ -30,6 +30,7 @@ from raftreg.node.kv import KeyValue, TxnResult
 from raftreg.node.leases import Clock, LeaseKey, SystemClock
 from raftreg.node.memory import trim_periodically
 from raftreg.node.peers import Peers
+from raftreg.node.quotas import Quotas
 from raftreg.node.read_index import ReadIndex
 from raftreg.node.reads import Reader, ReadOptions
 from raftreg.node.recovery import Recovery
@@ -67,7 +68,7 @@ class RegistryNode:
         )
         self._view = ClusterView(config, self.me, self._raft)
         self._view.add_listener(lambda st, _usable: self._watches.advance_applied(st.applied_index))
-        self._writer = Writer(self._raft, self._view, config.raft)
+        self._writer = Writer(self._raft, self._view, config.raft, Quotas(config.quotas))
         self._kv = KeyValue(self._raft, self._writer, config.kv.history)
         self._read_index = ReadIndex(config, self._raft, self._view)
         self._reader = Reader(self._view, self._raft, self._watches, self._read_index)

@@ -26,8 +26,11 @@ Row 7 (metadata abuse): 400 past 64 tags/pairs, key 128, value 512 (API.md); the
     meta-key-129, meta-value-513, 65-tags); *here*: ``test_the_largest_record_is_bounded``.
 Row 8 (bad numbers): 400; a TTL outside [1 s, 24 h] is refused rather than clamped (a silently changed TTL
     would surprise its client). Tests: test_http_errors: ``BAD_BODIES`` (port-*, weight-*, ttl-*, 2^53+1).
-Row 9 (huge number of objects): **not done**: no per-client object quota, store quota or pagination; the rate
-    limit bounds only the rate of creation. Tests: -.
+Row 9 (huge number of objects): store quotas per node (``[quotas]``: services, instances per service and in
+    all, keys, sessions): a write that would create an object past a cap is 507 ``quota_exceeded`` (the
+    checklist's store quota; a 429 would be retried by clients as a rate limit) and proposes nothing, while
+    reads, re-registrations and deletions work. No per-client quota and no pagination: the caps bound every
+    list answer. Tests: test_http_quotas.
 Row 10 (request flood): 429 ``rate_limited`` + ``Retry-After`` per client (token hash, else address). Tests:
     test_http_limits: ``test_a_flooding_client_gets_429_*``, ``test_the_bucket_refills``;
     benchmarks/abuse_bench.py.
