@@ -160,7 +160,7 @@ class TlsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class LimitsTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Limits against abusive clients, per node (``raftreg.http.limits``; README, "Limits against
-    abusive clients"). A client is its token's hash if it sends one, else its address.
+    abusive clients"). A client is its validated token's accessor (ACLs on), else its address.
 
     ``rate``/``burst``: a token bucket per client, refilled at ``rate`` requests per second and
     holding at most ``burst``; an empty bucket answers 429 ``rate_limited`` with ``Retry-After``

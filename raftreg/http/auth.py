@@ -42,7 +42,7 @@ FILTERED_HEADER = "X-Raftreg-Results-Filtered-By-ACLs"
 _READS = frozenset({"GET", "HEAD"})
 
 
-def request_secret(request: web.Request) -> str | None:
+def request_secret(request: web.BaseRequest) -> str | None:
     """The token secret a request carries (headers only), or ``None``."""
     auth = request.headers.get("Authorization", "")
     if auth[:7].lower() == "bearer ":

@@ -31,9 +31,10 @@ Row 9 (huge number of objects): store quotas per node (``[quotas]``: services, i
     checklist's store quota; a 429 would be retried by clients as a rate limit) and proposes nothing, while
     reads, re-registrations and deletions work. No per-client quota and no pagination: the caps bound every
     list answer. Tests: test_http_quotas.
-Row 10 (request flood): 429 ``rate_limited`` + ``Retry-After`` per client (token hash, else address). Tests:
-    test_http_limits: ``test_a_flooding_client_gets_429_*``, ``test_the_bucket_refills``;
-    benchmarks/abuse_bench.py.
+Row 10 (request flood): 429 ``rate_limited`` + ``Retry-After`` per client (the validated token's accessor with ACLs on, else
+    the address: invented tokens share their address's bucket). Tests: test_http_limits:
+    ``test_a_flooding_client_gets_429_*``, ``test_the_bucket_refills``; cluster/test_secure_cluster:
+    ``test_random_bogus_tokens_share_one_bucket_*``; unit/test_limits; benchmarks/abuse_bench.py.
 Row 11 (slowloris, idle hoarding): header timeout (request head within ``header_timeout`` of opening or of the
     last answer), body timeout, connections per address. Tests: test_http_limits:
     ``test_a_request_head_sent_byte_by_byte_is_cut_off``, ``test_an_idle_connection_is_closed``,
@@ -46,7 +47,7 @@ Row 15 (identity spoofing): grants nothing: node-to-node routes need the cluster
     limiter's identity ignores them. Tests: test_http_signed:
     ``test_unsigned_requests_are_refused_and_change_nothing``; unit/test_limits: ``test_without_a_token_*``;
     *here*: ``test_spoofed_identity_headers_grant_nothing``.
-Row 18 (token leakage): the limiter keeps a SHA-256 prefix only; tokens are never logged or echoed. Tests:
+Row 18 (token leakage): the limiter keeps accessor ids only; tokens are never logged or echoed. Tests:
     *here*: ``test_a_canary_token_is_never_logged_or_echoed`` (the ACL work adds the whole-suite canary).
 Row 19 (writes to a follower): forwarded to the leader; 503 + Retry-After without one. Tests:
     cluster/test_replication: ``test_register_through_follower_*``; cluster/test_failover
