@@ -123,6 +123,13 @@ class AclMiddleware:
         if not self.acl.allows(authority, need.resource, name, need.access):
             what = f"{need.resource}:{need.access}" + (f" on {name!r}" if need.name else "")
             raise PermissionDenied(f"permission denied: this token lacks {what}")
+        lock = (request.query.get("acquire") or request.query.get("release")) if need.lock_session else None
+        if lock is not None:
+            session = self._node.session_get(lock)[1]
+            session_name = session.name if session is not None else ""
+            if not self.acl.allows(authority, "session", session_name, "write"):
+                raise PermissionDenied(f"permission denied: this token lacks session:write on {session_name!r} "
+                                       "(the lock's session)")
         return False
 
     def _name(self, request: web.Request, field: str | None) -> str:

@@ -184,6 +184,23 @@ def test_sessions_are_checked_by_name(root: TokenHttp) -> None:
     assert names == {"worker-1"}
 
 
+def test_a_lock_needs_session_write_too(root: TokenHttp) -> None:
+    session = root.put("/v1/sessions", {"ttl": "60s", "name": "locker"})
+    assert session.status == 200, session.body
+    sid = session.json()["id"]
+    keys_only, _ = make_token(root, 'key_prefix "locks/" write')
+    for lock in ("acquire", "release"):
+        with root.unchanged("/v1/kv/locks/a"):
+            resp = keys_only.request("PUT", f"/v1/kv/locks/a?{lock}={sid}", b"me", content_type=None)
+        err = Http.assert_error(resp, 403, "permission_denied")
+        assert "session:write on 'locker'" in err["message"], err
+    both, _ = make_token(root, 'key_prefix "locks/" write', 'session_prefix "lock" write')
+    assert both.request("PUT", f"/v1/kv/locks/a?acquire={sid}", b"me", content_type=None).status == 200
+    assert both.request("PUT", f"/v1/kv/locks/a?release={sid}", b"me", content_type=None).status == 200
+    assert keys_only.request("PUT", "/v1/kv/locks/a", b"plain", content_type=None).status == 200
+    assert root.delete(f"/v1/sessions/{sid}").status == 200
+
+
 async def test_both_clients_send_their_token(root: TokenHttp, acl_cluster: LocalCluster) -> None:
     tok, _ = make_token(root, 'service_prefix "cli" write')
     addr = acl_cluster.url("n1")

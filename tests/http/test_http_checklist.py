@@ -31,8 +31,8 @@ Row 9 (huge number of objects): store quotas per node (``[quotas]``: services, i
     checklist's store quota; a 429 would be retried by clients as a rate limit) and proposes nothing, while
     reads, re-registrations and deletions work. No per-client quota and no pagination: the caps bound every
     list answer. Tests: test_http_quotas.
-Row 10 (request flood): 429 ``rate_limited`` + ``Retry-After`` per client (the validated token's accessor with ACLs on, else
-    the address: invented tokens share their address's bucket). Tests: test_http_limits:
+Row 10 (request flood): 429 ``rate_limited`` + ``Retry-After`` per client (the validated token's accessor
+    with ACLs on, else the address: invented tokens share their address's bucket). Tests: test_http_limits:
     ``test_a_flooding_client_gets_429_*``, ``test_the_bucket_refills``; cluster/test_secure_cluster:
     ``test_random_bogus_tokens_share_one_bucket_*``; unit/test_limits; benchmarks/abuse_bench.py.
 Row 11 (slowloris, idle hoarding): header timeout (request head within ``header_timeout`` of opening or of the
