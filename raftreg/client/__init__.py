@@ -58,6 +58,7 @@ from raftreg.client.results import (
 from raftreg.client.service import AsyncServiceHandle, ServiceHandle
 from raftreg.client.session_core import Session, SessionCreated, SessionDestroyed, SessionList, SessionRenewed
 from raftreg.client.sync_client import RegistryClient
+from raftreg.client.tls import ClientCertificateRequired
 from raftreg.errors import (
     Conflict,
     InvalidArgument,
@@ -81,6 +82,7 @@ __all__ = [
     "AsyncServiceHandle",
     "Balancer",
     "Check",
+    "ClientCertificateRequired",
     "ClusterStatus",
     "ConfigView",
     "Conflict",
