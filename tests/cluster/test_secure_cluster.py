@@ -15,16 +15,18 @@ from typing import Any
 
 import pytest
 
-from raftreg.client import Registration, RegistryClient
+from raftreg.client import ClientCertificateRequired, Registration, RegistryClient
 from raftreg.client.tls import client_context
 from raftreg.config import AclSettings, LimitsTuning, split_hostport
 from raftreg.errors import PermissionDenied
 from raftreg.testing import LocalCluster, http_json
 from tests.conftest import START_TIMEOUT
+from tests.secret_watch import remember_secret
 
 pytestmark = pytest.mark.cluster
 
 CANARY = "canary-7e3a-secure-cluster-never-log"
+remember_secret(CANARY)
 # Generous enough for LocalCluster's own polling (about 20 requests/s per node), small enough
 # that a few hundred quick requests empty a bucket.
 LIMITS = LimitsTuning(rate=50.0, burst=100)
@@ -58,7 +60,10 @@ class Secure:
         resp = conn.getresponse()
         raw = resp.read()
         self.seen.append(raw)
-        return resp.status, dict(resp.getheaders()), json.loads(raw) if raw else None
+        body = json.loads(raw) if raw else None
+        if isinstance(body, dict) and "secret_id" in body:
+            remember_secret(body["secret_id"])
+        return resp.status, dict(resp.getheaders()), body
 
     def token(self, *rules: str) -> tuple[str, str]:
         """A new token with ``rules``: (accessor_id, secret_id)."""
@@ -106,6 +111,10 @@ def test_a_client_without_a_certificate_is_refused(secure: Secure) -> None:
     ca_only = secure.files()["ca_file"]
     assert http_json(url, context=client_context(ca_only))[0] == 0
     assert http_json(url, context=secure.cluster.ssl_context)[0] == 200
+    with RegistryClient(secure.cluster.urls(), ca_file=ca_only, token=secure.root) as client, \
+            pytest.raises(ClientCertificateRequired) as refused:
+        client.services()
+    assert secure.root not in str(refused.value)
 
 
 def test_random_bogus_tokens_share_one_bucket_and_a_real_token_keeps_its_own(secure: Secure) -> None:

@@ -15,8 +15,10 @@ from raftreg.errors import PermissionDenied, Unauthenticated
 from raftreg.testing import LocalCluster
 from tests.conftest import START_TIMEOUT
 from tests.http.conftest import Http, Resp
+from tests.secret_watch import remember_secret
 
 CANARY = "canary-4b1d-never-log-me"
+remember_secret(CANARY)
 INST = {"address": "10.0.0.1", "port": 80}
 
 

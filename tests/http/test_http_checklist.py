@@ -48,7 +48,8 @@ Row 15 (identity spoofing): grants nothing: node-to-node routes need the cluster
     ``test_unsigned_requests_are_refused_and_change_nothing``; unit/test_limits: ``test_without_a_token_*``;
     *here*: ``test_spoofed_identity_headers_grant_nothing``.
 Row 18 (token leakage): the limiter keeps accessor ids only; tokens are never logged or echoed. Tests:
-    *here*: ``test_a_canary_token_is_never_logged_or_echoed`` (the ACL work adds the whole-suite canary).
+    *here*: ``test_a_canary_token_is_never_logged_or_echoed``; the whole suite: tests/conftest.py scans every
+    LocalCluster's node logs after each test for every secret minted so far (tests/secret_watch.py).
 Row 19 (writes to a follower): forwarded to the leader; 503 + Retry-After without one. Tests:
     cluster/test_replication: ``test_register_through_follower_*``; cluster/test_failover
     (EXPECTED_WRITE_STATUSES).
@@ -84,10 +85,12 @@ from raftreg.http.wire import error_middleware
 from raftreg.testing import LocalCluster
 from tests.conftest import START_TIMEOUT
 from tests.http.conftest import Http
+from tests.secret_watch import remember_secret
 
 LIMITS = LimitsTuning(header_timeout=1.5, body_timeout=1.5)
 MARGIN = 3.0
 CANARY = "canary-4f1d-do-not-log"
+remember_secret(CANARY)
 GOOD = {"address": "10.0.0.5", "port": 8080}
 
 
