@@ -304,8 +304,8 @@ class AsyncRegistryClient(AsyncKVCalls, AsyncSessionCalls):
                     body = await answer.read()
                     return Response(answer.status, Headers(answer.headers.items()), body)
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            if isinstance(exc, aiohttp.ClientConnectorError):
-                await self._check_certificate(step, exc)
+            if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, ssl.SSLEOFError):
+                await self._check_certificate(step, exc)  # TLS 1.2: closed during the handshake
             raise NotSent(_describe(exc)) from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             if isinstance(exc, aiohttp.ClientConnectionError):
