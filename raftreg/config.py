@@ -160,7 +160,7 @@ class TlsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class LimitsTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Limits against abusive clients, per node (``raftreg.http.limits``; README, "Limits against
-    abusive clients"). A client is its token's hash if it sends one, else its address.
+    abusive clients"). A client is its validated token's accessor (ACLs on), else its address.
 
     ``rate``/``burst``: a token bucket per client, refilled at ``rate`` requests per second and
     holding at most ``burst``; an empty bucket answers 429 ``rate_limited`` with ``Retry-After``
@@ -192,6 +192,26 @@ class LimitsTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ConfigError("limits.header_timeout and limits.body_timeout must be positive")
 
 
+class QuotaSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``[quotas]``: how many objects the store may hold (``raftreg.node.quotas``; README, "Limits
+    against abusive clients"). A client write that would create an object past a cap is refused
+    with 507 ``quota_exceeded`` before anything is proposed; writes that change or delete
+    existing objects, and every read, still work. 0 turns a cap off. The defaults are well above
+    what the benchmarks store (100,000 instances or keys) and well below what exhausts a node's
+    memory with records at their size limits."""
+
+    max_services: int = 10_000
+    max_instances_per_service: int = 100_000
+    max_instances: int = 500_000
+    max_keys: int = 500_000
+    max_sessions: int = 100_000
+
+    def __post_init__(self) -> None:
+        for field in msgspec.structs.fields(self):
+            if getattr(self, field.name) < 0:
+                raise ConfigError(f"quotas.{field.name} must not be negative")
+
+
 class AclSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """ACLs (README "ACLs"): off by default. ``default_policy``: what a request gets on whatever
     no rule of its token speaks of ("deny", or "allow"; ACL management is never allowed by
@@ -216,6 +236,7 @@ class ClusterConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     kv: KVTuning = KVTuning()
     tls: TlsConfig | None = None
     limits: LimitsTuning = LimitsTuning()
+    quotas: QuotaSettings = QuotaSettings()
     acl: AclSettings = AclSettings()
 
     def __post_init__(self) -> None:
@@ -307,7 +328,7 @@ def dump_config(config: ClusterConfig) -> str:
     lines = [f'name = "{config.name}"', f'data_dir = "{config.data_dir}"', f'secret_env = "{config.secret_env}"']
     if config.secret_file:
         lines.append(f'secret_file = "{config.secret_file}"')
-    for section in ("raft", "leases", "checks", "kv", "limits", "acl"):
+    for section in ("raft", "leases", "checks", "kv", "limits", "quotas", "acl"):
         lines += ["", f"[{section}]"]
         tuning = getattr(config, section)
         for field in msgspec.structs.fields(tuning):

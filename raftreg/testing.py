@@ -8,6 +8,11 @@ it can be used from sync tests, async tests (between awaits) and scripts alike.
 (``raftreg.certgen``) and serves HTTPS; ``verify_clients=True`` also requires client
 certificates. ``ssl_context`` (CA + client certificate) is what its own observation calls use;
 ``tls_files`` says where the files are, for clients under test.
+
+Every node writes its log to ``<base_dir>/logs/<node>.log`` (``log_files()``). ``live_clusters()``
+lists the clusters made and not yet closed, and each function of ``CLOSE_HOOKS`` is called with
+a cluster as it closes, once its nodes are stopped and before its directory is removed (the
+test suite scans the logs for token secrets this way).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,6 +41,7 @@ from raftreg.config import (
     LeaseTuning,
     LimitsTuning,
     NodeConfig,
+    QuotaSettings,
     RaftTuning,
     TlsConfig,
     dump_config,
@@ -43,6 +50,14 @@ from raftreg.signing import Signer
 from raftreg.supervise import NodeProcess
 
 T = TypeVar("T")
+
+CLOSE_HOOKS: list[Callable[[LocalCluster], None]] = []
+_live: weakref.WeakSet[LocalCluster] = weakref.WeakSet()
+
+
+def live_clusters() -> list[LocalCluster]:
+    """The clusters made in this process and not closed yet."""
+    return list(_live)
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
@@ -109,6 +124,7 @@ class LocalCluster:
         checks: CheckTuning | None = None,
         kv: KVTuning | None = None,
         limits: LimitsTuning | None = None,
+        quotas: QuotaSettings | None = None,
         acl: AclSettings | None = None,
         name: str = "test",
         keep_data: bool = False,
@@ -119,6 +135,7 @@ class LocalCluster:
     ) -> None:
         self._own_dir = base_dir is None
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="raftreg-cluster-"))
+        _live.add(self)
         self.keep_data = keep_data
         ports = free_ports(2 * nodes)
         node_cfgs = [
@@ -138,7 +155,7 @@ class LocalCluster:
         self.config = ClusterConfig(
             name=name, nodes=node_cfgs, data_dir=str(self.base_dir / "data"), raft=tuning or RaftTuning(),
             leases=leases or LeaseTuning(), checks=checks or CheckTuning(), kv=kv or KVTuning(), tls=tls_config,
-            limits=limits or LimitsTuning(),
+            limits=limits or LimitsTuning(), quotas=quotas or QuotaSettings(),
             acl=acl or AclSettings(),
         )
         self.config_path = self.base_dir / "cluster.toml"
@@ -179,11 +196,16 @@ class LocalCluster:
         self.wait_ready(timeout=wait)
 
     def close(self) -> None:
-        """Kill every node; remove the data directory unless ``keep_data``."""
+        """Kill every node, call the ``CLOSE_HOOKS``; remove the data directory unless ``keep_data``."""
         for proc in self.procs.values():
             proc.kill()
-        if self._own_dir and not self.keep_data:
-            shutil.rmtree(self.base_dir, ignore_errors=True)
+        _live.discard(self)
+        try:
+            for hook in list(CLOSE_HOOKS):
+                hook(self)
+        finally:
+            if self._own_dir and not self.keep_data:
+                shutil.rmtree(self.base_dir, ignore_errors=True)
 
     def kill(self, name: str) -> None:
         """kill -9 one node (its whole process group)."""
@@ -294,6 +316,10 @@ class LocalCluster:
         headers = Signer(self.secret, "local-cluster").headers(method, path, data)
         return http_json(self.url(name) + path, method=method, data=data or None, headers=headers, timeout=timeout,
                          context=self.ssl_context)
+
+    def log_files(self) -> list[Path]:
+        """Every node's log file written so far."""
+        return sorted((self.base_dir / "logs").glob("*.log"))
 
     def log_text(self, name: str) -> str:
         path = self.base_dir / "logs" / f"{name}.log"
