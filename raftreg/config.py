@@ -8,6 +8,7 @@ the environment variable named by ``secret_env`` or from ``secret_file``.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -21,11 +22,13 @@ class ConfigError(Exception):
 
 
 class NodeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """One member: its name and the ``host:port`` of its HTTP API and of its Raft port."""
+    """One member: its name and the ``host:port`` of its HTTP API and of its Raft port; ``dns``:
+    the ``host:port`` its DNS interface serves on, UDP and TCP (``raftreg.dns``; off when absent)."""
 
     name: str
     http: str
     raft: str
+    dns: str | None = None
 
     @property
     def http_url(self) -> str:
@@ -222,6 +225,43 @@ class AclSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     audit: bool = False
 
 
+class DnsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``[dns]``: the DNS interface (``raftreg.dns``; README "DNS interface"), served by the nodes
+    that have a ``dns`` address. Defaults follow Consul's where they make sense.
+
+    ``domain``: the zone answered (``<svc>.service.<domain>``); names outside it are REFUSED.
+    ``ttl``: seconds, of every record and of the SOA's negative-caching minimum (Consul's 0).
+    ``only_passing``: false also serves ``warning`` instances (never ``critical`` ones).
+    ``udp_answer_limit``: at most this many answer records over UDP to a query without EDNS0
+    (Consul's ``udp_answer_limit``; 0, the default here, keeps as many as fit in 512 bytes).
+    ``enable_truncate``: set the TC bit when a UDP answer was trimmed, so resolvers retry over TCP.
+    ``tcp_idle_timeout``: seconds a TCP connection may stay without a complete query;
+    ``max_tcp_connections``: concurrent TCP connections per node (more are closed at accept).
+    """
+
+    domain: str = "consul"
+    ttl: int = 0
+    only_passing: bool = True
+    udp_answer_limit: int = 0
+    enable_truncate: bool = True
+    tcp_idle_timeout: float = 10.0
+    max_tcp_connections: int = 512
+
+    def __post_init__(self) -> None:
+        labels = self.domain.split(".")
+        if not all(_DNS_LABEL.match(label) for label in labels) or len(self.domain) > 200:
+            raise ConfigError(f"dns.domain {self.domain!r} is not a lower-case domain name (e.g. \"consul\")")
+        if not 0 <= self.ttl <= 2**31 - 1:
+            raise ConfigError("dns.ttl must be between 0 and 2147483647 seconds")
+        if self.udp_answer_limit < 0:
+            raise ConfigError("dns.udp_answer_limit must not be negative (0: as many as fit)")
+        if not self.tcp_idle_timeout > 0 or self.max_tcp_connections < 1:
+            raise ConfigError("dns.tcp_idle_timeout must be positive and dns.max_tcp_connections at least 1")
+
+
+_DNS_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
+
+
 class ClusterConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A whole cluster: its name, members, data directory and secret source."""
 
@@ -238,6 +278,7 @@ class ClusterConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     limits: LimitsTuning = LimitsTuning()
     quotas: QuotaSettings = QuotaSettings()
     acl: AclSettings = AclSettings()
+    dns: DnsSettings = DnsSettings()
 
     def __post_init__(self) -> None:
         if not self.nodes:
@@ -251,6 +292,11 @@ class ClusterConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 raise ConfigError(f"node {attr} addresses must be unique")
             for addr in addrs:
                 split_hostport(addr)
+        dns_addrs = [n.dns for n in self.nodes if n.dns is not None]
+        if len(set(dns_addrs)) != len(dns_addrs):
+            raise ConfigError("node dns addresses must be unique")
+        for addr in dns_addrs:
+            split_hostport(addr)
 
     @property
     def scheme(self) -> str:
@@ -328,7 +374,7 @@ def dump_config(config: ClusterConfig) -> str:
     lines = [f'name = "{config.name}"', f'data_dir = "{config.data_dir}"', f'secret_env = "{config.secret_env}"']
     if config.secret_file:
         lines.append(f'secret_file = "{config.secret_file}"')
-    for section in ("raft", "leases", "checks", "kv", "limits", "quotas", "acl"):
+    for section in ("raft", "leases", "checks", "kv", "limits", "quotas", "acl", "dns"):
         lines += ["", f"[{section}]"]
         tuning = getattr(config, section)
         for field in msgspec.structs.fields(tuning):
@@ -341,4 +387,6 @@ def dump_config(config: ClusterConfig) -> str:
         lines += ["", tls_section(config.tls)]
     for node in config.nodes:
         lines += ["", "[[nodes]]", f'name = "{node.name}"', f'http = "{node.http}"', f'raft = "{node.raft}"']
+        if node.dns is not None:
+            lines.append(f'dns = "{node.dns}"')
     return "\n".join(lines) + "\n"

@@ -7,7 +7,8 @@ it can be used from sync tests, async tests (between awaits) and scripts alike.
 ``LocalCluster(tls=True)`` generates a CA and certificates under ``<base_dir>/tls``
 (``raftreg.certgen``) and serves HTTPS; ``verify_clients=True`` also requires client
 certificates. ``ssl_context`` (CA + client certificate) is what its own observation calls use;
-``tls_files`` says where the files are, for clients under test.
+``tls_files`` says where the files are, for clients under test. ``LocalCluster(dns=True)`` (or a
+``DnsSettings``) serves DNS on a free port per node: ``dns_address(name)``.
 
 Every node writes its log to ``<base_dir>/logs/<node>.log`` (``log_files()``). ``live_clusters()``
 lists the clusters made and not yet closed, and each function of ``CLOSE_HOOKS`` is called with
@@ -37,6 +38,7 @@ from raftreg.config import (
     AclSettings,
     CheckTuning,
     ClusterConfig,
+    DnsSettings,
     KVTuning,
     LeaseTuning,
     LimitsTuning,
@@ -132,14 +134,16 @@ class LocalCluster:
         extra_env: dict[str, str] | None = None,
         tls: bool = False,
         verify_clients: bool = False,
+        dns: bool | DnsSettings = False,
     ) -> None:
         self._own_dir = base_dir is None
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="raftreg-cluster-"))
         _live.add(self)
         self.keep_data = keep_data
-        ports = free_ports(2 * nodes)
+        ports = free_ports(3 * nodes if dns else 2 * nodes)
         node_cfgs = [
-            NodeConfig(name=f"n{i + 1}", http=f"127.0.0.1:{ports[2 * i]}", raft=f"127.0.0.1:{ports[2 * i + 1]}")
+            NodeConfig(name=f"n{i + 1}", http=f"127.0.0.1:{ports[2 * i]}", raft=f"127.0.0.1:{ports[2 * i + 1]}",
+                       dns=f"127.0.0.1:{ports[2 * nodes + i]}" if dns else None)
             for i in range(nodes)
         ]
         self.tls_files: Issued | None = None
@@ -157,6 +161,7 @@ class LocalCluster:
             leases=leases or LeaseTuning(), checks=checks or CheckTuning(), kv=kv or KVTuning(), tls=tls_config,
             limits=limits or LimitsTuning(), quotas=quotas or QuotaSettings(),
             acl=acl or AclSettings(),
+            dns=dns if isinstance(dns, DnsSettings) else DnsSettings(),
         )
         self.config_path = self.base_dir / "cluster.toml"
         self.config_path.write_text(dump_config(self.config))
@@ -242,6 +247,14 @@ class LocalCluster:
 
     def urls(self) -> list[str]:
         return [self.url(n) for n in self.names]
+
+    def dns_address(self, name: str) -> tuple[str, int]:
+        """(host, port) of node ``name``'s DNS interface (UDP and TCP); the cluster needs ``dns=True``."""
+        address = self.config.node(name).dns
+        if address is None:
+            raise ValueError("this LocalCluster serves no DNS: create it with dns=True")
+        host, _, port = address.rpartition(":")
+        return host, int(port)
 
     def status(self, name: str, timeout: float = 1.0) -> dict[str, Any] | None:
         # signed: with ACLs on, the cluster secret's holder is the operator (raftreg.http.auth)

@@ -11,6 +11,7 @@ from pathlib import Path
 from aiohttp import web
 
 from raftreg.config import ClusterConfig, split_hostport
+from raftreg.dns.server import DnsServer
 from raftreg.http.app import build_app
 from raftreg.http.limits import cap_connections, server_kwargs
 from raftreg.http.peer_client import PeerClient
@@ -53,6 +54,9 @@ async def serve(config: ClusterConfig, name: str, *, data_dir: Path, secret: str
     site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True,
                        ssl_context=ssl_context)
     await site.start()
+    dns_server = DnsServer(node, config.dns, node.me.dns) if node.me.dns else None
+    if dns_server is not None:
+        await dns_server.start()
     log.info("event=serving node=%s %s=%s raft=%s data_dir=%s", name, config.scheme, node.me.http, node.me.raft,
              data_dir)
     stop = asyncio.Event()
@@ -65,4 +69,6 @@ async def serve(config: ClusterConfig, name: str, *, data_dir: Path, secret: str
         log.warning("event=leadership_not_handed_over: stopping as leader (the others elect one)")
     node.release_waiters()  # parked blocking queries answer now instead of holding the shutdown
     await runner.cleanup()
+    if dns_server is not None:
+        await dns_server.stop()
     await node.stop()

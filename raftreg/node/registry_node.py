@@ -201,6 +201,11 @@ class RegistryNode:
         self._health.note_renewals(keys)
 
     # ---- reads --------------------------------------------------------------------------
+    def check_readable(self) -> None:
+        """``Unavailable`` unless this node has caught up with the cluster since it started: the
+        check of a default read, for servers that answer without ``prepare_read`` (DNS)."""
+        self._view.check_readable()
+
     async def prepare_read(self, opts: ReadOptions, topic: str) -> None:
         await self._reader.prepare(opts, topic)
 

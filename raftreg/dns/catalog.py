@@ -1,0 +1,44 @@
+"""``NodeCatalog``: what DNS answers from, read from the node facade (``RegistryNode``).
+
+Contract:
+- every read first checks that the node has caught up with the cluster since it started
+  (``Unavailable`` otherwise, which DNS answers SERVFAIL: an empty registry must never be
+  told to resolvers as NXDOMAIN, which they would cache);
+- with ACLs on, DNS answers as the anonymous token (as Consul's DNS answers with the agent's
+  default token): a service that token may not read does not exist for DNS, and its
+  addresses name no node. Security fails closed: under ``default_policy = "deny"`` nothing
+  is visible until a rule grants the anonymous token ``service`` read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from raftreg.models import Instance
+from raftreg.node.registry_node import RegistryNode
+
+
+class NodeCatalog:
+    def __init__(self, node: RegistryNode) -> None:
+        self._node = node
+
+    def _readable(self) -> Callable[[str], bool]:
+        acl = self._node.acl
+        if not acl.enabled:
+            return lambda _service: True
+        decide = acl.reader(acl.anonymous())
+        return lambda service: decide("service", service, "read")
+
+    def instances(self, service: str) -> list[Instance]:
+        self._node.check_readable()
+        if not self._readable()(service):
+            return []
+        return self._node.list_instances(service)[1]
+
+    def addresses(self) -> Iterator[str]:
+        self._node.check_readable()
+        readable = self._readable()
+        for summary in self._node.list_services()[1]:
+            if readable(summary.name):
+                for inst in self._node.list_instances(summary.name)[1]:
+                    yield inst.address

@@ -1,0 +1,117 @@
+"""``DnsServer``: the DNS interface of one node, UDP and TCP on the node's asyncio loop.
+
+Contract:
+- ``start()`` binds UDP and TCP on the node's ``dns`` address (``OSError`` if either port is
+  taken); ``stop()`` closes both and every open TCP connection. ``raftreg.http.server.serve``
+  starts it after the node and stops it before the node.
+- UDP: one answer datagram per query datagram, computed inline (no task per packet).
+- TCP (RFC 7766): each message carries a 2-byte length prefix; a connection may send several
+  queries, answered in order; it is closed after ``tcp_idle_timeout`` seconds without a complete
+  query, on a zero length or a broken prefix. At most ``max_tcp_connections`` are open at once;
+  more are closed at accept.
+- Nothing a client sends raises into the loop: ``wire.respond`` turns every failure into an
+  rcode or silence, and the transports guard that once more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from typing import Any
+
+from raftreg.config import DnsSettings, split_hostport
+from raftreg.dns.catalog import NodeCatalog
+from raftreg.dns.wire import respond
+from raftreg.node.registry_node import RegistryNode
+
+log = logging.getLogger("raftreg.dns")
+
+LENGTH_PREFIX = 2
+TCP_BACKLOG = 256
+
+
+class DnsServer:
+    def __init__(self, node: RegistryNode, settings: DnsSettings, address: str) -> None:
+        self.settings = settings
+        self.host, self.port = split_hostport(address)
+        self._catalog = NodeCatalog(node)
+        self._rng = random.Random()
+        self._udp: asyncio.DatagramTransport | None = None
+        self._tcp: asyncio.Server | None = None
+        self._connections: set[asyncio.StreamWriter] = set()
+
+    def answer(self, packet: bytes, *, udp: bool) -> bytes | None:
+        """The answer to one query packet (None: send nothing)."""
+        try:
+            return respond(packet, self._catalog, self.settings, udp=udp, serial=int(time.time()), rng=self._rng)
+        except Exception:  # respond guards itself; this is the last line before the loop
+            log.exception("event=dns_packet_failed udp=%s bytes=%d", udp, len(packet))
+            return None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._udp, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self), local_addr=(self.host,
+                                                                                                   self.port))
+        try:
+            self._tcp = await asyncio.start_server(self._serve_tcp, self.host, self.port, backlog=TCP_BACKLOG,
+                                                   reuse_address=True)
+        except OSError:
+            self._udp.close()
+            raise
+        log.info("event=dns_serving address=%s:%d domain=%s", self.host, self.port, self.settings.domain)
+
+    async def stop(self) -> None:
+        if self._udp is not None:
+            self._udp.close()
+        if self._tcp is not None:
+            self._tcp.close()
+        for writer in list(self._connections):
+            writer.close()
+        if self._tcp is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._tcp.wait_closed(), 2.0)
+
+    async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._connections) >= self.settings.max_tcp_connections:
+            writer.close()
+            return
+        self._connections.add(writer)
+        idle = self.settings.tcp_idle_timeout
+        try:
+            while True:
+                prefix = await asyncio.wait_for(reader.readexactly(LENGTH_PREFIX), idle)
+                length = int.from_bytes(prefix, "big")
+                if length == 0:
+                    break
+                packet = await asyncio.wait_for(reader.readexactly(length), idle)
+                reply = self.answer(packet, udp=False)
+                if reply is None:
+                    continue
+                writer.write(len(reply).to_bytes(LENGTH_PREFIX, "big") + reply)
+                await writer.drain()
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            self._connections.discard(writer)
+            writer.close()
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, server: DnsServer) -> None:
+        self._server = server
+        self._transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self._transport = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        reply = self._server.answer(data, udp=True)
+        if reply is not None and self._transport is not None:
+            self._transport.sendto(reply, addr)
+
+    def error_received(self, exc: Exception) -> None:  # e.g. ICMP port unreachable from a client
+        log.debug("event=dns_udp_error error=%s", exc)
