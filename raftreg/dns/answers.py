@@ -60,6 +60,7 @@ ADDRESS_TYPES = {RdType.A: frozenset({RdType.A}), RdType.AAAA: frozenset({RdType
                  RdType.ANY: frozenset({RdType.A, RdType.AAAA})}
 MAX_SRV_WEIGHT = 65535
 MAX_MESSAGE = 65535  # the largest DNS message (TCP's 2-byte length)
+MIN_RECORD = 14  # the smallest answer record on the wire: a compressed owner, 10 bytes, a 2-byte pointer
 SOA_REFRESH, SOA_RETRY, SOA_EXPIRE = 3600, 600, 86400
 
 
@@ -190,23 +191,28 @@ def address_entries(owner: dns.name.Name, addresses: Iterable[str], qtype: int) 
 
 def srv_entries(owner: dns.name.Name, instances: Iterable[Instance], settings: DnsSettings) -> list[Entry]:
     """One SRV record per distinct (address, port), with the target's address as additional."""
-    node_zone = dns.name.from_text(f"node.{DATACENTER}", domain_name(settings.domain))
     entries: list[Entry] = []
     seen: set[tuple[str, int]] = set()
     for inst in instances:
         if (inst.address, inst.port) in seen:
             continue
         seen.add((inst.address, inst.port))
-        rdata = address_rdata(inst.address)
-        weight = min(max(inst.weight, 0), MAX_SRV_WEIGHT)
-        if rdata.rdtype == RdType.CNAME:
-            assert isinstance(rdata, CNAME)
-            entries.append(Entry(Record(owner, _make(SRV, 1, weight, inst.port, rdata.target))))
-            continue
-        target = dns.name.from_text(host_node(inst.address).name, node_zone)
-        srv = _make(SRV, 1, weight, inst.port, target)
-        entries.append(Entry(Record(owner, srv), (Record(target, rdata),)))
+        srv, additional = srv_parts(inst.address, inst.port, min(max(inst.weight, 0), MAX_SRV_WEIGHT),
+                                    settings.domain)
+        entries.append(Entry(Record(owner, srv), additional))
     return entries
+
+
+@lru_cache(maxsize=65536)
+def srv_parts(address: str, port: int, weight: int, domain: str) -> tuple[dns.rdata.Rdata, tuple[Record, ...]]:
+    """The SRV rdata of an instance and its additional record (none for a host-name target)."""
+    rdata = address_rdata(address)
+    if rdata.rdtype == RdType.CNAME:
+        assert isinstance(rdata, CNAME)
+        return _make(SRV, 1, weight, port, rdata.target), ()
+    node_zone = dns.name.from_text(f"node.{DATACENTER}", domain_name(domain))
+    target = dns.name.from_text(host_node(address).name, node_zone)
+    return _make(SRV, 1, weight, port, target), (Record(target, rdata),)
 
 
 def apex_entries(owner: dns.name.Name, qtype: int, soa: Record) -> list[Entry]:
@@ -226,18 +232,19 @@ def build(query: dns.message.Message, reply: Reply, count: int, ttl: int, trunca
         response.flags |= dns.flags.AA
     if truncated:
         response.flags |= dns.flags.TC
-    for entry in reply.entries[:count]:
-        _add(response, response.answer, entry.answer, ttl)
-        for extra in entry.additional:
-            _add(response, response.additional, extra, ttl)
-    for record in reply.authority:
-        _add(response, response.authority, record, ttl)
+    entries = reply.entries[:count]
+    response.answer = _rrsets((entry.answer for entry in entries), ttl)
+    response.additional = _rrsets((extra for entry in entries for extra in entry.additional), ttl)
+    response.authority = _rrsets(reply.authority, ttl)
     return response
 
 
-def _add(response: dns.message.Message, section: list[dns.rrset.RRset], record: Record, ttl: int) -> None:
-    rrset = response.find_rrset(section, record.name, IN, record.rdata.rdtype, create=True)
-    rrset.add(record.rdata, ttl)
+def _rrsets(records: Iterable[Record], ttl: int) -> list[dns.rrset.RRset]:
+    """``records`` as RRsets: one per owner name and type, in the order of their first record."""
+    grouped: dict[tuple[dns.name.Name, int], list[dns.rdata.Rdata]] = {}
+    for record in records:
+        grouped.setdefault((record.name, record.rdata.rdtype), []).append(record.rdata)
+    return [dns.rrset.from_rdata_list(name, ttl, rdatas) for (name, _), rdatas in grouped.items()]
 
 
 def _wire(query: dns.message.Message, reply: Reply, count: int, ttl: int, truncated: bool,
@@ -255,12 +262,15 @@ def render(query: dns.message.Message, reply: Reply, ttl: int, *, max_size: int,
     prefix of its answer records that does (binary search), with TC when ``truncate``."""
     total = len(reply.entries)
     count = min(total, answer_limit) if answer_limit else total
-    flag = truncate and count < total
-    wire = _wire(query, reply, count, ttl, flag, max_size)
-    if wire is not None:
-        return wire
+    # No answer record takes fewer than MIN_RECORD bytes: more than max_size / MIN_RECORD cannot
+    # fit, so a large service costs a few small messages, not several of its whole size.
+    ceiling = max_size // MIN_RECORD
+    if count <= ceiling:
+        wire = _wire(query, reply, count, ttl, truncate and count < total, max_size)
+        if wire is not None:
+            return wire
     flag = truncate
-    low, high = 0, count - 1
+    low, high = 0, min(count - 1, ceiling)
     best = _wire(query, reply, 0, ttl, flag, max_size)
     while low < high:
         mid = (low + high + 1) // 2

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import random
 import time
-from typing import Any
+from typing import Any, cast
 
 from raftreg.config import DnsSettings, split_hostport
 from raftreg.dns.catalog import NodeCatalog
@@ -105,8 +105,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self._transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self._transport = transport
+        self._transport = cast(asyncio.DatagramTransport, transport)  # the loop's own datagram transport
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         reply = self._server.answer(data, udp=True)
