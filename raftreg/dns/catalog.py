@@ -1,6 +1,7 @@
 """``NodeCatalog``: what DNS answers from, read from the node facade (``RegistryNode``).
 
 Contract:
+- ``version()`` changes whenever an answer may change (the server's ``AnswerCache`` key);
 - every read first checks that the node has caught up with the cluster since it started
   (``Unavailable`` otherwise, which DNS answers SERVFAIL: an empty registry must never be
   told to resolvers as NXDOMAIN, which they would cache);
@@ -15,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from raftreg.models import Instance
+from raftreg.node.reads import CATALOG
 from raftreg.node.registry_node import RegistryNode
 
 
@@ -28,6 +30,13 @@ class NodeCatalog:
             return lambda _service: True
         decide = acl.reader(acl.anonymous())
         return lambda service: decide("service", service, "read")
+
+    def version(self) -> tuple[int, int]:
+        """What every answer depends on: the registry's index (any change to any instance moves
+        it) and, with ACLs on, the ACL index. ``Unavailable`` as the reads."""
+        self._node.check_readable()
+        acl = self._node.acl
+        return self._node.query_index(CATALOG), acl.anonymous().acl_index if acl.enabled else 0
 
     def instances(self, service: str) -> list[Instance]:
         self._node.check_readable()

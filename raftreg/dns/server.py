@@ -5,6 +5,9 @@ Contract:
   taken); ``stop()`` closes both and every open TCP connection. ``raftreg.http.server.serve``
   starts it after the node and stops it before the node.
 - UDP: one answer datagram per query datagram, computed inline (no task per packet).
+- Answers come from ``wire.outcome`` or, for a packet already answered at the same catalog
+  version, from the ``AnswerCache`` (SOA serial = the registry's index, so a kept answer is
+  exactly what a new rendering would give, record order aside).
 - TCP (RFC 7766): each message carries a 2-byte length prefix; a connection may send several
   queries, answered in order; it is closed after ``tcp_idle_timeout`` seconds without a complete
   query, on a zero length or a broken prefix. At most ``max_tcp_connections`` are open at once;
@@ -19,12 +22,13 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 from typing import Any, cast
 
 from raftreg.config import DnsSettings, split_hostport
+from raftreg.dns.cache import AnswerCache
 from raftreg.dns.catalog import NodeCatalog
-from raftreg.dns.wire import respond
+from raftreg.dns.wire import outcome
+from raftreg.errors import Unavailable
 from raftreg.node.registry_node import RegistryNode
 
 log = logging.getLogger("raftreg.dns")
@@ -39,15 +43,30 @@ class DnsServer:
         self.host, self.port = split_hostport(address)
         self._catalog = NodeCatalog(node)
         self._rng = random.Random()
+        self._cache = AnswerCache()
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
         self._connections: set[asyncio.StreamWriter] = set()
 
     def answer(self, packet: bytes, *, udp: bool) -> bytes | None:
-        """The answer to one query packet (None: send nothing)."""
+        """The answer to one query packet (None: send nothing), from the cache when this very
+        question was answered at the current catalog version."""
         try:
-            return respond(packet, self._catalog, self.settings, udp=udp, serial=int(time.time()), rng=self._rng)
-        except Exception:  # respond guards itself; this is the last line before the loop
+            try:
+                version: tuple[int, int] | None = self._catalog.version()
+            except Unavailable:
+                version = None  # respond() answers SERVFAIL
+            key = (udp, packet[2:])
+            if version is not None:
+                body = self._cache.pick(key, version, self._rng)
+                if body is not None:
+                    return packet[:2] + body
+            result = outcome(packet, self._catalog, self.settings, udp=udp, serial=version[0] if version else 0,
+                             rng=self._rng)
+            if version is not None and result.wire is not None and result.variants:
+                self._cache.add(key, version, result.wire[2:], result.variants)
+            return result.wire
+        except Exception:  # outcome() guards itself; this is the last line before the loop
             log.exception("event=dns_packet_failed udp=%s bytes=%d", udp, len(packet))
             return None
 

@@ -8,6 +8,7 @@ Contract of ``respond(packet, catalog, settings, udp=, serial=, rng=)``:
 - over UDP the answer fits in 512 bytes, or in the client's EDNS0 payload size when it sent
   one (``answers.render`` trims and sets TC); ``udp_answer_limit`` applies to UDP queries
   without EDNS0 (as Consul's); over TCP everything is answered (up to 65,535 bytes);
+- ``outcome`` says too whether the answer may be kept for the same packet (the server's cache);
 - the catalog failing (``Unavailable``: a node that has not caught up since it started, or
   anything unexpected) gives SERVFAIL, never an exception to the caller.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import random
+from typing import NamedTuple
 
 import dns.exception
 import dns.flags
@@ -34,24 +36,42 @@ HEADER = 12
 CLASSIC_UDP = 512  # RFC 1035's UDP limit without EDNS0
 
 
+class Outcome(NamedTuple):
+    """The answer packet (None: send nothing) and how many rendered variants of it are worth
+    keeping for the same query at the same catalog version: 0 (an error: do not keep), 1 (one
+    answer record at most: always the same) or ``SHUFFLES`` (a random order)."""
+
+    wire: bytes | None
+    variants: int = 0
+
+
+SHUFFLES = 8
+
+
 def respond(packet: bytes, catalog: Catalog, settings: DnsSettings, *, udp: bool, serial: int,
             rng: random.Random) -> bytes | None:
     """The answer to ``packet`` as wire bytes, or None when nothing must be sent."""
+    return outcome(packet, catalog, settings, udp=udp, serial=serial, rng=rng).wire
+
+
+def outcome(packet: bytes, catalog: Catalog, settings: DnsSettings, *, udp: bool, serial: int,
+            rng: random.Random) -> Outcome:
+    """``respond``, saying also whether the answer may be reused (``Outcome``)."""
     try:
         query = dns.message.from_wire(packet)
     except Exception:  # dnspython raises many kinds on malformed input (FormError, ValueError, ...)
-        return formerr(packet)
+        return Outcome(formerr(packet))
     if query.flags & dns.flags.QR:
-        return None
+        return Outcome(None)
     if query.opcode() != dns.opcode.QUERY:
-        return error(query, dns.rcode.NOTIMP)
+        return Outcome(error(query, dns.rcode.NOTIMP))
     if len(query.question) != 1:
-        return error(query, dns.rcode.FORMERR)
+        return Outcome(error(query, dns.rcode.FORMERR))
     question = query.question[0]
     if question.rdclass != dns.rdataclass.IN:
-        return error(query, dns.rcode.REFUSED)
+        return Outcome(error(query, dns.rcode.REFUSED))
     if query.edns > 0:
-        return error(query, dns.rcode.BADVERS)
+        return Outcome(error(query, dns.rcode.BADVERS))
     if udp:
         max_size = max(CLASSIC_UDP, min(query.payload, MAX_MESSAGE)) if query.edns >= 0 else CLASSIC_UDP
         limit = settings.udp_answer_limit if query.edns < 0 else 0
@@ -60,12 +80,13 @@ def respond(packet: bytes, catalog: Catalog, settings: DnsSettings, *, udp: bool
         max_size, limit, truncate = MAX_MESSAGE, 0, True
     try:
         reply = answer(question.name, question.rdtype, catalog, settings, serial=serial, rng=rng)
-        return render(query, reply, settings.ttl, max_size=max_size, answer_limit=limit, truncate=truncate)
+        wire = render(query, reply, settings.ttl, max_size=max_size, answer_limit=limit, truncate=truncate)
     except Unavailable:
-        return error(query, dns.rcode.SERVFAIL)
+        return Outcome(error(query, dns.rcode.SERVFAIL))
     except Exception:
         log.exception("event=dns_answer_failed qname=%s qtype=%s", question.name, question.rdtype)
-        return error(query, dns.rcode.SERVFAIL)
+        return Outcome(error(query, dns.rcode.SERVFAIL))
+    return Outcome(wire, SHUFFLES if len(reply.entries) > 1 else 1)
 
 
 def error(query: dns.message.Message, rcode: dns.rcode.Rcode) -> bytes:

@@ -135,12 +135,12 @@ RULES: list[Rule] = [
         lambda imp: not within(imp, "raftreg.http", "raftreg.dns", "raftreg.cli"),
     ),
     (
-        "raftreg.dns reaches the node only through its facade (registry_node) and the synthetic hosts "
-        "(node.hosts); never raftreg.raft, raftreg.state, raftreg.http or raftreg.cli",
+        "raftreg.dns reaches the node only through its facade (registry_node), the read topics (node.reads) "
+        "and the synthetic hosts (node.hosts); never raftreg.raft, raftreg.state, raftreg.http or raftreg.cli",
         lambda m: within(m, "raftreg.dns"),
         lambda imp: not within(imp, "raftreg.raft", "raftreg.state", "raftreg.http", "raftreg.cli") and (
             not within(imp, "raftreg.node") or imp == "raftreg.node"
-            or within(imp, "raftreg.node.registry_node", "raftreg.node.hosts")
+            or within(imp, "raftreg.node.registry_node", "raftreg.node.reads", "raftreg.node.hosts")
         ),
     ),
     (
@@ -244,7 +244,7 @@ def test_the_state_machine_may_not_import_clocks_randomness_or_io(module: str, f
         ("raftreg.models", "from raftreg.durations import parse_duration"),
         ("raftreg.errors", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from raftreg.config import X"),
         ("raftreg.dns.answers", "from raftreg.state.registry import Registry"),
-        ("raftreg.dns.catalog", "from raftreg.node.reads import Reader"),
+        ("raftreg.dns.catalog", "from raftreg.node.writes import Writer"),
         ("raftreg.dns.server", "from raftreg.http.app import build_app"),
         ("raftreg.node.registry_node", "from raftreg.dns.server import DnsServer"),
         ("raftreg.client.sync_client", "from raftreg.config import load_config"),
