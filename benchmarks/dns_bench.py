@@ -11,6 +11,9 @@ load goes to node n1's DNS port over UDP):
   ``--outstanding`` queries in flight, A then SRV. Latency percentiles come from its ``-v`` lines.
 - ``python``: ``--procs`` processes, each a UDP socket with ``--window`` queries in flight (A and
   SRV alternating), precomputed packets: a generator that does almost nothing per query.
+- ``uncached``: the python generator, each query spelled in one of 5,000 mixed cases (as resolvers
+  with 0x20 randomization send them): the node's answer cache never helps, so every query is
+  parsed, answered from the registry and rendered by dnspython.
 - ``ceiling``: both generators against a reflector process that answers every query with a
   recorded SRV answer of the node (id copied) and nothing else: the most that generator and this
   box can push; when it is well above the node's number, the node was the bottleneck.
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import random
 import re
 import shutil
 import socket
@@ -43,7 +47,8 @@ from raftreg.testing import LocalCluster, http_json
 NAME = "dns_bench"
 SERVICE = "cart"
 QUERIES = (("cart.service.consul.", "A"), ("_cart._tcp.service.consul.", "SRV"))
-PHASES = ("dnsperf", "python", "ceiling")
+PHASES = ("dnsperf", "python", "uncached", "ceiling")
+MIXED_CASE = 5000  # distinct spellings per name in ``uncached``: more than the answer cache keeps
 _LATENCY = re.compile(r"^> \S+ .* ([0-9]+\.[0-9]+)$")
 
 
@@ -201,6 +206,13 @@ def main(argv: list[str] | None = None) -> int:
                 r = run_python(address, [wires[qtype]], args.procs, args.window, duration, cpu_of)
                 results[f"python_{qtype}"] = r
                 rows.append(row(f"python x{args.procs}", f"n1 ({role})", qtype, r))
+        if "uncached" in phases:
+            rng = random.Random(1)
+            for name, qtype in QUERIES:
+                spellings = [dns.message.make_query(mixed_case(name, rng), qtype).to_wire() for _ in range(MIXED_CASE)]
+                r = run_python(address, spellings, args.procs, args.window, duration, cpu_of)
+                results[f"uncached_{qtype}"] = r
+                rows.append(row(f"python x{args.procs}, 0x20", f"n1 ({role})", qtype, r))
         if "ceiling" in phases:
             port = _free_udp_port()
             ctx = mp.get_context("fork")
@@ -228,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     write_result(out, meta, results, [r[:6] for r in rows], None)
     log(f"results in {out}")
     return 0
+
+
+def mixed_case(name: str, rng: random.Random) -> str:
+    return "".join(c.upper() if rng.random() < 0.5 else c for c in name)
 
 
 def _free_udp_port() -> int:
