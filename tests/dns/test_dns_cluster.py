@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import dns.exception
 import dns.flags
 import dns.message
 import dns.query
@@ -19,6 +20,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
+from raftreg.config import DnsSettings
 from raftreg.node.hosts import host_node
 from raftreg.testing import LocalCluster, http_json, wait_for
 from tests.conftest import START_TIMEOUT
@@ -35,6 +37,8 @@ CART = [  # (id, address, port, tags, weight, status set by hand)
 ]
 BIG = 60  # A records of 60 addresses need about 1 KB: more than fit in 512 bytes
 TIMEOUT = 2.0
+IDLE = 1.0  # tcp_idle_timeout of the cluster's DNS
+MAX_TCP = 6  # max_tcp_connections
 
 
 def put(cluster: LocalCluster, path: str, body: dict[str, Any]) -> None:
@@ -44,7 +48,7 @@ def put(cluster: LocalCluster, path: str, body: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalCluster]:
-    c = LocalCluster(3, dns=True, name="dns")
+    c = LocalCluster(3, dns=DnsSettings(tcp_idle_timeout=IDLE, max_tcp_connections=MAX_TCP), name="dns")
     try:
         c.start(wait=START_TIMEOUT)
         for iid, address, port, tags, weight, status in CART:
@@ -138,6 +142,38 @@ def test_tcp_serves_several_queries_on_one_connection(cluster: LocalCluster) -> 
         for name in ("cart.service.consul.", "big.service.consul.", "nope.service.consul."):
             reply = dns.query.tcp(dns.message.make_query(name, "A"), host, port=port, sock=sock, timeout=TIMEOUT)
             assert reply.rcode() == (dns.rcode.NXDOMAIN if name.startswith("nope") else dns.rcode.NOERROR)
+
+
+def closed_by_server(conn: socket.socket, within: float) -> bool:
+    conn.settimeout(within)
+    try:
+        return conn.recv(1) == b""
+    except TimeoutError:
+        return False
+    except ConnectionError:
+        return True
+
+
+def test_idle_tcp_connections_are_closed_and_their_number_capped(cluster: LocalCluster) -> None:
+    host, port = cluster.dns_address("n3")
+    with socket.create_connection((host, port), timeout=TIMEOUT) as idle:
+        assert closed_by_server(idle, IDLE + 2.0)
+    conns = [socket.create_connection((host, port), timeout=TIMEOUT) for _ in range(MAX_TCP)]
+    try:
+        wait_for(lambda: not closed_by_server(conns[-1], 0.05), 2.0, "the last allowed connection open")
+        with socket.create_connection((host, port), timeout=TIMEOUT) as extra:
+            assert closed_by_server(extra, 0.5)
+    finally:
+        for conn in conns:
+            conn.close()
+    wait_for(lambda: tcp_answers(cluster, "n3"), 5.0, "TCP answered again once the connections closed")
+
+
+def tcp_answers(cluster: LocalCluster, node: str) -> bool:
+    try:
+        return tcp(cluster, node, "cart.service.consul.").rcode() == dns.rcode.NOERROR
+    except (OSError, EOFError, dns.exception.Timeout):
+        return False
 
 
 def test_malformed_packets_do_not_kill_the_server(cluster: LocalCluster) -> None:
