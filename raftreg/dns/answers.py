@@ -17,7 +17,7 @@ Contract of ``answer(qname, qtype, catalog, settings, serial=, rng=)`` (Consul's
 - a known name without records of the asked type: NOERROR, empty answer, the SOA.
 - a name outside the domain: REFUSED, not authoritative (no recursion).
 Every record has ``settings.ttl``; the SOA is ``ns.<domain>. hostmaster.<domain>. serial 3600
-600 86400 ttl`` as Consul's.
+600 86400 ttl`` as Consul's (the server passes the registry's index as the serial).
 
 ``render(query, reply, ttl, max_size=, answer_limit=, truncate=)`` keeps the first answer records
 (and their additional records) that fit in ``max_size`` bytes and in ``answer_limit`` records
@@ -60,6 +60,7 @@ ADDRESS_TYPES = {RdType.A: frozenset({RdType.A}), RdType.AAAA: frozenset({RdType
                  RdType.ANY: frozenset({RdType.A, RdType.AAAA})}
 MAX_SRV_WEIGHT = 65535
 MAX_MESSAGE = 65535  # the largest DNS message (TCP's 2-byte length)
+OUR_PAYLOAD = 4096  # the largest UDP answer we send, announced in our EDNS0 record (RFC 6891)
 MIN_RECORD = 14  # the smallest answer record on the wire: a compressed owner, 10 bytes, a 2-byte pointer
 SOA_REFRESH, SOA_RETRY, SOA_EXPIRE = 3600, 600, 86400
 
@@ -226,7 +227,7 @@ def apex_entries(owner: dns.name.Name, qtype: int, soa: Record) -> list[Entry]:
 # ---- rendering ----------------------------------------------------------------------------------
 def build(query: dns.message.Message, reply: Reply, count: int, ttl: int, truncated: bool) -> dns.message.Message:
     """The response to ``query`` carrying the first ``count`` entries of ``reply``."""
-    response = dns.message.make_response(query, recursion_available=False, our_payload=4096)
+    response = dns.message.make_response(query, recursion_available=False, our_payload=OUR_PAYLOAD)
     response.set_rcode(reply.rcode)
     if reply.authoritative:
         response.flags |= dns.flags.AA

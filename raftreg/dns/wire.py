@@ -6,8 +6,9 @@ Contract of ``respond(packet, catalog, settings, udp=, serial=, rng=)``:
 - opcode other than QUERY: NOTIMP; not exactly one question: FORMERR; a class other than IN:
   REFUSED; EDNS version above 0: BADVERS;
 - over UDP the answer fits in 512 bytes, or in the client's EDNS0 payload size when it sent
-  one (``answers.render`` trims and sets TC); ``udp_answer_limit`` applies to UDP queries
-  without EDNS0 (as Consul's); over TCP everything is answered (up to 65,535 bytes);
+  one, up to the 4,096 bytes we announce (``answers.render`` trims and sets TC);
+  ``udp_answer_limit`` applies to UDP queries without EDNS0 (as Consul's); over TCP everything
+  is answered (up to 65,535 bytes);
 - ``outcome`` says too whether the answer may be kept for the same packet (the server's cache);
 - the catalog failing (``Unavailable``: a node that has not caught up since it started, or
   anything unexpected) gives SERVFAIL, never an exception to the caller.
@@ -27,7 +28,7 @@ import dns.rcode
 import dns.rdataclass
 
 from raftreg.config import DnsSettings
-from raftreg.dns.answers import MAX_MESSAGE, Catalog, answer, render
+from raftreg.dns.answers import MAX_MESSAGE, OUR_PAYLOAD, Catalog, answer, render
 from raftreg.errors import Unavailable
 
 log = logging.getLogger("raftreg.dns")
@@ -73,7 +74,7 @@ def outcome(packet: bytes, catalog: Catalog, settings: DnsSettings, *, udp: bool
     if query.edns > 0:
         return Outcome(error(query, dns.rcode.BADVERS))
     if udp:
-        max_size = max(CLASSIC_UDP, min(query.payload, MAX_MESSAGE)) if query.edns >= 0 else CLASSIC_UDP
+        max_size = max(CLASSIC_UDP, min(query.payload, OUR_PAYLOAD)) if query.edns >= 0 else CLASSIC_UDP
         limit = settings.udp_answer_limit if query.edns < 0 else 0
         truncate = settings.enable_truncate
     else:
@@ -91,7 +92,7 @@ def outcome(packet: bytes, catalog: Catalog, settings: DnsSettings, *, udp: bool
 
 def error(query: dns.message.Message, rcode: dns.rcode.Rcode) -> bytes:
     """An empty response to ``query`` with ``rcode`` (not authoritative, no recursion)."""
-    response = dns.message.make_response(query, recursion_available=False, our_payload=4096)
+    response = dns.message.make_response(query, recursion_available=False, our_payload=OUR_PAYLOAD)
     response.set_rcode(rcode)
     if rcode in (dns.rcode.FORMERR, dns.rcode.NOTIMP):
         response.question = []

@@ -62,6 +62,9 @@ def test_edns0_payload_size_is_honoured() -> None:
     assert not whole.flags & dns.flags.TC and set(texts(whole.answer)) == ALL_BIG
     tiny = dns.message.make_query("big.service.consul.", "A", use_edns=0, payload=100)  # below 512: 512 applies
     assert 400 < len(answer_bytes(tiny)) <= 512
+    huge = dns.message.make_query("_big._tcp.service.consul.", "SRV", use_edns=0, payload=65000)  # capped at 4096
+    capped = answer_bytes(huge)
+    assert 3500 < len(capped) <= 4096 and dns.message.from_wire(capped).flags & dns.flags.TC
 
 
 def test_truncated_srv_keeps_the_additional_records_of_the_answers_kept() -> None:
