@@ -10,7 +10,8 @@ Contract:
   exactly what a new rendering would give, record order aside).
 - TCP (RFC 7766): each message carries a 2-byte length prefix; a connection may send several
   queries, answered in order; it is closed after ``tcp_idle_timeout`` seconds without a complete
-  query, on a zero length or a broken prefix. At most ``max_tcp_connections`` are open at once;
+  query or with an answer its client does not read, on a zero length or a broken prefix. At
+  most ``max_tcp_connections`` are open at once;
   more are closed at accept.
 - Nothing a client sends raises into the loop: ``wire.respond`` turns every failure into an
   rcode or silence, and the transports guard that once more.
@@ -110,9 +111,11 @@ class DnsServer:
                 if reply is None:
                     continue
                 writer.write(len(reply).to_bytes(LENGTH_PREFIX, "big") + reply)
-                await writer.drain()
+                await asyncio.wait_for(writer.drain(), idle)  # a client that never reads is dropped
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
             pass
+        except Exception:
+            log.exception("event=dns_tcp_failed")
         finally:
             self._connections.discard(writer)
             writer.close()
