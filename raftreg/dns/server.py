@@ -11,8 +11,7 @@ Contract:
 - TCP (RFC 7766): each message carries a 2-byte length prefix; a connection may send several
   queries, answered in order; it is closed after ``tcp_idle_timeout`` seconds without a complete
   query or with an answer its client does not read, on a zero length or a broken prefix. At
-  most ``max_tcp_connections`` are open at once;
-  more are closed at accept.
+  most ``max_tcp_connections`` are open at once; more are closed at accept.
 - Nothing a client sends raises into the loop: ``wire.respond`` turns every failure into an
   rcode or silence, and the transports guard that once more.
 """
