@@ -5,10 +5,9 @@ Contract:
 - every read first checks that the node has caught up with the cluster since it started
   (``Unavailable`` otherwise, which DNS answers SERVFAIL: an empty registry must never be
   told to resolvers as NXDOMAIN, which they would cache);
-- with ACLs on, DNS answers as the anonymous token (as Consul's DNS answers with the agent's
-  default token): a service that token may not read does not exist for DNS, and its
-  addresses name no node. Security fails closed: under ``default_policy = "deny"`` nothing
-  is visible until a rule grants the anonymous token ``service`` read.
+- with ACLs on, DNS answers as a request without a token (as Consul's DNS answers with the
+  agent's default token): a service it may not read does not exist for DNS, and its addresses
+  name no node. Security fails closed: under ``default_policy = "deny"`` no service is visible.
 """
 
 from __future__ import annotations

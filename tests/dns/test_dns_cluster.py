@@ -20,7 +20,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from raftreg.config import DnsSettings
+from raftreg.config import AclSettings, DnsSettings
 from raftreg.node.hosts import host_node
 from raftreg.testing import LocalCluster, http_json, wait_for
 from tests.conftest import START_TIMEOUT
@@ -206,3 +206,21 @@ def test_order_is_random_and_a_status_change_reaches_dns_on_every_node(cluster: 
             assert "10.0.0.2" not in [i["address"] for i in http_view(cluster, node, "cart")]
     finally:
         put(cluster, "/v1/services/cart/instances/cart-2/status", {"status": "passing", "note": "up"})
+
+
+def test_with_acls_denying_by_default_dns_shows_nothing() -> None:
+    """Security fails closed: DNS answers as a client without a token, which may read nothing."""
+    with LocalCluster(1, dns=True, acl=AclSettings(enabled=True, default_policy="deny"), name="dnsacl") as c:
+        code, body = http_json(c.url("n1") + "/v1/acl/bootstrap", method="PUT", body={})
+        assert code == 200, body
+        auth = {"Authorization": f"Bearer {body['secret_id']}"}
+        code, body = http_json(c.url("n1") + "/v1/services/cart/instances/c1", method="PUT", headers=auth,
+                               body={"address": "10.0.0.1", "port": 80})
+        assert code == 200, body
+        code, body = http_json(c.url("n1") + "/v1/services/cart", headers=auth)
+        assert code == 200 and [i["id"] for i in body["instances"]] == ["c1"]
+        assert http_json(c.url("n1") + "/v1/services/cart")[0] == 401
+        for name, rdtype in (("cart.service.consul.", "A"), ("_cart._tcp.service.consul.", "SRV"),
+                             ("ip-10-0-0-1.node.consul.", "A")):
+            reply = udp(c, "n1", name, rdtype)
+            assert reply.rcode() == dns.rcode.NXDOMAIN and reply.answer == [], name
