@@ -111,9 +111,14 @@ def domain_name(domain: str) -> dns.name.Name:
 
 
 def soa_record(settings: DnsSettings, serial: int) -> Record:
-    domain = domain_name(settings.domain)
+    return _soa(settings.domain, settings.ttl, serial & 0xFFFFFFFF)
+
+
+@lru_cache(maxsize=64)
+def _soa(domain_text: str, ttl: int, serial: int) -> Record:
+    domain = domain_name(domain_text)
     rdata = _make(SOA, dns.name.from_text("ns", domain), dns.name.from_text("hostmaster", domain),
-                serial & 0xFFFFFFFF, SOA_REFRESH, SOA_RETRY, SOA_EXPIRE, settings.ttl)
+                  serial, SOA_REFRESH, SOA_RETRY, SOA_EXPIRE, ttl)
     return Record(domain, rdata)
 
 
