@@ -259,6 +259,23 @@ class DnsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ConfigError("dns.tcp_idle_timeout must be positive and dns.max_tcp_connections at least 1")
 
 
+class LoggingSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``[logging]`` (``raftreg.logs``; README "Metrics and logs"). ``format``: ``text``, one
+    ``key=value`` line per event, or ``json``, one JSON object per line (``raftreg serve
+    --log-format`` overrides it). ``requests``: one line per HTTP request (method, route template,
+    status, duration, client address, query string with tokens redacted); off by default."""
+
+    format: Literal["text", "json"] = "text"
+    requests: bool = False
+
+
+class MetricsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``[metrics]``: ``enabled`` serves ``GET /metrics`` (Prometheus text format) and counts
+    requests; off: no request middleware, no collectors, and ``/metrics`` answers 404."""
+
+    enabled: bool = True
+
+
 _DNS_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
 
 
@@ -279,6 +296,8 @@ class ClusterConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     quotas: QuotaSettings = QuotaSettings()
     acl: AclSettings = AclSettings()
     dns: DnsSettings = DnsSettings()
+    logging: LoggingSettings = LoggingSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     def __post_init__(self) -> None:
         if not self.nodes:
@@ -374,7 +393,8 @@ def dump_config(config: ClusterConfig) -> str:
     lines = [f'name = "{config.name}"', f'data_dir = "{config.data_dir}"', f'secret_env = "{config.secret_env}"']
     if config.secret_file:
         lines.append(f'secret_file = "{config.secret_file}"')
-    for section in ("raft", "leases", "checks", "kv", "limits", "quotas", "acl", "dns"):
+    for section in ("raft", "leases", "checks", "kv", "limits", "quotas", "acl", "dns", "logging",
+                    "metrics"):
         lines += ["", f"[{section}]"]
         tuning = getattr(config, section)
         for field in msgspec.structs.fields(tuning):

@@ -26,6 +26,7 @@ class NodeProcess:
         log_path: Path | None = None,
         secret_env: str = "RAFTREG_SECRET",
         extra_env: dict[str, str] | None = None,
+        log_format: str | None = None,
     ) -> None:
         self.name = name
         self.config_path = config_path
@@ -34,6 +35,7 @@ class NodeProcess:
         self._secret = secret
         self._secret_env = secret_env
         self._extra_env = extra_env or {}
+        self.log_format = log_format  # ``--log-format`` of the child; None: its config decides
         self.proc: subprocess.Popen[bytes] | None = None
         self._log_file: IO[bytes] | None = None
 
@@ -57,6 +59,8 @@ class NodeProcess:
             stdout = self._log_file
         cmd = [sys.executable, "-m", "raftreg", "serve", "--config", str(self.config_path),
                "--node", self.name, "--data-dir", str(self.data_dir)]
+        if self.log_format is not None:
+            cmd += ["--log-format", self.log_format]
         self.proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      env=env, start_new_session=True)
 

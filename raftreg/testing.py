@@ -42,6 +42,8 @@ from raftreg.config import (
     KVTuning,
     LeaseTuning,
     LimitsTuning,
+    LoggingSettings,
+    MetricsSettings,
     NodeConfig,
     QuotaSettings,
     RaftTuning,
@@ -135,6 +137,9 @@ class LocalCluster:
         tls: bool = False,
         verify_clients: bool = False,
         dns: bool | DnsSettings = False,
+        logging: LoggingSettings | None = None,
+        metrics: MetricsSettings | None = None,
+        log_format: str | None = None,
     ) -> None:
         self._own_dir = base_dir is None
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="raftreg-cluster-"))
@@ -162,6 +167,7 @@ class LocalCluster:
             limits=limits or LimitsTuning(), quotas=quotas or QuotaSettings(),
             acl=acl or AclSettings(),
             dns=dns if isinstance(dns, DnsSettings) else DnsSettings(),
+            logging=logging or LoggingSettings(), metrics=metrics or MetricsSettings(),
         )
         self.config_path = self.base_dir / "cluster.toml"
         self.config_path.write_text(dump_config(self.config))
@@ -174,6 +180,7 @@ class LocalCluster:
                 secret=self.secret,
                 log_path=self.base_dir / "logs" / f"{n.name}.log",
                 extra_env={"RAFTREG_DEBUG_ENDPOINTS": "1" if debug_endpoints else "0", **(extra_env or {})},
+                log_format=log_format,
             )
             for n in node_cfgs
         }

@@ -27,15 +27,17 @@ DEFAULT_CONFIG = "cluster-configs/local-3.toml"
 @click.option("--node", "node_name", required=True, help="Which member of the config this process is.")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Override <config data_dir>/<node>.")
 @click.option("--log-level", default="INFO", show_default=True)
-def serve(config_path: str, node_name: str, data_dir: str | None, log_level: str) -> None:
+@click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
+              help="text (key=value lines) or json (one object per line); default: the config's [logging] format.")
+def serve(config_path: str, node_name: str, data_dir: str | None, log_level: str, log_format: str | None) -> None:
     """Run one node in the foreground until SIGINT/SIGTERM."""
     from raftreg.http.server import serve as serve_node
-    from raftreg.http.server import setup_logging
+    from raftreg.logs import setup_logging
 
     config = load_config(config_path)
     config.node(node_name)
     secret = config.read_secret()
-    setup_logging(log_level)
+    setup_logging(log_level, "json" if (log_format or config.logging.format) == "json" else "text", [secret])
     path = Path(data_dir) if data_dir else config.node_data_dir(node_name)
     asyncio.run(serve_node(config, node_name, data_dir=path, secret=secret))
 
@@ -110,7 +112,9 @@ def _dev_tls(config: ClusterConfig, base: Path) -> tuple[ClusterConfig, Path, ss
               help="Seconds before a node that died is started again (0: never).")
 @click.option("--tls", "use_tls", is_flag=True, help="Serve HTTPS with certificates generated under "
               "<data_dir>/tls (a config that has [tls] serves HTTPS without this flag).")
-def dev(config_path: str, data_dir: str | None, restart_delay: float, use_tls: bool) -> None:
+@click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
+              help="The nodes' log format (passed to each); default: the config's [logging] format.")
+def dev(config_path: str, data_dir: str | None, restart_delay: float, use_tls: bool, log_format: str | None) -> None:
     """Start every node of a config as child processes, in the foreground.
 
     Data stays in the config's data_dir, so a second run continues where the first stopped.
@@ -129,7 +133,8 @@ def dev(config_path: str, data_dir: str | None, restart_delay: float, use_tls: b
         context = client_context(config.tls.ca_file)
     procs = [
         NodeProcess(n.name, config_path=Path(config_path), data_dir=base / n.name, secret=secret,
-                    secret_env=config.secret_env, log_path=base / "logs" / f"{n.name}.log")
+                    secret_env=config.secret_env, log_path=base / "logs" / f"{n.name}.log",
+                    log_format=log_format)
         for n in config.nodes
     ]
     stopping = False

@@ -23,7 +23,9 @@ from raftreg.http.body_cache import BodyCache
 from raftreg.http.internal import add_signed_routes
 from raftreg.http.kv_api import add_kv_routes
 from raftreg.http.limits import install_limits
+from raftreg.http.metrics import install_metrics
 from raftreg.http.openapi import OPENAPI_PATH, document_bytes
+from raftreg.http.request_log import install_request_log
 from raftreg.http.session_api import add_session_routes
 from raftreg.http.validation import (
     check_instance_id,
@@ -164,6 +166,8 @@ def build_app(node: RegistryNode, *, secret: str, debug_endpoints: bool | None =
                           client_max_size=MAX_BODY)
     app[NODE_KEY] = node
     install_limits(app, node.config.limits, node.acl.accessor_of if node.acl.enabled else None)
+    install_metrics(app, node)  # outside the limits: refused requests are counted too
+    install_request_log(app, node.config.logging.requests)  # outermost: logs what the client got
     api = Api(node)
     inst = "/v1/services/{service}/instances/{id}"
     app.router.add_put(inst, api.put_instance)

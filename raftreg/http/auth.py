@@ -54,7 +54,7 @@ def request_secret(request: web.BaseRequest) -> str | None:
     return request.headers.get(TOKEN_HEADER, "").strip() or None
 
 
-_SERVED_DESPITE_CONFLICT = frozenset({"/v1/health", "/v1/ready", routes.CLUSTER})
+_SERVED_DESPITE_CONFLICT = frozenset({"/v1/health", "/v1/ready", routes.CLUSTER, "/metrics"})
 
 
 def _serves_despite_conflict(request: web.Request) -> bool:

@@ -236,6 +236,7 @@ class Op:
     headers: tuple[str, ...] = ()
     path_schemas: dict[str, str] = field(default_factory=dict)
     raw_response: bool = False
+    media: str = "application/json"  # of a 2xx answer without ``returns`` (``/metrics``: Prometheus text)
 
 
 INST = "/v1/services/{service}/instances/{id}"
@@ -279,6 +280,7 @@ OPERATIONS: tuple[Op, ...] = (
     Op("GET", "/v1/health", "cluster", "200 while the process serves", (Health,), errors=()),
     Op("GET", "/v1/ready", "cluster", "200 once this node knows a leader and caught up", (Ready,), errors=()),
     Op("GET", OPENAPI_PATH, "cluster", "This document", (), errors=()),
+    Op("GET", "/metrics", "cluster", "Prometheus metrics", (), errors=(404,), media="text/plain; version=0.0.4"),
     *(Op(method, path, "acl", summary, returns, body=body, errors=errors)
       for method, path, summary, returns, body, errors in ACL_OPS),
 )
@@ -331,7 +333,7 @@ def _operation(op: Op, refs: dict[type, Any]) -> dict[str, Any]:
             content["application/octet-stream"] = {"schema": {"type": "string", "format": "binary"}}
         ok["content"] = content
     else:
-        ok["content"] = {"application/json": {"schema": {"type": "object"}}}
+        ok["content"] = {op.media: {"schema": {"type": "object" if op.media.endswith("json") else "string"}}}
     if op.headers:
         ok["headers"] = _headers(op.headers)
     responses: dict[str, Any] = {"200": ok}
@@ -348,7 +350,7 @@ def _operation(op: Op, refs: dict[type, Any]) -> dict[str, Any]:
 
 
 def _operation_id(op: Op) -> str:
-    words = [p for p in op.path.split("/")[2:] if p and not p.startswith("{")]
+    words = [p for p in op.path.split("/")[1:] if p and p != "v1" and not p.startswith("{")]
     return "_".join([op.method.lower(), *(w.replace("-", "_").replace(".", "_") for w in words)]) + (
         "_one" if op.path.endswith("}") else "")
 

@@ -78,7 +78,7 @@ _ACL_WRITE = Need("resource", "acl", "write")
 ROUTES: dict[tuple[str, str], Need] = {
     ("GET", "/v1/health"): OPEN,
     ("GET", "/v1/ready"): OPEN,
-    ("GET", "/v1/metrics"): OPEN,
+    ("GET", "/metrics"): OPEN,  # Prometheus scrapes (raftreg.http.metrics): counters, no names or secrets
     ("GET", "/v1/openapi.json"): OPEN,  # the API's description (main's openapi branch) tells no secrets
     ("PUT", INST): _svc("write"),
     ("GET", INST): _svc("read"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import sys
 from pathlib import Path
 
 from aiohttp import web
@@ -22,16 +21,6 @@ from raftreg.tls import server_context
 log = logging.getLogger("raftreg.server")
 
 SHUTDOWN_TIMEOUT = 5.0  # seconds a graceful stop waits for requests in flight
-
-
-def setup_logging(level: str = "INFO") -> None:
-    """One line per event: time, level, logger, message (key=value fields)."""
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
 async def serve(config: ClusterConfig, name: str, *, data_dir: Path, secret: str) -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from raftreg.errors import OutcomeUnknown, Unavailable
@@ -91,6 +92,9 @@ class GroupCommitter:
         self._retry: asyncio.TimerHandle | None = None
         self._paused = False
         self.stats = ProposerStats()
+        # Seconds from proposing an entry to its apply on this node (``raftreg.node.metrics``
+        # sets it when metrics are on; None costs nothing).
+        self.latency_observer: Callable[[float], None] | None = None
 
     @property
     def queued(self) -> int:
@@ -154,8 +158,10 @@ class GroupCommitter:
         self.stats.entries += 1
         self.stats.commands += len(batch)
         self.stats.batch_sizes[_bucket(len(batch))] += 1
-        timer = asyncio.get_running_loop().call_later(self._stuck_after, self._unblock, entry)
-        entry.add_done_callback(lambda f: self._on_entry_done(f, batch, timer))
+        loop = asyncio.get_running_loop()
+        timer = loop.call_later(self._stuck_after, self._unblock, entry)
+        proposed_at = loop.time()
+        entry.add_done_callback(lambda f: self._on_entry_done(f, batch, timer, proposed_at))
 
     def _unblock(self, entry: asyncio.Future[tuple[int, list[Result]]]) -> None:
         if self._inflight is entry:
@@ -165,13 +171,16 @@ class GroupCommitter:
             self._kick()
 
     def _on_entry_done(
-        self, entry: asyncio.Future[tuple[int, list[Result]]], batch: list[_Pending], timer: asyncio.TimerHandle
+        self, entry: asyncio.Future[tuple[int, list[Result]]], batch: list[_Pending], timer: asyncio.TimerHandle,
+        proposed_at: float,
     ) -> None:
         timer.cancel()
         if self._inflight is entry:
             self._inflight = None
         exc = entry.exception() if not entry.cancelled() else ProposalFailed("cancelled", None)
         if exc is None:
+            if self.latency_observer is not None:
+                self.latency_observer(asyncio.get_running_loop().time() - proposed_at)
             index, results = entry.result()
             for pending, result in zip(batch, results, strict=True):
                 if not pending.fut.done():

@@ -30,6 +30,7 @@ from raftreg.node.health import Health
 from raftreg.node.kv import KeyValue, TxnResult
 from raftreg.node.leases import Clock, LeaseKey, SystemClock
 from raftreg.node.memory import trim_periodically
+from raftreg.node.metrics import NodeMetrics
 from raftreg.node.peers import Peers
 from raftreg.node.quotas import Quotas
 from raftreg.node.read_index import ReadIndex
@@ -80,6 +81,9 @@ class RegistryNode:
         self.acl = AclManager(config.acl, self._raft, self._writer, data_dir)
         self._acl_agreement = AclAgreement(config.acl, name, self._view, peers)
         self._tasks: list[asyncio.Task[None]] = []
+        # Prometheus metrics (``[metrics] enabled``); None: no collectors, nothing counted.
+        self.metrics = (NodeMetrics(self.cluster_info, raft=self._raft, proposer=self._writer.proposer,
+                                    view=self._view) if config.metrics.enabled else None)
 
     @property
     def name(self) -> str:

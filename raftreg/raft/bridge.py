@@ -27,6 +27,7 @@ import logging
 import os
 import random
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,10 @@ class RaftNode:
         self._tick_actions: collections.deque[Callable[[Any], None]] = collections.deque()
         self._wake_pending = False  # the loop woke the tick thread and it has not ticked since
         self._status = StatusReader()
+        # Metrics (raftreg.node.metrics): each entry's seconds in the state machine; snapshot restores.
+        self.apply_observer: Callable[[float], None] | None = None
+        self.restores = 0
+        self.restore_seconds = 0.0
         # Held while the SyncObj is being destroyed or replaced; ``submit`` fails fast meanwhile.
         self._swap_lock = threading.Lock()
 
@@ -246,9 +251,13 @@ class RaftNode:
             log.critical("event=unsupported_log_entry index=%d error=%r: stopping this node", index, str(exc))
             logging.shutdown()
             os._exit(EXIT_UNSUPPORTED_ENTRY)
+        observer = self.apply_observer
+        started = time.perf_counter() if observer is not None else 0.0
         with self.lock:
             results = [self.state.apply(index, cmd) for cmd in cmds]
             cascades = self.state.take_cascades()
+        if observer is not None:
+            observer(time.perf_counter() - started)
         self.compaction.on_entry(len(raw), len(cmds))
         if self._on_applied is not None:
             try:
@@ -259,6 +268,7 @@ class RaftNode:
         return index, results
 
     def _restore(self, data: bytes) -> None:
+        started = time.perf_counter()
         state = StateMachine()
         try:
             state.restore(data)
@@ -268,6 +278,8 @@ class RaftNode:
             os._exit(EXIT_UNSUPPORTED_ENTRY)
         with self.lock:
             self.state = state
+        self.restores += 1
+        self.restore_seconds += time.perf_counter() - started
         log.info("event=snapshot_restored index=%d instances=%d keys=%d", state.registry.index,
                  state.registry.instance_count(), state.kv.stats()["keys"])
         if self._on_restored is not None:
@@ -340,6 +352,11 @@ class RaftNode:
     @property
     def running(self) -> bool:
         return self._syncobj is not None
+
+    @property
+    def snapshots(self) -> tuple[int, float]:
+        """Snapshots this node wrote (its forked child finished) and the seconds they took in all."""
+        return self._status.snapshots, self._status.snapshot_seconds
 
     @property
     def led_terms(self) -> list[int]:

@@ -58,6 +58,10 @@ class StatusReader:
         self._last_good: RaftStatus = STOPPED
         self.led_terms: collections.deque[int] = collections.deque(maxlen=256)
         self.failed_samples = 0
+        self.snapshots = 0  # snapshots written (pysyncobj's serializer child finished)
+        self.snapshot_seconds = 0.0
+        self._snapshot_started: float | None = None
+        self._last_serialized: object = None
 
     def reset_contact(self) -> None:
         """A new SyncObj starts: count the time without a leader from now."""
@@ -72,6 +76,24 @@ class StatusReader:
             term = so._SyncObj__raftCurrentTerm
             if not self.led_terms or self.led_terms[-1] != term:
                 self.led_terms.append(term)
+        self._watch_snapshot(so)
+
+    def _watch_snapshot(self, so: Any) -> None:
+        """Count finished snapshots and time them: from the tick that first sees pysyncobj's
+        serializer child running to the tick that sees the new last-serialized entry. Read with
+        defaults, so a pysyncobj without these attributes only loses the snapshot metrics."""
+        serializer = getattr(so, "_SyncObj__serializer", None)
+        busy = getattr(serializer, "_Serializer__pid", 0) != 0
+        if busy and self._snapshot_started is None:
+            self._snapshot_started = time.monotonic()
+        last = getattr(so, "_SyncObj__lastSerializedEntry", None)
+        if last != self._last_serialized:
+            self._last_serialized = last
+            if last is not None:
+                self.snapshots += 1
+                if self._snapshot_started is not None:
+                    self.snapshot_seconds += time.monotonic() - self._snapshot_started
+            self._snapshot_started = None
 
     def sample(self, so: Any) -> RaftStatus:
         if so is None:

@@ -16,8 +16,9 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
+from prometheus_client import CollectorRegistry
 
-from raftreg.config import LimitsTuning
+from raftreg.config import LimitsTuning, LoggingSettings
 from raftreg.http import routes
 from raftreg.http.app import build_app
 from raftreg.http.openapi import ERROR_CODES, OPERATIONS, document, document_bytes
@@ -35,7 +36,8 @@ def router_operations() -> set[tuple[str, str]]:
     """(METHOD, template) of every route of the app, ``{key:.*}`` written ``{key}``. The handlers
     are never called, so the node is a stand-in."""
     # routing only: no node behind it
-    node = SimpleNamespace(acl=SimpleNamespace(enabled=False), config=SimpleNamespace(limits=LimitsTuning()))
+    node = SimpleNamespace(acl=SimpleNamespace(enabled=False), metrics=SimpleNamespace(registry=CollectorRegistry()),
+                           config=SimpleNamespace(limits=LimitsTuning(), logging=LoggingSettings()))
     app = build_app(cast(RegistryNode, node), secret="s" * 32, debug_endpoints=True)
     out = set()
     for route in app.router.routes():
