@@ -35,7 +35,8 @@ _DENIALS = {401: "unauthenticated", 403: "permission_denied"}
 # Any other method (a client may send anything) counts as OTHER: the series stay bounded.
 METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "OPTIONS"})
 
-disable_created_metrics()  # no ``*_created`` series: a node is one process, its start time is process_start_time
+# No ``*_created`` series: a node is one process, whose start time is ``process_start_time_seconds``.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 def route_template(request: web.BaseRequest) -> str:
