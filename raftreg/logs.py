@@ -26,7 +26,7 @@ import re
 import sys
 import time
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 LogFormat = Literal["text", "json"]
 REDACTED = "[REDACTED]"
@@ -126,9 +126,11 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
-def setup_logging(level: str = "INFO", fmt: LogFormat = "text", secrets: Iterable[str] = ()) -> logging.Handler:
-    """Configure the process's root logger (module docstring); returns its handler."""
-    handler = logging.StreamHandler(sys.stderr)
+def setup_logging(level: str = "INFO", fmt: LogFormat = "text", secrets: Iterable[str] = (),
+                  stream: IO[str] | None = None) -> logging.Handler:
+    """Configure the process's root logger (module docstring): its one handler writes to
+    ``stream`` (stderr by default); returns that handler."""
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(Redactor(secrets))
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()

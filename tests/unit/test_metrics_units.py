@@ -1,0 +1,37 @@
+"""Pure parts of the metrics: the leader-change count and the request instruments' labels."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from prometheus_client import CollectorRegistry
+
+from raftreg.http.metrics import RequestMetrics
+from raftreg.node.metrics import LeaderChanges
+from raftreg.raft.status import STOPPED
+
+
+def test_leader_changes_count_each_new_known_leader() -> None:
+    changes = LeaderChanges()
+    samples = [None, "a:1", "a:1", None, "a:1", "b:1", "b:1", "a:1"]  # losing contact is no change
+    for leader in samples:
+        changes(dataclasses.replace(STOPPED, leader=leader), leader is not None)
+    assert changes.count == 3
+
+
+def test_requests_are_counted_by_template_and_denials_by_code() -> None:
+    registry = CollectorRegistry()
+    metrics = RequestMetrics(registry)
+    inst = "/v1/services/{service}/instances/{id}"
+    for _ in range(2):
+        metrics.observe(inst, "PUT", 200, 0.002)
+    metrics.observe(inst, "PUT", 403, 0.001)
+    metrics.observe("/v1/services", "GET", 401, 0.001)
+
+    def sample(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    assert sample("raftreg_http_requests_total", route=inst, method="PUT", status="200") == 2
+    assert sample("raftreg_http_request_duration_seconds_count", route=inst, method="PUT") == 3
+    assert sample("raftreg_acl_denials_total", code="permission_denied") == 1
+    assert sample("raftreg_acl_denials_total", code="unauthenticated") == 1
