@@ -13,17 +13,22 @@ Contract:
   ``raftreg_http_request_duration_seconds{route,method}`` (histogram), ``raftreg_http_requests_in_flight``,
   ``raftreg_acl_denials_total{code}`` (401 ``unauthenticated`` and 403 ``permission_denied``
   answers, whichever layer refused: the HTTP check or the re-check at apply).
-- Hot-path cost per request: two clock reads, a dict lookup of the cached label children, one
-  counter increment and one histogram observation (benchmarks/metrics_cost.py measures it).
+- Hot-path cost per request: two clock reads, a dict lookup and a few integer additions on the
+  event loop (no lock: requests and scrapes share the loop); the families are built when scraped
+  (benchmarks/metrics_cost.py measures the cost).
 """
 
 from __future__ import annotations
 
+import bisect
 import time
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, disable_created_metrics, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from raftreg.http.wire import Handler
 from raftreg.node.registry_node import RegistryNode
@@ -46,42 +51,67 @@ def route_template(request: web.BaseRequest) -> str:
     return resource.canonical if resource is not None else UNMATCHED
 
 
-class RequestMetrics:
-    """Request counters and latency of one node's API, registered on the node's registry."""
+@dataclass
+class _RouteStats:
+    """One (route, method): answers by status, and the latency histogram's buckets (not cumulative:
+    ``buckets[i]`` counts durations in (bounds[i-1], bounds[i]], the last one above every bound)."""
 
-    def __init__(self, registry: Any) -> None:
-        self.requests = Counter("raftreg_http_requests", "HTTP requests answered, by route template, method "
-                                "and status", ["route", "method", "status"], registry=registry)
-        self.duration = Histogram("raftreg_http_request_duration_seconds", "Seconds to answer an HTTP request "
-                                  "(blocking queries included: they wait by design)", ["route", "method"],
-                                  buckets=DURATION_BUCKETS, registry=registry)
-        self.in_flight = Gauge("raftreg_http_requests_in_flight", "HTTP requests being handled now",
-                               registry=registry)
-        self.denials = Counter("raftreg_acl_denials", "Requests refused by the ACLs, by error code", ["code"],
-                               registry=registry)
-        for code in _DENIALS.values():
-            self.denials.labels(code)  # present (at 0) before the first denial
-        self._counters: dict[tuple[str, str, int], Any] = {}
-        self._timers: dict[tuple[str, str], Any] = {}
+    statuses: dict[int, int] = field(default_factory=dict)
+    buckets: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
+    total: float = 0.0
+    count: int = 0
+
+
+class RequestMetrics(Collector):
+    """Request counters and latency of one node's API, kept in plain Python on the event loop (no
+    lock, no prometheus object on the hot path) and turned into metric families when scraped."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._routes: dict[tuple[str, str], _RouteStats] = {}
+        self.in_flight = 0
+        self.denials = dict.fromkeys(_DENIALS.values(), 0)
+        registry.register(self)
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        key = (route, method, status)
-        counter = self._counters.get(key)
-        if counter is None:
-            counter = self._counters[key] = self.requests.labels(route, method, str(status))
-        counter.inc()
-        timer = self._timers.get(key[:2])
-        if timer is None:
-            timer = self._timers[key[:2]] = self.duration.labels(route, method)
-        timer.observe(seconds)
+        stats = self._routes.get((route, method))
+        if stats is None:
+            stats = self._routes[(route, method)] = _RouteStats()
+        stats.statuses[status] = stats.statuses.get(status, 0) + 1
+        stats.buckets[bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
+        stats.total += seconds
+        stats.count += 1
         if status in _DENIALS:
-            self.denials.labels(_DENIALS[status]).inc()
+            self.denials[_DENIALS[status]] += 1
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily("raftreg_http_requests", "HTTP requests answered, by route template, "
+                                       "method and status", labels=["route", "method", "status"])
+        duration = HistogramMetricFamily("raftreg_http_request_duration_seconds", "Seconds to answer an HTTP "
+                                         "request (blocking queries included: they wait by design)",
+                                         labels=["route", "method"])
+        for (route, method), stats in list(self._routes.items()):
+            for status, count in sorted(stats.statuses.items()):
+                requests.add_metric([route, method, str(status)], count)
+            cumulative, buckets = 0, []
+            for bound, count in zip((*map(str, DURATION_BUCKETS), "+Inf"), stats.buckets, strict=True):
+                cumulative += count
+                buckets.append((bound, cumulative))
+            duration.add_metric([route, method], buckets, stats.total)
+        yield requests
+        yield duration
+        yield GaugeMetricFamily("raftreg_http_requests_in_flight", "HTTP requests being handled now",
+                                value=self.in_flight)
+        denials = CounterMetricFamily("raftreg_acl_denials", "Requests refused by the ACLs, by error code",
+                                      labels=["code"])
+        for code, count in self.denials.items():
+            denials.add_metric([code], count)
+        yield denials
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
         status = 500
-        self.in_flight.inc()
+        self.in_flight += 1
         try:
             response = await handler(request)
             status = response.status
@@ -90,7 +120,7 @@ class RequestMetrics:
             status = exc.status
             raise
         finally:
-            self.in_flight.dec()
+            self.in_flight -= 1
             method = request.method
             self.observe(route_template(request), method if method in METHODS else "OTHER", status,
                          time.perf_counter() - started)

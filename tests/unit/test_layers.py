@@ -109,8 +109,8 @@ RULES: list[Rule] = [
         ),
     ),
     (
-        "raftreg.models, raftreg.errors and raftreg.durations import no other raftreg module",
-        lambda m: m in ("raftreg.models", "raftreg.errors", "raftreg.durations"),
+        "raftreg.models, raftreg.errors, raftreg.durations and raftreg.logs import no other raftreg module",
+        lambda m: m in ("raftreg.models", "raftreg.errors", "raftreg.durations", "raftreg.logs"),
         lambda imp: top(imp) != "raftreg" or within(imp, "raftreg.models", "raftreg.errors"),
     ),
     (
