@@ -6,7 +6,9 @@ machine in the same run.
     .venv/bin/python benchmarks/metrics_cost.py              # 6 rounds (= make bench-metrics, ~4 min)
     .venv/bin/python benchmarks/metrics_cost.py --rounds 10 --read-duration 5
 
-Both clusters run side by side for the whole run (so each sees the same machine, the other one
+``overhead`` first times, in process, the CPU the metrics middleware adds to one request (a
+trivial handler awaited with and without it): the noise-free part of the answer. Then ``compare``:
+both clusters run side by side for the whole run (so each sees the same machine, the other one
 idling); each round measures both, one after the other, the order alternating between rounds:
 - ``write``: ``--write-total`` registrations (a fresh key space per round, ~300-byte bodies, 100
   services), concurrency ``--concurrency`` spread over the three nodes;
@@ -23,24 +25,30 @@ operation; positive: metrics cost that much). Target: under 5 %.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import statistics
 import sys
+import time
 import urllib.error
 import urllib.request
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
+from aiohttp import web
 from harness.bench import Bench, node_pids
 from harness.cli import add_size_options, check_common_args, common_parser, run_and_report
 from harness.closed_loop import get_jobs, put_jobs, run_closed_loop
 from harness.payloads import instance_body
 from harness.report import fmt_num, log, print_table
+from prometheus_client import CollectorRegistry
 
 from raftreg.config import MetricsSettings
+from raftreg.http.metrics import RequestMetrics
 from raftreg.testing import LocalCluster, http_json
 
 NAME = "metrics_cost"
-PHASES = ("compare",)
+PHASES = ("overhead", "compare")
 MODES = ("on", "off")
 SERVICE, SERVICE_SIZE = "small", 5
 TARGET_PCT = 5.0
@@ -136,6 +144,16 @@ class MetricsCostBench(Bench):
             f"{write['other_procs_cpu_pct']}/{read['other_procs_cpu_pct']} %")
         return {"write": write, "read": read}
 
+    def phase_overhead(self) -> dict[str, Any]:
+        """In-process, without the noise of a cluster: the CPU the request middleware adds to one
+        request (the same trivial handler awaited with and without it, best of 5 x 100,000)."""
+        out = asyncio.run(_middleware_overhead())
+        self.results["overhead"] = out
+        log(f"overhead: {out['added_us']:.2f} us per request added by the metrics middleware "
+            f"(handler alone {out['bare_us']:.2f} us, with the middleware {out['wrapped_us']:.2f} us)")
+        self.note("overhead", "CPU added per request (in process)", f"{out['added_us']:.2f} us")
+        return out
+
     def phase_compare(self) -> dict[str, Any]:
         self.start_clusters()
         rounds: list[dict[str, Any]] = []
@@ -155,10 +173,49 @@ class MetricsCostBench(Bench):
                           f"{_fmt(summary['median']['off'])} off)",
                           "ok" if cost is not None and cost < TARGET_PCT else "MISS")
             out[kind + "_errors"] = sum(r[m][kind]["errors"] for r in rounds for m in MODES)
+        added = self.results.get("overhead", {}).get("added_us")
+        base = out["read_server_cpu_us_per_op"]["median"]["off"]
+        if added is not None and base:
+            out["read_overhead_pct_estimate"] = round(100.0 * added / base, 2)
+            self.note("compare", "read: in-process overhead / server CPU per read (off)",
+                      f"{out['read_overhead_pct_estimate']:.2f} % ({added:.2f} of {_fmt(base)} us)",
+                      "ok" if out["read_overhead_pct_estimate"] < TARGET_PCT else "MISS")
         print_table(f"Metrics on vs off ({len(rounds)} rounds, concurrency {self.args.concurrency}, "
                     f"{self.args.procs} client procs; cost: how much worse 'on' is, in % of 'off')",
                     ["measure", "mode", "per round", "median", "spread (min - max)", "cost: median of rounds"], rows)
         return out
+
+
+async def _middleware_overhead(calls: int = 100_000, repeats: int = 5) -> dict[str, float]:
+    """Microseconds per call of a trivial handler, alone and through ``RequestMetrics.middleware``
+    (a stand-in request matched to a route template), best of ``repeats``."""
+    metrics = RequestMetrics(CollectorRegistry())
+    response = web.Response(status=200)
+    resource = SimpleNamespace(canonical="/v1/services/{service}")
+    request: Any = SimpleNamespace(method="GET", match_info=SimpleNamespace(route=SimpleNamespace(resource=resource)))
+
+    async def handler(req: web.Request) -> web.StreamResponse:
+        return response
+
+    async def bare() -> None:
+        for _ in range(calls):
+            await handler(request)
+
+    async def wrapped() -> None:
+        middleware = metrics.middleware
+        for _ in range(calls):
+            await middleware(request, handler)
+
+    best: dict[str, float] = {}
+    for name, fn in (("bare", bare), ("wrapped", wrapped)):
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            await fn()
+            times.append(time.perf_counter() - t0)
+        best[name] = min(times) / calls * 1e6
+    return {"bare_us": round(best["bare"], 3), "wrapped_us": round(best["wrapped"], 3),
+            "added_us": round(best["wrapped"] - best["bare"], 3)}
 
 
 def _fmt(v: float | None) -> str:
