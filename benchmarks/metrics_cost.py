@@ -3,13 +3,14 @@
 machine in the same run.
 
     .venv/bin/python benchmarks/metrics_cost.py --quick      # 2 rounds, small: a smoke test (~1 min)
-    .venv/bin/python benchmarks/metrics_cost.py              # 6 rounds (= make bench-metrics, ~4 min)
+    .venv/bin/python benchmarks/metrics_cost.py              # 6 rounds (= make bench-metrics, ~2 min)
     .venv/bin/python benchmarks/metrics_cost.py --rounds 10 --read-duration 5
 
 ``overhead`` first times, in process, the CPU the metrics middleware adds to one request (a
 trivial handler awaited with and without it): the noise-free part of the answer. Then ``compare``:
-both clusters run side by side for the whole run (so each sees the same machine, the other one
-idling); each round measures both, one after the other, the order alternating between rounds:
+both clusters run side by side (so each sees the same machine, the other one idling; both are
+started again, in the other order, half-way through the rounds); each round measures both, one
+after the other, the order alternating between rounds:
 - ``write``: ``--write-total`` registrations (a fresh key space per round, ~300-byte bodies, 100
   services), concurrency ``--concurrency`` spread over the three nodes;
 - ``read``: ``GET /v1/services/{svc}`` of a 5-instance service for ``--read-duration`` s, spread
@@ -101,9 +102,15 @@ class MetricsCostBench(Bench):
     def __init__(self, args: argparse.Namespace, *rest: Any) -> None:
         super().__init__(args, *rest)
         self.clusters: dict[str, LocalCluster] = {}
+        self.fresh: set[int] = set()  # rounds that run on freshly started clusters (they warm up)
 
-    def start_clusters(self) -> None:
-        for mode in MODES:
+    def start_clusters(self, order: tuple[str, ...] = MODES) -> None:
+        """Start both clusters, in ``order`` (the second half of the run reverses it: whatever
+        the first-started cluster gains or loses from its place is then shared)."""
+        for cluster in self.clusters.values():
+            cluster.close()
+        self.clusters.clear()
+        for mode in order:
             cluster = LocalCluster(3, tuning=self.tuning, name=f"metrics-{mode}",
                                    metrics=MetricsSettings(enabled=mode == "on"))
             self.clusters[mode] = cluster
@@ -130,7 +137,7 @@ class MetricsCostBench(Bench):
         cluster = self.clusters[mode]
         targets, pids, conc = cluster.urls(), node_pids(cluster), self.args.concurrency
         jobs = put_jobs(self.args.procs, targets, conc, f"r{rnd}", self.size("write_total"), 100,
-                        self.args.payload_bytes, warmup=self.size("warmup_writes") if rnd == 0 else 0)
+                        self.args.payload_bytes, warmup=self.size("warmup_writes") if rnd in self.fresh else 0)
         write = run_closed_loop(self.client_pool(), jobs, pids, 600)
         dur = self.size("read_duration")
         jobs = get_jobs(self.args.procs, targets, conc, SERVICE, SERVICE_SIZE, dur, self.size("read_warmup"))
@@ -155,9 +162,12 @@ class MetricsCostBench(Bench):
         return out
 
     def phase_compare(self) -> dict[str, Any]:
-        self.start_clusters()
         rounds: list[dict[str, Any]] = []
-        for rnd in range(self.size("rounds")):
+        total = self.size("rounds")
+        for rnd in range(total):
+            if rnd in (0, total // 2):
+                self.start_clusters(MODES if rnd == 0 else MODES[::-1])
+                self.fresh.add(rnd)
             order = MODES if rnd % 2 == 0 else MODES[::-1]
             rounds.append({mode: self.measure(mode, rnd) for mode in order})
         out: dict[str, Any] = {"rounds": rounds}

@@ -1,16 +1,19 @@
-"""Logs of a real node (``raftreg serve --log-format json``, ACLs on, ``[logging] requests = true``,
-``[metrics] enabled = false``): one JSON object per line, one request line per request naming
-the route template, and no token secret anywhere, the redaction marker standing in for it."""
+"""Logs of a real node (``raftreg serve --log-format json``, ACLs on under ``default_policy =
+"deny"``, ``[logging] requests = true``): one JSON object per line, one request line per request
+naming the route template, and no token secret anywhere, the redaction marker standing in for it.
+Its ``/metrics`` stays open without a token and counts the denials."""
 
 from __future__ import annotations
 
 import json
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from raftreg.config import AclSettings, LoggingSettings, MetricsSettings
+from raftreg.config import AclSettings, LoggingSettings
 from raftreg.logs import REDACTED
 from raftreg.testing import LocalCluster, http_json, wait_for
 from tests.conftest import START_TIMEOUT
@@ -24,8 +27,7 @@ QUERY_CANARY = "qry-canary-3e7a9c1b4f6d"
 def node() -> Iterator[LocalCluster]:
     remember_secret(HEADER_CANARY, QUERY_CANARY)
     c = LocalCluster(1, name="logs", acl=AclSettings(enabled=True, audit=True),
-                     logging=LoggingSettings(requests=True), metrics=MetricsSettings(enabled=False),
-                     log_format="json")
+                     logging=LoggingSettings(requests=True), log_format="json")
     try:
         c.start(wait=START_TIMEOUT)
         yield c
@@ -80,6 +82,12 @@ def test_every_line_is_json(node: LocalCluster) -> None:
     assert any(line["event"] == "serving" and line["logger"] == "raftreg.server" for line in lines)
 
 
-def test_metrics_off_answers_404(node: LocalCluster) -> None:
-    code, body = http_json(node.url("n1") + "/metrics")
-    assert code == 404 and body["error"]["code"] == "not_found"
+def test_metrics_are_open_and_count_denials(node: LocalCluster) -> None:
+    """Runs after the token test, which was refused twice with 401."""
+    with urllib.request.urlopen(node.url("n1") + "/metrics", timeout=5) as resp:  # no token
+        assert resp.status == 200
+        text = resp.read().decode()
+    samples = {(s.name, s.labels.get("code")): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+    assert samples[("raftreg_acl_denials_total", "unauthenticated")] >= 2
+    assert http_json(node.url("n1") + "/v1/services")[0] == 401  # while the API itself is closed

@@ -6,9 +6,11 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from raftreg.config import ConfigError, load_config
 from raftreg.logs import REDACTED, JsonFormatter, Redactor, parse_fields, redact, setup_logging
 
 SECRET = "9f0c2b7e-1d4a-4c55-8e2f-0a1b2c3d4e5f"
@@ -104,3 +106,17 @@ def test_every_logger_goes_through_the_redactor(fmt: str, root_handlers: None) -
     assert len(lines) == 3
     if fmt == "json":
         assert [json.loads(line)["logger"] for line in lines] == ["aiohttp.server", "raftreg.deep.child", "pysyncobj"]
+
+
+def test_the_config_tables(tmp_path: Path) -> None:
+    base = 'name = "c"\n[[nodes]]\nname = "n1"\nhttp = "127.0.0.1:1"\nraft = "127.0.0.1:2"\n'
+    path = tmp_path / "c.toml"
+    path.write_text(base)
+    config = load_config(path)
+    assert (config.logging.format, config.logging.requests, config.metrics.enabled) == ("text", False, True)
+    path.write_text(base + '[logging]\nformat = "json"\nrequests = true\n[metrics]\nenabled = false\n')
+    config = load_config(path)
+    assert (config.logging.format, config.logging.requests, config.metrics.enabled) == ("json", True, False)
+    path.write_text(base + '[logging]\nformat = "yaml"\n')
+    with pytest.raises(ConfigError, match=r"logging\.format"):
+        load_config(path)

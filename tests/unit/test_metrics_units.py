@@ -1,11 +1,17 @@
-"""Pure parts of the metrics: the leader-change count and the request instruments' labels."""
+"""Pure parts of the metrics (the leader-change count, the request instruments' labels), and
+``/metrics`` absent when a node has metrics off."""
 
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
+from typing import Any
 
+from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
+from raftreg.config import LimitsTuning, LoggingSettings
+from raftreg.http.app import build_app
 from raftreg.http.metrics import RequestMetrics
 from raftreg.node.metrics import LeaderChanges
 from raftreg.raft.status import STOPPED
@@ -35,3 +41,14 @@ def test_requests_are_counted_by_template_and_denials_by_code() -> None:
     assert sample("raftreg_http_request_duration_seconds_count", route=inst, method="PUT") == 3
     assert sample("raftreg_acl_denials_total", code="permission_denied") == 1
     assert sample("raftreg_acl_denials_total", code="unauthenticated") == 1
+
+
+async def test_metrics_off_means_no_route_and_no_middleware() -> None:
+    node: Any = SimpleNamespace(acl=SimpleNamespace(enabled=False), metrics=None, acl_conflict=None,
+                                config=SimpleNamespace(limits=LimitsTuning(), logging=LoggingSettings()))
+    app = build_app(node, secret="s", debug_endpoints=False)
+    assert not any(getattr(m, "__self__", None).__class__ is RequestMetrics for m in app.middlewares)
+    async with TestClient(TestServer(app)) as client:
+        resp = await client.get("/metrics")
+        assert resp.status == 404
+        assert (await resp.json())["error"]["code"] == "not_found"
