@@ -111,6 +111,17 @@ def test_a_blocking_query_shows_as_parked_then_woken(cluster: LocalCluster) -> N
     assert value(after, "raftreg_blocking_queries_parked") == 0
 
 
+def test_a_snapshot_is_counted_and_timed(cluster: LocalCluster) -> None:
+    node = cluster.names[1]
+    before = scrape(cluster, node)
+    assert cluster.debug(node, "snapshot")[0] == 200
+    wait_for(lambda: value(scrape(cluster, node), "raftreg_snapshots") > value(before, "raftreg_snapshots"), 10,
+             "the snapshot to be counted")
+    after = scrape(cluster, node)
+    assert value(after, "raftreg_snapshot_duration_seconds", "raftreg_snapshot_duration_seconds_count") >= 1
+    assert value(after, "raftreg_snapshot_duration_seconds", "raftreg_snapshot_duration_seconds_sum") > 0
+
+
 def test_an_unmatched_path_counts_under_one_label(cluster: LocalCluster) -> None:
     node = cluster.names[0]
     for path in ("/nope/1", "/nope/2"):
