@@ -127,10 +127,8 @@ class RaftNode:
         self._tick_actions: collections.deque[Callable[[Any], None]] = collections.deque()
         self._wake_pending = False  # the loop woke the tick thread and it has not ticked since
         self._status = StatusReader()
-        # Metrics (raftreg.node.metrics): each entry's seconds in the state machine; snapshot restores.
-        self.apply_observer: Callable[[float], None] | None = None
-        self.restores = 0
-        self.restore_seconds = 0.0
+        self.apply_observer: Callable[[float], None] | None = None  # metrics: each entry's time in the state
+        self.restores, self.restore_seconds = 0, 0.0  # metrics: snapshots installed, and their time
         # Held while the SyncObj is being destroyed or replaced; ``submit`` fails fast meanwhile.
         self._swap_lock = threading.Lock()
 
@@ -251,8 +249,7 @@ class RaftNode:
             log.critical("event=unsupported_log_entry index=%d error=%r: stopping this node", index, str(exc))
             logging.shutdown()
             os._exit(EXIT_UNSUPPORTED_ENTRY)
-        observer = self.apply_observer
-        started = time.perf_counter() if observer is not None else 0.0
+        observer, started = self.apply_observer, time.perf_counter()
         with self.lock:
             results = [self.state.apply(index, cmd) for cmd in cmds]
             cascades = self.state.take_cascades()
