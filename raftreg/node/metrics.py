@@ -42,6 +42,7 @@ log = logging.getLogger("raftreg.metrics")
 # Group commit latency (propose -> applied here) and state-machine time per entry.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 APPLY_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5)
+BATCH_BUCKETS = tuple(2**i for i in range(13))  # 1 ... 4096 commands per entry
 RAFT_STATES = ("leader", "follower", "candidate")
 
 METRIC_FAMILIES: dict[str, str] = {  # name (without _total for counters) -> type
@@ -168,11 +169,9 @@ class NodeCollector(Collector):
         yield _gauge("raftreg_group_commit_queued", "Writes waiting in the queue now", gc["queued"])
         stats = self._m.proposer.stats
         buckets: list[tuple[str, float]] = []
-        cumulative = 0
-        for size in sorted(stats.batch_sizes):  # power-of-two buckets: a count under b holds <= b commands
-            cumulative += stats.batch_sizes[size]
-            buckets.append((str(float(size)), cumulative))
-        buckets.append(("+Inf", stats.entries))
+        for bound in BATCH_BUCKETS:  # the proposer counts entries by size rounded up to a power of two
+            buckets.append((str(float(bound)), sum(n for size, n in stats.batch_sizes.items() if size <= bound)))
+        buckets.append(("+Inf", sum(stats.batch_sizes.values())))
         yield HistogramMetricFamily("raftreg_group_commit_batch_commands", "Commands per group-commit Raft entry",
                                     buckets=buckets, sum_value=stats.commands)
 

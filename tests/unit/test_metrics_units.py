@@ -52,3 +52,22 @@ async def test_metrics_off_means_no_route_and_no_middleware() -> None:
         resp = await client.get("/metrics")
         assert resp.status == 404
         assert (await resp.json())["error"]["code"] == "not_found"
+
+
+def test_the_batch_histogram_is_cumulative_with_fixed_buckets() -> None:
+    from raftreg.node.metrics import BATCH_BUCKETS, NodeCollector
+    from raftreg.node.proposer import ProposerStats
+
+    stats = ProposerStats(entries=4, commands=1 + 3 + 3 + 100)
+    stats.batch_sizes.update({1: 1, 4: 2, 128: 1})  # entries of 1, 3, 3 and 100 commands
+    metrics: Any = SimpleNamespace(proposer=SimpleNamespace(stats=stats))
+    info = {"group_commit": {"entries": 4, "commands": 107, "retries": 0, "refused": 0, "expired": 0, "queued": 0}}
+    families = {f.name: f for f in NodeCollector(metrics)._group_commit(info)}
+    samples = {s.labels.get("le"): s.value for s in families["raftreg_group_commit_batch_commands"].samples
+               if s.name.endswith("_bucket")}
+    assert len(samples) == len(BATCH_BUCKETS) + 1
+    assert (samples["1.0"], samples["2.0"], samples["4.0"], samples["64.0"], samples["128.0"], samples["+Inf"]) == (
+        1, 1, 3, 3, 4, 4)
+    total = {s.name: s.value for s in families["raftreg_group_commit_batch_commands"].samples}
+    assert total["raftreg_group_commit_batch_commands_count"] == 4
+    assert total["raftreg_group_commit_batch_commands_sum"] == 107
