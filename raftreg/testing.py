@@ -8,7 +8,9 @@ it can be used from sync tests, async tests (between awaits) and scripts alike.
 (``raftreg.certgen``) and serves HTTPS; ``verify_clients=True`` also requires client
 certificates. ``ssl_context`` (CA + client certificate) is what its own observation calls use;
 ``tls_files`` says where the files are, for clients under test. ``LocalCluster(dns=True)`` (or a
-``DnsSettings``) serves DNS on a free port per node: ``dns_address(name)``.
+``DnsSettings``) serves DNS on a free port per node: ``dns_address(name)``. ``logging`` and
+``metrics`` are the config's ``[logging]`` and ``[metrics]`` tables; ``log_format`` is passed to
+every node as ``raftreg serve --log-format``.
 
 Every node writes its log to ``<base_dir>/logs/<node>.log`` (``log_files()``). ``live_clusters()``
 lists the clusters made and not yet closed, and each function of ``CLOSE_HOOKS`` is called with
