@@ -7,7 +7,8 @@ it can be used from sync tests, async tests (between awaits) and scripts alike.
 ``LocalCluster(tls=True)`` generates a CA and certificates under ``<base_dir>/tls``
 (``raftreg.certgen``) and serves HTTPS; ``verify_clients=True`` also requires client
 certificates. ``ssl_context`` (CA + client certificate) is what its own observation calls use;
-``tls_files`` says where the files are, for clients under test.
+``tls_files`` says where the files are, for clients under test. ``LocalCluster(consul=True)``
+also serves the Consul-compatible API on a free port per node (``consul_url(name)``).
 """
 
 from __future__ import annotations
@@ -116,13 +117,16 @@ class LocalCluster:
         extra_env: dict[str, str] | None = None,
         tls: bool = False,
         verify_clients: bool = False,
+        consul: bool = False,
     ) -> None:
         self._own_dir = base_dir is None
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="raftreg-cluster-"))
         self.keep_data = keep_data
-        ports = free_ports(2 * nodes)
+        per = 3 if consul else 2
+        ports = free_ports(per * nodes)
         node_cfgs = [
-            NodeConfig(name=f"n{i + 1}", http=f"127.0.0.1:{ports[2 * i]}", raft=f"127.0.0.1:{ports[2 * i + 1]}")
+            NodeConfig(name=f"n{i + 1}", http=f"127.0.0.1:{ports[per * i]}", raft=f"127.0.0.1:{ports[per * i + 1]}",
+                       consul_http=f"127.0.0.1:{ports[per * i + 2]}" if consul else None)
             for i in range(nodes)
         ]
         self.tls_files: Issued | None = None
@@ -217,6 +221,13 @@ class LocalCluster:
     # ---- observation --------------------------------------------------------------------
     def url(self, name: str) -> str:
         return self.config.url(name)
+
+    def consul_url(self, name: str) -> str:
+        """The base URL of member ``name``'s Consul-compatible API (``LocalCluster(consul=True)``)."""
+        addr = self.config.node(name).consul_http
+        if addr is None:
+            raise ValueError("this cluster serves no Consul API: create it with LocalCluster(consul=True)")
+        return f"{self.config.scheme}://{addr}"
 
     def urls(self) -> list[str]:
         return [self.url(n) for n in self.names]

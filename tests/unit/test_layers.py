@@ -135,6 +135,21 @@ RULES: list[Rule] = [
         lambda imp: not within(imp, "raftreg.http", "raftreg.cli"),
     ),
     (
+        "raftreg.consul (translation only) reaches the node only through its facade and the types of reads, view, "
+        "hosts, acl and authority; never raftreg.raft, raftreg.state or raftreg.cli",
+        lambda m: within(m, "raftreg.consul"),
+        lambda imp: not within(imp, "raftreg.raft", "raftreg.state", "raftreg.cli") and (
+            not within(imp, "raftreg.node") or imp == "raftreg.node" or within(
+                imp, "raftreg.node.registry_node", "raftreg.node.reads", "raftreg.node.view", "raftreg.node.hosts",
+                "raftreg.node.acl", "raftreg.node.authority")
+        ),
+    ),
+    (
+        "raftreg.http imports raftreg.consul only in server.py (which serves both APIs)",
+        lambda m: within(m, "raftreg.http") and m != "raftreg.http.server",
+        lambda imp: not within(imp, "raftreg.consul"),
+    ),
+    (
         "raftreg.http never imports raftreg.cli",
         lambda m: within(m, "raftreg.http"),
         lambda imp: not within(imp, "raftreg.cli"),
