@@ -22,6 +22,9 @@ from collections.abc import Callable
 from aiohttp import web
 
 from raftreg.consul.acl import ACL_NOT_FOUND, ConsulAcl
+from raftreg.consul.agent import add_agent_routes
+from raftreg.consul.catalog import add_catalog_routes
+from raftreg.consul.health import add_health_routes
 from raftreg.consul.routes import NODE_KEY, ConsulRoutes
 from raftreg.consul.status import add_status_routes
 from raftreg.consul.unsupported import add_unsupported_routes
@@ -75,7 +78,8 @@ RouteModule = Callable[[ConsulRoutes], None]
 
 # The ``add_*_routes`` function of every module of this API; the catch-all of unsupported
 # features goes last.
-ROUTE_MODULES: list[RouteModule] = [add_status_routes, add_unsupported_routes]
+ROUTE_MODULES: list[RouteModule] = [add_agent_routes, add_catalog_routes, add_health_routes, add_status_routes,
+                                    add_unsupported_routes]
 
 
 def build_consul_app(node: RegistryNode, *, secret: str) -> web.Application:
