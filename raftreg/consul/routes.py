@@ -26,5 +26,7 @@ class ConsulRoutes:
 
     def add(self, method: str, path: str, handler: Handler, need: Need) -> None:
         """Serve ``method path`` with ``handler``; ``need`` is what ACLs require of it."""
-        self.app.router.add_route(method, path, handler)
-        self.table[(method, path)] = need
+        route = self.app.router.add_route(method, path, handler)
+        if route.resource is None:
+            raise RuntimeError(f"route {method} {path} has no resource")
+        self.table[(method, route.resource.canonical)] = need  # the form the middleware looks up
