@@ -186,7 +186,8 @@ GOLDEN_CATALOG = {
     "ID": "<node-uuid>", "Node": "n1", "Address": "10.0.0.5", "Datacenter": "dc1",
     "TaggedAddresses": {"lan": "10.0.0.5", "wan": "10.0.0.5"}, "NodeMeta": {},
     "ServiceKind": "", "ServiceID": "redis1", "ServiceName": "redis", "ServiceTags": ["primary"],
-    "ServiceAddress": "10.0.0.5", "ServicePort": 8000, "ServiceMeta": {}, "ServiceWeights": {"Passing": 1, "Warning": 1},
+    "ServiceAddress": "10.0.0.5", "ServicePort": 8000, "ServiceMeta": {},
+    "ServiceWeights": {"Passing": 1, "Warning": 1},
     "ServiceTaggedAddresses": {}, "ServiceEnableTagOverride": False, "ServiceProxy": {}, "ServiceConnect": {},
     "CreateIndex": 13, "ModifyIndex": 13,
 }
