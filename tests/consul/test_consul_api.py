@@ -37,7 +37,7 @@ def passing_ids(c: consul.Consul, name: str) -> list[str]:
 def test_register_with_ttl_check_and_ttl_pass(cluster: LocalCluster) -> None:
     c2, c3 = client(cluster, "n2"), client(cluster, "n3")
     assert c2.agent.service.register("ttlsvc", service_id="ttl-1", address="10.1.0.1", port=8080, tags=["v1"],
-                                     check=consul.Check.ttl("30s"))
+                                     check=consul.Check.ttl("120s"))
     assert c2.agent.check.ttl_pass("service:ttl-1", notes="fine")
     wait_for(lambda: passing_ids(c3, "ttlsvc") == ["ttl-1"], 10, "the TTL instance passing on n3")
     assert c2.agent.check.ttl_warn("service:ttl-1", notes="slow")
