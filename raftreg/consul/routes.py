@@ -13,6 +13,7 @@ from raftreg.http.wire import Handler
 from raftreg.node.registry_node import RegistryNode
 
 NODE_KEY = web.AppKey("consul_node", RegistryNode)
+ROUTE_TABLE = web.AppKey("consul_route_table", dict)  # the RouteTable of the app (read by tests and tools)
 
 
 class ConsulRoutes:
@@ -23,6 +24,7 @@ class ConsulRoutes:
         self.app = app
         self.node = node
         self.table: RouteTable = {}
+        app[ROUTE_TABLE] = self.table
 
     def add(self, method: str, path: str, handler: Handler, need: Need) -> None:
         """Serve ``method path`` with ``handler``; ``need`` is what ACLs require of it."""
