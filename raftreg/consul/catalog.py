@@ -14,7 +14,15 @@ from aiohttp import web
 from raftreg.consul.listing import all_instances, compile_filter, node_meta, readable
 from raftreg.consul.model import CATALOG_SCHEMA, NODE_SCHEMA, SERVICE_SCHEMA, catalog_view, node_view, service_view
 from raftreg.consul.routes import ConsulRoutes
-from raftreg.consul.wire import ConsulQuery, blocking_read, check_scope, encode, parse_query, read_response
+from raftreg.consul.wire import (
+    ConsulQuery,
+    blocking_content,
+    blocking_read,
+    check_scope,
+    encode,
+    parse_query,
+    read_response,
+)
 from raftreg.http.body_cache import BodyCache
 from raftreg.http.permissions import BY_COMMAND
 from raftreg.models import Instance
@@ -48,18 +56,24 @@ class CatalogApi:
         return query
 
     async def services(self, request: web.Request) -> web.Response:
+        """Service names and their tags. A blocking query wakes only when that changes (a health
+        status change moves the catalog's index, not this answer)."""
         keep = compile_filter(request, CATALOG_SCHEMA)
         metas = node_meta(request)
-        await self._prepare(request, CATALOG)
-        index, instances = all_instances(self.node)
-        instances, filtered = readable(self.node, instances)
-        out: dict[str, set[str]] = {}
-        for inst in instances:
-            if metas or (keep is not None and not keep(catalog_view(inst, self.dc))):
-                continue
-            out.setdefault(inst.service, set()).update(inst.tags)
-        return read_response(self.node, index, {name: sorted(tags) for name, tags in out.items()},
-                             filtered=filtered)
+        query = parse_query(request.query, self.dc)
+
+        def build() -> tuple[int, tuple[dict[str, list[str]], bool]]:
+            index, instances = all_instances(self.node)
+            instances, filtered = readable(self.node, instances)
+            out: dict[str, set[str]] = {}
+            for inst in instances:
+                if metas or (keep is not None and not keep(catalog_view(inst, self.dc))):
+                    continue
+                out.setdefault(inst.service, set()).update(inst.tags)
+            return index, ({name: sorted(tags) for name, tags in out.items()}, filtered)
+
+        index, (services, filtered) = await blocking_content(self.node, query, CATALOG, build)
+        return read_response(self.node, index, services, filtered=filtered)
 
     async def service(self, request: web.Request) -> web.Response:
         name = request.match_info["service"]

@@ -9,6 +9,8 @@ service's index has not moved (``raftreg.http.body_cache``), as the native looku
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from raftreg.consul.listing import all_instances, compile_filter, node_meta, readable
@@ -17,6 +19,7 @@ from raftreg.consul.routes import ConsulRoutes
 from raftreg.consul.wire import (
     ConsulQuery,
     bad_request,
+    blocking_content,
     blocking_read,
     encode,
     parse_flag,
@@ -84,17 +87,23 @@ class HealthApi:
         return read_response(self.node, index, checks, filtered=filtered)
 
     async def state(self, request: web.Request) -> web.Response:
+        """Every check in a state. A blocking query wakes only when that list changes."""
         state = request.match_info["state"]
         if state not in STATES:
             raise bad_request("state", f"must be one of {', '.join(STATES)}")
         keep = compile_filter(request, CHECK_SCHEMA)
         metas = node_meta(request)
-        await self._prepare(request, CATALOG)
-        index, instances = all_instances(self.node)
-        instances, filtered = readable(self.node, instances)
-        checks = [c for i in instances for c in checks_view(i)
-                  if (state == "any" or c["Status"] == state) and (keep is None or keep(c))]
-        return read_response(self.node, index, [] if metas else checks, filtered=filtered)
+        query = parse_query(request.query, self.dc)
+
+        def build() -> tuple[int, tuple[list[dict[str, Any]], bool]]:
+            index, instances = all_instances(self.node)
+            instances, filtered = readable(self.node, instances)
+            checks = [c for i in instances for c in checks_view(i)
+                      if (state == "any" or c["Status"] == state) and (keep is None or keep(c))]
+            return index, ([] if metas else checks, filtered)
+
+        index, (checks, filtered) = await blocking_content(self.node, query, CATALOG, build)
+        return read_response(self.node, index, checks, filtered=filtered)
 
 
 def add_health_routes(routes: ConsulRoutes) -> None:

@@ -19,10 +19,11 @@ Contract (research/registries-compared.md §2.1-2.3):
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from aiohttp import web
@@ -34,6 +35,8 @@ from raftreg.node.registry_node import RegistryNode
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
 encode = msgspec.json.Encoder().encode
+
+T = TypeVar("T")
 
 INDEX_HEADER = "X-Consul-Index"
 FILTERED_HEADER = "X-Consul-Results-Filtered-By-ACLs"
@@ -135,6 +138,28 @@ async def blocking_read(node: RegistryNode, query: ConsulQuery, topic: str) -> N
     if opts.index is not None and (opts.index == 0 or opts.index > node.query_index(topic)):
         opts = dataclasses.replace(opts, index=None)
     await node.prepare_read(opts, topic)
+
+
+async def blocking_content(node: RegistryNode, query: ConsulQuery, topic: str,
+                           build: Callable[[], tuple[int, T]]) -> tuple[int, T]:
+    """A blocking read whose wake-ups are filtered by the answer's content: ``build()`` gives
+    ``(index, answer)``. When the client holds the current index, park until ``build()``'s answer
+    differs (a change of the topic that leaves the answer as it was, a health status under
+    ``/v1/catalog/services``, parks again), or until wait (+ at most wait/16) passes; then answer
+    with the current index. Otherwise as ``blocking_read``."""
+    opts = query.read
+    if opts.index is None or opts.index == 0 or opts.index != node.query_index(topic):
+        await blocking_read(node, query, topic)
+        return build()
+    index, before = build()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + opts.blocking_wait
+    while (remaining := deadline - loop.time()) > 0:
+        await node.prepare_read(dataclasses.replace(opts, index=index, wait=remaining), topic)
+        index, after = build()
+        if after != before:
+            return index, after
+    return index, before
 
 
 def read_headers(node: RegistryNode, index: int) -> dict[str, str]:

@@ -110,6 +110,22 @@ def test_blocking_catalog_services_returns_on_a_change_only(cluster: LocalCluste
     assert result["at"] - changed_at < 5.0
 
 
+def test_blocking_catalog_services_ignores_a_health_change(cluster: LocalCluster) -> None:
+    """A status change moves the catalog's index but not the list of services and tags: the
+    watch of that list keeps waiting (Consul's catalog index does not move on health either)."""
+    c1 = client(cluster, "n1")
+    assert c1.agent.service.register("flappy", service_id="flappy-1", address="10.7.0.1", port=1,
+                                     check=consul.Check.ttl("120s"))
+    cluster.wait_converged()
+    index, services = c1.catalog.services()
+    started = time.monotonic()
+    threading.Timer(0.2, lambda: client(cluster, "n2").agent.check.ttl_warn("service:flappy-1")).start()
+    new_index, same = c1.catalog.services(index=index, wait="1500ms")
+    assert time.monotonic() - started >= 1.4 and same == services
+    assert c1.health.checks("flappy")[1][0]["Status"] == "warning"
+    assert int(new_index) > int(index)  # the answer carries the current index once its wait is over
+
+
 def test_index_header_is_at_least_one_and_moves_with_the_answer(cluster: LocalCluster) -> None:
     base = cluster.consul_url("n2")
     status, headers, body = get_json(base + "/v1/health/service/never-registered")
