@@ -1,4 +1,5 @@
-"""Helpers of the Consul API tests: raw HTTP with headers, and a py-consul client per node."""
+"""Helpers of the Consul API tests: starting and closing a cluster that serves the Consul API,
+raw HTTP with headers, and a py-consul client per node."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ import urllib.request
 from typing import Any
 
 import consul
+import pytest
 
 from raftreg.testing import LocalCluster
+
+LOG_TAIL_CHARS = 8000
 
 
 def raw(url: str, *, method: str = "GET", data: bytes | None = None, headers: dict[str, str] | None = None,
@@ -31,3 +35,23 @@ def get_json(url: str, **kwargs: Any) -> tuple[int, dict[str, str], Any]:
 def client(cluster: LocalCluster, name: str, token: str | None = None) -> consul.Consul:
     host, _, port = cluster.consul_url(name).removeprefix("http://").rpartition(":")
     return consul.Consul(host=host, port=int(port), token=token)
+
+
+def start_cluster(**kwargs: Any) -> LocalCluster:
+    """A started ``LocalCluster(consul=True, **kwargs)`` (3 nodes unless ``nodes`` says otherwise)."""
+    cluster = LocalCluster(kwargs.pop("nodes", 3), consul=True, **kwargs)
+    try:  # not ``with``: a start that times out must still kill the processes
+        cluster.start(wait=60.0)
+    except BaseException:
+        cluster.close()
+        raise
+    return cluster
+
+
+def close_cluster(cluster: LocalCluster, request: pytest.FixtureRequest) -> None:
+    """Close ``cluster``, printing each node's log tail first if a test of the module failed."""
+    if request.module.__dict__.get("_consul_tests_failed"):
+        for name in cluster.names:
+            print(f"\n----- log of {name} (last {LOG_TAIL_CHARS} chars) -----")
+            print(cluster.log_text(name)[-LOG_TAIL_CHARS:])
+    cluster.close()

@@ -10,7 +10,7 @@ from typing import Any
 
 import consul
 import pytest
-from consul_helpers import client, get_json, raw
+from consul_helpers import client, close_cluster, get_json, raw, start_cluster
 
 from raftreg.config import AclSettings
 from raftreg.testing import LocalCluster, http_json
@@ -19,11 +19,10 @@ pytestmark = pytest.mark.cluster
 
 
 @pytest.fixture(scope="module")
-def acl_cluster() -> Iterator[tuple[LocalCluster, str, dict[str, Any]]]:
+def acl_cluster(request: pytest.FixtureRequest) -> Iterator[tuple[LocalCluster, str, dict[str, Any]]]:
     """The cluster, the management secret, and a token that may write services ``web*`` only."""
-    c = LocalCluster(1, consul=True, acl=AclSettings(enabled=True, default_policy="deny"))
+    c = start_cluster(nodes=1, acl=AclSettings(enabled=True, default_policy="deny"))
     try:
-        c.start(wait=60.0)
         code, root = http_json(c.url("n1") + "/v1/acl/bootstrap", method="PUT", body={})
         assert code == 200, root
         code, web = http_json(c.url("n1") + "/v1/acl/tokens", method="PUT",
@@ -32,7 +31,7 @@ def acl_cluster() -> Iterator[tuple[LocalCluster, str, dict[str, Any]]]:
         assert code == 200, web
         yield c, root["secret_id"], web
     finally:
-        c.close()
+        close_cluster(c, request)
 
 
 def test_a_token_without_the_right_is_denied_with_403(acl_cluster: tuple[LocalCluster, str, dict[str, Any]]) -> None:

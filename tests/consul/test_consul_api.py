@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import consul
@@ -21,13 +20,8 @@ pytestmark = pytest.mark.cluster
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[LocalCluster]:
-    c = LocalCluster(3, consul=True)
-    try:
-        c.start(wait=60.0)
-        yield c
-    finally:
-        c.close()
+def cluster(consul_cluster: LocalCluster) -> LocalCluster:
+    return consul_cluster
 
 
 def passing_ids(c: consul.Consul, name: str) -> list[str]:
