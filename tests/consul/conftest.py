@@ -12,6 +12,7 @@ from consul_helpers import close_cluster, start_cluster
 
 from raftreg.testing import LocalCluster
 
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
     report = yield
