@@ -70,11 +70,14 @@ def require(node: RegistryNode, resource: Resource, name: str, access: str) -> N
 
 
 def denied(resource: str, name: str, access: str) -> ConsulError:
-    authority = current_authority.get()
-    accessor = authority.accessor_id if authority is not None and authority.accessor_id else "anonymous"
     target = f' on "{name}"' if name else ""
-    return ConsulError(403, f"Permission denied: token with AccessorID '{accessor}' lacks permission "
-                            f"'{resource}:{access}'{target}")
+    return permission_denied(f"lacks permission '{resource}:{access}'{target}", current_authority.get())
+
+
+def permission_denied(detail: str, authority: Authority | None) -> ConsulError:
+    """Consul's 403 text: ``Permission denied: token with AccessorID '<id>' <detail>``."""
+    accessor = authority.accessor_id if authority is not None and authority.accessor_id else "anonymous"
+    return ConsulError(403, f"Permission denied: token with AccessorID '{accessor}' {detail}")
 
 
 class ConsulAcl:
@@ -115,5 +118,8 @@ class ConsulAcl:
                 if need.resource:
                     require(self._node, need.resource, name, need.access)
             return await handler(request)
+        except PermissionDenied as err:  # the write path's check: "permission denied: lacks service:write on 'x'"
+            detail = err.message.partition("lacks ")[2] or err.message
+            raise permission_denied(f"lacks {detail}", authority) from None
         finally:
             current_authority.reset(token)

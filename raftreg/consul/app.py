@@ -36,13 +36,13 @@ from raftreg.node.registry_node import RegistryNode
 
 log = logging.getLogger("raftreg.consul")
 
+
 def _error_text(err: RaftregError) -> tuple[int, str]:
     """Consul's status and message for one of raftreg's errors."""
     if isinstance(err, Unauthenticated):
         return 403, ACL_NOT_FOUND
-    if isinstance(err, PermissionDenied):
-        text = err.message
-        return 403, text if text.startswith("Permission denied") else "Permission denied: " + text
+    if isinstance(err, PermissionDenied):  # a route without an ACL entry (raftreg.consul.acl)
+        return 403, f"Permission denied: {err.message}"
     if isinstance(err, InvalidArgument) and err.field:
         return err.status, f"Invalid {err.field}: {err.message}"
     return err.status, err.message

@@ -39,11 +39,12 @@ def test_a_token_without_the_right_is_denied_with_403(acl_cluster: tuple[LocalCl
     limited = client(cluster, "n1", token=web["secret_id"])
     assert limited.agent.service.register("web", service_id="web-1", address="10.0.0.1", port=80,
                                           check=consul.Check.ttl("60s"))
-    with pytest.raises(consul.ACLPermissionDenied):
+    with pytest.raises(consul.ACLPermissionDenied,
+                       match=f"Permission denied: token with AccessorID '{web['accessor_id']}' lacks service:write"):
         limited.agent.service.register("db", address="10.0.0.2", port=5432)
     assert client(cluster, "n1", token=root).agent.service.register("db", service_id="db-1", address="10.0.0.2",
                                                                      port=5432, check=consul.Check.ttl("60s"))
-    with pytest.raises(consul.ACLPermissionDenied):
+    with pytest.raises(consul.ACLPermissionDenied, match="lacks permission 'service:write' on \"db\""):
         limited.agent.check.ttl_pass("service:db-1")
     with pytest.raises(consul.ACLPermissionDenied):
         limited.agent.service.deregister("db-1")
