@@ -183,6 +183,19 @@ class AgentApi:
                              {"Config": config, "Member": member, "Meta": {}, "DebugConfig": {}})
 
 
+    async def members(self, request: web.Request) -> web.Response:
+        """The raftreg members as Consul's LAN members (``Status`` 1 = alive, 4 = failed: this node
+        has no connection to it); ``Addr``/``Port`` are the member's Raft address."""
+        check_scope(request.query, self.dc)
+        out = []
+        for member in self.node.cluster_info()["members"]:
+            host, _, port = str(member["raft"]).rpartition(":")
+            out.append({"Name": member["name"], "Addr": host, "Port": int(port), "Status":
+                        4 if member["status"] == "unreachable" else 1,
+                        "Tags": {"role": "consul", "dc": self.dc, "raftreg_http": member["http"]}})
+        return read_response(self.node, self.node.query_index(CATALOG), out)
+
+
 def add_agent_routes(routes: ConsulRoutes) -> None:
     """Writes are checked by the write path (a registration by its command; TTL updates by
     ``require``); reads are filtered to what the token may read."""
@@ -196,3 +209,4 @@ def add_agent_routes(routes: ConsulRoutes) -> None:
     routes.add("GET", "/v1/agent/service/{service_id}", api.service, BY_COMMAND)
     routes.add("GET", "/v1/agent/checks", api.checks, BY_COMMAND)
     routes.add("GET", "/v1/agent/self", api.self_, BY_COMMAND)
+    routes.add("GET", "/v1/agent/members", api.members, BY_COMMAND)

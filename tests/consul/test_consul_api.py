@@ -179,6 +179,8 @@ def test_status_and_operator(cluster: LocalCluster) -> None:
     me = client(cluster, "n2").agent.self()
     assert me["Config"]["Datacenter"] == "dc1" and me["Config"]["NodeName"] == "n2"
     assert client(cluster, "n1").catalog.datacenters() == ["dc1"]
+    members = client(cluster, "n1").agent.members()
+    assert sorted((m["Name"], m["Status"]) for m in members) == [("n1", 1), ("n2", 1), ("n3", 1)]
 
 
 # ---- golden shapes: research/registries-compared.md §2.2 ---------------------------------
@@ -262,8 +264,9 @@ def test_bad_registrations_are_400_and_change_nothing(cluster: LocalCluster, bod
     ("/v1/health/service/x?passing=perhaps", b"Invalid passing"),
     ("/v1/health/state/sick", b"Invalid state"),
     ("/v1/catalog/services?node-meta=nocolon", b"Invalid node-meta"),
-    ("/v1/query", b"Unsupported: prepared queries"),
-    ("/v1/connect/ca/roots", b"Unsupported: Connect"),
+    ("/v1/query", b"Unsupported: raftreg's Consul API does not serve prepared queries"),
+    ("/v1/connect/ca/roots", b"Unsupported: raftreg's Consul API does not serve Connect"),
+    ("/v1/catalog/register", b"Unsupported: raftreg's Consul API does not serve catalog writes"),
     ("/v1/agent/check/pass/service:nobody", b'Unknown check ID "service:nobody"'),
     ("/v1/agent/check/pass/service:httpsvc-none", b"Unknown check ID"),
 ])
