@@ -80,13 +80,13 @@ def test_native_and_consul_registrations_see_each_other(cluster: LocalCluster) -
 
 def test_blocking_catalog_services_returns_on_a_change_only(cluster: LocalCluster) -> None:
     c1 = client(cluster, "n1")
-    index, _ = c1.catalog.services()
+    index, before = c1.catalog.services()
     # An unrelated write (a KV key) must not end the wait early.
     started = time.monotonic()
     threading.Timer(0.2, lambda: http_json(cluster.url("n1") + "/v1/kv/unrelated", method="PUT",
                                            data=b"x")).start()
-    same, _ = c1.catalog.services(index=index, wait="1500ms")
-    assert same == index and time.monotonic() - started >= 1.4
+    _, same = c1.catalog.services(index=index, wait="1500ms")
+    assert same == before and time.monotonic() - started >= 1.4
     result: dict[str, Any] = {}
 
     def watch() -> None:
