@@ -135,9 +135,15 @@ async def blocking_read(node: RegistryNode, query: ConsulQuery, topic: str) -> N
     topic's index passes ``index`` (or wait + jitter); index 0, or an index above the current one,
     answers at once (so the client resets)."""
     opts = query.read
-    if opts.index is not None and (opts.index == 0 or opts.index > node.query_index(topic)):
+    if opts.index is not None and (opts.index == 0 or opts.index > consul_index(node, topic)):
         opts = dataclasses.replace(opts, index=None)
     await node.prepare_read(opts, topic)
+
+
+def consul_index(node: RegistryNode, topic: str) -> int:
+    """The ``X-Consul-Index`` of ``topic``: its raftreg index, at least 1 (Consul clients treat 0
+    as "no index"); a client holding 1 for a topic still at 0 waits for its first change."""
+    return max(1, node.query_index(topic))
 
 
 async def blocking_content(node: RegistryNode, query: ConsulQuery, topic: str,
@@ -148,7 +154,7 @@ async def blocking_content(node: RegistryNode, query: ConsulQuery, topic: str,
     ``/v1/catalog/services``, parks again), or until wait (+ at most wait/16) passes; then answer
     with the current index. Otherwise as ``blocking_read``."""
     opts = query.read
-    if opts.index is None or opts.index == 0 or opts.index != node.query_index(topic):
+    if opts.index is None or opts.index == 0 or opts.index != consul_index(node, topic):
         await blocking_read(node, query, topic)
         return build()
     index, before = build()

@@ -28,6 +28,17 @@ def passing_ids(c: consul.Consul, name: str) -> list[str]:
     return [e["Service"]["ID"] for e in c.health.service(name, passing=True)[1]]
 
 
+def test_an_empty_catalog_answers_index_1_and_blocks_on_it(cluster: LocalCluster) -> None:
+    """First in the module (nothing registered yet): the index is 1, never 0, and a watch holding
+    that 1 waits for a change instead of being answered at once in a loop."""
+    url = cluster.consul_url("n1") + "/v1/catalog/services"
+    status, headers, body = get_json(url)
+    assert (status, headers["X-Consul-Index"], body) == (200, "1", {})
+    started = time.monotonic()
+    status, headers, _ = get_json(url + "?index=1&wait=1s")
+    assert status == 200 and time.monotonic() - started >= 0.9
+
+
 def test_register_with_ttl_check_and_ttl_pass(cluster: LocalCluster) -> None:
     c2, c3 = client(cluster, "n2"), client(cluster, "n3")
     assert c2.agent.service.register("ttlsvc", service_id="ttl-1", address="10.1.0.1", port=8080, tags=["v1"],
