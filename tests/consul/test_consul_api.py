@@ -280,11 +280,28 @@ def test_bad_registrations_are_400_and_change_nothing(cluster: LocalCluster, bod
     ("/v1/catalog/register", b"Unsupported: raftreg's Consul API does not serve catalog writes"),
     ("/v1/agent/check/pass/service:nobody", b'Unknown check ID "service:nobody"'),
     ("/v1/agent/check/pass/service:httpsvc-none", b"Unknown check ID"),
+    ("/v1/agent/check/warn/service:ttl-1?note=" + "x" * 600, b"Invalid note"),
+    ("/v1/agent/service/maintenance/ttl-1", b"Invalid enable"),
+    ("/v1/agent/service/maintenance/ttl-1?enable=maybe", b"Invalid enable"),
+    ("/v1/agent/service/maintenance/nobody?enable=true", b'Unknown service ID "nobody"'),
 ])
 def test_bad_parameters_are_clear_errors(cluster: LocalCluster, path: str, expected: bytes) -> None:
-    method = "PUT" if "/check/" in path else "GET"
+    method = "PUT" if "/check/" in path or "/maintenance/" in path else "GET"
     status, _, body = raw(cluster.consul_url("n2") + path, method=method)
     assert status in (400, 404) and body.startswith(expected), (status, body)
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    (b"{not json", b"Request decode failed"),
+    (b'{"Status": "sick"}', b"Invalid Status"),
+    (b'{"Status": "passing", "Output": 7}', b"Invalid Output"),
+])
+def test_bad_check_updates_are_400_and_change_nothing(cluster: LocalCluster, body: bytes, expected: bytes) -> None:
+    base = cluster.consul_url("n1")
+    before = get_json(base + "/v1/health/checks/ttlsvc")[2]
+    status, _, answer = raw(base + "/v1/agent/check/update/service:ttl-1", method="PUT", data=body)
+    assert status == 400 and answer.startswith(expected), answer
+    assert get_json(base + "/v1/health/checks/ttlsvc")[2] == before
 
 
 def test_ttl_update_of_an_http_check_is_refused(cluster: LocalCluster) -> None:
