@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench bench-watch bench-leases bench-overload bench-client bench-kv bench-abuse bench-consul clean
+.PHONY: dev test lint bench bench-watch bench-leases bench-overload bench-client bench-kv bench-abuse bench-dns bench-consul clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,9 @@ bench-kv: $(STAMP)
 
 bench-abuse: $(STAMP)
 	$(VENV)/bin/python benchmarks/abuse_bench.py
+
+bench-dns: $(STAMP)
+	$(VENV)/bin/python benchmarks/dns_bench.py
 
 bench-consul: $(STAMP)
 	$(VENV)/bin/python benchmarks/consul_bench.py

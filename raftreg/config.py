@@ -22,15 +22,16 @@ class ConfigError(Exception):
 
 
 class NodeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """One member: its name and the ``host:port`` of its HTTP API and of its Raft port.
-
-    ``consul_http``: the ``host:port`` of its Consul-compatible HTTP API (``raftreg.consul``);
-    off when absent."""
+    """One member: its name and the ``host:port`` of its HTTP API and of its Raft port; ``dns``:
+    the ``host:port`` its DNS interface serves on, UDP and TCP (``raftreg.dns``; off when absent);
+    ``consul_http``: the ``host:port`` of its Consul-compatible HTTP API (``raftreg.consul``; off
+    when absent)."""
 
     name: str
     http: str
     raft: str
     consul_http: str | None = None
+    dns: str | None = None
 
     @property
     def http_url(self) -> str:
@@ -165,7 +166,7 @@ class TlsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class LimitsTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Limits against abusive clients, per node (``raftreg.http.limits``; README, "Limits against
-    abusive clients"). A client is its token's hash if it sends one, else its address.
+    abusive clients"). A client is its validated token's accessor (ACLs on), else its address.
 
     ``rate``/``burst``: a token bucket per client, refilled at ``rate`` requests per second and
     holding at most ``burst``; an empty bucket answers 429 ``rate_limited`` with ``Retry-After``
@@ -197,6 +198,26 @@ class LimitsTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ConfigError("limits.header_timeout and limits.body_timeout must be positive")
 
 
+class QuotaSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``[quotas]``: how many objects the store may hold (``raftreg.node.quotas``; README, "Limits
+    against abusive clients"). A client write that would create an object past a cap is refused
+    with 507 ``quota_exceeded`` before anything is proposed; writes that change or delete
+    existing objects, and every read, still work. 0 turns a cap off. The defaults are well above
+    what the benchmarks store (100,000 instances or keys) and well below what exhausts a node's
+    memory with records at their size limits."""
+
+    max_services: int = 10_000
+    max_instances_per_service: int = 100_000
+    max_instances: int = 500_000
+    max_keys: int = 500_000
+    max_sessions: int = 100_000
+
+    def __post_init__(self) -> None:
+        for field in msgspec.structs.fields(self):
+            if getattr(self, field.name) < 0:
+                raise ConfigError(f"quotas.{field.name} must not be negative")
+
+
 class AclSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """ACLs (README "ACLs"): off by default. ``default_policy``: what a request gets on whatever
     no rule of its token speaks of ("deny", or "allow"; ACL management is never allowed by
@@ -205,6 +226,43 @@ class AclSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     enabled: bool = False
     default_policy: Literal["deny", "allow"] = "deny"
     audit: bool = False
+
+
+class DnsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``[dns]``: the DNS interface (``raftreg.dns``; README "DNS interface"), served by the nodes
+    that have a ``dns`` address. Defaults follow Consul's where they make sense.
+
+    ``domain``: the zone answered (``<svc>.service.<domain>``); names outside it are REFUSED.
+    ``ttl``: seconds, of every record and of the SOA's negative-caching minimum (Consul's 0).
+    ``only_passing``: false also serves ``warning`` instances (never ``critical`` ones).
+    ``udp_answer_limit``: at most this many answer records over UDP to a query without EDNS0
+    (Consul's ``udp_answer_limit``; 0, the default here, keeps as many as fit in 512 bytes).
+    ``enable_truncate``: set the TC bit when a UDP answer was trimmed, so resolvers retry over TCP.
+    ``tcp_idle_timeout``: seconds a TCP connection may stay without a complete query;
+    ``max_tcp_connections``: concurrent TCP connections per node (more are closed at accept).
+    """
+
+    domain: str = "consul"
+    ttl: int = 0
+    only_passing: bool = True
+    udp_answer_limit: int = 0
+    enable_truncate: bool = True
+    tcp_idle_timeout: float = 10.0
+    max_tcp_connections: int = 512
+
+    def __post_init__(self) -> None:
+        labels = self.domain.split(".")
+        if not all(_DNS_LABEL.match(label) for label in labels) or len(self.domain) > 200:
+            raise ConfigError(f"dns.domain {self.domain!r} is not a lower-case domain name (e.g. \"consul\")")
+        if not 0 <= self.ttl <= 2**31 - 1:
+            raise ConfigError("dns.ttl must be between 0 and 2147483647 seconds")
+        if self.udp_answer_limit < 0:
+            raise ConfigError("dns.udp_answer_limit must not be negative (0: as many as fit)")
+        if not self.tcp_idle_timeout > 0 or self.max_tcp_connections < 1:
+            raise ConfigError("dns.tcp_idle_timeout must be positive and dns.max_tcp_connections at least 1")
+
+
+_DNS_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
 
 
 class ClusterConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -221,8 +279,10 @@ class ClusterConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     kv: KVTuning = KVTuning()
     tls: TlsConfig | None = None
     limits: LimitsTuning = LimitsTuning()
+    quotas: QuotaSettings = QuotaSettings()
     acl: AclSettings = AclSettings()
-    # The Consul-compatible API's datacenter name (``raftreg.consul``): one per cluster.
+    dns: DnsSettings = DnsSettings()
+    # The datacenter the Consul-compatible API reports (``raftreg.consul``): one per cluster.
     datacenter: str = "dc1"
 
     def __post_init__(self) -> None:
@@ -239,6 +299,11 @@ class ClusterConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 raise ConfigError(f"node {attr} addresses must be unique")
             for addr in addrs:
                 split_hostport(addr)
+        dns_addrs = [n.dns for n in self.nodes if n.dns is not None]
+        if len(set(dns_addrs)) != len(dns_addrs):
+            raise ConfigError("node dns addresses must be unique")
+        for addr in dns_addrs:
+            split_hostport(addr)
 
     @property
     def scheme(self) -> str:
@@ -318,7 +383,7 @@ def dump_config(config: ClusterConfig) -> str:
         lines.append(f'secret_file = "{config.secret_file}"')
     if config.datacenter != "dc1":
         lines.append(f'datacenter = "{config.datacenter}"')
-    for section in ("raft", "leases", "checks", "kv", "limits", "acl"):
+    for section in ("raft", "leases", "checks", "kv", "limits", "quotas", "acl", "dns"):
         lines += ["", f"[{section}]"]
         tuning = getattr(config, section)
         for field in msgspec.structs.fields(tuning):
@@ -333,4 +398,6 @@ def dump_config(config: ClusterConfig) -> str:
         lines += ["", "[[nodes]]", f'name = "{node.name}"', f'http = "{node.http}"', f'raft = "{node.raft}"']
         if node.consul_http is not None:
             lines.append(f'consul_http = "{node.consul_http}"')
+        if node.dns is not None:
+            lines.append(f'dns = "{node.dns}"')
     return "\n".join(lines) + "\n"

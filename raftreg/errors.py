@@ -70,6 +70,15 @@ class PayloadTooLarge(RaftregError):
     status = 413
 
 
+class QuotaExceeded(RaftregError):
+    """507: the write would create an object past one of the store's caps (``[quotas]``, named in
+    the message); nothing was applied. Retrying does not help until objects are deleted or expire;
+    reads and writes to existing objects still work (etcd's NOSPACE alarm, per object kind)."""
+
+    code = "quota_exceeded"
+    status = 507
+
+
 class Unavailable(RaftregError):
     """Nothing was applied: no leader known, the node is not ready or is overloaded, or no node
     could be reached. Retry after ``retry_after`` seconds (``Retry-After``), here or elsewhere."""
@@ -113,7 +122,7 @@ class InternalError(RaftregError):
 # The table: code -> class. A 504 "timeout" answering a write is an ``OutcomeUnknown``.
 ERRORS_BY_CODE: dict[str, type[RaftregError]] = {
     cls.code: cls for cls in (InvalidArgument, Unauthenticated, PermissionDenied, NotFound, Conflict,
-                              PayloadTooLarge, Unavailable, RateLimited, Timeout, InternalError)
+                              PayloadTooLarge, QuotaExceeded, Unavailable, RateLimited, Timeout, InternalError)
 }
 
 

@@ -7,8 +7,15 @@ it can be used from sync tests, async tests (between awaits) and scripts alike.
 ``LocalCluster(tls=True)`` generates a CA and certificates under ``<base_dir>/tls``
 (``raftreg.certgen``) and serves HTTPS; ``verify_clients=True`` also requires client
 certificates. ``ssl_context`` (CA + client certificate) is what its own observation calls use;
-``tls_files`` says where the files are, for clients under test. ``LocalCluster(consul=True)``
-also serves the Consul-compatible API on a free port per node (``consul_url(name)``).
+``tls_files`` says where the files are, for clients under test. ``LocalCluster(dns=True)`` (or a
+``DnsSettings``) serves DNS on a free port per node: ``dns_address(name)``.
+``LocalCluster(consul=True)`` also serves the Consul-compatible API on a free port per node
+(``consul_url(name)``).
+
+Every node writes its log to ``<base_dir>/logs/<node>.log`` (``log_files()``). ``live_clusters()``
+lists the clusters made and not yet closed, and each function of ``CLOSE_HOOKS`` is called with
+a cluster as it closes, once its nodes are stopped and before its directory is removed (the
+test suite scans the logs for token secrets this way).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,10 +40,12 @@ from raftreg.config import (
     AclSettings,
     CheckTuning,
     ClusterConfig,
+    DnsSettings,
     KVTuning,
     LeaseTuning,
     LimitsTuning,
     NodeConfig,
+    QuotaSettings,
     RaftTuning,
     TlsConfig,
     dump_config,
@@ -44,6 +54,14 @@ from raftreg.signing import Signer
 from raftreg.supervise import NodeProcess
 
 T = TypeVar("T")
+
+CLOSE_HOOKS: list[Callable[[LocalCluster], None]] = []
+_live: weakref.WeakSet[LocalCluster] = weakref.WeakSet()
+
+
+def live_clusters() -> list[LocalCluster]:
+    """The clusters made in this process and not closed yet."""
+    return list(_live)
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
@@ -110,6 +128,7 @@ class LocalCluster:
         checks: CheckTuning | None = None,
         kv: KVTuning | None = None,
         limits: LimitsTuning | None = None,
+        quotas: QuotaSettings | None = None,
         acl: AclSettings | None = None,
         name: str = "test",
         keep_data: bool = False,
@@ -117,16 +136,20 @@ class LocalCluster:
         extra_env: dict[str, str] | None = None,
         tls: bool = False,
         verify_clients: bool = False,
+        dns: bool | DnsSettings = False,
         consul: bool = False,
     ) -> None:
         self._own_dir = base_dir is None
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="raftreg-cluster-"))
+        _live.add(self)
         self.keep_data = keep_data
-        per = 3 if consul else 2
-        ports = free_ports(per * nodes)
+        dns_base = 2 * nodes  # ports: http and raft per node, then dns per node, then consul per node
+        consul_base = dns_base + (nodes if dns else 0)
+        ports = free_ports(consul_base + (nodes if consul else 0))
         node_cfgs = [
-            NodeConfig(name=f"n{i + 1}", http=f"127.0.0.1:{ports[per * i]}", raft=f"127.0.0.1:{ports[per * i + 1]}",
-                       consul_http=f"127.0.0.1:{ports[per * i + 2]}" if consul else None)
+            NodeConfig(name=f"n{i + 1}", http=f"127.0.0.1:{ports[2 * i]}", raft=f"127.0.0.1:{ports[2 * i + 1]}",
+                       dns=f"127.0.0.1:{ports[dns_base + i]}" if dns else None,
+                       consul_http=f"127.0.0.1:{ports[consul_base + i]}" if consul else None)
             for i in range(nodes)
         ]
         self.tls_files: Issued | None = None
@@ -142,8 +165,9 @@ class LocalCluster:
         self.config = ClusterConfig(
             name=name, nodes=node_cfgs, data_dir=str(self.base_dir / "data"), raft=tuning or RaftTuning(),
             leases=leases or LeaseTuning(), checks=checks or CheckTuning(), kv=kv or KVTuning(), tls=tls_config,
-            limits=limits or LimitsTuning(),
+            limits=limits or LimitsTuning(), quotas=quotas or QuotaSettings(),
             acl=acl or AclSettings(),
+            dns=dns if isinstance(dns, DnsSettings) else DnsSettings(),
         )
         self.config_path = self.base_dir / "cluster.toml"
         self.config_path.write_text(dump_config(self.config))
@@ -183,11 +207,16 @@ class LocalCluster:
         self.wait_ready(timeout=wait)
 
     def close(self) -> None:
-        """Kill every node; remove the data directory unless ``keep_data``."""
+        """Kill every node, call the ``CLOSE_HOOKS``; remove the data directory unless ``keep_data``."""
         for proc in self.procs.values():
             proc.kill()
-        if self._own_dir and not self.keep_data:
-            shutil.rmtree(self.base_dir, ignore_errors=True)
+        _live.discard(self)
+        try:
+            for hook in list(CLOSE_HOOKS):
+                hook(self)
+        finally:
+            if self._own_dir and not self.keep_data:
+                shutil.rmtree(self.base_dir, ignore_errors=True)
 
     def kill(self, name: str) -> None:
         """kill -9 one node (its whole process group)."""
@@ -231,6 +260,14 @@ class LocalCluster:
 
     def urls(self) -> list[str]:
         return [self.url(n) for n in self.names]
+
+    def dns_address(self, name: str) -> tuple[str, int]:
+        """(host, port) of node ``name``'s DNS interface (UDP and TCP); the cluster needs ``dns=True``."""
+        address = self.config.node(name).dns
+        if address is None:
+            raise ValueError("this LocalCluster serves no DNS: create it with dns=True")
+        host, _, port = address.rpartition(":")
+        return host, int(port)
 
     def status(self, name: str, timeout: float = 1.0) -> dict[str, Any] | None:
         # signed: with ACLs on, the cluster secret's holder is the operator (raftreg.http.auth)
@@ -305,6 +342,10 @@ class LocalCluster:
         headers = Signer(self.secret, "local-cluster").headers(method, path, data)
         return http_json(self.url(name) + path, method=method, data=data or None, headers=headers, timeout=timeout,
                          context=self.ssl_context)
+
+    def log_files(self) -> list[Path]:
+        """Every node's log file written so far."""
+        return sorted((self.base_dir / "logs").glob("*.log"))
 
     def log_text(self, name: str) -> str:
         path = self.base_dir / "logs" / f"{name}.log"

@@ -58,12 +58,14 @@ from raftreg.client.results import (
 from raftreg.client.service import AsyncServiceHandle, ServiceHandle
 from raftreg.client.session_core import Session, SessionCreated, SessionDestroyed, SessionList, SessionRenewed
 from raftreg.client.sync_client import RegistryClient
+from raftreg.client.tls import ClientCertificateRequired
 from raftreg.errors import (
     Conflict,
     InvalidArgument,
     NotFound,
     OutcomeUnknown,
     PermissionDenied,
+    QuotaExceeded,
     RaftregError,
     Timeout,
     Unavailable,
@@ -80,6 +82,7 @@ __all__ = [
     "AsyncServiceHandle",
     "Balancer",
     "Check",
+    "ClientCertificateRequired",
     "ClusterStatus",
     "ConfigView",
     "Conflict",
@@ -105,6 +108,7 @@ __all__ = [
     "OutcomeUnknown",
     "OutlierEjector",
     "PermissionDenied",
+    "QuotaExceeded",
     "RaftregError",
     "Registration",
     "RegistryClient",

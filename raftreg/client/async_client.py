@@ -59,7 +59,7 @@ from raftreg.client.results import (
 )
 from raftreg.client.service import AsyncCallers, AsyncServiceHandle
 from raftreg.client.session_async import AsyncSessionCalls
-from raftreg.client.tls import connect_plan
+from raftreg.client.tls import certificate_required, connect_plan, refuses_without_certificate
 from raftreg.errors import Timeout, Unavailable
 
 T = TypeVar("T")
@@ -95,6 +95,8 @@ class AsyncRegistryClient(AsyncKVCalls, AsyncSessionCalls):
                  rng: random.Random | None = None, ca_file: str | None = None, cert_file: str | None = None,
                  key_file: str | None = None, token: str | None = None) -> None:
         nodes, ssl_context = connect_plan(addrs, config, ca_file, cert_file, key_file)
+        self._nodes = nodes
+        self._probe_ssl = ssl_context if cert_file is None else None  # see _check_certificate
         self._auth = auth_headers(token)
         self._policy = RetryPolicy(timeout=timeout, deadline=deadline, connect_timeout=min(connect_timeout, timeout))
         self._rng = rng or random.Random()
@@ -302,9 +304,23 @@ class AsyncRegistryClient(AsyncKVCalls, AsyncSessionCalls):
                     body = await answer.read()
                     return Response(answer.status, Headers(answer.headers.items()), body)
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, ssl.SSLEOFError):
+                await self._check_certificate(step, exc)  # TLS 1.2: closed during the handshake
             raise NotSent(_describe(exc)) from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
+            if isinstance(exc, aiohttp.ClientConnectionError):
+                await self._check_certificate(step, exc)
             raise LostAfterSend(_describe(exc) if str(exc) else "no answer in time") from exc
+
+    async def _check_certificate(self, step: Send, exc: BaseException) -> None:
+        """A client without a certificate whose TLS connection was closed: raise
+        ``ClientCertificateRequired`` if the node refuses a fresh one for want of it
+        (``raftreg.client.tls``; it is asked in a thread, on this failure path only)."""
+        node = self._nodes[step.node]
+        if self._probe_ssl is None or node.scheme != "https":
+            return
+        if await asyncio.to_thread(refuses_without_certificate, node, self._probe_ssl, step.connect_timeout):
+            raise certificate_required(node.url) from exc
 
     def _keep_alive_session(self) -> aiohttp.ClientSession:
         if self._session is None:

@@ -61,6 +61,12 @@ def config_tls(path: str | Path) -> tuple[bool, str | None]:
     return True, ca_file if isinstance(ca_file, str) else None
 
 
+def config_verifies_clients(path: str | Path) -> bool:
+    """Whether a cluster config says ``tls.verify_clients = true`` (clients need a certificate)."""
+    tls = _read(path).get("tls")
+    return isinstance(tls, dict) and tls.get("verify_clients") is True
+
+
 def config_addresses(path: str | Path) -> list[str]:
     """The ``http`` address of every node of a cluster config, in file order.
 

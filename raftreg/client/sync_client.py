@@ -80,7 +80,7 @@ class RegistryClient(KVCalls, SessionCalls):
         self._rng = rng or random.Random()
         self._selector = NodeSelector([n.url for n in nodes], self._policy, self._rng)
         self._lock = threading.Lock()  # guards the selector and the rng
-        self._pool = ConnectionPool(nodes, ssl_context=ssl_context, token=token)
+        self._pool = ConnectionPool(nodes, ssl_context=ssl_context, token=token, client_cert=cert_file is not None)
         self._discoveries = Discoveries(self)
         self._callers = Callers(self._discoveries, self._policy.deadline)
 

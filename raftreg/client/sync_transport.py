@@ -6,6 +6,10 @@ the policy's, ``raftreg.client.policy``). It returns the ``Response``, or raises
   handshake failed or timed out);
 - ``LostAfterSend``: the connection broke or timed out once the request was (maybe) sent.
 
+A client without a certificate whose fresh TLS connection is closed unanswered (or during the
+handshake) gets ``ClientCertificateRequired`` at once if the node also refuses a health check
+for want of one (``raftreg.client.tls``).
+
 Connections: an idle connection is reused only after a non-blocking peek shows the server has
 not closed it, and only for reads and idempotent writes. A non-idempotent request always goes
 out on a new connection, so a connection the server closed while idle can never turn "not sent"
@@ -24,6 +28,7 @@ from collections.abc import Sequence
 
 from raftreg.client.core import Headers, LostAfterSend, NotSent, Request, Response, auth_headers
 from raftreg.client.nodes import Node
+from raftreg.client.tls import certificate_required, refuses_without_certificate
 
 MAX_IDLE_PER_NODE = 16
 USER_AGENT = "raftreg-client"
@@ -75,10 +80,13 @@ class ConnectionPool:
     """Keep-alive connections to a fixed list of nodes, shared by threads."""
 
     def __init__(self, nodes: Sequence[Node], max_idle: int = MAX_IDLE_PER_NODE, *,
-                 ssl_context: ssl.SSLContext | None = None, token: str | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, token: str | None = None,
+                 client_cert: bool = False) -> None:
         """``ssl_context`` is used for the ``https`` nodes (None: Python's default context);
-        ``token``: the ACL token sent with every request."""
+        ``token``: the ACL token sent with every request; ``client_cert``: whether the context
+        presents a client certificate."""
         self._ssl = ssl_context
+        self._client_cert = client_cert
         self._nodes = tuple(nodes)
         self._auth = auth_headers(token)
         self._idle: list[list[http.client.HTTPConnection]] = [[] for _ in self._nodes]
@@ -89,6 +97,7 @@ class ConnectionPool:
     def send(self, node: int, request: Request, timeout: float, connect_timeout: float) -> Response:
         """One attempt of ``request`` at ``nodes[node]`` (see the module docstring)."""
         conn = self._take(node) if request.idempotent else None
+        fresh = conn is None
         if conn is None:
             conn = self._connect(self._nodes[node], connect_timeout)
         try:
@@ -102,6 +111,9 @@ class ConnectionPool:
             body = answer.read()
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
+            unanswered = isinstance(exc, http.client.RemoteDisconnected | ConnectionResetError | ssl.SSLEOFError)
+            if fresh and unanswered:
+                self._check_certificate(self._nodes[node], connect_timeout)
             raise LostAfterSend(_describe(exc)) from exc
         except BaseException:  # KeyboardInterrupt mid-request: the connection's state is unknown
             conn.close()
@@ -134,11 +146,21 @@ class ConnectionPool:
             conn.connect()
         except OSError as exc:
             conn.close()
+            if isinstance(exc, ssl.SSLEOFError):
+                self._check_certificate(node, connect_timeout)
             raise NotSent(_describe(exc)) from exc
         except BaseException:
             conn.close()
             raise
         return conn
+
+    def _check_certificate(self, node: Node, timeout: float) -> None:
+        """Raise ``ClientCertificateRequired`` if ``node`` closed us for want of a client
+        certificate (module docstring)."""
+        if node.scheme != "https" or self._client_cert:
+            return
+        if refuses_without_certificate(node, self._ssl or ssl.create_default_context(), timeout):
+            raise certificate_required(node.url) from None
 
     def _take(self, node: int) -> http.client.HTTPConnection | None:
         while True:

@@ -163,7 +163,7 @@ def build_app(node: RegistryNode, *, secret: str, debug_endpoints: bool | None =
     app = web.Application(middlewares=[error_middleware, AclMiddleware(node, Verifier(secret)).middleware],
                           client_max_size=MAX_BODY)
     app[NODE_KEY] = node
-    install_limits(app, node.config.limits)
+    install_limits(app, node.config.limits, node.acl.accessor_of if node.acl.enabled else None)
     api = Api(node)
     inst = "/v1/services/{service}/instances/{id}"
     app.router.add_put(inst, api.put_instance)

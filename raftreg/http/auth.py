@@ -13,6 +13,9 @@ Contract, when ACLs are on (``[acl] enabled``):
   ``permission_denied`` naming it (never the secret). Unmatched paths answer 404/405 as before.
 - Lists are filtered to what the token may read, with ``X-Raftreg-Results-Filtered-By-ACLs:
   true`` when something was left out.
+- Whatever ``[acl]`` says, a node whose ``[acl]`` differs from the leader's
+  (``RegistryNode.acl_conflict``) answers 503 ``unavailable`` naming the reason to everything but
+  health, ready, ``/v1/cluster`` and the signed routes (``raftreg.node.acl_agreement``).
 - The authority is set for the handler (``raftreg.node.authority``) so writes carry it into the
   log. With ``[acl] audit``, one ``raftreg.audit`` line per write and per denial: accessor id,
   method, route, outcome, status, index.
@@ -25,7 +28,8 @@ import logging
 import msgspec
 from aiohttp import web
 
-from raftreg.errors import InvalidArgument, PermissionDenied, RaftregError, Unauthenticated
+from raftreg.errors import InvalidArgument, PermissionDenied, RaftregError, Unauthenticated, Unavailable
+from raftreg.http import routes
 from raftreg.http.kv_validation import key_from_path
 from raftreg.http.permissions import ListFilter, Need, need_for
 from raftreg.http.validation import parse_flag
@@ -42,12 +46,21 @@ FILTERED_HEADER = "X-Raftreg-Results-Filtered-By-ACLs"
 _READS = frozenset({"GET", "HEAD"})
 
 
-def request_secret(request: web.Request) -> str | None:
+def request_secret(request: web.BaseRequest) -> str | None:
     """The token secret a request carries (headers only), or ``None``."""
     auth = request.headers.get("Authorization", "")
     if auth[:7].lower() == "bearer ":
         return auth[7:].strip() or None
     return request.headers.get(TOKEN_HEADER, "").strip() or None
+
+
+_SERVED_DESPITE_CONFLICT = frozenset({"/v1/health", "/v1/ready", routes.CLUSTER})
+
+
+def _serves_despite_conflict(request: web.Request) -> bool:
+    resource = request.match_info.route.resource
+    canonical = resource.canonical if resource is not None else ""
+    return canonical in _SERVED_DESPITE_CONFLICT or canonical.startswith((routes.INTERNAL, routes.DEBUG))
 
 
 class AclMiddleware:
@@ -63,6 +76,9 @@ class AclMiddleware:
         if "token" in request.query:
             return error_response(InvalidArgument("tokens are accepted only in the Authorization or "
                                                   f"{TOKEN_HEADER} header, never in the URL", field="token"))
+        conflict = self._node.acl_conflict
+        if conflict is not None and not _serves_despite_conflict(request):
+            return error_response(Unavailable(conflict, retry_after=2.0))
         if not self.acl.enabled:
             return await handler(request)
         route = request.match_info.route
@@ -123,6 +139,13 @@ class AclMiddleware:
         if not self.acl.allows(authority, need.resource, name, need.access):
             what = f"{need.resource}:{need.access}" + (f" on {name!r}" if need.name else "")
             raise PermissionDenied(f"permission denied: this token lacks {what}")
+        lock = (request.query.get("acquire") or request.query.get("release")) if need.lock_session else None
+        if lock is not None:
+            session = self._node.session_get(lock)[1]
+            session_name = session.name if session is not None else ""
+            if not self.acl.allows(authority, "session", session_name, "write"):
+                raise PermissionDenied(f"permission denied: this token lacks session:write on {session_name!r} "
+                                       "(the lock's session)")
         return False
 
     def _name(self, request: web.Request, field: str | None) -> str:

@@ -6,11 +6,12 @@ Contracts, per node:
   token from its client's bucket (``rate`` per second, at most ``burst``). An empty bucket answers
   429 ``rate_limited`` with ``Retry-After`` (whole seconds until a token is back, at least 1) and
   the usual error body, before any handler runs: nothing is read, proposed or parked.
-* **Client identity** (``client_key``): ``t:`` + the SHA-256 of the token when the request carries
-  ``Authorization: Bearer <token>`` or ``X-Raftreg-Token`` (the secret itself is never kept or
-  logged), else ``a:`` + the peer address. Headers such as ``X-Forwarded-For`` are ignored.
-  Until ACL tokens are validated, a client that invents a token per request gets a fresh bucket
-  each time; the per-address connection cap still holds it.
+* **Client identity** (``client_key``): with ACLs on, ``t:`` + the accessor id of the request's
+  token once the token is validated (``Authorization: Bearer`` or ``X-Raftreg-Token``; the secret
+  is never kept or logged); a request without a token, or with one the cluster does not know,
+  is ``a:`` + its peer address, so inventing a token per request gains nothing: every invented
+  token shares its address's bucket. With ACLs off, tokens mean nothing and the address is the
+  client. Headers such as ``X-Forwarded-For`` are ignored.
 * **Buckets are bounded**: at most ``max_clients``; the least recently seen is dropped first (a
   dropped client starts again with a full bucket, as an idle one would have).
 * **Parked blocking queries** (a GET with ``?index`` or ``?min_index``): at most
@@ -26,7 +27,6 @@ Contracts, per node:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import time
@@ -40,6 +40,7 @@ from aiohttp.web_protocol import RequestHandler
 from raftreg.config import LimitsTuning
 from raftreg.errors import RateLimited
 from raftreg.http import routes
+from raftreg.http.auth import request_secret
 from raftreg.http.wire import BODY_TIMEOUT, Handler, encode, error_response
 
 log = logging.getLogger("raftreg.http.limits")
@@ -77,14 +78,17 @@ class TokenBuckets:
         return wait
 
 
-def client_key(request: web.BaseRequest) -> str:
-    """Who sent ``request``, for limiting: its token's hash, else its peer address (module docstring)."""
-    token = request.headers.get("X-Raftreg-Token")
-    auth = request.headers.get("Authorization", "")
-    if token is None and auth[:7].lower() == "bearer ":
-        token = auth[7:].strip()
-    if token:
-        return "t:" + hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+AccessorOf = Callable[[str], str | None]  # a token secret -> its accessor id, None if unknown
+
+
+def client_key(request: web.BaseRequest, accessor_of: AccessorOf | None = None) -> str:
+    """Who sent ``request``, for limiting: its validated token's accessor id when ``accessor_of``
+    (ACLs on) knows the token, else its peer address (module docstring)."""
+    if accessor_of is not None:
+        secret = request_secret(request)
+        accessor = accessor_of(secret) if secret is not None else None
+        if accessor:
+            return "t:" + accessor
     return "a:" + (request.remote or "?")
 
 
@@ -100,8 +104,10 @@ def _rate_limited(message: str, retry_after: float) -> web.Response:
 class Limiter:
     """The request-rate and blocking-query limits of one node (module docstring)."""
 
-    def __init__(self, tuning: LimitsTuning, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, tuning: LimitsTuning, clock: Callable[[], float] = time.monotonic,
+                 accessor_of: AccessorOf | None = None) -> None:
         self.tuning = tuning
+        self.accessor_of = accessor_of
         self.buckets = TokenBuckets(tuning.rate, tuning.burst, tuning.max_clients, clock) if tuning.rate > 0 else None
         self.blocking: dict[str, int] = {}
         self.refused = 0
@@ -119,7 +125,7 @@ class Limiter:
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if _exempt(request):
             return await handler(request)
-        key = client_key(request)
+        key = client_key(request, self.accessor_of)
         if self.buckets is not None and (wait := self.buckets.take(key)) > 0:
             self._note("rate", request)
             return _rate_limited("too many requests from this client", wait)
@@ -190,11 +196,12 @@ class ConnectionCap:
         setattr(server, "connection_lost", connection_lost)  # noqa: B010
 
 
-def install_limits(app: web.Application, tuning: LimitsTuning) -> None:
+def install_limits(app: web.Application, tuning: LimitsTuning, accessor_of: AccessorOf | None = None) -> None:
     """Put the limits of ``tuning`` on ``app`` (call before it is frozen): the rate and blocking
-    query middleware goes first, the body timeout is stored for ``raftreg.http.wire``."""
+    query middleware goes first, the body timeout is stored for ``raftreg.http.wire``.
+    ``accessor_of`` (with ACLs on): how a token secret is validated into its client identity."""
     app[BODY_TIMEOUT] = tuning.body_timeout
-    app.middlewares.insert(0, Limiter(tuning).middleware)
+    app.middlewares.insert(0, Limiter(tuning, accessor_of=accessor_of).middleware)
 
 
 def server_kwargs(tuning: LimitsTuning) -> dict[str, Any]:

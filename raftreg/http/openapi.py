@@ -40,7 +40,7 @@ REF = "#/components/schemas/{name}"
 ERROR_CODES: dict[int, str] = {
     400: "invalid_argument", 401: "unauthenticated", 403: "permission_denied", 404: "not_found",
     405: "method_not_allowed", 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type",
-    429: "rate_limited", 503: "unavailable", 504: "timeout",
+    429: "rate_limited", 503: "unavailable", 504: "timeout", 507: "quota_exceeded",
 }
 
 # ---- response types (documentation only: handlers build the same shapes as dicts) ---------------
@@ -246,7 +246,7 @@ W, R = WRITE_HEADERS, READ_HEADERS
 
 OPERATIONS: tuple[Op, ...] = (
     Op("PUT", INST, "instances", "Register or replace an instance", (StoredInstance,), body=RegisterBody,
-       errors=(400, 413, 504), headers=W),
+       errors=(400, 413, 504, 507), headers=W),
     Op("GET", INST, "instances", "Read an instance", (Instance,), READ, errors=(400, 404, 504), headers=R),
     Op("DELETE", INST, "instances", "Deregister an instance", (Deleted,), errors=(400, 404, 504), headers=W),
     Op("PUT", INST + "/heartbeat", "instances", "Renew an instance's ttl lease", (Ttl,), errors=(400, 404, 504)),
@@ -260,13 +260,14 @@ OPERATIONS: tuple[Op, ...] = (
        (*READ, "recurse", "keys", "separator", "raw", "history"), errors=(400, 404, 504), headers=R,
        raw_response=True),
     Op("PUT", KV, "kv", "Write a key (the body is the value), with cas or a session lock", (KVWritten,),
-       ("flags", "cas", "acquire", "release"), body=RAW, errors=(400, 404, 409, 413, 504), headers=W),
+       ("flags", "cas", "acquire", "release"), body=RAW, errors=(400, 404, 409, 413, 504, 507),
+       headers=W),
     Op("DELETE", KV, "kv", "Delete a key or a prefix", (KVDeleted,), ("recurse", "cas"), errors=(400, 409, 504),
        headers=W),
     Op("PUT", "/v1/txn", "kv", "Apply up to 64 KV operations at one index, or none", (TxnResults,), body=_TxnBody,
-       errors=(400, 409, 413, 504), headers=W),
+       errors=(400, 409, 413, 504, 507), headers=W),
     Op("PUT", "/v1/sessions", "sessions", "Create a session", (SessionCreated,), body=_SessionBody,
-       errors=(400, 404, 413, 504), headers=W),
+       errors=(400, 404, 413, 504, 507), headers=W),
     Op("GET", "/v1/sessions", "sessions", "Every session", (SessionList,), READ, errors=(400, 504), headers=R),
     Op("GET", SESS, "sessions", "Read a session", (Session,), READ, errors=(400, 404, 504), headers=R,
        path_schemas=SID),

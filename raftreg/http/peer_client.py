@@ -1,7 +1,8 @@
 """``PeerClient``: the node-to-node HTTP client (implements ``raftreg.node.peers.Peers``).
 
 Contract:
-- Every request to an internal endpoint is signed (``raftreg.signing``) over its exact body.
+- Every request to an internal endpoint is signed (``raftreg.signing``) over its exact body, and
+  so is ``cluster_status``'s ``GET /v1/cluster`` (with ACLs on, a signed request is the operator).
 - ``renew_leases`` raises ``Unavailable`` when the leader cannot be reached in time, answers a
   non-200, or answers a body that is not ``{"results": [...]}`` of the right length (nothing is
   assumed renewed); ``share_renewals`` never raises; ``cluster_status`` answers None when the
@@ -81,7 +82,8 @@ class PeerClient:
 
     async def cluster_status(self, member: str) -> dict[str, Any] | None:
         try:
-            async with self._client().get(self._urls[member] + CLUSTER, timeout=self._timeout) as resp:
+            async with self._client().get(self._urls[member] + CLUSTER, timeout=self._timeout,
+                                          headers=self._signer.headers("GET", CLUSTER, b"")) as resp:
                 body = await resp.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError):
             return None

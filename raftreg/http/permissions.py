@@ -8,7 +8,9 @@
 - ``TOKEN``: any valid token (``/v1/acl/token/self``).
 - ``Need(resource, access, name=...)``: ``access`` on ``resource``, named by the match-info
   field ``name`` (``key`` comes from the raw path, as the handler reads it; ``session_id``:
-  the named session's name); ``name=None`` for ``operator`` and ``acl``.
+  the named session's name); ``name=None`` for ``operator`` and ``acl``. ``lock_session``: a
+  request with ``?acquire=`` or ``?release=`` also needs ``session:write`` on that session's
+  name (Consul's rule for locks; the command is re-checked at apply the same way).
 - ``BY_COMMAND``: a write whose resources are in its body (``/v1/txn``, ``PUT /v1/sessions``):
   the token must be valid (or the default policy allow anonymous requests); the command's
   permissions are checked when it is written (``raftreg.node.writes``) and again at apply.
@@ -46,11 +48,13 @@ class Need:
     name: str | None = None
     filters: tuple[ListFilter, ...] = ()
     filter_modes: tuple[str, ...] = ()
+    lock_session: bool = False
 
     def describe(self) -> str:
         if self.kind != "resource":
             return self.kind
-        return f"{self.resource}:{self.access}" + (f" on {{{self.name}}}" if self.name else "")
+        lock = " (+ session:write with ?acquire/?release)" if self.lock_session else ""
+        return f"{self.resource}:{self.access}" + (f" on {{{self.name}}}" if self.name else "") + lock
 
 
 OPEN = Need("open")
@@ -85,7 +89,7 @@ ROUTES: dict[tuple[str, str], Need] = {
     ("GET", "/v1/services"): Need("resource", "service", "read", "", (ListFilter("services", "service", "name"),)),
     ("GET", "/v1/cluster"): _OPERATOR_READ,
     ("GET", KV): Need("resource", "key", "read", "key", _KV_LISTS, ("recurse", "keys")),
-    ("PUT", KV): Need("resource", "key", "write", "key"),
+    ("PUT", KV): Need("resource", "key", "write", "key", lock_session=True),
     ("DELETE", KV): Need("resource", "key", "write", "key"),
     ("PUT", "/v1/txn"): BY_COMMAND,
     ("PUT", "/v1/sessions"): BY_COMMAND,

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from raftreg.config import ClusterConfig, split_hostport
 from raftreg.consul.app import build_consul_app
+from raftreg.dns.server import DnsServer
 from raftreg.http.app import build_app
 from raftreg.http.limits import cap_connections, server_kwargs
 from raftreg.http.peer_client import PeerClient
@@ -55,6 +56,9 @@ async def serve(config: ClusterConfig, name: str, *, data_dir: Path, secret: str
     site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True,
                        ssl_context=ssl_context)
     await site.start()
+    dns_server = DnsServer(node, config.dns, node.me.dns) if node.me.dns else None
+    if dns_server is not None:
+        await dns_server.start()
     log.info("event=serving node=%s %s=%s raft=%s data_dir=%s", name, config.scheme, node.me.http, node.me.raft,
              data_dir)
     consul = None
@@ -73,6 +77,8 @@ async def serve(config: ClusterConfig, name: str, *, data_dir: Path, secret: str
     await runner.cleanup()
     if consul is not None:
         await consul.cleanup()
+    if dns_server is not None:
+        await dns_server.stop()
     await node.stop()
 
 

@@ -98,6 +98,12 @@ class AclManager:
             return None
         return Authority(token, index, self.default_allow)
 
+    def accessor_of(self, secret: str) -> str | None:
+        """The accessor id of ``secret``'s token, or ``None`` for an unknown secret (what the rate
+        limiter keys a client on: ``raftreg.http.limits``)."""
+        authority = self.resolve(secret)
+        return authority.accessor_id if authority is not None and authority.token is not None else None
+
     def anonymous(self) -> Authority:
         with self._raft.lock:
             index = self._raft.state.acl.index

@@ -25,11 +25,13 @@ from raftreg.config import ClusterConfig, NodeConfig
 from raftreg.errors import InvalidArgument
 from raftreg.models import Instance, KVEntry, KVVersion, ServiceSummary, Session, Status, TxnOp
 from raftreg.node.acl import AclManager
+from raftreg.node.acl_agreement import AclAgreement, settings_view
 from raftreg.node.health import Health
 from raftreg.node.kv import KeyValue, TxnResult
 from raftreg.node.leases import Clock, LeaseKey, SystemClock
 from raftreg.node.memory import trim_periodically
 from raftreg.node.peers import Peers
+from raftreg.node.quotas import Quotas
 from raftreg.node.read_index import ReadIndex
 from raftreg.node.reads import Reader, ReadOptions
 from raftreg.node.recovery import Recovery
@@ -67,7 +69,7 @@ class RegistryNode:
         )
         self._view = ClusterView(config, self.me, self._raft)
         self._view.add_listener(lambda st, _usable: self._watches.advance_applied(st.applied_index))
-        self._writer = Writer(self._raft, self._view, config.raft)
+        self._writer = Writer(self._raft, self._view, config.raft, Quotas(config.quotas))
         self._kv = KeyValue(self._raft, self._writer, config.kv.history)
         self._read_index = ReadIndex(config, self._raft, self._view)
         self._reader = Reader(self._view, self._raft, self._watches, self._read_index)
@@ -76,6 +78,7 @@ class RegistryNode:
         self._sessions = SessionManager(self._raft, self._writer, self._health)
         self._recovery = Recovery(config, self.me, self._raft, self._view, peers)
         self.acl = AclManager(config.acl, self._raft, self._writer, data_dir)
+        self._acl_agreement = AclAgreement(config.acl, name, self._view, peers)
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -90,7 +93,8 @@ class RegistryNode:
         self._view.refresh()
         self._tasks = [asyncio.create_task(self._view.run(), name="status-sampler"),
                        asyncio.create_task(self._recovery.watchdog.run(), name="watchdog"),
-                       asyncio.create_task(trim_periodically(), name="malloc-trim")]
+                       asyncio.create_task(trim_periodically(), name="malloc-trim"),
+                       asyncio.create_task(self._acl_agreement.run(), name="acl-agreement")]
         self._health.start()
 
     async def hand_over_leadership(self, timeout: float = 3.0) -> bool:
@@ -197,6 +201,11 @@ class RegistryNode:
         self._health.note_renewals(keys)
 
     # ---- reads --------------------------------------------------------------------------
+    def check_readable(self) -> None:
+        """``Unavailable`` unless this node has caught up with the cluster since it started: the
+        check of a default read, for servers that answer without ``prepare_read`` (DNS)."""
+        self._view.check_readable()
+
     async def prepare_read(self, opts: ReadOptions, topic: str) -> None:
         await self._reader.prepare(opts, topic)
 
@@ -236,7 +245,14 @@ class RegistryNode:
 
     # ---- status -------------------------------------------------------------------------
     def is_ready(self) -> tuple[bool, str]:
-        return self._view.is_ready()
+        conflict = self.acl_conflict
+        return (False, conflict) if conflict is not None else self._view.is_ready()
+
+    @property
+    def acl_conflict(self) -> str | None:
+        """Why this node refuses to serve: its ``[acl]`` differs from the leader's
+        (``raftreg.node.acl_agreement``); ``None`` when it does not."""
+        return self._acl_agreement.conflict
 
     def cluster_info(self) -> dict[str, Any]:
         """``GET /v1/cluster``: this node's Raft view, its members and its counters."""
@@ -255,6 +271,8 @@ class RegistryNode:
             "has_quorum": st.has_quorum,
             "last_contact_ms": self._view.read_context(0).last_contact_ms,
             "members": self._view.members(),
+            "acl": settings_view(self.config.acl),
+            "acl_conflict": self.acl_conflict or "",
             "group_commit": {"entries": proposer.stats.entries, "commands": proposer.stats.commands,
                              "retries": proposer.stats.retries, "queued": proposer.queued,
                              "refused": proposer.stats.refused, "expired": proposer.stats.expired},

@@ -11,6 +11,8 @@ Contract:
   before anything is proposed) and goes into the log wrapped in ``Authorized``, which apply
   re-checks; a command refused at apply (its token deleted or its right lost in between)
   answers 403 too.
+- Quotas: a client's command that would create an object past a ``[quotas]`` cap is refused
+  with 507 ``QuotaExceeded`` before anything is proposed (``raftreg.node.quotas``).
 - A state-machine result that does not fit the command (which would be a bug) is an internal
   error, never an ``assert``.
 """
@@ -25,6 +27,7 @@ from raftreg.errors import InternalError, NotFound, OutcomeUnknown, PermissionDe
 from raftreg.models import Instance, Status
 from raftreg.node.authority import current_authority
 from raftreg.node.proposer import Committed, GroupCommitter
+from raftreg.node.quotas import Quotas
 from raftreg.node.view import ClusterView
 from raftreg.raft import RaftNode
 from raftreg.state.acl import Denied
@@ -52,8 +55,9 @@ def unexpected(what: str, result: Result) -> InternalError:
 
 
 class Writer:
-    def __init__(self, raft: RaftNode, view: ClusterView, tuning: RaftTuning) -> None:
+    def __init__(self, raft: RaftNode, view: ClusterView, tuning: RaftTuning, quotas: Quotas | None = None) -> None:
         self._raft = raft
+        self._quotas = quotas
         self._view = view
         self.commit_timeout = tuning.commit_timeout
         self.proposer = GroupCommitter(
@@ -71,6 +75,9 @@ class Writer:
         if bounded:
             self.proposer.check_capacity()
             cmd = self._authorize(cmd)
+            if self._quotas is not None:
+                with self._raft.lock:
+                    self._quotas.check(self._raft.state, cmd)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (timeout if timeout is not None else self.commit_timeout)
         await self._view.await_leader(deadline - loop.time())

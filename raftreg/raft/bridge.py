@@ -25,12 +25,14 @@ import asyncio
 import collections
 import logging
 import os
+import random
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjConsumer, replicated
+from pysyncobj.monotonic import monotonic
 
 from raftreg.config import RaftTuning
 from raftreg.raft.compaction import CompactionPolicy
@@ -40,7 +42,7 @@ from raftreg.raft.read_channel import ReadChannel
 from raftreg.raft.snapshot import SnapshotBlob, install_fork_hook
 from raftreg.raft.status import RaftStatus, StatusReader
 from raftreg.raft.storage import RaftFiles
-from raftreg.raft.transport import transport_factory
+from raftreg.raft.transport import elect_soon_in_a_new_cluster, transport_factory
 from raftreg.state.commands import Command, Noop, UnsupportedEntry, decode_entry, unwrap
 from raftreg.state.kv import KVStore
 from raftreg.state.machine import Result, StateMachine
@@ -172,6 +174,7 @@ class RaftNode:
         self._syncobj = SyncObj(self.self_addr, self.peer_addrs, conf=conf, consumers=[self._consumer],
                                 transportClass=transport_factory(self.faults, self.reads))
         self._syncobj.addOnTickCallback(self._on_tick)
+        elect_soon_in_a_new_cluster(self._syncobj, monotonic(), random.random())
 
     def stop(self) -> None:
         """Stop the tick thread and close the Raft port (blocks until the thread is gone).

@@ -11,7 +11,8 @@ Guards:
 - snapshot-install commit guard: ``deliver_without_commit_advance`` (a pysyncobj defect);
 - no truncation without a conflict: ``skip_entries_already_held`` (a pysyncobj defect);
 - raftreg's own ReadIndex messages go to ``ReadChannel``, not to pysyncobj;
-- fast failover: ``elect_soon_after_leader_loss`` when the connection to the leader drops.
+- fast failover: ``elect_soon_after_leader_loss`` when the connection to the leader drops, and
+  ``elect_soon_in_a_new_cluster`` for the first election of a new cluster (called by the bridge).
 """
 
 from __future__ import annotations
@@ -137,6 +138,24 @@ def elect_soon_after_leader_loss(so: Any, node: Any, now: float, delay: float) -
     return True
 
 
+def elect_soon_in_a_new_cluster(so: Any, now: float, jitter: float) -> bool:
+    """A node that has never seen a term (term 0: a brand-new cluster, or a brand-new member)
+    campaigns at its rank's delay (``lost_leader_delay`` over every member) instead of waiting out
+    pysyncobj's first election timeout (0.6-1.5 s): a new cluster elects its first leader in about
+    0.1 s. A node with any history (term > 0, restored from its journal) keeps the timeout, so a
+    restarted member hears from the current leader before it would disturb it. Only brings the
+    deadline nearer; pysyncobj still campaigns only once connected to a peer. Returns whether the
+    deadline moved."""
+    if so._SyncObj__raftCurrentTerm != 0 or so._SyncObj__raftLeader is not None:
+        return False
+    members = [other.address for other in so._SyncObj__otherNodes]
+    deadline = now + lost_leader_delay(so._SyncObj__selfNode.address, members, "", jitter)
+    if deadline >= so._SyncObj__raftElectionDeadline:
+        return False
+    so._SyncObj__raftElectionDeadline = deadline
+    return True
+
+
 class GuardedTransport(TCPTransport):  # type: ignore[misc]
     """TCPTransport with the fault hook and the commit-index guard (see the module docstring)."""
 
@@ -174,7 +193,7 @@ class GuardedTransport(TCPTransport):  # type: ignore[misc]
         faults, so, reads = self._faults, self._guarded_so, self._reads
 
         def guarded(node: Any, message: Any) -> None:
-            if faults.blocked and node.address in faults.blocked or faults.deaf:
+            if (faults.blocked and node.address in faults.blocked) or faults.deaf:
                 return
             if is_channel_message(message):
                 reads.receive(so, self.send, node, message)

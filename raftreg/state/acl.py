@@ -79,6 +79,8 @@ def required_permissions(cmd: Unauthorized, session_name: Callable[[str], str]) 
         return [Permission("service", cmd.instance.service, "write")]
     if isinstance(cmd, Deregister | SetManualStatus):
         return [Permission("service", cmd.service, "write")]
+    if isinstance(cmd, KVSet) and cmd.lock:  # as Consul: a lock also needs write on its session
+        return [Permission("key", cmd.key, "write"), Permission("session", session_name(cmd.session), "write")]
     if isinstance(cmd, KVSet):
         return [Permission("key", cmd.key, "write")]
     if isinstance(cmd, KVDelete):

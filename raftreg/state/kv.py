@@ -312,6 +312,9 @@ class KVStore:
         return {"keys": len(self._entries), "history_versions": self._history_versions,
                 "tombstones": len(self._tombstones)}
 
+    def key_count(self) -> int:
+        return len(self._entries)
+
     def item_count(self) -> int:
         """Stored objects (keys and kept versions), for the log-compaction budget."""
         return len(self._entries) + self._history_versions

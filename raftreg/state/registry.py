@@ -109,6 +109,7 @@ class Registry:
         self._index = 0
         self._catalog_index = 0
         self._checked: set[tuple[str, str]] = set()  # instances with an active check (derived)
+        self._count = 0  # instances in all services (derived)
 
     # ---- writes -------------------------------------------------------------------------
     def apply(self, index: int, cmd: Command) -> Result:
@@ -154,6 +155,8 @@ class Registry:
         if instances is None:
             instances = self._services[new.service] = {}
             self._catalog_index = index
+        if old is None:
+            self._count += 1
         instances[new.id] = stored
         if stored.check is not None:
             self._checked.add((stored.service, stored.id))
@@ -209,6 +212,7 @@ class Registry:
         if instances is None or instance_id not in instances:
             return Deregistered(existed=False)
         del instances[instance_id]
+        self._count -= 1
         self._checked.discard((service, instance_id))
         self._index = index
         if instances:
@@ -271,7 +275,14 @@ class Registry:
         ]
 
     def instance_count(self) -> int:
-        return sum(len(insts) for insts in self._services.values())
+        return self._count
+
+    def service_count(self) -> int:
+        return len(self._services)
+
+    def service_size(self, service: str) -> int:
+        """How many instances ``service`` has (0 when it does not exist)."""
+        return len(self._services.get(service, ()))
 
     def checked_instances(self) -> list[Instance]:
         """Every instance that has an active check (kept in a derived index: no full scan)."""
@@ -314,6 +325,7 @@ class Registry:
         self._services = services
         self._service_index = {s.name: s.index for s in snap.services}
         self._checked = checked
+        self._count = sum(len(insts) for insts in services.values())
         self._index = snap.index
         self._catalog_index = snap.catalog_index
 

@@ -13,6 +13,7 @@ import pytest
 from raftreg.config import AclSettings
 from raftreg.testing import LocalCluster
 from tests.conftest import START_TIMEOUT
+from tests.secret_watch import remember_secret
 
 pytestmark = pytest.mark.cluster
 
@@ -31,6 +32,7 @@ def test_bootstrap_tokens_and_policies(cli, addr) -> None:  # type: ignore[no-un
     boot = cli("-o", "json", "acl", "bootstrap")
     assert boot.returncode == 0, boot.stderr
     root = json.loads(boot.stdout)
+    remember_secret(root["secret_id"])
     assert root["accessor_id"] and root["secret_id"]
     again = cli("acl", "bootstrap")
     assert again.returncode != 0 and "already bootstrapped" in again.stderr
@@ -43,6 +45,7 @@ def test_bootstrap_tokens_and_policies(cli, addr) -> None:  # type: ignore[no-un
                "--rule", 'key_prefix "cart/" read', "--policy", "cart-rw")
     assert made.returncode == 0, made.stderr
     tok = json.loads(made.stdout)
+    remember_secret(tok["secret_id"])
     assert tok["accessor_id"] and tok["secret_id"] and tok["policies"] == ["cart-rw"]
     listed = cli("-o", "json", "acl", "token", "list", "--token", secret)
     assert listed.returncode == 0 and tok["accessor_id"] in listed.stdout and tok["secret_id"] not in listed.stdout

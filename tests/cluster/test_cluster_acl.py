@@ -13,6 +13,7 @@ import pytest
 
 from raftreg.config import AclSettings
 from raftreg.testing import LocalCluster, http_json, wait_for
+from tests.secret_watch import remember_secret
 
 pytestmark = pytest.mark.cluster
 
@@ -26,6 +27,7 @@ def bearer(secret: str) -> dict[str, str]:
 def bootstrap(cluster: LocalCluster, node: str = "n1") -> dict[str, Any]:
     code, body = http_json(cluster.url(node) + "/v1/acl/bootstrap", method="PUT", body={})
     assert code == 200, body
+    remember_secret(body["secret_id"])
     return body  # type: ignore[no-any-return]
 
 
@@ -35,6 +37,7 @@ def test_no_write_applies_after_its_tokens_revocation(make_cluster: Callable[...
     code, tok = http_json(cluster.url("n1") + "/v1/acl/tokens", method="PUT", headers=bearer(root),
                           body={"description": "doomed", "rules": ['service_prefix "rev" write']})
     assert code == 200, tok
+    remember_secret(tok["secret_id"])
     urls = cluster.urls()
     answers: list[tuple[int, Any]] = []
     lock = threading.Lock()

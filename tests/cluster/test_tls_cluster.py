@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import time
 from collections.abc import Iterator
 
 import pytest
 
-from raftreg.client import AsyncRegistryClient, Registration, RegistryClient, Unavailable
+from raftreg.client import AsyncRegistryClient, ClientCertificateRequired, Registration, RegistryClient, Unavailable
 from raftreg.client.tls import client_context
 from raftreg.config import split_hostport
 from raftreg.testing import LocalCluster, http_json
@@ -83,9 +84,30 @@ def test_client_without_certificate_is_refused(mutual: LocalCluster) -> None:
     # TLS 1.3: the client finishes its half of the handshake before the server checks the
     # certificate; the server then closes without a word.
     assert answer(mutual, ssl.TLSVersion.TLSv1_3) == b""
-    with RegistryClient(mutual.urls(), ca_file=files(mutual)["ca_file"], deadline=1.0) as client, \
-            pytest.raises(Unavailable):
+
+
+def test_clients_without_a_certificate_fail_fast_naming_it(mutual: LocalCluster) -> None:
+    """Not at their deadline after retrying every node: at the first refusal, with an error that
+    names the missing option (raftreg.client.tls)."""
+    start = time.monotonic()
+    with RegistryClient(mutual.urls(), ca_file=files(mutual)["ca_file"], deadline=30.0) as client, \
+            pytest.raises(ClientCertificateRequired, match="cert_file") as refused:
         client.services()
+    assert "verify_clients" in str(refused.value)
+    with RegistryClient(mutual.urls(), ca_file=files(mutual)["ca_file"], deadline=30.0) as client, \
+            pytest.raises(ClientCertificateRequired):
+        client.register("cart", "c9", Registration(address="10.0.0.9", port=80))
+
+    async def run() -> None:
+        async with AsyncRegistryClient(mutual.urls(), ca_file=files(mutual)["ca_file"], deadline=30.0) as client:
+            await client.services()
+
+    with pytest.raises(ClientCertificateRequired, match="cert_file"):
+        asyncio.run(run())
+    assert time.monotonic() - start < 10.0
+    # with the cluster config, before any connection
+    with pytest.raises(ValueError, match=r"verify_clients.*cert_file"):
+        RegistryClient(config=mutual.config_path)
 
 
 def test_async_client_with_ca_and_certificate(mutual: LocalCluster) -> None:

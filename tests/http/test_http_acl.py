@@ -15,8 +15,10 @@ from raftreg.errors import PermissionDenied, Unauthenticated
 from raftreg.testing import LocalCluster
 from tests.conftest import START_TIMEOUT
 from tests.http.conftest import Http, Resp
+from tests.secret_watch import remember_secret
 
 CANARY = "canary-4b1d-never-log-me"
+remember_secret(CANARY)
 INST = {"address": "10.0.0.1", "port": 80}
 
 
@@ -182,6 +184,23 @@ def test_sessions_are_checked_by_name(root: TokenHttp) -> None:
     Http.assert_error(tok.delete(f"/v1/sessions/{other}"), 403, "permission_denied")
     names = {s["name"] for s in tok.get("/v1/sessions").json()["sessions"]}
     assert names == {"worker-1"}
+
+
+def test_a_lock_needs_session_write_too(root: TokenHttp) -> None:
+    session = root.put("/v1/sessions", {"ttl": "60s", "name": "locker"})
+    assert session.status == 200, session.body
+    sid = session.json()["id"]
+    keys_only, _ = make_token(root, 'key_prefix "locks/" write')
+    for lock in ("acquire", "release"):
+        with root.unchanged("/v1/kv/locks/a"):
+            resp = keys_only.request("PUT", f"/v1/kv/locks/a?{lock}={sid}", b"me", content_type=None)
+        err = Http.assert_error(resp, 403, "permission_denied")
+        assert "session:write on 'locker'" in err["message"], err
+    both, _ = make_token(root, 'key_prefix "locks/" write', 'session_prefix "lock" write')
+    assert both.request("PUT", f"/v1/kv/locks/a?acquire={sid}", b"me", content_type=None).status == 200
+    assert both.request("PUT", f"/v1/kv/locks/a?release={sid}", b"me", content_type=None).status == 200
+    assert keys_only.request("PUT", "/v1/kv/locks/a", b"plain", content_type=None).status == 200
+    assert root.delete(f"/v1/sessions/{sid}").status == 200
 
 
 async def test_both_clients_send_their_token(root: TokenHttp, acl_cluster: LocalCluster) -> None:

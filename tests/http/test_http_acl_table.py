@@ -11,7 +11,7 @@ from raftreg.http.permissions import ROUTES, need_for
 
 
 def _routes() -> set[tuple[str, str]]:
-    node: Any = SimpleNamespace(acl=None, session_get=None,  # build_app only keeps references
+    node: Any = SimpleNamespace(acl=SimpleNamespace(enabled=False), session_get=None,  # build_app only keeps references
                                 config=SimpleNamespace(limits=LimitsTuning()))
     app = build_app(node, secret="s", debug_endpoints=True)
     return {(r.method, r.resource.canonical) for r in app.router.routes() if r.resource is not None}

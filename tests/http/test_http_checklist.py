@@ -26,11 +26,15 @@ Row 7 (metadata abuse): 400 past 64 tags/pairs, key 128, value 512 (API.md); the
     meta-key-129, meta-value-513, 65-tags); *here*: ``test_the_largest_record_is_bounded``.
 Row 8 (bad numbers): 400; a TTL outside [1 s, 24 h] is refused rather than clamped (a silently changed TTL
     would surprise its client). Tests: test_http_errors: ``BAD_BODIES`` (port-*, weight-*, ttl-*, 2^53+1).
-Row 9 (huge number of objects): **not done**: no per-client object quota, store quota or pagination; the rate
-    limit bounds only the rate of creation. Tests: -.
-Row 10 (request flood): 429 ``rate_limited`` + ``Retry-After`` per client (token hash, else address). Tests:
-    test_http_limits: ``test_a_flooding_client_gets_429_*``, ``test_the_bucket_refills``;
-    benchmarks/abuse_bench.py.
+Row 9 (huge number of objects): store quotas per node (``[quotas]``: services, instances per service and in
+    all, keys, sessions): a write that would create an object past a cap is 507 ``quota_exceeded`` (the
+    checklist's store quota; a 429 would be retried by clients as a rate limit) and proposes nothing, while
+    reads, re-registrations and deletions work. No per-client quota and no pagination: the caps bound every
+    list answer. Tests: test_http_quotas.
+Row 10 (request flood): 429 ``rate_limited`` + ``Retry-After`` per client (the validated token's accessor
+    with ACLs on, else the address: invented tokens share their address's bucket). Tests: test_http_limits:
+    ``test_a_flooding_client_gets_429_*``, ``test_the_bucket_refills``; cluster/test_secure_cluster:
+    ``test_random_bogus_tokens_share_one_bucket_*``; unit/test_limits; benchmarks/abuse_bench.py.
 Row 11 (slowloris, idle hoarding): header timeout (request head within ``header_timeout`` of opening or of the
     last answer), body timeout, connections per address. Tests: test_http_limits:
     ``test_a_request_head_sent_byte_by_byte_is_cut_off``, ``test_an_idle_connection_is_closed``,
@@ -43,8 +47,9 @@ Row 15 (identity spoofing): grants nothing: node-to-node routes need the cluster
     limiter's identity ignores them. Tests: test_http_signed:
     ``test_unsigned_requests_are_refused_and_change_nothing``; unit/test_limits: ``test_without_a_token_*``;
     *here*: ``test_spoofed_identity_headers_grant_nothing``.
-Row 18 (token leakage): the limiter keeps a SHA-256 prefix only; tokens are never logged or echoed. Tests:
-    *here*: ``test_a_canary_token_is_never_logged_or_echoed`` (the ACL work adds the whole-suite canary).
+Row 18 (token leakage): the limiter keeps accessor ids only; tokens are never logged or echoed. Tests:
+    *here*: ``test_a_canary_token_is_never_logged_or_echoed``; the whole suite: tests/conftest.py scans every
+    LocalCluster's node logs after each test for every secret minted so far (tests/secret_watch.py).
 Row 19 (writes to a follower): forwarded to the leader; 503 + Retry-After without one. Tests:
     cluster/test_replication: ``test_register_through_follower_*``; cluster/test_failover
     (EXPECTED_WRITE_STATUSES).
@@ -80,10 +85,12 @@ from raftreg.http.wire import error_middleware
 from raftreg.testing import LocalCluster
 from tests.conftest import START_TIMEOUT
 from tests.http.conftest import Http
+from tests.secret_watch import remember_secret
 
 LIMITS = LimitsTuning(header_timeout=1.5, body_timeout=1.5)
 MARGIN = 3.0
 CANARY = "canary-4f1d-do-not-log"
+remember_secret(CANARY)
 GOOD = {"address": "10.0.0.5", "port": 8080}
 
 

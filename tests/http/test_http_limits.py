@@ -9,6 +9,7 @@ timeouts while the node keeps serving others. Waits are on conditions with deadl
 
 from __future__ import annotations
 
+import itertools
 import socket
 import time
 import uuid
@@ -39,15 +40,31 @@ def cluster() -> Iterator[LocalCluster]:
         c.close()
 
 
+_addresses = itertools.count(1)
+
+
+def new_address() -> str:
+    """A loopback address no request of this module used yet (127.1.0.1, 127.1.0.2, ...)."""
+    n = next(_addresses)
+    return f"127.1.{n // 250}.{n % 250 + 1}"
+
+
 class FreshClientHttp(Http):
-    """Each request without a token of its own is a new client (a fresh random token), so the
-    tests' own observations never drain a bucket; the flooding clients name their token."""
+    """Each request is a new client (it comes from a new loopback address), so the tests' own
+    observations never drain a bucket; ``client(name)`` is one named client (one address)."""
 
     def request(self, method: str, path: str, body: bytes | None = None, **kw: Any) -> Resp:
-        headers = dict(kw.pop("headers", None) or {})
-        if "Authorization" not in headers and "X-Raftreg-Token" not in headers:
-            headers["X-Raftreg-Token"] = uuid.uuid4().hex
-        return super().request(method, path, body, headers=headers, **kw)
+        if self.source_host is not None:
+            return super().request(method, path, body, **kw)
+        return Http(self.base_url, self.secret, source_host=new_address()).request(method, path, body, **kw)
+
+
+_named: dict[str, str] = {}
+
+
+def client(api: Http, name: str) -> Http:
+    """The client called ``name``: always the same loopback address."""
+    return Http(api.base_url, api.secret, source_host=_named.setdefault(name, new_address()))
 
 
 @pytest.fixture(scope="module")
@@ -55,16 +72,12 @@ def api(cluster: LocalCluster) -> Http:
     return FreshClientHttp(cluster.url("n1"), cluster.secret)
 
 
-def token(name: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer canary-{name}-secret"}
-
-
-def flood_until_limited(api: Http, headers: dict[str, str], path: str = "/v1/services", most: int = 1000) -> None:
+def flood_until_limited(one: Http, path: str = "/v1/services", most: int = 1000) -> None:
     """Send requests as one client until one is refused (at most ``most``)."""
     for _ in range(most):
-        resp = api.request("GET", path, headers=headers, content_type=None)
+        resp = one.request("GET", path, content_type=None)
         if resp.status == 429:
-            err = api.assert_error(resp, 429, "rate_limited", None)
+            err = one.assert_error(resp, 429, "rate_limited", None)
             assert int(resp.header("Retry-After") or 0) >= 1, resp.headers
             assert "canary" not in err["message"]
             return
@@ -73,31 +86,34 @@ def flood_until_limited(api: Http, headers: dict[str, str], path: str = "/v1/ser
 
 
 def test_a_flooding_client_gets_429_others_and_health_are_served(api: Http) -> None:
-    flood_until_limited(api, token("a"))
-    assert api.request("GET", "/v1/services", headers=token("b"), content_type=None).status == 200
-    assert api.request("GET", "/v1/health", headers=token("a"), content_type=None).status == 200
-    assert api.request("GET", "/v1/ready", headers=token("a"), content_type=None).status == 200
+    a = client(api, "a")
+    flood_until_limited(a)
+    assert client(api, "b").request("GET", "/v1/services", content_type=None).status == 200
+    assert a.request("GET", "/v1/health", content_type=None).status == 200
+    assert a.request("GET", "/v1/ready", content_type=None).status == 200
     with api.unchanged("/v1/services/limited"):
-        resp = api.request("PUT", "/v1/services/limited/instances/i1", headers=token("a"),
-                           json_body={"address": "10.0.0.1", "port": 80})
+        resp = a.request("PUT", "/v1/services/limited/instances/i1", json_body={"address": "10.0.0.1", "port": 80})
         api.assert_error(resp, 429, "rate_limited", None)  # one token per 0.5 s: still empty
-    # X-Raftreg-Token is the same identity as Authorization: Bearer
-    resp = api.request("GET", "/v1/services", headers={"X-Raftreg-Token": "canary-a-secret"}, content_type=None)
-    api.assert_error(resp, 429, "rate_limited", None)
+    # without ACLs a token is no identity: the same address with any token is the same client
+    for headers in ({"X-Raftreg-Token": "canary-a-secret"}, {"Authorization": f"Bearer {uuid.uuid4().hex}"}):
+        api.assert_error(a.request("GET", "/v1/services", headers=headers, content_type=None), 429,
+                         "rate_limited", None)
 
 
 def test_the_bucket_refills(api: Http) -> None:
-    flood_until_limited(api, token("refill"))
-    wait_for(lambda: api.request("GET", "/v1/services", headers=token("refill"), content_type=None).status == 200,
+    refill = client(api, "refill")
+    flood_until_limited(refill)
+    wait_for(lambda: refill.request("GET", "/v1/services", content_type=None).status == 200,
              5.0, "a token back after Retry-After", interval=0.1)
 
 
 def test_signed_node_to_node_requests_are_exempt(api: Http) -> None:
-    flood_until_limited(api, token("node"))
+    node = client(api, "node")
+    flood_until_limited(node)
     body = b"{}"
-    headers = {**api_signer(api).headers("POST", "/v1/internal/lease-digest", body), **token("node")}
-    assert api.request("POST", "/v1/internal/lease-digest", body, headers=headers).status != 429
-    assert api.request("GET", "/v1/health", headers=token("node"), content_type=None).status == 200
+    headers = api_signer(api).headers("POST", "/v1/internal/lease-digest", body)
+    assert node.request("POST", "/v1/internal/lease-digest", body, headers=headers).status != 429
+    assert node.request("GET", "/v1/health", content_type=None).status == 200
 
 
 def api_signer(api: Http) -> Signer:
@@ -108,12 +124,13 @@ def api_signer(api: Http) -> Signer:
 def test_a_blocking_query_over_the_cap_is_429(api: Http, pool: ThreadPoolExecutor, quiet: dict[str, int]) -> None:
     index = api.get("/v1/services/parked").header("X-Raftreg-Index")
     path = f"/v1/services/parked?index={index}&wait=30s"
-    parked = [pool.submit(api.request, "GET", path, headers=token("w"), content_type=None) for _ in range(3)]
+    w = client(api, "w")
+    parked = [pool.submit(w.request, "GET", path, content_type=None) for _ in range(3)]
     wait_for(lambda: api.cluster()["watches"]["waiting"] >= 3, 10.0, "3 parked blocking queries")
-    resp = api.request("GET", path, headers=token("w"), content_type=None)
+    resp = w.request("GET", path, content_type=None)
     api.assert_error(resp, 429, "rate_limited", None)
     assert resp.header("Retry-After") == "1"
-    assert api.request("GET", path.replace("30s", "0s"), headers=token("other"), content_type=None).status == 200
+    assert client(api, "other").request("GET", path.replace("30s", "0s"), content_type=None).status == 200
     api.put_ok("parked", "i1", {"address": "10.0.0.1", "port": 80})  # wakes the three
     assert all(f.result(timeout=10).status == 200 for f in parked)
     api.delete_ok("parked", "i1")

@@ -204,6 +204,26 @@ def test_kv_txn_recursive_delete_and_sessions_are_checked() -> None:
     assert not isinstance(m.apply(8, authorized("t", SessionCreate(Session("s2", name="worker")))), Denied)
 
 
+def test_a_lock_needs_write_on_its_session_too() -> None:
+    """As Consul: ``?acquire``/``?release`` need ``key:write`` and ``session:write`` on the
+    session's name, re-checked at apply (a token that lost the session right is refused)."""
+    m = StateMachine()
+    m.apply(1, SessionCreate(Session("s1", name="worker")))
+    m.apply(2, AclTokenSet(token("keys", 'key_prefix "lock/" write')))
+    m.apply(3, AclTokenSet(token("both", 'key_prefix "lock/" write', 'session_prefix "work" write')))
+    for lock in ("acquire", "release"):
+        denied = m.apply(4, authorized("keys", KVSet("lock/a", b"x", lock=lock, session="s1")))
+        assert isinstance(denied, Denied) and "session:write on 'worker'" in denied.permission, denied
+    assert m.kv.get("lock/a") is None
+    assert not isinstance(m.apply(5, authorized("both", KVSet("lock/a", b"x", lock="acquire", session="s1"))),
+                          Denied)
+    assert m.kv.get("lock/a") is not None
+    m.apply(6, AclTokenSet(token("both", 'key_prefix "lock/" write')))  # loses the session right
+    revoked = m.apply(7, authorized("both", KVSet("lock/a", b"y", lock="release", session="s1")))
+    assert isinstance(revoked, Denied) and "session:write" in revoked.permission
+    assert not isinstance(m.apply(8, authorized("keys", KVSet("lock/a", b"z"))), Denied)  # a plain write
+
+
 def test_snapshot_round_trip_and_version_2_still_restores() -> None:
     m = StateMachine()
     m.apply(1, AclPolicySet(Policy("p", rules=(parse_rule("operator read"),))))

@@ -15,6 +15,7 @@ from raftreg.errors import (
     OutcomeUnknown,
     PayloadTooLarge,
     PermissionDenied,
+    QuotaExceeded,
     RaftregError,
     Timeout,
     Unavailable,
@@ -22,8 +23,8 @@ from raftreg.errors import (
 )
 
 
-@pytest.mark.parametrize("cls", [InvalidArgument, PermissionDenied, NotFound, Conflict, PayloadTooLarge, Unavailable,
-                                 Timeout, InternalError])
+@pytest.mark.parametrize("cls", [InvalidArgument, PermissionDenied, NotFound, Conflict, PayloadTooLarge, QuotaExceeded,
+                                 Unavailable, Timeout, InternalError])
 def test_every_error_round_trips_through_its_body(cls: type[RaftregError]) -> None:
     err = cls("what went wrong", field="port") if cls is not Unavailable else Unavailable("busy", field="port")
     back = error_from_body(err.status, err.to_body())
@@ -33,9 +34,9 @@ def test_every_error_round_trips_through_its_body(cls: type[RaftregError]) -> No
 
 def test_codes_are_unique_and_match_api_md() -> None:
     assert set(ERRORS_BY_CODE) == {"invalid_argument", "unauthenticated", "permission_denied", "not_found",
-                                   "conflict", "payload_too_large", "unavailable", "rate_limited", "timeout",
-                                   "internal"}
-    assert {cls.status for cls in ERRORS_BY_CODE.values()} == {400, 401, 403, 404, 409, 413, 429, 503, 504, 500}
+                                   "conflict", "payload_too_large", "quota_exceeded", "unavailable", "rate_limited",
+                                   "timeout", "internal"}
+    assert {cls.status for cls in ERRORS_BY_CODE.values()} == {400, 401, 403, 404, 409, 413, 429, 503, 504, 507, 500}
 
 
 def test_a_timeout_answering_a_write_is_an_unknown_outcome() -> None:

@@ -130,9 +130,18 @@ RULES: list[Rule] = [
         lambda imp: top(imp) not in SANS_IO_FORBIDDEN and imp not in SANS_IO_FORBIDDEN,
     ),
     (
-        "raftreg.node never imports raftreg.http or raftreg.cli",
+        "raftreg.node never imports raftreg.http, raftreg.dns, raftreg.consul or raftreg.cli",
         lambda m: within(m, "raftreg.node"),
-        lambda imp: not within(imp, "raftreg.http", "raftreg.cli"),
+        lambda imp: not within(imp, "raftreg.http", "raftreg.dns", "raftreg.consul", "raftreg.cli"),
+    ),
+    (
+        "raftreg.dns reaches the node only through its facade (registry_node), the read topics (node.reads) "
+        "and the synthetic hosts (node.hosts); never raftreg.raft, raftreg.state, raftreg.http or raftreg.cli",
+        lambda m: within(m, "raftreg.dns"),
+        lambda imp: not within(imp, "raftreg.raft", "raftreg.state", "raftreg.http", "raftreg.cli") and (
+            not within(imp, "raftreg.node") or imp == "raftreg.node"
+            or within(imp, "raftreg.node.registry_node", "raftreg.node.reads", "raftreg.node.hosts")
+        ),
     ),
     (
         "raftreg.consul (translation only) reaches the node only through its facade and the types of reads, view, "
@@ -199,6 +208,8 @@ def test_sources_found() -> None:
         "raftreg.http.app",
         "raftreg.consul.app",
         "raftreg.consul.wire",
+        "raftreg.dns.answers",
+        "raftreg.dns.server",
         "raftreg.client",
         *SANS_IO_CLIENT,
     }
@@ -254,6 +265,10 @@ def test_the_state_machine_may_not_import_clocks_randomness_or_io(module: str, f
         ("raftreg.state.registry", "from ..durations import parse_duration"),
         ("raftreg.models", "from raftreg.durations import parse_duration"),
         ("raftreg.errors", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from raftreg.config import X"),
+        ("raftreg.dns.answers", "from raftreg.state.registry import Registry"),
+        ("raftreg.dns.catalog", "from raftreg.node.writes import Writer"),
+        ("raftreg.dns.server", "from raftreg.http.app import build_app"),
+        ("raftreg.node.registry_node", "from raftreg.dns.server import DnsServer"),
         ("raftreg.client.sync_client", "from raftreg.config import load_config"),
         ("raftreg.client.async_client", "import click"),
         ("raftreg.client.core", "from raftreg.http.validation import parse_register"),
@@ -306,6 +321,9 @@ def test_checker_flags_violations(module: str, source: str) -> None:
         ("raftreg.raft.transport", "from pysyncobj.transport import TCPTransport"),
         ("raftreg.state.registry", "import sys\nimport re\nfrom collections import OrderedDict"),
         ("raftreg.http.app", "from raftreg.node.registry_node import RegistryNode\nfrom raftreg.node.reads import X"),
+        ("raftreg.dns.catalog", "import dns.message\nfrom raftreg.node.registry_node import RegistryNode"),
+        ("raftreg.dns.answers", "from raftreg.node.hosts import host_node\nfrom raftreg.config import DnsSettings"),
+        ("raftreg.http.server", "from raftreg.dns.server import DnsServer"),
     ],
 )
 def test_checker_allows_permitted_imports(module: str, source: str) -> None:

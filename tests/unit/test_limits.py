@@ -1,5 +1,5 @@
 """raftreg.http.limits without a server: the token buckets (a fake clock), the bounded client
-table, client identity (a token's hash, never the token) and the ``[limits]`` config checks."""
+table, client identity (a validated token's accessor, else the address) and the ``[limits]`` config checks."""
 
 from __future__ import annotations
 
@@ -44,12 +44,26 @@ def test_the_table_keeps_the_most_recently_seen_clients() -> None:
     assert buckets.take("b") == 0.0  # b starts again full, as an idle client would
 
 
+KNOWN = {"s3cret": "acc-1"}  # secret -> accessor id: a stand-in for AclManager.accessor_of
+
+
 @pytest.mark.parametrize("headers", [{"Authorization": "Bearer s3cret"}, {"authorization": "bearer  s3cret"},
                                      {"X-Raftreg-Token": "s3cret"}])
-def test_a_token_is_the_client_and_only_its_hash_is_kept(headers: dict[str, str]) -> None:
-    key = client_key(make_mocked_request("GET", "/v1/services", headers=headers))
-    assert key.startswith("t:") and "s3cret" not in key
-    assert key == client_key(make_mocked_request("GET", "/", headers={"X-Raftreg-Token": "s3cret"}))
+def test_a_validated_token_is_the_client_by_its_accessor(headers: dict[str, str]) -> None:
+    key = client_key(make_mocked_request("GET", "/v1/services", headers=headers), KNOWN.get)
+    assert key == "t:acc-1" and "s3cret" not in key
+
+
+def test_unknown_tokens_share_their_address_bucket() -> None:
+    plain = client_key(make_mocked_request("GET", "/"), KNOWN.get)
+    keys = {client_key(make_mocked_request("GET", "/", headers={"X-Raftreg-Token": f"bogus-{i}"}), KNOWN.get)
+            for i in range(20)}
+    assert keys == {plain} and plain.startswith("a:")
+
+
+def test_without_acls_a_token_does_not_make_a_client() -> None:
+    plain = client_key(make_mocked_request("GET", "/"))
+    assert client_key(make_mocked_request("GET", "/", headers={"X-Raftreg-Token": "s3cret"})) == plain
 
 
 def test_without_a_token_the_address_is_the_client_and_forwarding_headers_are_ignored() -> None:

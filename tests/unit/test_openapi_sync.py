@@ -34,7 +34,8 @@ def _is_signed(path: str) -> bool:
 def router_operations() -> set[tuple[str, str]]:
     """(METHOD, template) of every route of the app, ``{key:.*}`` written ``{key}``. The handlers
     are never called, so the node is a stand-in."""
-    node = SimpleNamespace(acl=None, config=SimpleNamespace(limits=LimitsTuning()))  # routing only: no node behind it
+    # routing only: no node behind it
+    node = SimpleNamespace(acl=SimpleNamespace(enabled=False), config=SimpleNamespace(limits=LimitsTuning()))
     app = build_app(cast(RegistryNode, node), secret="s" * 32, debug_endpoints=True)
     out = set()
     for route in app.router.routes():

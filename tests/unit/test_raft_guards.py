@@ -304,3 +304,36 @@ def test_every_node_ranks_the_survivors_alike_whatever_order_it_knows_them_in() 
     b = lost_leader_delay("n3:1", ["n2:1", "n1:1"], "n1:1", jitter=0.0)
     c = lost_leader_delay("n2:1", ["n3:1", "n1:1"], "n1:1", jitter=0.0)
     assert a == b > c
+
+
+def fake_new_node(me: str, others: list[str], *, term: int = 0, leader: object = None,
+                  deadline: float = 101.0) -> SimpleNamespace:
+    return SimpleNamespace(_SyncObj__raftCurrentTerm=term, _SyncObj__raftLeader=leader,
+                           _SyncObj__selfNode=SimpleNamespace(address=me),
+                           _SyncObj__otherNodes=[SimpleNamespace(address=a) for a in others],
+                           _SyncObj__raftElectionDeadline=deadline)
+
+
+def test_a_new_cluster_campaigns_in_rank_order_at_once() -> None:
+    from raftreg.raft.transport import LOST_LEADER_RANK_STEP, elect_soon_in_a_new_cluster
+
+    members = ["127.0.0.1:7003", "127.0.0.1:7001", "127.0.0.1:7002"]
+    deadlines = {}
+    for me in members:
+        so = fake_new_node(me, [m for m in members if m != me])
+        assert elect_soon_in_a_new_cluster(so, now=100.0, jitter=0.0)
+        deadlines[me] = so._SyncObj__raftElectionDeadline
+    assert deadlines["127.0.0.1:7001"] == pytest.approx(100.05)
+    assert deadlines["127.0.0.1:7002"] - deadlines["127.0.0.1:7001"] == pytest.approx(LOST_LEADER_RANK_STEP)
+
+
+@pytest.mark.parametrize("case", ["has a term", "knows a leader", "deadline already near"])
+def test_a_node_with_history_keeps_its_election_timeout(case: str) -> None:
+    from raftreg.raft.transport import elect_soon_in_a_new_cluster
+
+    so = {"has a term": fake_new_node("a:1", ["b:1"], term=3),
+          "knows a leader": fake_new_node("a:1", ["b:1"], leader=SimpleNamespace(address="b:1")),
+          "deadline already near": fake_new_node("a:1", ["b:1"], deadline=100.01)}[case]
+    before = so._SyncObj__raftElectionDeadline
+    assert not elect_soon_in_a_new_cluster(so, now=100.0, jitter=0.0)
+    assert so._SyncObj__raftElectionDeadline == before
