@@ -35,14 +35,14 @@ from raftreg.consul.registration import normalize, parse_agent_register
 from raftreg.consul.routes import ConsulRoutes
 from raftreg.consul.wire import ConsulError, bad_request, check_scope, parse_flag, read_response
 from raftreg.http.permissions import BY_COMMAND
-from raftreg.http.wire import read_raw_body
+from raftreg.http.wire import MAX_BODY, read_raw_body
 from raftreg.models import Instance, Status
 from raftreg.node.reads import CATALOG
 from raftreg.node.registry_node import RegistryNode
 
 MAX_NOTE = 512
 _STATUS_BY_VERB: dict[str, Status] = {"pass": "passing", "warn": "warning", "fail": "critical"}
-RAFTREG_VERSION = "1.21.0"  # the Consul API version this subset follows (clients that check it want >= 1.x)
+CONSUL_VERSION = "1.21.0"  # the Consul version whose API this subset follows (agent/self Config.Version)
 
 
 class AgentApi:
@@ -53,7 +53,7 @@ class AgentApi:
     async def register(self, request: web.Request) -> web.Response:
         self.node.check_write_capacity()
         parse_flag(request.query, "replace-existing-checks")  # raftreg always replaces the definition
-        reg = parse_agent_register(await read_raw_body(request, 1024 * 1024), request.remote)
+        reg = parse_agent_register(await read_raw_body(request, MAX_BODY), request.remote)
         inst = reg.instance
         other = find_instance(self.node, inst.id)
         if other is not None and other.service != inst.service:
@@ -176,7 +176,7 @@ class AgentApi:
         node_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"raftreg:{self.node.config.name}:{self.node.name}"))
         host, _, port = (self.node.me.consul_http or self.node.me.http).rpartition(":")
         config = {"Datacenter": self.dc, "PrimaryDatacenter": self.dc, "NodeName": self.node.name,
-                  "NodeID": node_id, "Server": True, "Revision": "raftreg", "Version": RAFTREG_VERSION}
+                  "NodeID": node_id, "Server": True, "Revision": "raftreg", "Version": CONSUL_VERSION}
         member = {"Name": self.node.name, "Addr": host, "Port": int(port), "Status": 1,
                   "Tags": {"role": "consul", "dc": self.dc, "id": node_id, "vsn": "2"}}
         return read_response(self.node, self.node.query_index(CATALOG),
