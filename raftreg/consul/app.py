@@ -25,8 +25,11 @@ from raftreg.consul.acl import ACL_NOT_FOUND, ConsulAcl
 from raftreg.consul.agent import add_agent_routes
 from raftreg.consul.catalog import add_catalog_routes
 from raftreg.consul.health import add_health_routes
+from raftreg.consul.kv import add_kv_routes
 from raftreg.consul.routes import NODE_KEY, ConsulRoutes
+from raftreg.consul.session import add_session_routes
 from raftreg.consul.status import add_status_routes
+from raftreg.consul.txn import add_txn_routes
 from raftreg.consul.unsupported import add_unsupported_routes
 from raftreg.consul.wire import ConsulError, read_headers, text_response
 from raftreg.errors import InvalidArgument, PermissionDenied, RaftregError, Unauthenticated, Unavailable
@@ -79,6 +82,9 @@ RouteModule = Callable[[ConsulRoutes], None]
 # The ``add_*_routes`` function of every module of this API; the catch-all of unsupported
 # features goes last.
 ROUTE_MODULES: list[RouteModule] = [add_agent_routes, add_catalog_routes, add_health_routes, add_status_routes,
+                                    add_kv_routes,
+                                    add_txn_routes,
+                                    add_session_routes,
                                     add_unsupported_routes]
 
 
