@@ -50,15 +50,18 @@ OTHER_OPS = {"node": "Node", "service": "Service", "check": "Check", "session": 
 _FAILED_OP = re.compile(r"^ops\[(\d+)\]$")
 
 
-def _lower_keys(obj: Any, where: str) -> dict[str, Any]:
+def _lower_keys(obj: Any, where: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """``obj``'s fields by lower-cased name, and each lower-cased name's spelling as sent."""
     if not isinstance(obj, dict):
         raise bad_request(where, "must be a JSON object")
     out: dict[str, Any] = {}
+    sent: dict[str, str] = {}
     for key, value in obj.items():
         if key.lower() in out:
             raise bad_request(f"{where}.{key}", "given twice (field names match case-insensitively)")
         out[key.lower()] = value
-    return out
+        sent[key.lower()] = key
+    return out, sent
 
 
 def _uint(value: Any, field: str, maximum: int) -> int:
@@ -86,17 +89,17 @@ def _value(raw: Any, field: str) -> bytes:
 def parse_op(raw: Any, i: int) -> tuple[str, TxnOp]:
     """Op ``i`` of the body: its Consul verb and the raftreg op (400 naming ``[i]`` otherwise)."""
     where = f"[{i}]"
-    op = _lower_keys(raw, where)
+    op, sent = _lower_keys(raw, where)
     other = [OTHER_OPS[k] for k in op if k in OTHER_OPS]
     if other:
         raise bad_request(f"{where}.{other[0]}", f"{other[0]} operations are not supported by raftreg's "
                           "transactions (only KV)")
     if set(op) != {"kv"}:
-        extra = sorted(set(op) - {"kv"})
+        extra = sorted(sent[k] for k in set(op) - {"kv"})
         raise bad_request(f"{where}.{extra[0]}" if extra else where, "each op must be {\"KV\": {...}}")
     where += ".KV"
-    kv = _lower_keys(op["kv"], where)
-    unknown = sorted(set(kv) - KV_FIELDS)
+    kv, sent = _lower_keys(op["kv"], where)
+    unknown = sorted(sent[k] for k in set(kv) - KV_FIELDS)
     if unknown:
         raise bad_request(f"{where}.{unknown[0]}", "unknown field")
     for scope in ("namespace", "partition"):
