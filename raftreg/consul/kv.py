@@ -94,8 +94,10 @@ class KVApi:
         self.node = node
         self.dc = node.config.datacenter
 
-    def _not_found(self, index: int) -> ConsulError:
-        return ConsulError(404, "", index=index)
+    def _not_found(self, index: int) -> web.Response:
+        """Consul's 404 for nothing found: an empty body and the read headers (py-consul raises
+        without ``X-Consul-Index``; the index lets a client block until the key appears)."""
+        return web.Response(status=404, headers=read_headers(self.node, index))
 
     async def get(self, request: web.Request) -> web.StreamResponse:
         query = request.query
@@ -113,7 +115,7 @@ class KVApi:
         await blocking_read(self.node, opts, kv_key_topic(key))
         index, entry = self.node.kv_get(key)
         if entry is None:
-            raise self._not_found(index)
+            return self._not_found(index)
         if raw:
             headers = read_headers(self.node, index)
             headers.update({"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"})
@@ -126,7 +128,7 @@ class KVApi:
         allows = decider(self.node)
         kept = [e for e in entries if allows("key", e.key, "read")]
         if not kept:
-            raise self._not_found(index)
+            return self._not_found(index)
         return read_response(self.node, index, [entry_view(e) for e in kept], filtered=len(kept) != len(entries))
 
     async def _keys(self, request: web.Request, prefix: str, opts: ConsulQuery) -> web.Response:
@@ -138,7 +140,7 @@ class KVApi:
         allows = decider(self.node)
         kept = [n for n in names if allows("key", n, "read")]
         if not kept and prefix:
-            raise self._not_found(index)
+            return self._not_found(index)
         return read_response(self.node, index, kept, filtered=len(kept) != len(names))
 
     async def put(self, request: web.Request) -> web.Response:

@@ -60,6 +60,7 @@ MIN_SESSION_TTL, MAX_SESSION_TTL = 10.0, 86400.0
 SERF_HEALTH = "serfHealth"
 CREATE_FIELDS = frozenset({"name", "node", "lockdelay", "behavior", "ttl", "checks", "nodechecks",
                            "servicechecks", "namespace", "partition"})
+IGNORED_FIELDS = frozenset({"id", "createindex", "modifyindex"})  # a whole SessionEntry sent back: Consul ignores them
 MAX_CREATE_BODY = 64 * 1024
 
 
@@ -86,6 +87,11 @@ def _duration(value: Any, field: str, low: float, high: float, *, numbers_in_ns:
         raise bad_request(field, f"must be between {go_duration(low)} and {go_duration(high)}, "
                           f"got {go_duration(seconds)}")
     return seconds
+
+
+def req_keys(doc: Any) -> list[str]:
+    """The field names of a decoded body (none when it is not an object)."""
+    return [str(key) for key in doc] if isinstance(doc, dict) else []
 
 
 def _str_list(value: Any, field: str) -> list[Any]:
@@ -122,7 +128,8 @@ class SessionApi:
         except msgspec.DecodeError as exc:
             raise ConsulError(400, f"Request decode failed: {exc}") from None
         req = normalize(doc, "body")
-        unknown = [key for key in doc if key.lower().replace("_", "").replace("-", "") not in CREATE_FIELDS]
+        known = CREATE_FIELDS | IGNORED_FIELDS
+        unknown = [key for key in req_keys(doc) if key.lower().replace("_", "").replace("-", "") not in known]
         if unknown:
             raise bad_request(unknown[0], "unknown field of a session (fields: Name, Node, LockDelay, Behavior, TTL, "
                               "Checks, NodeChecks, ServiceChecks)")

@@ -51,8 +51,8 @@ def test_put_get_flags_raw_and_a_404_with_an_index(cluster: LocalCluster) -> Non
     assert headers["X-Consul-Index"] == index
     assert c1.kv.put("cfg/empty", b"") is True
     assert c1.kv.get("cfg/empty")[1]["Value"] is None  # Consul's null for an empty value
-    status, headers, _ = raw(cluster.consul_url("n3") + "/v1/kv/cfg/absent")
-    assert status == 404 and int(headers["X-Consul-Index"]) >= 1
+    status, headers, body = raw(cluster.consul_url("n3") + "/v1/kv/cfg/absent")
+    assert status == 404 and int(headers["X-Consul-Index"]) >= 1 and body == b""
 
 
 def test_cas_creates_once_and_updates_only_at_the_right_index(cluster: LocalCluster) -> None:
@@ -156,6 +156,19 @@ def test_session_info_list_renew_and_node(cluster: LocalCluster) -> None:
     assert c1.session.destroy(sid) is True
 
 
+def test_a_session_as_the_go_client_sends_it(cluster: LocalCluster) -> None:
+    body = {"Name": "go", "Node": "n2", "LockDelay": 2_000_000_000, "Behavior": "release", "TTL": "1m30s",
+            "Checks": ["serfHealth"], "NodeChecks": None, "ServiceChecks": None, "ID": "", "CreateIndex": 0}
+    status, _, created = get_json(cluster.consul_url("n2") + "/v1/session/create", method="PUT",
+                                  data=json.dumps(body).encode())
+    assert status == 200, created
+    info = client(cluster, "n1").session.info(created["ID"])[1]
+    assert (info["Node"], info["LockDelay"], info["TTL"], info["ServiceChecks"]) == ("", 2_000_000_000, "1m30s", None)
+    status, _, listed = get_json(cluster.consul_url("n3") + "/v1/session/renew/" + created["ID"], method="PUT")
+    assert status == 200 and [s["ID"] for s in listed] == [created["ID"]]
+    assert client(cluster, "n3").session.destroy(created["ID"])
+
+
 def test_txn_applies_all_or_nothing(cluster: LocalCluster) -> None:
     c = client(cluster, "n2")
     done = c.txn.put([{"KV": {"Verb": "set", "Key": "txn/a", "Value": b64(b"A"), "Flags": 3}},
@@ -232,6 +245,9 @@ BAD_BODIES = [
     ("/v1/session/create", {"TTL": "15s", "ServiceChecks": [{"ID": "service:nobody"}]}, "ServiceChecks[0].ID"),
     ("/v1/session/create", {"TTL": "15s", "Node": "some-other-host"}, "Node"),
     ("/v1/session/create", {"TTL": "15s", "Colour": "red"}, "Colour"),
+    ("/v1/session/create", None, "TTL"),
+    ("/v1/session/create", [1], "body"),
+    ("/v1/session/create", "{", "Request decode failed"),
     ("/v1/txn", [{"KV": {"Verb": "lock", "Key": "bad/t", "Session": "x"}}], "[0].KV.Verb"),
     ("/v1/txn", [{"KV": {"Verb": "set", "Key": "bad/t"}}, {"KV": {"Verb": "explode", "Key": "bad/t"}}],
      "[1].KV.Verb"),
