@@ -15,7 +15,9 @@ checks. The mapping (README "Using Consul tools with raftreg"):
   sessions on that node. A create may name that node, or a raftreg server (what
   ``/v1/agent/self`` reports as ``NodeName``, Consul's default: it adds nothing); any other
   node is 400.
-- Answers: create ``{"ID"}``; renew ``[session]`` (404 when the session is gone); destroy
+- Answers: create ``{"ID"}``; renew ``[session]`` (404 when the session is gone; a session this
+  node has not applied yet is looked up again after a consistent read, so a renew right after a
+  create through another node finds it); destroy
   ``true`` (also for an unknown session, as Consul); info ``[session]`` or ``[]``; list and node
   arrays. Session JSON: ``ID, Name, Node, LockDelay`` (ns), ``Behavior, TTL`` (``"15s"``),
   ``NodeChecks, ServiceChecks, CreateIndex, ModifyIndex``. Reads block on the session set.
@@ -53,7 +55,7 @@ from raftreg.http.permissions import BY_COMMAND
 from raftreg.http.wire import read_raw_body
 from raftreg.models import Session, SessionBehavior, SessionInstance
 from raftreg.node.hosts import host_node
-from raftreg.node.reads import SESSIONS
+from raftreg.node.reads import CATALOG, SESSIONS, ReadOptions
 from raftreg.node.registry_node import RegistryNode
 
 MIN_SESSION_TTL, MAX_SESSION_TTL = 10.0, 86400.0
@@ -102,6 +104,10 @@ def _str_list(value: Any, field: str) -> list[Any]:
     return value
 
 
+class UnknownCheck(ConsulError):
+    """A check ID that names no instance this node knows (yet)."""
+
+
 class SessionApi:
     def __init__(self, node: RegistryNode) -> None:
         self.node = node
@@ -119,7 +125,7 @@ class SessionApi:
             inst = find_instance(self.node, service_id) if service_id else None
             if inst is not None and check_id in check_ids(inst.id, max(1, len(check_kinds(inst)))):
                 return SessionInstance(inst.service, inst.id)
-        raise bad_request(field, f"unknown check {check_id!r} (no instance has it)")
+        raise UnknownCheck(400, f"Invalid {field}: unknown check {check_id!r} (no instance has it)")
 
     def parse_create(self, body: bytes) -> tuple[Session, str]:
         """The session a create asks for, and the ``Node`` it named (``""``: none)."""
@@ -205,7 +211,12 @@ class SessionApi:
     async def create(self, request: web.Request) -> web.Response:
         check_scope(request.query, self.dc)
         self.node.check_write_capacity()
-        session, node = self.parse_create(await read_raw_body(request, MAX_CREATE_BODY))
+        body = await read_raw_body(request, MAX_CREATE_BODY)
+        try:
+            session, node = self.parse_create(body)
+        except UnknownCheck:  # maybe registered through another node a moment ago: catch up, then decide
+            await self.node.prepare_read(ReadOptions(consistent=True), CATALOG)
+            session, node = self.parse_create(body)
         self._check_node(node, session)
         _, stored = await self.node.session_create(session)
         return json_response({"ID": stored.id})
@@ -214,6 +225,9 @@ class SessionApi:
         check_scope(request.query, self.dc)
         session_id = self._session_id(request)
         session = self.node.session_get(session_id)[1]
+        if session is None:  # maybe created through another node a moment ago: catch up through the leader
+            await self.node.prepare_read(ReadOptions(consistent=True), SESSIONS)
+            session = self.node.session_get(session_id)[1]
         if session is None:
             raise ConsulError(404, f"Session id '{session_id}' not found")
         require(self.node, "session", session.name, "write")

@@ -97,9 +97,11 @@ def test_blocking_get_wakes_on_its_key_only(cluster: LocalCluster) -> None:
     threading.Timer(0.2, lambda: client(cluster, "n2").kv.put("elsewhere/k", "x")).start()
     same, entry = c1.kv.get("watch/k", index=index, wait="1500ms")
     assert same == index and entry["Value"] == b"old" and time.monotonic() - started >= 1.4
-    result: dict[str, Any] = {}
     absent_index, absent = c1.kv.get("watch/new")
-    assert absent is None
+    started = time.monotonic()
+    again_index, again = c1.kv.get("watch/new", index=absent_index, wait="1s")  # blocks, does not spin
+    assert absent is again is None and again_index == absent_index and time.monotonic() - started >= 0.9
+    result: dict[str, Any] = {}
 
     def watch() -> None:
         result["changed"] = c1.kv.get("watch/k", index=index, wait="20s")
@@ -141,7 +143,7 @@ def test_session_info_list_renew_and_node(cluster: LocalCluster) -> None:
     assert c1.agent.service.register("locked", service_id="locked-1", address="10.9.0.1", port=80,
                                      check=consul.Check.ttl("60s"))
     assert c1.agent.check.ttl_pass("service:locked-1")
-    sid = c1.session.create(name="tied", ttl=20, behavior="delete", lock_delay=5, checks=["service:locked-1"])
+    sid = c3.session.create(name="tied", ttl=20, behavior="delete", lock_delay=5, checks=["service:locked-1"])
     index, info = wait_for(lambda: (r := c3.session.info(sid))[1] and r, 10, "the session on n3")
     assert int(index) >= info["CreateIndex"] >= 1
     assert {k: info[k] for k in ("ID", "Name", "Node", "LockDelay", "Behavior", "TTL", "NodeChecks")} == {
@@ -162,7 +164,7 @@ def test_a_session_as_the_go_client_sends_it(cluster: LocalCluster) -> None:
     status, _, created = get_json(cluster.consul_url("n2") + "/v1/session/create", method="PUT",
                                   data=json.dumps(body).encode())
     assert status == 200, created
-    info = client(cluster, "n1").session.info(created["ID"])[1]
+    info = wait_for(lambda: client(cluster, "n1").session.info(created["ID"])[1], 10, "the session on n1")
     assert (info["Node"], info["LockDelay"], info["TTL"], info["ServiceChecks"]) == ("", 2_000_000_000, "1m30s", None)
     status, _, listed = get_json(cluster.consul_url("n3") + "/v1/session/renew/" + created["ID"], method="PUT")
     assert status == 200 and [s["ID"] for s in listed] == [created["ID"]]
