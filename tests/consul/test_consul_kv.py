@@ -278,3 +278,20 @@ def test_txn_with_too_many_ops_is_413(cluster: LocalCluster) -> None:
     status, _, body = get_json(cluster.consul_url("n3") + "/v1/txn", method="PUT", data=json.dumps(ops).encode())
     assert status == 413 and "too many operations" in body
     assert client(cluster, "n3").kv.get("bad/", recurse=True)[1] is None
+
+
+def test_a_cas_whose_outcome_is_unknown_is_504_not_false(cluster: LocalCluster) -> None:
+    """Last in the module: it pauses the followers. The leader cannot commit, so the cas times out:
+    504 "outcome unknown" (py-consul raises ``ConsulException``), never ``false``, never retried."""
+    leader = cluster.leader()
+    c = client(cluster, leader)
+    assert c.kv.put("unknown/k", "v1", cas=0) is True
+    paused = cluster.followers()
+    try:
+        for name in paused:
+            cluster.pause(name)
+        with pytest.raises(consul.ConsulException, match=r"504.*outcome is unknown"):
+            c.kv.put("unknown/k", "v2", cas=c.kv.get("unknown/k")[1]["ModifyIndex"])
+    finally:
+        for name in paused:
+            cluster.resume(name)
