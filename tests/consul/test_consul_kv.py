@@ -11,7 +11,6 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import consul
@@ -25,13 +24,8 @@ pytestmark = pytest.mark.cluster
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[LocalCluster]:
-    c = LocalCluster(3, consul=True)
-    try:
-        c.start(wait=60.0)
-        yield c
-    finally:
-        c.close()
+def cluster(consul_cluster: LocalCluster) -> LocalCluster:
+    return consul_cluster
 
 
 def b64(value: bytes) -> str:

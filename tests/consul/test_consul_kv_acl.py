@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import consul
 import pytest
-from consul_helpers import client, raw
+from consul_helpers import client, close_cluster, raw, start_cluster
 
 from raftreg.config import AclSettings
 from raftreg.testing import LocalCluster, http_json
@@ -23,11 +23,10 @@ RULES = ['key_prefix "app/" write', 'key "app/secret" deny', 'session_prefix "ap
 
 
 @pytest.fixture(scope="module")
-def acl() -> Iterator[tuple[LocalCluster, consul.Consul, consul.Consul]]:
+def acl(request: pytest.FixtureRequest) -> Iterator[tuple[LocalCluster, consul.Consul, consul.Consul]]:
     """The cluster, a management client, and a client whose token has ``RULES``."""
-    c = LocalCluster(1, consul=True, acl=AclSettings(enabled=True, default_policy="deny"))
+    c = start_cluster(nodes=1, acl=AclSettings(enabled=True, default_policy="deny"))
     try:
-        c.start(wait=60.0)
         code, root = http_json(c.url("n1") + "/v1/acl/bootstrap", method="PUT", body={})
         assert code == 200, root
         code, token = http_json(c.url("n1") + "/v1/acl/tokens", method="PUT",
@@ -39,7 +38,7 @@ def acl() -> Iterator[tuple[LocalCluster, consul.Consul, consul.Consul]]:
             assert admin.kv.put(key, key)
         yield c, admin, client(c, "n1", token=token["secret_id"])
     finally:
-        c.close()
+        close_cluster(c, request)
 
 
 def test_keys_outside_the_rules_are_denied(acl: tuple[LocalCluster, consul.Consul, consul.Consul]) -> None:
