@@ -11,8 +11,10 @@ Contract (Consul's ``agent/kvs_endpoint.go``, research/registries-compared.md §
   ``seperator``) the key names, ``?raw`` the bare value as ``text/plain`` (``nosniff``,
   ``sandbox``). Nothing found is 404 with ``X-Consul-Index`` (``?keys`` on the root answers
   ``[]``). ``index``/``wait`` block on the key's or the prefix's topic: only changes under it
-  wake the request. A plain get needs ``key:read`` on the key; lists are filtered to the keys
-  the token may read (``X-Consul-Results-Filtered-By-ACLs``), as Consul filters them.
+  wake the request, and a list whose answer did not change (a value written under a listed key
+  name, a key the token may not read) keeps waiting. A plain get needs ``key:read`` on the key;
+  lists are filtered to the keys the token may read (``X-Consul-Results-Filtered-By-ACLs``), as
+  Consul filters them.
 - ``PUT``: the body is the value (at most 512 KiB, else 413); ``?flags``, ``?cas`` (0: create
   only), ``?acquire=<session>``, ``?release=<session>`` (at most one of the last three, as
   Consul). Answers ``true`` or ``false`` (a cas that did not hold, a lock held by another
@@ -37,6 +39,7 @@ from raftreg.consul.routes import ConsulRoutes
 from raftreg.consul.wire import (
     ConsulError,
     ConsulQuery,
+    blocking_content,
     blocking_read,
     check_scope,
     json_response,
@@ -123,25 +126,35 @@ class KVApi:
         return read_response(self.node, index, [entry_view(entry)])
 
     async def _recurse(self, prefix: str, opts: ConsulQuery) -> web.Response:
-        await blocking_read(self.node, opts, kv_prefix_topic(prefix))
-        index, entries = self.node.kv_list(prefix)
-        allows = decider(self.node)
-        kept = [e for e in entries if allows("key", e.key, "read")]
-        if not kept:
+        def build() -> tuple[int, tuple[list[dict[str, Any]], bool]]:
+            index, entries = self.node.kv_list(prefix)
+            allows = decider(self.node)
+            kept = [entry_view(e) for e in entries if allows("key", e.key, "read")]
+            return index, (kept, len(kept) != len(entries))
+
+        # a change under the prefix that leaves the answer as it was (a key the token may not
+        # read) does not end a blocking query
+        index, (views, filtered) = await blocking_content(self.node, opts, kv_prefix_topic(prefix), build)
+        if not views:
             return self._not_found(index)
-        return read_response(self.node, index, [entry_view(e) for e in kept], filtered=len(kept) != len(entries))
+        return read_response(self.node, index, views, filtered=filtered)
 
     async def _keys(self, request: web.Request, prefix: str, opts: ConsulQuery) -> web.Response:
         query = request.query
         raw_sep = query.get("separator", query.get("seperator", ""))
         separator = check_separator(raw_sep) if raw_sep else ""
-        await blocking_read(self.node, opts, kv_prefix_topic(prefix))
-        index, names = self.node.kv_keys(prefix, separator)
-        allows = decider(self.node)
-        kept = [n for n in names if allows("key", n, "read")]
+
+        def build() -> tuple[int, tuple[list[str], bool]]:
+            index, names = self.node.kv_keys(prefix, separator)
+            allows = decider(self.node)
+            kept = [n for n in names if allows("key", n, "read")]
+            return index, (kept, len(kept) != len(names))
+
+        # a value written under a listed key leaves the key names as they were: keep waiting
+        index, (kept, filtered) = await blocking_content(self.node, opts, kv_prefix_topic(prefix), build)
         if not kept and prefix:
             return self._not_found(index)
-        return read_response(self.node, index, kept, filtered=len(kept) != len(names))
+        return read_response(self.node, index, kept, filtered=filtered)
 
     async def put(self, request: web.Request) -> web.Response:
         check_scope(request.query, self.dc)

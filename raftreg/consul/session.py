@@ -20,7 +20,8 @@ checks. The mapping (README "Using Consul tools with raftreg"):
   create through another node finds it); destroy
   ``true`` (also for an unknown session, as Consul); info ``[session]`` or ``[]``; list and node
   arrays. Session JSON: ``ID, Name, Node, LockDelay`` (ns), ``Behavior, TTL`` (``"15s"``),
-  ``NodeChecks, ServiceChecks, CreateIndex, ModifyIndex``. Reads block on the session set.
+  ``NodeChecks, ServiceChecks, CreateIndex, ModifyIndex``. Reads block on the session set and
+  end when their own answer changes (another session's create does not end a watch of one).
 - ACLs: raftreg's session rules name the session's ``Name`` (``session_prefix``); reads are
   filtered to readable sessions, renew needs ``session:write`` on it, create and destroy are
   checked when their command is written.
@@ -42,7 +43,7 @@ from raftreg.consul.routes import ConsulRoutes
 from raftreg.consul.wire import (
     ConsulError,
     bad_request,
-    blocking_read,
+    blocking_content,
     check_scope,
     json_response,
     parse_query,
@@ -246,13 +247,18 @@ class SessionApi:
 
     async def _read(self, request: web.Request, keep: Callable[[Session], bool]) -> web.Response:
         """The sessions ``keep`` picks that the token may read, after any blocking wait."""
-        await blocking_read(self.node, parse_query(request.query, self.dc), SESSIONS)
-        index, sessions = self.node.session_list()
-        picked = [s for s in sessions if keep(s)]
-        allows = decider(self.node)
-        readable = [s for s in picked if allows("session", s.name, "read")]
-        views = [self.view(s) for s in readable]
-        return read_response(self.node, index, views, filtered=len(readable) != len(picked))
+        def build() -> tuple[int, tuple[list[dict[str, Any]], bool]]:
+            index, sessions = self.node.session_list()
+            picked = [s for s in sessions if keep(s)]
+            allows = decider(self.node)
+            readable = [s for s in picked if allows("session", s.name, "read")]
+            return index, ([self.view(s) for s in readable], len(readable) != len(picked))
+
+        # the session set's index moves with every session: a watch of one session (or one
+        # node's) ends only when its own answer changes
+        query = parse_query(request.query, self.dc)
+        index, (views, filtered) = await blocking_content(self.node, query, SESSIONS, build)
+        return read_response(self.node, index, views, filtered=filtered)
 
     async def info(self, request: web.Request) -> web.Response:
         session_id = self._session_id(request)

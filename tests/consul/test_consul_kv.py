@@ -148,6 +148,10 @@ def test_session_info_list_renew_and_node(cluster: LocalCluster) -> None:
     assert [s["ID"] for s in c3.session.node("ip-10-9-0-1")[1]] == [sid]
     assert c3.session.node("ip-10-9-9-9")[1] == []
     assert c3.session.renew(sid)["ID"] == sid
+    started = time.monotonic()  # another session's create does not end a watch of this one
+    threading.Timer(0.4, lambda: c1.session.destroy(c1.session.create(name="other", ttl=30))).start()
+    same_index, same = c3.session.info(sid, index=index, wait="1500ms")
+    assert same == info and int(same_index) > int(index) and time.monotonic() - started >= 1.4
     assert c1.session.info(str(uuid.uuid4()))[1] is None  # 200 [] for an unknown session
     assert c1.session.destroy(sid) is True
 
