@@ -65,6 +65,8 @@ from raftreg.node.reads import kv_key_topic, kv_prefix_topic
 from raftreg.node.registry_node import RegistryNode
 
 KEY_WRITE = Need("resource", "key", "write", "key")
+# a lock (?acquire/?release) also needs session:write on its session: the write path checks it
+KEY_WRITE_LOCK = Need("resource", "key", "write", "key", lock_session=True)
 MISSING_KEY = "Missing key name"
 
 
@@ -197,9 +199,10 @@ class KVApi:
 def add_kv_routes(routes: ConsulRoutes) -> None:
     """Reads decide in the handler (a plain get needs ``key:read``; lists are filtered); writes
     need ``key:write`` on the key here, and the write path checks the command again (a recursive
-    delete: every key under the prefix)."""
+    delete: every key under the prefix; a lock: ``session:write`` on its session's name too, as
+    the native route)."""
     api = KVApi(routes.node)
     path = KV_PATH + r"{key:[\s\S]*}"  # any rest of the path, newlines (%0A) included
     routes.add("GET", path, api.get, BY_COMMAND)
-    routes.add("PUT", path, api.put, KEY_WRITE)
+    routes.add("PUT", path, api.put, KEY_WRITE_LOCK)
     routes.add("DELETE", path, api.delete, KEY_WRITE)

@@ -89,4 +89,7 @@ def test_session_rules_name_the_session(acl: tuple[LocalCluster, consul.Consul, 
     with pytest.raises(consul.ACLPermissionDenied):
         app.session.destroy(theirs)
     assert app.kv.put("app/lock", "me", acquire=mine) is True
+    with pytest.raises(consul.ACLPermissionDenied):  # a lock needs session:write on its session too
+        app.kv.put("app/lock2", "me", acquire=theirs)
+    assert admin.kv.get("app/lock2")[1] is None
     assert admin.session.info(theirs)[1]["ID"] == theirs and app.session.destroy(mine) is True
