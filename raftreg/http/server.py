@@ -56,7 +56,7 @@ async def serve(config: ClusterConfig, name: str, *, data_dir: Path, secret: str
     site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True,
                        ssl_context=ssl_context)
     await site.start()
-    dns_server = DnsServer(node, config.dns, node.me.dns) if node.me.dns else None
+    dns_server = DnsServer(node, config.dns, node.me.dns, datacenter=config.datacenter) if node.me.dns else None
     if dns_server is not None:
         await dns_server.start()
     log.info("event=serving node=%s %s=%s raft=%s data_dir=%s", name, config.scheme, node.me.http, node.me.raft,
