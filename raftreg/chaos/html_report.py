@@ -146,7 +146,8 @@ def _legend() -> str:
     spans = "".join(f'<span><i class="{cls}"></i>{label}</span>' for cls, label in items)
     return (f'<p class="legend">{spans}</p><p class="figures">Shaded: the fault holds (darker), then the cluster '
             "recovers until every node is ready (lighter). Operations are counted in the second they were sent; "
-            "hover a band or a bar for details.</p>")
+            "each client waits for its answer before the next request, so requests held by a paused or cut-off "
+            "node hold their clients too. Hover a band or a bar for details.</p>")
 
 
 def _checks(checks: Sequence[CheckVerdict]) -> str:

@@ -206,6 +206,8 @@ def _check(cluster: LocalCluster, opts: ChaosOptions, workload: Workload, inject
         "converged_index": converged,
         "faults": _fault_summary(injector, history),
         "leader_terms_seen": len(monitor.leaders_by_term),
+        "leader_changes": [{"at_s": round(c.at - started, 3), "leader": c.leader, "term": c.term}
+                           for c in monitor.changes],
         "checks": [dataclasses.asdict(c) for c in checks.verdicts],
     }
     data = ReportData(summary=report.summary, ops=history, faults=injector.records, leader_changes=monitor.changes,

@@ -31,6 +31,7 @@ LEFT = 70.0  # room for the y axis labels
 RIGHT = 20.0
 FAULT_LABEL_ROWS = 3
 ROW = 14.0
+LABEL_CHAR = 6.8  # a generous width of one character of a label, in pixels
 TOP = 8.0 + FAULT_LABEL_ROWS * ROW  # fault labels above the plots
 PANEL = 170.0  # height of each panel
 GAP = 30.0
@@ -179,7 +180,11 @@ def _fault_bands(faults: Sequence[FaultRecord], started: float, xs: svg.LinearSc
             out.append(svg.rect(x1, TOP, x2 - x1, BOTTOM - TOP, f"recovering fault-{rec.kind}", held, **common))
         row = n % FAULT_LABEL_ROWS
         out.append(svg.line(x0, 8.0 + row * ROW + 3, x0, TOP, "fault-tick"))
-        out.append(svg.text(x0 + 2, 8.0 + (row + 1) * ROW - 3, label, f"fault-label fault-{rec.kind}"))
+        y = 8.0 + (row + 1) * ROW - 3
+        if x0 + 2 + LABEL_CHAR * len(label) <= WIDTH:
+            out.append(svg.text(x0 + 2, y, label, f"fault-label fault-{rec.kind}"))
+        else:  # near the right edge: end the label at the edge instead of cutting it
+            out.append(svg.text(WIDTH - 2, y, label, f"fault-label fault-{rec.kind}", "end"))
     return out
 
 

@@ -99,7 +99,7 @@ def build_frame(answers: Mapping[str, dict[str, Any] | None], previous: Frame | 
     leader_commit = _int(leader_view.get("commit_index")) if leader_view else None
     before = {n.node: n for n in previous.nodes} if previous else {}
     dt = monotonic_now - previous_at if previous_at is not None else 0.0
-    rows = []
+    rows: list[NodeRow] = []
     for addr, answer in answers.items():
         if not answer:
             name = names.get(_bare(addr)) or _bare(addr)
@@ -122,7 +122,13 @@ def build_frame(answers: Mapping[str, dict[str, Any] | None], previous: Frame | 
             watchers=_int(watches.get("waiting")),
             leases=_int(leases.get("leases")) if active else None,
             leases_held_back=_int(leases.get("held")) if active else None))
-    rows.sort(key=lambda r: r.node)
+    # One row per node: an address may name a node another address already reached (localhost vs
+    # 127.0.0.1); a node that answered anywhere is up.
+    by_name: dict[str, NodeRow] = {}
+    for row in rows:
+        if row.node not in by_name or by_name[row.node].state == "down":
+            by_name[row.node] = row
+    rows = sorted(by_name.values(), key=lambda r: r.node)
     leader_row = next((r for r in rows if leader_view and r.node == leader_view.get("node")), None)
     return Frame(at=now, cluster=str(up[0].get("name", "")) if up else "",
                  leader=str(leader_view.get("node", "")) if leader_view else "",
