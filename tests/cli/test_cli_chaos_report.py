@@ -26,4 +26,4 @@ def test_chaos_report_option_writes_the_html_page(tmp_path: Path) -> None:
     assert [(b.get("data-kind"), len(b.get("data-nodes", "").split(","))) for b in bands] == [("kill", 1)]
     assert any(ln.get("class") == "leader-change" for ln in root.iter("line"))
     checks = {r[0].text: r.get("class") for r in root.iter("tr") if (r.get("class") or "").startswith("check ")}
-    assert "linearizability" in checks and set(checks.values()) == {"check check-pass"}, checks
+    assert "linearizability: KV with compare-and-set" in checks and set(checks.values()) == {"check check-pass"}, checks
