@@ -130,9 +130,10 @@ def build_frame(answers: Mapping[str, dict[str, Any] | None], previous: Frame | 
             by_name[row.node] = row
     rows = sorted(by_name.values(), key=lambda r: r.node)
     leader_row = next((r for r in rows if leader_view and r.node == leader_view.get("node")), None)
+    newest_term = max((r.term for r in rows if r.term is not None), default=None)
     return Frame(at=now, cluster=str(up[0].get("name", "")) if up else "",
                  leader=str(leader_view.get("node", "")) if leader_view else "",
-                 term=_int(leader_view.get("term")) if leader_view else max((r.term or 0 for r in rows), default=None),
+                 term=_int(leader_view.get("term")) if leader_view else newest_term,
                  nodes=tuple(rows), writes_per_s=leader_row.writes_per_s if leader_row else None,
                  watchers=sum(r.watchers or 0 for r in rows), leases=leader_row.leases if leader_row else None)
 

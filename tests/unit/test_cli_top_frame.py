@@ -47,7 +47,8 @@ def test_newest_term_leads_and_a_node_reached_twice_is_one_row() -> None:
     assert [(r.node, r.state) for r in frame.nodes] == [("n1", "leader"), ("n2", "leader"), ("n3", "down")]
     assert {r.node: r.lag for r in frame.nodes}["n1"] == 2
     nobody = build_frame({"10.0.0.9:8500": None}, None, now=0.0, monotonic_now=0.0, previous_at=None)
-    assert nobody.leader == "" and [(r.node, r.state) for r in nobody.nodes] == [("10.0.0.9:8500", "down")]
+    assert nobody.leader == "" and nobody.term is None
+    assert [(r.node, r.state) for r in nobody.nodes] == [("10.0.0.9:8500", "down")]
 
 
 def test_known_addresses_adds_members_with_the_scheme_of_the_first() -> None:
