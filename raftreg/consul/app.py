@@ -34,6 +34,8 @@ from raftreg.consul.unsupported import add_unsupported_routes
 from raftreg.consul.wire import ConsulError, read_headers, text_response
 from raftreg.errors import InvalidArgument, PermissionDenied, RaftregError, Unauthenticated, Unavailable
 from raftreg.http.limits import install_limits
+from raftreg.http.metrics import install_request_metrics
+from raftreg.http.request_log import install_request_log
 from raftreg.http.wire import MAX_BODY, Handler
 from raftreg.node.registry_node import RegistryNode
 
@@ -97,6 +99,8 @@ def build_consul_app(node: RegistryNode, *, secret: str) -> web.Application:
     routes = ConsulRoutes(app, node)
     app.middlewares.extend([error_middleware, ConsulAcl(node, routes.table).middleware])
     install_limits(app, node.config.limits)
+    install_request_metrics(app, node, "consul")  # counted on the node's /metrics under api="consul"
+    install_request_log(app, node.config.logging.requests, "consul")
     for add in ROUTE_MODULES:
         add(routes)
     return app

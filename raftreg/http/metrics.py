@@ -4,15 +4,19 @@ the node's own collectors and the registry).
 Contract:
 - ``install_metrics(app, node)``: with ``[metrics] enabled`` (``node.metrics`` set), adds the
   outermost middleware and the ``/metrics`` route (open even with ACLs on: the permission table
-  says so). Off: nothing is added, ``/metrics`` answers 404, requests cost nothing extra.
+  says so) to the native API. Off: nothing is added, ``/metrics`` answers 404, requests cost
+  nothing extra. ``install_request_metrics(app, node, api)`` adds the middleware alone (the
+  Consul-compatible API: ``api="consul"``); one ``RequestMetrics`` per node counts for all its
+  APIs, under the label ``api``.
 - Requests are counted by route *template* (aiohttp's canonical resource, e.g.
   ``/v1/services/{service}/instances/{id}``), never the raw path, so a client cannot grow the
   series without bound; a request no route matched counts under ``route="unmatched"``, an
   unusual method under ``method="OTHER"``.
-  Families: ``raftreg_http_requests_total{route,method,status}``,
-  ``raftreg_http_request_duration_seconds{route,method}`` (histogram), ``raftreg_http_requests_in_flight``,
-  ``raftreg_acl_denials_total{code}`` (401 ``unauthenticated`` and 403 ``permission_denied``
-  answers, whichever layer refused: the HTTP check or the re-check at apply).
+  Families: ``raftreg_http_requests_total{api,route,method,status}``,
+  ``raftreg_http_request_duration_seconds{api,route,method}`` (histogram),
+  ``raftreg_http_requests_in_flight``, ``raftreg_acl_denials_total{api,code}`` (401
+  ``unauthenticated`` and 403 ``permission_denied`` answers, whichever layer refused: the HTTP
+  check or the re-check at apply; the Consul API answers both as 403, as Consul does).
 - Hot-path cost per request: two clock reads, a dict lookup and a few integer additions on the
   event loop (no lock: requests and scrapes share the loop); the families are built when scraped
   (benchmarks/metrics_cost.py measures the cost).
@@ -22,10 +26,12 @@ from __future__ import annotations
 
 import bisect
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, disable_created_metrics, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -63,77 +69,104 @@ class _RouteStats:
 
 
 class RequestMetrics(Collector):
-    """Request counters and latency of one node's API, kept in plain Python on the event loop (no
+    """Request counters and latency of one node's APIs, kept in plain Python on the event loop (no
     lock, no prometheus object on the hot path) and turned into metric families when scraped."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self._routes: dict[tuple[str, str], _RouteStats] = {}
+        self._routes: dict[tuple[str, str, str], _RouteStats] = {}
         self.in_flight = 0
-        self.denials = dict.fromkeys(_DENIALS.values(), 0)
+        self.denials: dict[tuple[str, str], int] = {("native", code): 0 for code in _DENIALS.values()}
         registry.register(self)
 
-    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        stats = self._routes.get((route, method))
+    def observe(self, route: str, method: str, status: int, seconds: float, api: str = "native") -> None:
+        stats = self._routes.get((api, route, method))
         if stats is None:
-            stats = self._routes[(route, method)] = _RouteStats()
+            stats = self._routes[(api, route, method)] = _RouteStats()
         stats.statuses[status] = stats.statuses.get(status, 0) + 1
         stats.buckets[bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
         stats.total += seconds
         stats.count += 1
         if status in _DENIALS:
-            self.denials[_DENIALS[status]] += 1
+            key = (api, _DENIALS[status])
+            self.denials[key] = self.denials.get(key, 0) + 1
 
     def collect(self) -> Iterator[Metric]:
-        requests = CounterMetricFamily("raftreg_http_requests", "HTTP requests answered, by route template, "
-                                       "method and status", labels=["route", "method", "status"])
+        requests = CounterMetricFamily("raftreg_http_requests", "HTTP requests answered, by API, route template, "
+                                       "method and status", labels=["api", "route", "method", "status"])
         duration = HistogramMetricFamily("raftreg_http_request_duration_seconds", "Seconds to answer an HTTP "
                                          "request (blocking queries included: they wait by design)",
-                                         labels=["route", "method"])
-        for (route, method), stats in list(self._routes.items()):
+                                         labels=["api", "route", "method"])
+        for (api, route, method), stats in list(self._routes.items()):
             for status, count in sorted(stats.statuses.items()):
-                requests.add_metric([route, method, str(status)], count)
+                requests.add_metric([api, route, method, str(status)], count)
             cumulative, buckets = 0, []
             for bound, count in zip((*map(str, DURATION_BUCKETS), "+Inf"), stats.buckets, strict=True):
                 cumulative += count
                 buckets.append((bound, cumulative))
-            duration.add_metric([route, method], buckets, stats.total)
+            duration.add_metric([api, route, method], buckets, stats.total)
         yield requests
         yield duration
         yield GaugeMetricFamily("raftreg_http_requests_in_flight", "HTTP requests being handled now",
                                 value=self.in_flight)
-        denials = CounterMetricFamily("raftreg_acl_denials", "Requests refused by the ACLs, by error code",
-                                      labels=["code"])
-        for code, count in self.denials.items():
-            denials.add_metric([code], count)
+        denials = CounterMetricFamily("raftreg_acl_denials", "Requests refused by the ACLs, by API and error code",
+                                      labels=["api", "code"])
+        for (api, code), count in sorted(self.denials.items()):
+            denials.add_metric([api, code], count)
         yield denials
 
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        started = time.perf_counter()
-        status = 500
-        self.in_flight += 1
-        try:
-            response = await handler(request)
-            status = response.status
-            return response
-        except web.HTTPException as exc:
-            status = exc.status
-            raise
-        finally:
-            self.in_flight -= 1
-            method = request.method
-            self.observe(route_template(request), method if method in METHODS else "OTHER", status,
-                         time.perf_counter() - started)
+    def middleware(self, api: str = "native") -> Middleware:
+        """The request-counting middleware of the API ``api``."""
+
+        @web.middleware
+        async def count_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+            started = time.perf_counter()
+            status = 500
+            self.in_flight += 1
+            try:
+                response = await handler(request)
+                status = response.status
+                return response
+            except web.HTTPException as exc:
+                status = exc.status
+                raise
+            finally:
+                self.in_flight -= 1
+                method = request.method
+                self.observe(route_template(request), method if method in METHODS else "OTHER", status,
+                             time.perf_counter() - started, api)
+
+        return count_requests
+
+
+# One RequestMetrics per node registry (so per node), shared by the node's APIs.
+_BY_REGISTRY: weakref.WeakKeyDictionary[CollectorRegistry, RequestMetrics] = weakref.WeakKeyDictionary()
+
+
+def request_metrics(node: RegistryNode) -> RequestMetrics | None:
+    """The node's one ``RequestMetrics`` (made on first use), or None with metrics off."""
+    if node.metrics is None:
+        return None
+    registry = node.metrics.registry
+    metrics = _BY_REGISTRY.get(registry)
+    if metrics is None:
+        metrics = _BY_REGISTRY[registry] = RequestMetrics(registry)
+    return metrics
+
+
+def install_request_metrics(app: web.Application, node: RegistryNode, api: str) -> RequestMetrics | None:
+    """Count ``app``'s requests under ``api`` (outermost middleware) when the node has metrics on."""
+    metrics = request_metrics(node)
+    if metrics is not None:
+        app.middlewares.insert(0, metrics.middleware(api))
+    return metrics
 
 
 def install_metrics(app: web.Application, node: RegistryNode) -> RequestMetrics | None:
     """Add the request middleware (outermost) and ``GET /metrics`` when the node has metrics on."""
-    metrics = node.metrics
-    if metrics is None:
+    requests = install_request_metrics(app, node, "native")
+    if requests is None or node.metrics is None:
         return None
-    registry = metrics.registry
-    requests = RequestMetrics(registry)
-    app.middlewares.insert(0, requests.middleware)
+    registry = node.metrics.registry
 
     async def scrape(request: web.Request) -> web.Response:
         body = generate_latest(registry)

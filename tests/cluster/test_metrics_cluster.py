@@ -29,7 +29,7 @@ PROCESS_FAMILIES = {"process_resident_memory_bytes": "gauge", "process_open_fds"
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalCluster]:
-    c = LocalCluster(3, name="metrics")
+    c = LocalCluster(3, name="metrics", consul=True)
     try:
         c.start(wait=START_TIMEOUT)
         yield c
@@ -75,7 +75,7 @@ def test_a_registration_moves_the_counters(cluster: LocalCluster) -> None:
                         body={"address": "10.0.0.1", "port": 80})
     assert code == 200
     after = scrape(cluster, node)
-    labels = {"route": INST, "method": "PUT", "status": "200"}
+    labels = {"api": "native", "route": INST, "method": "PUT", "status": "200"}
     assert value(after, "raftreg_http_requests", **labels) == value(before, "raftreg_http_requests", **labels) + 1
     assert value(after, "raftreg_http_request_duration_seconds", "raftreg_http_request_duration_seconds_count",
                  route=INST, method="PUT") >= 1
@@ -122,12 +122,21 @@ def test_a_snapshot_is_counted_and_timed(cluster: LocalCluster) -> None:
     assert value(after, "raftreg_snapshot_duration_seconds", "raftreg_snapshot_duration_seconds_sum") > 0
 
 
+def test_the_consul_api_counts_under_its_own_label(cluster: LocalCluster) -> None:
+    node = cluster.names[2]
+    code, _ = http_json(cluster.consul_url(node) + "/v1/catalog/services")
+    assert code == 200
+    families = scrape(cluster, node)
+    assert value(families, "raftreg_http_requests", api="consul", route="/v1/catalog/services", method="GET",
+                 status="200") >= 1
+
+
 def test_an_unmatched_path_counts_under_one_label(cluster: LocalCluster) -> None:
     node = cluster.names[0]
     for path in ("/nope/1", "/nope/2"):
         assert http_json(cluster.url(node) + path)[0] == 404
     families = scrape(cluster, node)
-    assert value(families, "raftreg_http_requests", route="unmatched", method="GET", status="404") >= 2
+    assert value(families, "raftreg_http_requests", api="native", route="unmatched", method="GET", status="404") >= 2
 
 
 def test_a_leader_kill_raises_leader_changes_on_a_survivor(cluster: LocalCluster) -> None:

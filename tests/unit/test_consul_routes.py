@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from raftreg.config import LimitsTuning
+from raftreg.config import LimitsTuning, LoggingSettings
 from raftreg.consul.app import build_consul_app
 from raftreg.consul.routes import ROUTE_TABLE
 from raftreg.node.authority import Authority
@@ -18,7 +18,8 @@ from raftreg.node.authority import Authority
 def _app(acl_enabled: bool) -> tuple[web.Application, Any]:
     acl = SimpleNamespace(enabled=acl_enabled, anonymous=lambda: Authority(None, 0, True),
                           reader=lambda _authority: lambda *_args: True)
-    node: Any = SimpleNamespace(acl=acl, config=SimpleNamespace(limits=LimitsTuning(), datacenter="dc1"))
+    config = SimpleNamespace(limits=LimitsTuning(), datacenter="dc1", logging=LoggingSettings())
+    node: Any = SimpleNamespace(acl=acl, metrics=None, config=config)
     return build_consul_app(node, secret="s"), node
 
 

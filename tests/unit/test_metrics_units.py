@@ -33,21 +33,27 @@ def test_requests_are_counted_by_template_and_denials_by_code() -> None:
         metrics.observe(inst, "PUT", 200, 0.002)
     metrics.observe(inst, "PUT", 403, 0.001)
     metrics.observe("/v1/services", "GET", 401, 0.001)
+    metrics.observe("/v1/kv/{key}", "GET", 403, 0.001, api="consul")  # Consul answers both denials 403
+    metrics.observe("/v1/kv/{key}", "GET", 200, 0.001, api="consul")
 
     def sample(name: str, **labels: str) -> float | None:
         return registry.get_sample_value(name, labels)
 
-    assert sample("raftreg_http_requests_total", route=inst, method="PUT", status="200") == 2
-    assert sample("raftreg_http_request_duration_seconds_count", route=inst, method="PUT") == 3
-    assert sample("raftreg_acl_denials_total", code="permission_denied") == 1
-    assert sample("raftreg_acl_denials_total", code="unauthenticated") == 1
+    native = {"api": "native", "route": inst, "method": "PUT"}
+    assert sample("raftreg_http_requests_total", **native, status="200") == 2
+    assert sample("raftreg_http_request_duration_seconds_count", **native) == 3
+    assert sample("raftreg_acl_denials_total", api="native", code="permission_denied") == 1
+    assert sample("raftreg_acl_denials_total", api="native", code="unauthenticated") == 1
+    assert sample("raftreg_acl_denials_total", api="consul", code="permission_denied") == 1
+    assert sample("raftreg_http_requests_total", api="consul", route="/v1/kv/{key}", method="GET", status="200") == 1
+    assert sample("raftreg_http_requests_total", api="native", route="/v1/kv/{key}", method="GET", status="200") is None
 
 
 async def test_metrics_off_means_no_route_and_no_middleware() -> None:
     node: Any = SimpleNamespace(acl=SimpleNamespace(enabled=False), metrics=None, acl_conflict=None,
                                 config=SimpleNamespace(limits=LimitsTuning(), logging=LoggingSettings()))
     app = build_app(node, secret="s", debug_endpoints=False)
-    assert not any(getattr(m, "__self__", None).__class__ is RequestMetrics for m in app.middlewares)
+    assert not any(getattr(m, "__name__", "") == "count_requests" for m in app.middlewares)
     async with TestClient(TestServer(app)) as client:
         resp = await client.get("/metrics")
         assert resp.status == 404
