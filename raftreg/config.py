@@ -263,18 +263,15 @@ class DnsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class LoggingSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """``[logging]`` (``raftreg.logs``; README "Metrics and logs"). ``format``: ``text``, one
-    ``key=value`` line per event, or ``json``, one JSON object per line (``raftreg serve
-    --log-format`` overrides it). ``requests``: one line per HTTP request (method, route template,
-    status, duration, client address, query string with tokens redacted); off by default."""
+    """``[logging]`` (``raftreg.logs``): ``format`` ``text`` (key=value lines) or ``json`` (one
+    object per line; ``serve --log-format`` overrides it); ``requests``: one line per request."""
 
     format: Literal["text", "json"] = "text"
     requests: bool = False
 
 
 class MetricsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """``[metrics]``: ``enabled`` serves ``GET /metrics`` (Prometheus text format) and counts
-    requests; off: no request middleware, no collectors, and ``/metrics`` answers 404."""
+    """``[metrics]``: ``enabled`` off means no request counting, no collectors, ``/metrics`` 404."""
 
     enabled: bool = True
 
@@ -402,8 +399,7 @@ def dump_config(config: ClusterConfig) -> str:
         lines.append(f'secret_file = "{config.secret_file}"')
     if config.datacenter != "dc1":
         lines.append(f'datacenter = "{config.datacenter}"')
-    for section in ("raft", "leases", "checks", "kv", "limits", "quotas", "acl", "dns", "logging",
-                    "metrics"):
+    for section in ("raft", "leases", "checks", "kv", "limits", "quotas", "acl", "dns", "logging", "metrics"):
         lines += ["", f"[{section}]"]
         tuning = getattr(config, section)
         for field in msgspec.structs.fields(tuning):
