@@ -45,7 +45,7 @@ async def test_the_middleware_refuses_a_route_without_an_entry() -> None:
     settings = AclSettings(enabled=True, default_policy="allow")
     acl = SimpleNamespace(enabled=True, default_allow=True, settings=settings,
                           anonymous=lambda: Authority(None, 0, True), allows=lambda *a: True)
-    node: Any = SimpleNamespace(acl=acl)
+    node: Any = SimpleNamespace(acl=acl, acl_conflict=None)
     app = web.Application(middlewares=[AclMiddleware(node, Verifier("s")).middleware])
 
     async def handler(request: web.Request) -> web.Response:
@@ -63,7 +63,8 @@ async def test_acl_routes_refuse_when_acls_are_off() -> None:
     """Nobody may bootstrap or mint tokens while ACLs are off (they would count once turned on)."""
     from aiohttp.test_utils import TestClient, TestServer
 
-    node: Any = SimpleNamespace(acl=SimpleNamespace(enabled=False), config=SimpleNamespace(limits=LimitsTuning()))
+    node: Any = SimpleNamespace(acl=SimpleNamespace(enabled=False), config=SimpleNamespace(limits=LimitsTuning()),
+                                acl_conflict=None)
     app = build_app(node, secret="s", debug_endpoints=False)
     async with TestClient(TestServer(app)) as client:
         for method, path in (("PUT", "/v1/acl/bootstrap"), ("PUT", "/v1/acl/tokens"), ("GET", "/v1/acl/policies")):
