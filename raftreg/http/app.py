@@ -9,13 +9,14 @@ are in ``raftreg.http.internal``.
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
-from raftreg.errors import NotFound, Unavailable
+from raftreg.errors import InvalidArgument, NotFound, Unavailable
 from raftreg.http import routes
 from raftreg.http.acl_api import add_acl_routes
 from raftreg.http.auth import AclMiddleware
@@ -25,6 +26,7 @@ from raftreg.http.kv_api import add_kv_routes
 from raftreg.http.limits import install_limits
 from raftreg.http.openapi import OPENAPI_PATH, document_bytes
 from raftreg.http.session_api import add_session_routes
+from raftreg.http.ui import add_ui_routes
 from raftreg.http.validation import (
     check_instance_id,
     check_service_name,
@@ -141,6 +143,15 @@ class Api:
         return self._read_response(*self._cached_body(("catalog",), CATALOG, build))
 
     async def cluster(self, request: web.Request) -> web.Response:
+        """This node's Raft view. ``?index=N&wait=W`` holds the answer until this node's applied
+        index exceeds N, or its role, leader, term or connected peers change, or W passes."""
+        opts = parse_read_options(request.query)
+        for unsupported in ("consistent", "min_index"):
+            if unsupported in request.query:
+                raise InvalidArgument(f"/v1/cluster takes ?index and ?wait, not ?{unsupported}", field=unsupported)
+        if opts.index is not None:
+            wait = opts.blocking_wait
+            await self.node.wait_cluster_change(opts.index, wait + random.uniform(0, wait / 16))
         info = self.node.cluster_info()
         return json_response(info, headers=read_headers(self.node.read_context(int(info["applied_index"]))))
 
@@ -180,6 +191,7 @@ def build_app(node: RegistryNode, *, secret: str, debug_endpoints: bool | None =
     add_kv_routes(app, node)
     add_session_routes(app, node)
     add_acl_routes(app, node)
+    add_ui_routes(app)
     if debug_endpoints is None:
         debug_endpoints = os.environ.get("RAFTREG_DEBUG_ENDPOINTS") == "1"
     add_signed_routes(app, node, Verifier(secret), debug=debug_endpoints)

@@ -275,7 +275,9 @@ OPERATIONS: tuple[Op, ...] = (
        path_schemas=SID),
     Op("PUT", SESS + "/renew", "sessions", "Renew a session's lease", (SessionRenewed,), errors=(400, 404, 504),
        path_schemas=SID),
-    Op("GET", "/v1/cluster", "cluster", "This node's Raft view and members", (ClusterInfo,), errors=(), headers=R),
+    Op("GET", "/v1/cluster", "cluster", "This node's Raft view and members (blocking: until the applied index "
+       "exceeds ?index, or the role, leader, term or connected peers change)", (ClusterInfo,), ("index", "wait"),
+       errors=(400,), headers=R),
     Op("GET", "/v1/health", "cluster", "200 while the process serves", (Health,), errors=()),
     Op("GET", "/v1/ready", "cluster", "200 once this node knows a leader and caught up", (Ready,), errors=()),
     Op("GET", OPENAPI_PATH, "cluster", "This document", (), errors=()),

@@ -26,6 +26,7 @@ from raftreg.errors import InvalidArgument
 from raftreg.models import Instance, KVEntry, KVVersion, ServiceSummary, Session, Status, TxnOp
 from raftreg.node.acl import AclManager
 from raftreg.node.acl_agreement import AclAgreement, settings_view
+from raftreg.node.cluster_watch import ClusterWatch
 from raftreg.node.health import Health
 from raftreg.node.kv import KeyValue, TxnResult
 from raftreg.node.leases import Clock, LeaseKey, SystemClock
@@ -69,6 +70,8 @@ class RegistryNode:
         )
         self._view = ClusterView(config, self.me, self._raft)
         self._view.add_listener(lambda st, _usable: self._watches.advance_applied(st.applied_index))
+        self._cluster_watch = ClusterWatch()
+        self._view.add_listener(self._cluster_watch.on_status)
         self._writer = Writer(self._raft, self._view, config.raft, Quotas(config.quotas))
         self._kv = KeyValue(self._raft, self._writer, config.kv.history)
         self._read_index = ReadIndex(config, self._raft, self._view)
@@ -254,6 +257,12 @@ class RegistryNode:
         (``raftreg.node.acl_agreement``); ``None`` when it does not."""
         return self._acl_agreement.conflict
 
+    async def wait_cluster_change(self, after: int, timeout: float) -> bool:
+        """Blocking ``GET /v1/cluster``: True once this node's applied index exceeds ``after`` or
+        its role, leader, term or connected peers change; False after ``timeout``
+        (``raftreg.node.cluster_watch``)."""
+        return await self._cluster_watch.wait(after, timeout)
+
     def cluster_info(self) -> dict[str, Any]:
         """``GET /v1/cluster``: this node's Raft view, its members and its counters."""
         st = self._view.refresh()
@@ -267,6 +276,7 @@ class RegistryNode:
             "term": st.term,
             "commit_index": st.commit_index,
             "applied_index": st.applied_index,
+            "leader_commit_index": st.leader_commit_index,
             "log_len": st.log_len,
             "has_quorum": st.has_quorum,
             "last_contact_ms": self._view.read_context(0).last_contact_ms,

@@ -55,9 +55,10 @@ def test_list_services_sorted_with_counts(api, catalog):
     names = [s["name"] for s in body["services"]]
     assert names == sorted(names)
     rows = {s["name"]: s for s in body["services"]}
-    assert rows["shop"] == {"name": "shop", "instances": 5, "passing": 4}
-    assert rows["alpha"] == {"name": "alpha", "instances": 1, "passing": 1}
-    assert rows["zulu"] == {"name": "zulu", "instances": 3, "passing": 2}
+    assert rows["shop"] == {"name": "shop", "instances": 5, "passing": 4, "warning": 0, "critical": 1,
+                            "tags": ["blue", "v1", "v2"]}
+    assert rows["alpha"] == {"name": "alpha", "instances": 1, "passing": 1, "warning": 0, "critical": 0, "tags": []}
+    assert rows["zulu"] == {"name": "zulu", "instances": 3, "passing": 2, "warning": 0, "critical": 1, "tags": []}
     assert body["index"] == assert_read_headers(resp)
 
 
@@ -174,7 +175,8 @@ def test_consistent_reads_return_current_data(api, flag):
     assert resp.json()["index"] == put["index"]
     listed = api.get(f"/v1/services?{flag}")
     assert listed.status == 200, listed.body
-    assert {"name": "linear", "instances": 1, "passing": 1} in listed.json()["services"]
+    linear = {"name": "linear", "instances": 1, "passing": 1, "warning": 0, "critical": 0, "tags": []}
+    assert linear in listed.json()["services"]
     api.delete_ok("linear", "l1")
     assert ids(api.get(f"/v1/services/linear?{flag}")) == []
 
