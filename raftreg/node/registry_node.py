@@ -291,7 +291,7 @@ class RegistryNode:
                          "resync_refused": self._recovery.refused},
             "led_terms": self._raft.led_terms,
             "read_index_rounds": self._read_index.rounds,
-            "watches": dataclasses.asdict(self._watches.stats),
+            "watches": {**dataclasses.asdict(self._watches.stats), "cluster_waiting": self._cluster_watch.waiting},
             "kv": self._kv.stats(),
             **self._health.stats(),
         }

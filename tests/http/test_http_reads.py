@@ -3,6 +3,7 @@ filters, the read headers, index semantics, ?consistent, and /v1/cluster, /v1/he
 
 from __future__ import annotations
 
+import time
 from urllib.parse import urlencode
 
 import pytest
@@ -217,3 +218,27 @@ def test_cluster_fields(api, cluster):
     assert isinstance(member["match_index"], int) and 0 < member["match_index"] <= info["commit_index"]
     assert_read_headers(resp)
     api.delete_ok("clustered", "c1")
+
+
+def test_cluster_blocking_query_waits_for_an_applied_entry(api, pool):
+    """``GET /v1/cluster?index=N&wait=W`` (the UI's cluster page): held while nothing applies,
+    answered as soon as an entry does, with the new applied index."""
+    n = api.cluster()["applied_index"]
+    started = time.monotonic()
+    resp = api.get(f"/v1/cluster?index={n}&wait=300ms")  # nothing applies: held for the wait
+    assert time.monotonic() - started >= 0.3
+    assert resp.status == 200 and resp.json()["applied_index"] == n, resp.body
+    parked = pool.submit(api.get, f"/v1/cluster?index={n}&wait=60s")
+    wait_for(lambda: api.cluster()["watches"]["cluster_waiting"] == 1, 10.0, "the query to park")
+    assert not parked.done()
+    put = api.put_ok("clustered", "c2", instance())
+    answer = parked.result(timeout=10.0)
+    assert answer.status == 200, answer.body
+    assert answer.json()["applied_index"] >= put["index"] > n
+    api.delete_ok("clustered", "c2")
+
+
+@pytest.mark.parametrize(("query", "field"), [("index=1&wait=soon", "wait"), ("index=-1", "index"),
+                                              ("consistent", "consistent"), ("min_index=1", "min_index")])
+def test_cluster_refuses_bad_or_unsupported_read_options(api, query, field):
+    api.assert_error(api.get(f"/v1/cluster?{query}"), 400, "invalid_argument", field)
