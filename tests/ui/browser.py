@@ -15,8 +15,9 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser
+    from playwright.sync_api import Browser, Page
 
+SHORT = 10_000  # ms: the default deadline of a page action or expectation (a blocking query answers at once)
 CHROMIUM = os.environ.get("RAFTREG_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
@@ -47,3 +48,9 @@ def chromium() -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+
+
+def open_page(page: Page, base: str, fragment: str) -> None:
+    """Open a UI page and mark the document, so a test can tell that it never reloaded."""
+    page.goto(f"{base}/ui/{fragment}")
+    page.evaluate("window.__loadedOnce = true")

@@ -14,18 +14,17 @@ from collections.abc import Iterator
 import pytest
 
 from raftreg.testing import LocalCluster, wait_for
-from tests.ui.browser import chromium, chromium_missing
+from tests.ui.browser import chromium_missing, open_page
 from tests.ui.sample_data import api, get_key, put_key, register, seed, status
 
 MISSING = chromium_missing()
 if MISSING is not None:
     pytest.skip(MISSING, allow_module_level=True)
 
-from playwright.sync_api import Browser, Page, expect  # noqa: E402
+from playwright.sync_api import Page, expect  # noqa: E402
 
 pytestmark = pytest.mark.cluster
 
-SHORT = 10_000  # ms: an update that a blocking query delivers at once
 ELECTION = 30_000  # ms: a leader kill, an election and the page's next answer (its wait is 10 s)
 HOSTILE = "<script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned = 2\">"
 
@@ -45,29 +44,6 @@ def cluster() -> Iterator[LocalCluster]:
 def base(cluster: LocalCluster) -> str:
     """The URL of a follower: the pages are served by (and read from) a node that is not the leader."""
     return cluster.url(cluster.followers()[0])
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 720})
-    p = context.new_page()
-    p.set_default_timeout(SHORT)
-    errors: list[str] = []
-    p.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield p
-    context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
-
-
-def open_page(page: Page, base: str, fragment: str) -> None:
-    page.goto(f"{base}/ui/{fragment}")
-    page.evaluate("window.__loadedOnce = true")  # gone if the page reloads
 
 
 def test_root_redirects_to_the_ui(page: Page, base: str) -> None:
