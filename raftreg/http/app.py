@@ -133,6 +133,14 @@ class Api:
         key = ("service", service, passing, tuple(sorted(set(tags))), tuple(sorted(set(meta))))
         return self._read_response(*self._cached_body(key, topic, build))
 
+    async def leases(self, request: web.Request) -> web.Response:
+        """Seconds left on the leases of a service's instances, as this node knows them
+        (``RegistryNode.lease_remaining``); not a blocking read: heartbeats move no index."""
+        service = check_service_name(request.match_info["service"])
+        index, exact, left = self.node.lease_remaining(service)
+        body = {"index": index, "service": service, "node": self.node.name, "exact": exact, "leases": left}
+        return json_response(body, headers=read_headers(self.node.read_context(index)))
+
     async def list_services(self, request: web.Request) -> web.Response:
         await self.node.prepare_read(parse_read_options(request.query), CATALOG)
 
@@ -183,6 +191,7 @@ def build_app(node: RegistryNode, *, secret: str, debug_endpoints: bool | None =
     app.router.add_put(inst + "/heartbeat", api.heartbeat)
     app.router.add_put(inst + "/status", api.put_status)
     app.router.add_get("/v1/services/{service}", api.get_service, allow_head=False)
+    app.router.add_get("/v1/services/{service}/leases", api.leases, allow_head=False)
     app.router.add_get("/v1/services", api.list_services, allow_head=False)
     app.router.add_get(routes.CLUSTER, api.cluster, allow_head=False)
     app.router.add_get("/v1/health", api.health)

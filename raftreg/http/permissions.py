@@ -92,6 +92,7 @@ ROUTES: dict[tuple[str, str], Need] = {
     ("PUT", INST + "/heartbeat"): _svc("write"),
     ("PUT", INST + "/status"): _svc("write"),
     ("GET", "/v1/services/{service}"): _svc("read"),
+    ("GET", "/v1/services/{service}/leases"): _svc("read"),
     ("GET", "/v1/services"): Need("resource", "service", "read", "", (ListFilter("services", "service", "name"),)),
     ("GET", "/v1/cluster"): _OPERATOR_READ,
     ("GET", KV): Need("resource", "key", "read", "key", _KV_LISTS, ("recurse", "keys")),

@@ -222,6 +222,19 @@ class RegistryNode:
                        meta: Iterable[tuple[str, str]] = ()) -> tuple[int, list[Instance]]:
         return self._reader.list_instances(service, passing_only=passing_only, tags=tags, meta=meta)
 
+    def lease_remaining(self, service: str) -> tuple[int, bool, dict[str, float]]:
+        """``(index, exact, {instance id: seconds left})`` for the instances of ``service`` that
+        have a ttl: exact (``True``) on the node holding the leases, estimated from the last
+        renewal seen elsewhere (``LeaseKeeper.remaining``); an instance this node saw no renewal
+        of is left out. Heartbeats are not log entries, so this changes without the index."""
+        index, instances = self._reader.list_instances(service)
+        keeper = self._health.leases
+        left = {}
+        for inst in instances:
+            if inst.ttl is not None and (seconds := keeper.remaining((service, inst.id), inst.ttl)) is not None:
+                left[inst.id] = round(seconds, 3)
+        return index, keeper.holds_leases, left
+
     def list_services(self) -> tuple[int, list[ServiceSummary]]:
         return self._reader.list_services()
 

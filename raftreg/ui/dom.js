@@ -53,9 +53,11 @@ export function confirmInline(host, question, yesLabel, onYes) {
     el("button", {type: "button", class: "confirm-no", onclick: restore}, "Cancel")));
 }
 
-/** Seconds as "1.5 s" / "2 m 5 s". */
+/** Seconds as "1.5 s" / "2 m 5 s" / "1 h 0 m". */
 export function seconds(value) {
   if (value === null || value === undefined) return "—";
   if (value < 60) return `${Math.round(value * 10) / 10} s`;
-  return `${Math.floor(value / 60)} m ${Math.round(value % 60)} s`;
+  const whole = Math.floor(value);
+  if (whole < 3600) return `${Math.floor(whole / 60)} m ${whole % 60} s`;
+  return `${Math.floor(whole / 3600)} h ${Math.floor((whole % 3600) / 60)} m`;
 }

@@ -1,5 +1,5 @@
 // One service: its instances (address, port, weight, tags, meta, status with the check's output or
-// the operator's note, lease ttl, create/modify index), with deregister and maintenance buttons
+// the operator's note, lease ttl and time left, create/modify index), with deregister and maintenance buttons
 // that ask for a confirmation first. Kept fresh by a blocking query on /v1/services/{name}.
 // A write the token may not make answers 403, shown next to the instance.
 import {call, watch} from "./api.js";
@@ -24,7 +24,22 @@ export function render(view, [name], signal) {
     if (!data.instances.length) {
       body.append(el("tr", {}, el("td", {colspan: 9, class: "muted"}, "No instances (the page updates when one registers).")));
     }
+    if (data.instances.some((inst) => inst.ttl)) showLeases(body, `${path}/leases`, signal);
   }, (err) => problem.replaceChildren(errorLine(err) || ""), signal);
+}
+
+// Time left on the ttl leases, as the answering node knows it when the page is drawn: heartbeats
+// are not log entries, so they wake no blocking query; the figure is dated, not counted down.
+function showLeases(body, path, signal) {
+  call("GET", path, {signal}).then(({data}) => {
+    const when = new Date().toLocaleTimeString();
+    const how = data.exact ? "" : `, estimated by ${data.node}`;
+    for (const [id, left] of Object.entries(data.leases)) {
+      const cell = body.querySelector(`tr[data-instance="${CSS.escape(id)}"] td.lease`);
+      if (cell) cell.append(el("div", {class: "left"}, `${seconds(left)} left`),
+        el("div", {class: "muted"}, `at ${when}${how}`));
+    }
+  }, () => {});
 }
 
 function row(service, inst) {

@@ -238,6 +238,24 @@ def test_cluster_blocking_query_waits_for_an_applied_entry(api, pool):
     api.delete_ok("clustered", "c2")
 
 
+def test_lease_time_left_per_instance(api):
+    """``GET /v1/services/{service}/leases`` (the UI's "time left"): exact on the leader, only
+    instances with a ttl; an unknown service has none; a bad name is refused."""
+    api.put_ok("leased", "l1", instance(ttl="30s"))
+    api.put_ok("leased", "l2", instance())  # no ttl: no lease
+    resp = api.get("/v1/services/leased/leases")
+    assert resp.status == 200, resp.body
+    body = resp.json()
+    assert (body["service"], body["node"], body["exact"]) == ("leased", "n1", True)
+    assert set(body["leases"]) == {"l1"}
+    assert 20 < body["leases"]["l1"] <= 30 + 10  # the ttl, plus at most the grace armed after an election
+    assert body["index"] == assert_read_headers(resp)
+    assert api.get("/v1/services/nothing-here/leases").json()["leases"] == {}
+    api.assert_error(api.get("/v1/services/Bad_Name/leases"), 400, "invalid_argument", "service")
+    api.delete_ok("leased", "l1")
+    api.delete_ok("leased", "l2")
+
+
 @pytest.mark.parametrize(("query", "field"), [("index=1&wait=soon", "wait"), ("index=-1", "index"),
                                               ("consistent", "consistent"), ("min_index=1", "min_index")])
 def test_cluster_refuses_bad_or_unsupported_read_options(api, query, field):

@@ -9,6 +9,7 @@ The leader-kill test changes the cluster for good, so it runs last.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -86,6 +87,15 @@ def test_the_service_page_shows_a_failing_checks_output(page: Page, base: str) -
     expect(row.locator(".badge")).to_have_text("critical")
     expect(row.locator(".check-output")).to_contain_text("Connect")  # "ConnectionRefusedError: ... Connect call failed"
     expect(page.locator("#instances tr[data-instance='web-1'] .badge")).to_have_text("passing")
+
+
+def test_the_service_page_shows_ttl_and_lease_time_left(page: Page, base: str) -> None:
+    open_page(page, base, "#/service/api")
+    lease = page.locator("#instances tr[data-instance='api-1'] td.lease")
+    expect(lease).to_contain_text("ttl 1 h 0 m")
+    expect(lease.locator(".left")).to_have_text(re.compile(r"^(59 m \d+ s|1 h 0 m) left$"))  # 1 h ttl, just registered
+    expect(lease).to_contain_text("estimated by")  # read from a follower: the leader holds the deadlines
+    expect(page.locator("#instances tr[data-instance='api-2'] .check-output")).to_have_text("draining for deploy")
 
 
 def test_a_script_in_meta_and_tags_is_shown_as_text_and_never_runs(page: Page, base: str,
