@@ -54,6 +54,13 @@ class ClusterWatch:
                 keep.append((after, fut))
         self._waiters = keep
 
+    def release_all(self) -> None:
+        """Shutting down: every parked query answers now (as on a timeout)."""
+        for _, fut in self._waiters:
+            if not fut.done():
+                fut.set_result(False)
+        self._waiters = []
+
     async def wait(self, after: int, timeout: float) -> bool:
         """True once the applied index exceeds ``after`` or the shape changes; False after ``timeout``."""
         if self._applied > after:

@@ -137,6 +137,7 @@ class RegistryNode:
     def release_waiters(self) -> None:
         """Shutting down: parked blocking queries answer now instead of holding the shutdown."""
         self._watches.release_all()
+        self._cluster_watch.release_all()
 
     async def stop(self) -> None:
         await self._health.stop()

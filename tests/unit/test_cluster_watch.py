@@ -58,3 +58,12 @@ async def test_a_change_of_role_leader_term_or_peers_wakes_it() -> None:
         task = await parked(watch, 10)
         watch.on_status(changed)
         assert await task is True, changed
+
+
+async def test_release_all_answers_every_parked_query() -> None:
+    watch = ClusterWatch()
+    watch.on_status(BASE)
+    task = await parked(watch, 10)
+    watch.release_all()
+    assert await task is False
+    assert watch.waiting == 0
