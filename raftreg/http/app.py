@@ -152,7 +152,8 @@ class Api:
 
     async def cluster(self, request: web.Request) -> web.Response:
         """This node's Raft view. ``?index=N&wait=W`` holds the answer until this node's applied
-        index exceeds N, or its role, leader, term or connected peers change, or W passes."""
+        index exceeds N, or its role, leader (or whether it is usable), term or connected peers
+        change, or W passes."""
         opts = parse_read_options(request.query)
         for unsupported in ("consistent", "min_index"):
             if unsupported in request.query:

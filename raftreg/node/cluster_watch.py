@@ -6,7 +6,8 @@ and wakes the parked queries when:
 - this node's applied index exceeds the ``N`` a query named (a new leader's first entry is
   applied too, so an election moves it), or
 - the *shape* of the cluster as this node sees it changed since the query parked: its own role,
-  the leader it believes in, the term, or which peers are connected.
+  the leader it believes in and whether that leader is usable (``ClusterView.usable_leader``),
+  the term, or which peers are connected.
 
 Contract: ``wait(after, timeout)`` returns True when woken for one of these reasons, False when
 ``timeout`` passed first (the caller answers as a normal read either way). Waiters live on the
@@ -19,11 +20,11 @@ import asyncio
 
 from raftreg.raft import RaftStatus
 
-Shape = tuple[str, str | None, int, frozenset[str]]
+Shape = tuple[str, str | None, bool, int, frozenset[str]]
 
 
-def shape_of(status: RaftStatus) -> Shape:
-    return status.state, status.leader, status.term, status.connected
+def shape_of(status: RaftStatus, usable: bool) -> Shape:
+    return status.state, status.leader, usable, status.term, status.connected
 
 
 class ClusterWatch:
@@ -36,10 +37,11 @@ class ClusterWatch:
     def waiting(self) -> int:
         return len(self._waiters)
 
-    def on_status(self, status: RaftStatus, _usable: bool = True) -> None:
-        """A status sample (a ``ClusterView`` listener): wake whoever it concerns."""
+    def on_status(self, status: RaftStatus, usable: bool = True) -> None:
+        """A status sample and whether its leader is usable (a ``ClusterView`` listener): wake
+        whoever it concerns."""
         self._applied = status.applied_index
-        shape = shape_of(status)
+        shape = shape_of(status, usable)
         changed = shape != self._shape
         self._shape = shape
         if not self._waiters:

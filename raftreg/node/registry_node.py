@@ -287,6 +287,7 @@ class RegistryNode:
             "pid": os.getpid(),
             "state": st.state,
             "leader": self._view.leader_name(),
+            "leader_usable": self._view.usable_leader(st) is not None,
             "term": st.term,
             "commit_index": st.commit_index,
             "applied_index": st.applied_index,

@@ -2,8 +2,8 @@
 // lag behind the leader's commit index), this node's term, commit/applied index and last contact,
 // the leader highlighted; banners when there is no leader, when the mass-expiry guard holds
 // instances, and when this node's ACL settings disagree with the leader's. Kept fresh by a
-// blocking query on /v1/cluster (answered when an entry applies or the role, leader, term or
-// connected peers change, or after `wait`, so last contact and lag stay current).
+// blocking query on /v1/cluster (answered when an entry applies or the role, leader (or whether it
+// is usable), term or connected peers change, or after `wait`, so last contact and lag stay current).
 import {watch} from "./api.js";
 import {el, errorLine} from "./dom.js";
 
@@ -61,9 +61,10 @@ function memberRow(info, m) {
 
 function bannersFor(info) {
   const out = [];
-  if (!info.leader) {
+  if (!info.leader || info.leader_usable === false) {
+    const last = info.leader ? ` (it last heard from ${info.leader} ${info.last_contact_ms} ms ago)` : "";
     out.push(el("div", {class: "banner critical", id: "no-leader"},
-      `No leader: node ${info.node} (term ${info.term}, ${info.state}) knows no leader. `
+      `No leader: node ${info.node} (term ${info.term}, ${info.state}) knows no leader it can reach${last}. `
       + "Writes are refused until an election completes; reads may be stale."));
   }
   const leases = info.leases || {};

@@ -169,7 +169,7 @@ def test_the_kv_editor_refuses_a_stale_edit(page: Page, base: str, cluster: Loca
     assert get_key(leader, "app/db/url")[0] == "postgres://mine"
 
 
-def test_the_cluster_page_follows_a_leader_kill(page: Page, cluster: LocalCluster) -> None:
+def test_the_cluster_page_follows_a_leader_kill_and_says_when_there_is_no_leader(page: Page, cluster: LocalCluster) -> None:
     old = cluster.leader()
     survivor = next(n for n in cluster.names if n != old)
     open_page(page, cluster.url(survivor), "#/cluster")
@@ -181,6 +181,9 @@ def test_the_cluster_page_follows_a_leader_kill(page: Page, cluster: LocalCluste
     expect(page.locator("#leader-name .value")).to_have_text(new)
     expect(page.locator(f"#members tr[data-member='{old}'] td.role")).to_have_text("unreachable")
     assert api(cluster.url(survivor), "GET", "/v1/cluster")["leader"] == new
+    expect(page.locator("#no-leader")).to_have_count(0)
+    cluster.kill(next(n for n in cluster.running() if n != survivor))  # the survivor is alone: no quorum
+    expect(page.locator("#no-leader")).to_contain_text("No leader", timeout=ELECTION)
 
 
 def next_leader(cluster: LocalCluster, old: str) -> str | None:

@@ -1,5 +1,6 @@
 """``ClusterWatch`` (blocking ``GET /v1/cluster``): wakes on an applied entry past the caller's index
-or a change of role, leader, term or connected peers; not on a sample that changes nothing."""
+or a change of role, leader (or its usability), term or connected peers; not on a sample that
+changes nothing."""
 
 from __future__ import annotations
 
@@ -58,6 +59,15 @@ async def test_a_change_of_role_leader_term_or_peers_wakes_it() -> None:
         task = await parked(watch, 10)
         watch.on_status(changed)
         assert await task is True, changed
+
+
+async def test_a_leader_that_stops_being_usable_wakes_it() -> None:
+    """An isolated follower keeps naming its dead leader: only its usability changes."""
+    watch = ClusterWatch()
+    watch.on_status(BASE, True)
+    task = await parked(watch, 10)
+    watch.on_status(dataclasses.replace(BASE, last_contact=30.0), False)
+    assert await task is True
 
 
 async def test_release_all_answers_every_parked_query() -> None:
