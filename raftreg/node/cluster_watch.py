@@ -7,7 +7,8 @@ and wakes the parked queries when:
   applied too, so an election moves it), or
 - the *shape* of the cluster as this node sees it changed since the query parked: its own role,
   the leader it believes in and whether that leader is usable (``ClusterView.usable_leader``),
-  the term, or which peers are connected.
+  the term, which peers are connected, or the value of ``also`` (the node passes the mass-expiry
+  guard's state, which no entry or Raft status reflects).
 
 Contract: ``wait(after, timeout)`` returns True when woken for one of these reasons, False when
 ``timeout`` passed first (the caller answers as a normal read either way). Waiters live on the
@@ -17,18 +18,16 @@ event loop the sampler runs on; ``on_status`` must be called there.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Hashable
 
 from raftreg.raft import RaftStatus
 
-Shape = tuple[str, str | None, bool, int, frozenset[str]]
-
-
-def shape_of(status: RaftStatus, usable: bool) -> Shape:
-    return status.state, status.leader, usable, status.term, status.connected
+Shape = tuple[str, str | None, bool, int, frozenset[str], Hashable]
 
 
 class ClusterWatch:
-    def __init__(self) -> None:
+    def __init__(self, also: Callable[[], Hashable] = lambda: None) -> None:
+        self._also = also
         self._applied = 0
         self._shape: Shape | None = None
         self._waiters: list[tuple[int, asyncio.Future[bool]]] = []
@@ -41,7 +40,7 @@ class ClusterWatch:
         """A status sample and whether its leader is usable (a ``ClusterView`` listener): wake
         whoever it concerns."""
         self._applied = status.applied_index
-        shape = shape_of(status, usable)
+        shape = status.state, status.leader, usable, status.term, status.connected, self._also()
         changed = shape != self._shape
         self._shape = shape
         if not self._waiters:

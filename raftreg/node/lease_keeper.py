@@ -120,6 +120,11 @@ class LeaseKeeper:
     def holds_leases(self) -> bool:
         return self.table.active
 
+    @property
+    def guard_on(self) -> bool:
+        """The mass-expiry guard is holding expiries back (on the lease holder only)."""
+        return self.table.stats.throttled
+
     # ---- applied entries --------------------------------------------------------------------
     def on_applied(self, events: list[LeaseEvent]) -> None:
         """Every node: remember registrations as renewals; the lease holder also tracks them."""

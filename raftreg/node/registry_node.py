@@ -70,7 +70,7 @@ class RegistryNode:
         )
         self._view = ClusterView(config, self.me, self._raft)
         self._view.add_listener(lambda st, _usable: self._watches.advance_applied(st.applied_index))
-        self._cluster_watch = ClusterWatch()
+        self._cluster_watch = ClusterWatch(also=lambda: self._health.leases.guard_on)
         self._view.add_listener(self._cluster_watch.on_status)
         self._writer = Writer(self._raft, self._view, config.raft, Quotas(config.quotas))
         self._kv = KeyValue(self._raft, self._writer, config.kv.history)

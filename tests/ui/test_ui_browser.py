@@ -169,7 +169,8 @@ def test_the_kv_editor_refuses_a_stale_edit(page: Page, base: str, cluster: Loca
     assert get_key(leader, "app/db/url")[0] == "postgres://mine"
 
 
-def test_the_cluster_page_follows_a_leader_kill_and_says_when_there_is_no_leader(page: Page, cluster: LocalCluster) -> None:
+def test_the_cluster_page_follows_a_leader_kill_and_says_when_there_is_no_leader(page: Page,
+                                                                                 cluster: LocalCluster) -> None:
     old = cluster.leader()
     survivor = next(n for n in cluster.names if n != old)
     open_page(page, cluster.url(survivor), "#/cluster")

@@ -77,3 +77,17 @@ async def test_release_all_answers_every_parked_query() -> None:
     watch.release_all()
     assert await task is False
     assert watch.waiting == 0
+
+
+async def test_a_change_of_the_extra_watched_value_wakes_it() -> None:
+    """The node passes the mass-expiry guard's state: no entry or Raft status shows it."""
+    guard = [False]
+    watch = ClusterWatch(also=lambda: guard[0])
+    watch.on_status(BASE)
+    task = await parked(watch, 10)
+    watch.on_status(BASE)
+    await asyncio.sleep(0)
+    assert not task.done()
+    guard[0] = True
+    watch.on_status(BASE)
+    assert await task is True
