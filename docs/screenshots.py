@@ -22,7 +22,7 @@ PAGES = [  # file name, page, a selector that is on screen once the page has its
     ("ui-services.png", "#/services", "#services tr[data-service='web']"),
     ("ui-service.png", "#/service/web", "#instances tr[data-instance='web-3'] .check-output"),
     ("ui-cluster.png", "#/cluster", "#members tr.leader"),
-    ("ui-kv-tree.png", "#/kv/config/web/", "#kv-keys li.key"),
+    ("ui-kv-tree.png", "#/kv/", "#kv-keys li.folder"),
     ("ui-kv-key.png", "#/kv/config/web/feature-flags", "#kv-details"),
 ]
 

@@ -1,5 +1,6 @@
 """Fixtures of the browser tests: one headless Chromium per module, a fresh context (cookies,
-sessionStorage) per test, and a test that fails when the page raised a JavaScript error."""
+sessionStorage) per test, and a test that fails when the page raised a JavaScript error or the
+browser refused something under the Content-Security-Policy (an inline script or style)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ def page(browser: Browser) -> Iterator[Page]:
     p.set_default_timeout(SHORT)
     errors: list[str] = []
     p.on("pageerror", lambda exc: errors.append(str(exc)))
+    p.on("console", lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None)
     yield p
     context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
+    assert not errors, f"JavaScript errors or CSP violations on the page: {errors}"

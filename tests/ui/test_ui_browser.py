@@ -15,14 +15,14 @@ from collections.abc import Iterator
 import pytest
 
 from raftreg.testing import LocalCluster, wait_for
-from tests.ui.browser import chromium_missing, open_page
+from tests.ui.browser import SHORT, chromium_missing, open_page
 from tests.ui.sample_data import api, get_key, put_key, register, seed, status
 
 MISSING = chromium_missing()
 if MISSING is not None:
     pytest.skip(MISSING, allow_module_level=True)
 
-from playwright.sync_api import Page, expect  # noqa: E402
+from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
 pytestmark = pytest.mark.cluster
 
@@ -109,6 +109,22 @@ def test_a_script_in_meta_and_tags_is_shown_as_text_and_never_runs(page: Page, b
     open_page(page, base, "#/services")
     expect(page.locator("#services tr[data-service='evil'] .tag")).to_have_text(HOSTILE)
     assert page.evaluate("window.__pwned") is None
+
+
+def test_the_browser_enforces_the_csp_on_injected_script(browser: Browser, base: str) -> None:
+    """Defence in depth: even markup that got into the page could not run script."""
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        open_page(page, base, "#/services")
+        expect(page.locator("#services tr[data-service='web']")).to_be_visible()
+        inject = """() => { const s = document.createElement('script'); s.textContent = 'window.__pwned = 3';
+                           document.body.append(s); }"""
+        with page.expect_console_message(lambda m: "Content Security Policy" in m.text, timeout=SHORT):
+            page.evaluate(inject)
+        assert page.evaluate("window.__pwned") is None
+    finally:
+        context.close()
 
 
 def test_the_token_is_sent_as_a_header_and_never_in_a_url(page: Page, base: str) -> None:
