@@ -46,7 +46,7 @@ function renderPrefix(view, prefix, signal) {
       const label = key.slice(prefix.length);
       const folder = key.endsWith("/");
       return el("li", {class: folder ? "folder" : "key"},
-        el("a", {href: `#/kv/${encodePath(key)}`}, folder ? `📁 ${label}` : label));
+        el("a", {href: `#/kv/${encodePath(key)}`}, folder ? `▸ ${label}` : label));
     }));
     if (!keys.length) list.append(el("li", {class: "muted"}, "No keys here."));
   }, (err) => problem.replaceChildren(errorLine(err) || ""), signal);
