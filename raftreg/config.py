@@ -23,11 +23,14 @@ class ConfigError(Exception):
 
 class NodeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One member: its name and the ``host:port`` of its HTTP API and of its Raft port; ``dns``:
-    the ``host:port`` its DNS interface serves on, UDP and TCP (``raftreg.dns``; off when absent)."""
+    the ``host:port`` its DNS interface serves on, UDP and TCP (``raftreg.dns``; off when absent);
+    ``consul_http``: the ``host:port`` of its Consul-compatible HTTP API (``raftreg.consul``; off
+    when absent)."""
 
     name: str
     http: str
     raft: str
+    consul_http: str | None = None
     dns: str | None = None
 
     @property
@@ -279,15 +282,19 @@ class ClusterConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     quotas: QuotaSettings = QuotaSettings()
     acl: AclSettings = AclSettings()
     dns: DnsSettings = DnsSettings()
+    # The datacenter the Consul-compatible API reports (``raftreg.consul``): one per cluster.
+    datacenter: str = "dc1"
 
     def __post_init__(self) -> None:
+        if not re.match(r"^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?\Z", self.datacenter):
+            raise ConfigError("datacenter must be 1-63 lowercase letters, digits, '-' or '_'")
         if not self.nodes:
             raise ConfigError("a cluster needs at least one node")
         names = [n.name for n in self.nodes]
         if len(set(names)) != len(names):
             raise ConfigError("node names must be unique")
-        for attr in ("http", "raft"):
-            addrs = [getattr(n, attr) for n in self.nodes]
+        for attr in ("http", "raft", "consul_http"):
+            addrs = [getattr(n, attr) for n in self.nodes if getattr(n, attr) is not None]
             if len(set(addrs)) != len(addrs):
                 raise ConfigError(f"node {attr} addresses must be unique")
             for addr in addrs:
@@ -374,6 +381,8 @@ def dump_config(config: ClusterConfig) -> str:
     lines = [f'name = "{config.name}"', f'data_dir = "{config.data_dir}"', f'secret_env = "{config.secret_env}"']
     if config.secret_file:
         lines.append(f'secret_file = "{config.secret_file}"')
+    if config.datacenter != "dc1":
+        lines.append(f'datacenter = "{config.datacenter}"')
     for section in ("raft", "leases", "checks", "kv", "limits", "quotas", "acl", "dns"):
         lines += ["", f"[{section}]"]
         tuning = getattr(config, section)
@@ -387,6 +396,8 @@ def dump_config(config: ClusterConfig) -> str:
         lines += ["", tls_section(config.tls)]
     for node in config.nodes:
         lines += ["", "[[nodes]]", f'name = "{node.name}"', f'http = "{node.http}"', f'raft = "{node.raft}"']
+        if node.consul_http is not None:
+            lines.append(f'consul_http = "{node.consul_http}"')
         if node.dns is not None:
             lines.append(f'dns = "{node.dns}"')
     return "\n".join(lines) + "\n"

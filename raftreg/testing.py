@@ -9,6 +9,8 @@ it can be used from sync tests, async tests (between awaits) and scripts alike.
 certificates. ``ssl_context`` (CA + client certificate) is what its own observation calls use;
 ``tls_files`` says where the files are, for clients under test. ``LocalCluster(dns=True)`` (or a
 ``DnsSettings``) serves DNS on a free port per node: ``dns_address(name)``.
+``LocalCluster(consul=True)`` also serves the Consul-compatible API on a free port per node
+(``consul_url(name)``).
 
 Every node writes its log to ``<base_dir>/logs/<node>.log`` (``log_files()``). ``live_clusters()``
 lists the clusters made and not yet closed, and each function of ``CLOSE_HOOKS`` is called with
@@ -135,15 +137,19 @@ class LocalCluster:
         tls: bool = False,
         verify_clients: bool = False,
         dns: bool | DnsSettings = False,
+        consul: bool = False,
     ) -> None:
         self._own_dir = base_dir is None
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="raftreg-cluster-"))
         _live.add(self)
         self.keep_data = keep_data
-        ports = free_ports(3 * nodes if dns else 2 * nodes)
+        dns_base = 2 * nodes  # ports: http and raft per node, then dns per node, then consul per node
+        consul_base = dns_base + (nodes if dns else 0)
+        ports = free_ports(consul_base + (nodes if consul else 0))
         node_cfgs = [
             NodeConfig(name=f"n{i + 1}", http=f"127.0.0.1:{ports[2 * i]}", raft=f"127.0.0.1:{ports[2 * i + 1]}",
-                       dns=f"127.0.0.1:{ports[2 * nodes + i]}" if dns else None)
+                       dns=f"127.0.0.1:{ports[dns_base + i]}" if dns else None,
+                       consul_http=f"127.0.0.1:{ports[consul_base + i]}" if consul else None)
             for i in range(nodes)
         ]
         self.tls_files: Issued | None = None
@@ -244,6 +250,13 @@ class LocalCluster:
     # ---- observation --------------------------------------------------------------------
     def url(self, name: str) -> str:
         return self.config.url(name)
+
+    def consul_url(self, name: str) -> str:
+        """The base URL of member ``name``'s Consul-compatible API (``LocalCluster(consul=True)``)."""
+        addr = self.config.node(name).consul_http
+        if addr is None:
+            raise ValueError("this cluster serves no Consul API: create it with LocalCluster(consul=True)")
+        return f"{self.config.scheme}://{addr}"
 
     def urls(self) -> list[str]:
         return [self.url(n) for n in self.names]

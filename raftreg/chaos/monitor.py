@@ -13,8 +13,18 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from raftreg.testing import LocalCluster, http_json
+
+
+@dataclass(frozen=True)
+class LeaderChange:
+    """A node seen leading where another (or none) was seen leading before, for the report."""
+
+    at: float  # time.monotonic() of the sample that saw it
+    leader: str
+    term: int
 
 
 class LeaderMonitor:
@@ -25,6 +35,7 @@ class LeaderMonitor:
         self.period = period
         self.leaders_by_term: dict[int, set[str]] = defaultdict(set)
         self.current_leader: str = ""
+        self.changes: list[LeaderChange] = []  # in time order; the first is the leader at the start
         self.samples = 0
 
     def violations(self) -> dict[int, list[str]]:
@@ -37,7 +48,7 @@ class LeaderMonitor:
                 await asyncio.wait_for(stop.wait(), self.period)
 
     def sample(self) -> None:
-        leader = ""
+        leader, term = "", 0
         for name in self.cluster.names:
             if not self.cluster.procs[name].alive():
                 continue
@@ -45,10 +56,15 @@ class LeaderMonitor:
             if code != 200 or not isinstance(st, dict):
                 continue
             self.samples += 1
-            for term in st.get("led_terms") or []:
-                self.leaders_by_term[int(term)].add(name)
-            if st.get("state") == "leader":
-                leader = name
+            for led in st.get("led_terms") or []:
+                self.leaders_by_term[int(led)].add(name)
+            if st.get("state") == "leader" and int(st.get("term") or 0) >= term:
+                leader, term = name, int(st.get("term") or 0)
+        last = self.changes[-1] if self.changes else None
+        # A deposed leader that answers again (resumed, healed) may still say "leader" in its old
+        # term for a moment: only a term at least as new as the last change counts.
+        if leader and (last is None or (term >= last.term and (last.leader, last.term) != (leader, term))):
+            self.changes.append(LeaderChange(time.monotonic(), leader, term))
         self.current_leader = leader
 
 

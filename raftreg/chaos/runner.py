@@ -17,6 +17,7 @@ Checks (any failure makes ``ChaosReport.passed`` false):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import statistics
 import sys
@@ -28,6 +29,7 @@ from typing import Any
 from raftreg.chaos.checker import check_history, format_key_history, lost_writes
 from raftreg.chaos.faults import FaultInjector, plan
 from raftreg.chaos.history import Op, write_jsonl
+from raftreg.chaos.html_report import CheckStatus, CheckVerdict, ReportData, render_html
 from raftreg.chaos.key_model import effect, mutates
 from raftreg.chaos.kv_workload import KV_PREFIX, decode_value, kv_keys
 from raftreg.chaos.locks import check_locks
@@ -46,7 +48,8 @@ class ChaosOptions:
     clients: int = 6
     seed: int = 1
     history_path: Path | None = None
-    report_path: Path | None = None
+    report_path: Path | None = None  # HTML for a .html/.htm name, else the JSON summary
+    html_report_path: Path | None = None  # always the HTML report (a second output beside report_path)
     check_budget: float = 60.0
     progress: bool = True
     tuning: RaftTuning | None = None
@@ -107,15 +110,30 @@ async def _run(cluster: LocalCluster, opts: ChaosOptions) -> ChaosReport:
     finally:
         workload.stop()
         await load
+        ended = time.monotonic()
         await asyncio.to_thread(injector.heal_all)
         stop_side.set()
         await asyncio.gather(*side)
-    return await asyncio.to_thread(_check, cluster, opts, workload, injector, monitor, started)
+    return await asyncio.to_thread(_check, cluster, opts, workload, injector, monitor, started, ended)
+
+
+class _Checks:
+    """Collects each check's verdict (for the HTML report) and the flat list of violations."""
+
+    def __init__(self) -> None:
+        self.verdicts: list[CheckVerdict] = []
+        self.violations: list[str] = []
+
+    def add(self, name: str, violations: list[str], detail: str = "", *, undecided: bool = False) -> None:
+        verdict: CheckStatus = "fail" if violations else "unknown" if undecided else "pass"
+        self.verdicts.append(CheckVerdict(name, verdict, detail, tuple(violations)))
+        self.violations += violations
 
 
 def _check(cluster: LocalCluster, opts: ChaosOptions, workload: Workload, injector: FaultInjector,
-           monitor: LeaderMonitor, started: float) -> ChaosReport:
+           monitor: LeaderMonitor, started: float, ended: float) -> ChaosReport:
     report = ChaosReport(passed=True)
+    checks = _Checks()
     history = workload.history
     if opts.history_path is not None:
         write_jsonl(opts.history_path, history)
@@ -124,43 +142,57 @@ def _check(cluster: LocalCluster, opts: ChaosOptions, workload: Workload, inject
     try:
         cluster.wait_ready(timeout=60.0)
         converged = cluster.wait_converged(timeout=60.0)
+        checks.add("cluster recovered after healing", [], f"every node ready, converged at index {converged}")
     except TimeoutError as exc:
-        report.violations.append(f"cluster did not recover after healing: {exc}")
+        checks.add("cluster recovered after healing", [f"cluster did not recover after healing: {exc}"])
         converged = None
     digests = {name: cluster.debug(name, "digest", timeout=10.0)[1] for name in cluster.names}
     distinct = {json.dumps(d, sort_keys=True) for d in digests.values()}
-    if len(distinct) != 1:
-        report.violations.append(f"state digests differ after healing: {digests}")
+    checks.add("identical state on every node", [f"state digests differ after healing: {digests}"]
+               if len(distinct) != 1 else [], f"{len(digests)} state digests compared")
     final_state, final_errors = _final_state(cluster, workload.config.keys(), kv_keys(workload.config.kv_keys))
-    report.violations += final_errors
+    checks.add("final state readable", final_errors, f"{len(final_state)} keys read with a consistent read")
 
-    # (a) linearizability
+    # (a) linearizability, shown as two checks: the registry's keys and the KV keys (CAS, transactions)
     lin = check_history(history, budget_s=opts.check_budget)
+    kv = workload.kv_counts
+    groups = (("linearizability: registrations", False, "writes, deletes, consistent reads"),
+              ("linearizability: KV with compare-and-set", True,
+               f"sets, deletes, consistent reads; CAS {kv.get('cas_ok', 0)} ok, {kv.get('cas_conflict', 0)} "
+               f"conflicts; transactions {kv.get('txn_ok', 0)} ok (checked per key)"))
+    for name, is_kv, what in groups:
+        results = [r for k, r in lin.keys.items() if k.startswith(KV_PREFIX) == is_kv]
+        failing = lin.failing_key is not None and lin.failing_key.startswith(KV_PREFIX) == is_kv
+        timed_out = sorted(r.key for r in results if r.status == "timeout")
+        detail = f"{len(results)} keys ({what}); search {lin.seconds:.1f}s for the whole history"
+        checks.add(name, [f"not linearizable: {lin.reason}"] if failing else [],
+                   detail + (f"; search timed out on {timed_out}" if timed_out else ""), undecided=bool(timed_out))
     if lin.verdict == "violation":
-        report.violations.append(f"not linearizable: {lin.reason}")
         report.failing_history = format_key_history(lin.smallest_failing_ops)
     # (b) lost writes, read-your-writes, default reads
     lost = lost_writes(history, final_state) if not final_errors else []
-    if lost:
-        report.violations.append(f"{len(lost)} acknowledged writes lost, e.g. {lost[:3]}")
-        if not report.failing_history:
-            report.failing_history = format_key_history([o for o in history if o.key == lost[0].key])
-    report.violations += _check_reads(history)
+    checks.add("no acknowledged write lost", [f"{len(lost)} acknowledged writes lost, e.g. {lost[:3]}"] if lost else [],
+               "the final state holds every acknowledged write nothing later replaced", undecided=bool(final_errors))
+    if lost and not report.failing_history:
+        report.failing_history = format_key_history([o for o in history if o.key == lost[0].key])
+    checks.add("reads", _check_reads(history), "min_index reads see the reader's own writes; default reads "
+               "return only written values")
     # (b') locks: mutual exclusion at acknowledged times, strictly increasing fences
     lock_violations = check_locks(workload.holdings)
-    report.violations += lock_violations
+    checks.add("locks", lock_violations, f"{len(workload.holdings)} holdings: mutual exclusion, increasing fences")
     # (c) one leader per term
-    if monitor.violations():
-        report.violations.append(f"two leaders in one term: {monitor.violations()}")
+    checks.add("one leader per term", [f"two leaders in one term: {monitor.violations()}"]
+               if monitor.violations() else [], f"{len(monitor.leaders_by_term)} terms with a leader")
     # (e) statuses and deadlines
     stats = workload.stats
-    if stats.unexpected:
-        report.violations.append(f"{len(stats.unexpected)} unexpected 5xx answers, e.g. {stats.unexpected[:3]}")
+    checks.add("no unexpected 5xx", [f"{len(stats.unexpected)} unexpected 5xx answers, e.g. {stats.unexpected[:3]}"]
+               if stats.unexpected else [], "only 503 and 504 may answer a 5xx")
     unanswered = [u for u in stats.unanswered if not _paused_during(injector, u["node"], u["at"])]
-    if unanswered:
-        report.violations.append(f"{len(unanswered)} requests unanswered within {REQUEST_TIMEOUT:g}s "
-                                 f"(node not paused), e.g. {unanswered[:3]}")
+    checks.add("every request answered in time", [f"{len(unanswered)} requests unanswered within "
+               f"{REQUEST_TIMEOUT:g}s (node not paused), e.g. {unanswered[:3]}"] if unanswered else [],
+               f"within {REQUEST_TIMEOUT:g}s unless the node was paused")
 
+    report.violations = checks.violations
     report.passed = not report.violations
     report.summary = {
         "passed": report.passed,
@@ -180,10 +212,29 @@ def _check(cluster: LocalCluster, opts: ChaosOptions, workload: Workload, inject
         "converged_index": converged,
         "faults": _fault_summary(injector, history),
         "leader_terms_seen": len(monitor.leaders_by_term),
+        "leader_changes": [{"at_s": round(c.at - started, 3), "leader": c.leader, "term": c.term}
+                           for c in monitor.changes],
+        "checks": [dataclasses.asdict(c) for c in checks.verdicts],
     }
-    if opts.report_path is not None:
-        opts.report_path.write_text(json.dumps(report.summary, indent=2, default=str))
+    data = ReportData(summary=report.summary, ops=history, faults=injector.records, leader_changes=monitor.changes,
+                      checks=checks.verdicts, started=started, ended=ended, failing_history=report.failing_history)
+    for path in (opts.report_path, opts.html_report_path):
+        if path is not None:
+            write_report(path, data, html=path is opts.html_report_path or is_html_path(path))
     return report
+
+
+def is_html_path(path: Path) -> bool:
+    """``--report`` writes HTML for a ``.html``/``.htm`` name, JSON (the summary) for any other."""
+    return path.suffix.lower() in (".html", ".htm")
+
+
+def write_report(path: Path, data: ReportData, *, html: bool) -> None:
+    """The report file: the self-contained HTML page, or the JSON summary."""
+    if html:
+        path.write_text(render_html(data), encoding="utf-8")
+    else:
+        path.write_text(json.dumps(data.summary, indent=2, default=str))
 
 
 def _final_state(cluster: LocalCluster, keys: list[tuple[str, str]],

@@ -41,7 +41,9 @@ def _faults(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str
 @click.option("--clients", type=click.IntRange(1, 256), default=6, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same fault schedule.")
 @click.option("--history", "history_path", type=click.Path(dir_okay=False), help="Write every operation (JSONL).")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Write the report (JSON).")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False),
+              help="Write the report: a self-contained HTML page (timeline, checks, recovery) for a .html/.htm "
+              "name, else the JSON summary.")
 @click.option("--check-budget", default="60s", show_default=True, callback=_duration,
               help="Time budget of the linearizability search.")
 def chaos(nodes: int, config_path: str | None, duration: float, faults: tuple[str, ...], rate: float, clients: int,

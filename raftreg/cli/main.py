@@ -25,6 +25,7 @@ from raftreg.cli.local import DEFAULT_CONFIG, dev, serve
 from raftreg.cli.lock import elect, lock
 from raftreg.cli.output import print_json, print_table
 from raftreg.cli.tls import tls
+from raftreg.cli.top import top
 from raftreg.client import Check, NotFound, Registration, RegistryClient, keep_alive_blocking
 from raftreg.config import ConfigError, load_config
 from raftreg.durations import parse_duration
@@ -101,6 +102,7 @@ cli.add_command(lock)
 cli.add_command(elect)
 cli.add_command(tls)
 cli.add_command(acl)
+cli.add_command(top)
 
 
 def _instance_rows(instances: list[dict[str, Any]]) -> list[list[Any]]:

@@ -144,9 +144,10 @@ def has_tag(instance: Instance, tag: str) -> bool:
 
 
 def answer(qname: dns.name.Name, qtype: int, catalog: Catalog, settings: DnsSettings, *, serial: int,
-           rng: random.Random) -> Reply:
-    """The reply to the question ``qname`` (absolute) / ``qtype`` (class IN); see the module doc."""
-    lookup = parse(qname, domain_name(settings.domain))
+           rng: random.Random, datacenter: str = DATACENTER) -> Reply:
+    """The reply to the question ``qname`` (absolute) / ``qtype`` (class IN); see the module doc.
+    ``datacenter`` is the cluster's (``ClusterConfig.datacenter``), the one the Consul API reports."""
+    lookup = parse(qname, domain_name(settings.domain), datacenter)
     soa = soa_record(settings, serial)
     if isinstance(lookup, Outside):
         return Reply(dns.rcode.REFUSED, authoritative=False)
@@ -160,7 +161,7 @@ def answer(qname: dns.name.Name, qtype: int, catalog: Catalog, settings: DnsSett
             return Reply(dns.rcode.NXDOMAIN, authority=[soa])
         rng.shuffle(instances)
         if qtype == RdType.SRV:
-            entries = srv_entries(qname, instances, settings)
+            entries = srv_entries(qname, instances, settings, datacenter)
         else:
             entries = address_entries(qname, [i.address for i in instances], qtype)
     elif isinstance(lookup, NodeLookup):
@@ -195,7 +196,8 @@ def address_entries(owner: dns.name.Name, addresses: Iterable[str], qtype: int) 
     return records or ([cname] if cname is not None else [])
 
 
-def srv_entries(owner: dns.name.Name, instances: Iterable[Instance], settings: DnsSettings) -> list[Entry]:
+def srv_entries(owner: dns.name.Name, instances: Iterable[Instance], settings: DnsSettings,
+                datacenter: str = DATACENTER) -> list[Entry]:
     """One SRV record per distinct (address, port), with the target's address as additional."""
     entries: list[Entry] = []
     seen: set[tuple[str, int]] = set()
@@ -204,19 +206,20 @@ def srv_entries(owner: dns.name.Name, instances: Iterable[Instance], settings: D
             continue
         seen.add((inst.address, inst.port))
         srv, additional = srv_parts(inst.address, inst.port, min(max(inst.weight, 0), MAX_SRV_WEIGHT),
-                                    settings.domain)
+                                    settings.domain, datacenter)
         entries.append(Entry(Record(owner, srv), additional))
     return entries
 
 
 @lru_cache(maxsize=65536)
-def srv_parts(address: str, port: int, weight: int, domain: str) -> tuple[dns.rdata.Rdata, tuple[Record, ...]]:
+def srv_parts(address: str, port: int, weight: int, domain: str,
+              datacenter: str = DATACENTER) -> tuple[dns.rdata.Rdata, tuple[Record, ...]]:
     """The SRV rdata of an instance and its additional record (none for a host-name target)."""
     rdata = address_rdata(address)
     if rdata.rdtype == RdType.CNAME:
         assert isinstance(rdata, CNAME)
         return _make(SRV, 1, weight, port, rdata.target), ()
-    node_zone = dns.name.from_text(f"node.{DATACENTER}", domain_name(domain))
+    node_zone = dns.name.from_text(f"node.{datacenter}", domain_name(domain))
     target = dns.name.from_text(host_node(address).name, node_zone)
     return _make(SRV, 1, weight, port, target), (Record(target, rdata),)
 

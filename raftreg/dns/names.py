@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import dns.name
 
-DATACENTER = "dc1"  # raftreg is one datacenter; Consul's default name for it
+DATACENTER = "dc1"  # Consul's default name; a cluster config's ``datacenter`` replaces it
 RFC2782_PROTOCOL = "tcp"
 
 
@@ -56,8 +56,8 @@ class Outside:
 Lookup = ServiceLookup | NodeLookup | Apex | Unknown | Outside
 
 
-def parse(qname: dns.name.Name, domain: dns.name.Name) -> Lookup:
-    """What ``qname`` (absolute) asks for under ``domain`` (absolute)."""
+def parse(qname: dns.name.Name, domain: dns.name.Name, datacenter: str = "dc1") -> Lookup:
+    """What ``qname`` (absolute) asks for under ``domain`` (absolute) in ``datacenter``."""
     if not qname.is_subdomain(domain):
         return Outside()
     raw = qname.relativize(domain).labels
@@ -68,7 +68,7 @@ def parse(qname: dns.name.Name, domain: dns.name.Name) -> Lookup:
     if not labels:
         return Apex()
     if len(labels) >= 3 and labels[-2] in ("service", "node"):
-        if labels[-1] != DATACENTER:
+        if labels[-1] != datacenter:
             return Unknown()
         labels.pop()
     return _lookup(labels)

@@ -27,6 +27,7 @@ from typing import Any, cast
 from raftreg.config import DnsSettings, split_hostport
 from raftreg.dns.cache import AnswerCache
 from raftreg.dns.catalog import NodeCatalog
+from raftreg.dns.names import DATACENTER
 from raftreg.dns.wire import outcome
 from raftreg.errors import Unavailable
 from raftreg.node.registry_node import RegistryNode
@@ -38,8 +39,10 @@ TCP_BACKLOG = 256
 
 
 class DnsServer:
-    def __init__(self, node: RegistryNode, settings: DnsSettings, address: str) -> None:
+    def __init__(self, node: RegistryNode, settings: DnsSettings, address: str, *,
+                 datacenter: str = DATACENTER) -> None:
         self.settings = settings
+        self.datacenter = datacenter
         self.host, self.port = split_hostport(address)
         self._catalog = NodeCatalog(node)
         self._rng = random.Random()
@@ -62,7 +65,7 @@ class DnsServer:
                 if body is not None:
                     return packet[:2] + body
             result = outcome(packet, self._catalog, self.settings, udp=udp, serial=version[0] if version else 0,
-                             rng=self._rng)
+                             rng=self._rng, datacenter=self.datacenter)
             if version is not None and result.wire is not None and result.variants:
                 self._cache.add(key, version, result.wire[2:], result.variants)
             return result.wire

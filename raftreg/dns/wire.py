@@ -29,6 +29,7 @@ import dns.rdataclass
 
 from raftreg.config import DnsSettings
 from raftreg.dns.answers import MAX_MESSAGE, OUR_PAYLOAD, Catalog, answer, render
+from raftreg.dns.names import DATACENTER
 from raftreg.errors import Unavailable
 
 log = logging.getLogger("raftreg.dns")
@@ -50,13 +51,13 @@ SHUFFLES = 8
 
 
 def respond(packet: bytes, catalog: Catalog, settings: DnsSettings, *, udp: bool, serial: int,
-            rng: random.Random) -> bytes | None:
+            rng: random.Random, datacenter: str = DATACENTER) -> bytes | None:
     """The answer to ``packet`` as wire bytes, or None when nothing must be sent."""
-    return outcome(packet, catalog, settings, udp=udp, serial=serial, rng=rng).wire
+    return outcome(packet, catalog, settings, udp=udp, serial=serial, rng=rng, datacenter=datacenter).wire
 
 
 def outcome(packet: bytes, catalog: Catalog, settings: DnsSettings, *, udp: bool, serial: int,
-            rng: random.Random) -> Outcome:
+            rng: random.Random, datacenter: str = DATACENTER) -> Outcome:
     """``respond``, saying also whether the answer may be reused (``Outcome``)."""
     try:
         query = dns.message.from_wire(packet)
@@ -80,7 +81,8 @@ def outcome(packet: bytes, catalog: Catalog, settings: DnsSettings, *, udp: bool
     else:
         max_size, limit, truncate = MAX_MESSAGE, 0, True
     try:
-        reply = answer(question.name, question.rdtype, catalog, settings, serial=serial, rng=rng)
+        reply = answer(question.name, question.rdtype, catalog, settings, serial=serial, rng=rng,
+                       datacenter=datacenter)
         wire = render(query, reply, settings.ttl, max_size=max_size, answer_limit=limit, truncate=truncate)
     except Unavailable:
         return Outcome(error(query, dns.rcode.SERVFAIL))

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 import sys
 from pathlib import Path
 
 from aiohttp import web
 
 from raftreg.config import ClusterConfig, split_hostport
+from raftreg.consul.app import build_consul_app
 from raftreg.dns.server import DnsServer
 from raftreg.http.app import build_app
 from raftreg.http.limits import cap_connections, server_kwargs
@@ -54,11 +56,15 @@ async def serve(config: ClusterConfig, name: str, *, data_dir: Path, secret: str
     site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True,
                        ssl_context=ssl_context)
     await site.start()
-    dns_server = DnsServer(node, config.dns, node.me.dns) if node.me.dns else None
+    dns_server = DnsServer(node, config.dns, node.me.dns, datacenter=config.datacenter) if node.me.dns else None
     if dns_server is not None:
         await dns_server.start()
     log.info("event=serving node=%s %s=%s raft=%s data_dir=%s", name, config.scheme, node.me.http, node.me.raft,
              data_dir)
+    consul = None
+    if node.me.consul_http is not None:  # the Consul-compatible API (raftreg.consul), same TLS and limits
+        consul = await start_site(build_consul_app(node, secret=secret), node.me.consul_http, config, ssl_context)
+        log.info("event=serving_consul node=%s %s=%s", name, config.scheme, node.me.consul_http)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -69,6 +75,21 @@ async def serve(config: ClusterConfig, name: str, *, data_dir: Path, secret: str
         log.warning("event=leadership_not_handed_over: stopping as leader (the others elect one)")
     node.release_waiters()  # parked blocking queries answer now instead of holding the shutdown
     await runner.cleanup()
+    if consul is not None:
+        await consul.cleanup()
     if dns_server is not None:
         await dns_server.stop()
     await node.stop()
+
+
+async def start_site(app: web.Application, addr: str, config: ClusterConfig,
+                     ssl_context: ssl.SSLContext | None) -> web.AppRunner:
+    """Serve ``app`` on ``addr`` with the main API's runner settings and limits; the caller
+    stops it with ``cleanup()``."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True,
+                           shutdown_timeout=SHUTDOWN_TIMEOUT, auto_decompress=False, **server_kwargs(config.limits))
+    await runner.setup()
+    cap_connections(runner, config.limits)
+    host, port = split_hostport(addr)
+    await web.TCPSite(runner, host, port, backlog=1024, reuse_address=True, ssl_context=ssl_context).start()
+    return runner

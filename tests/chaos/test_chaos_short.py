@@ -5,6 +5,7 @@ mixed workload (registrations, and KV sets, compare-and-set and transactions); e
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.cluster
 async def test_short_chaos_session_keeps_every_promise(tmp_path: Path) -> None:
     opts = ChaosOptions(nodes=3, duration=45.0, faults=("kill", "pause", "partition"), rate=80.0, clients=6,
                         seed=7, history_path=tmp_path / "history.jsonl", report_path=tmp_path / "report.json",
-                        progress=False)
+                        html_report_path=tmp_path / "report.html", progress=False)
     report = await run_chaos(opts)
     summary = json.loads((tmp_path / "report.json").read_text())
     print(json.dumps({k: v for k, v in summary.items() if k != "faults"}, indent=1))
@@ -36,6 +37,13 @@ async def test_short_chaos_session_keeps_every_promise(tmp_path: Path) -> None:
     assert kv.get("cas_ok", 0) > 20 and kv.get("cas_conflict", 0) > 0 and kv.get("txn_ok", 0) > 5, kv
     assert {op.key for op in history if op.kind == "cas"} <= {f"kv:chaos/k{n}" for n in range(5)}
     assert summary["locks"]["holdings"] > 20 and kv.get("lock_busy", 0) > 0, summary["locks"]
+    # The HTML report of the same run: one band per fault, the leader changes, every check passed.
+    page = ET.fromstring((tmp_path / "report.html").read_text(encoding="utf-8"))
+    bands = [r.get("data-kind") for r in page.iter("rect") if (r.get("class") or "").split()[:1] == ["fault"]]
+    assert len(bands) == summary["faults"]["count"] and {"kill", "pause", "partition"} <= set(bands), bands
+    assert sum(ln.get("class") == "leader-change" for ln in page.iter("line")) >= 2
+    verdicts = {r[0].text: r.get("class") for r in page.iter("tr") if (r.get("class") or "").startswith("check ")}
+    assert len(verdicts) == len(summary["checks"]) and set(verdicts.values()) == {"check check-pass"}, verdicts
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dns.flags
+import dns.message
 import dns.name
 import dns.rcode
 import dns.rdatatype
@@ -163,3 +164,21 @@ def test_order_is_random_per_query() -> None:
     orders = {tuple(texts(ask(many, "big.service.consul.", seed=seed).answer)) for seed in range(10)}
     assert len(orders) > 1
     assert all(sorted(order) == sorted(f"10.1.0.{n}" for n in range(1, 11)) for order in orders)
+
+
+def test_a_configured_datacenter_names_the_srv_targets_and_is_the_only_one_answered() -> None:
+    import random
+
+    from raftreg.dns.wire import respond
+
+    def ask_in(name: str, rdtype: str) -> dns.message.Message:
+        query = dns.message.make_query(name, rdtype)
+        wire = respond(query.to_wire(), CATALOG, DnsSettings(), udp=True, serial=7, rng=random.Random(0),
+                       datacenter="eu-west")
+        assert wire is not None
+        return dns.message.from_wire(wire)
+
+    assert sorted(texts(ask_in("v2.cart.service.eu-west.consul.", "SRV").answer)) == [
+        "1 10 8001 ip-10-0-0-1.node.eu-west.consul.", "1 65535 8005 ip-10-0-0-1.node.eu-west.consul."]
+    assert texts(ask_in("ip-10-0-0-1.node.eu-west.consul.", "A").answer) == ["10.0.0.1"]
+    assert ask_in("cart.service.dc1.consul.", "A").rcode() == dns.rcode.NXDOMAIN

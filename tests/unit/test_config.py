@@ -251,3 +251,32 @@ def test_kv_history_defaults_to_ten_and_is_bounded(tmp_path: Path) -> None:
     for bad in ("-1", "1001"):
         with pytest.raises(ConfigError, match=r"kv\.history"):
             load_config(write(tmp_path, base + f"[kv]\nhistory = {bad}\n"))
+
+
+def test_consul_http_and_datacenter(tmp_path: Path) -> None:
+    """``consul_http`` per node (off when absent) and the cluster's ``datacenter`` round-trip; the
+    shipped local-3 config serves the Consul API on 8511-8513."""
+    local = load_config(CONFIG_DIR / "local-3.toml")
+    assert [n.consul_http for n in local.nodes] == [f"127.0.0.1:851{i}" for i in (1, 2, 3)]
+    assert local.datacenter == "dc1"
+    config = ClusterConfig(name="c", datacenter="east-1", nodes=[
+        NodeConfig("n1", "127.0.0.1:1", "127.0.0.1:2", consul_http="127.0.0.1:3"), NodeConfig("n2", "h:4", "h:5")])
+    assert load_config(write(tmp_path, dump_config(config))) == config
+
+
+@pytest.mark.parametrize(("extra", "match"), [
+    ('consul_http = "nohost"', "not host:port"),
+    ('consul_http = "127.0.0.1:99999"', "not host:port"),
+])
+def test_bad_consul_http_is_a_config_error(tmp_path: Path, extra: str, match: str) -> None:
+    text = 'name = "x"\n[[nodes]]\nname = "n1"\nhttp = "127.0.0.1:1"\nraft = "127.0.0.1:2"\n' + extra + "\n"
+    with pytest.raises(ConfigError, match=match):
+        load_config(write(tmp_path, text))
+
+
+def test_consul_http_addresses_are_unique_and_datacenter_is_a_label(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="consul_http addresses must be unique"):
+        ClusterConfig(name="c", nodes=[NodeConfig("n1", "h:1", "h:2", consul_http="h:9"),
+                                       NodeConfig("n2", "h:3", "h:4", consul_http="h:9")])
+    with pytest.raises(ConfigError, match="datacenter"):
+        ClusterConfig(name="c", datacenter="Not A Label", nodes=[NodeConfig("n1", "h:1", "h:2")])

@@ -130,9 +130,9 @@ RULES: list[Rule] = [
         lambda imp: top(imp) not in SANS_IO_FORBIDDEN and imp not in SANS_IO_FORBIDDEN,
     ),
     (
-        "raftreg.node never imports raftreg.http, raftreg.dns or raftreg.cli",
+        "raftreg.node never imports raftreg.http, raftreg.dns, raftreg.consul or raftreg.cli",
         lambda m: within(m, "raftreg.node"),
-        lambda imp: not within(imp, "raftreg.http", "raftreg.dns", "raftreg.cli"),
+        lambda imp: not within(imp, "raftreg.http", "raftreg.dns", "raftreg.consul", "raftreg.cli"),
     ),
     (
         "raftreg.dns reaches the node only through its facade (registry_node), the read topics (node.reads) "
@@ -142,6 +142,21 @@ RULES: list[Rule] = [
             not within(imp, "raftreg.node") or imp == "raftreg.node"
             or within(imp, "raftreg.node.registry_node", "raftreg.node.reads", "raftreg.node.hosts")
         ),
+    ),
+    (
+        "raftreg.consul (translation only) reaches the node only through its facade and the types of reads, view, "
+        "hosts, acl and authority; never raftreg.raft, raftreg.state or raftreg.cli",
+        lambda m: within(m, "raftreg.consul"),
+        lambda imp: not within(imp, "raftreg.raft", "raftreg.state", "raftreg.cli") and (
+            not within(imp, "raftreg.node") or imp == "raftreg.node" or within(
+                imp, "raftreg.node.registry_node", "raftreg.node.reads", "raftreg.node.view", "raftreg.node.hosts",
+                "raftreg.node.acl", "raftreg.node.authority")
+        ),
+    ),
+    (
+        "raftreg.http imports raftreg.consul only in server.py (which serves both APIs)",
+        lambda m: within(m, "raftreg.http") and m != "raftreg.http.server",
+        lambda imp: not within(imp, "raftreg.consul"),
     ),
     (
         "raftreg.http never imports raftreg.cli",
@@ -191,6 +206,8 @@ def test_sources_found() -> None:
         "raftreg.http.session_api",
         "raftreg.node.proposer",
         "raftreg.http.app",
+        "raftreg.consul.app",
+        "raftreg.consul.wire",
         "raftreg.dns.answers",
         "raftreg.dns.server",
         "raftreg.client",
@@ -235,6 +252,11 @@ def test_the_state_machine_may_not_import_clocks_randomness_or_io(module: str, f
         ("raftreg.http.kv_api", "from raftreg.state.kv import KVStore"),
         ("raftreg.http.kv_api", "from raftreg.node.kv import KeyValue"),
         ("raftreg.state.kv", "import time"),
+        ("raftreg.consul.agent", "from raftreg.state.registry import Registry"),
+        ("raftreg.consul.catalog", "from raftreg.raft import RaftNode"),
+        ("raftreg.consul.health", "from raftreg.node.writes import Writer"),
+        ("raftreg.consul.app", "from raftreg.cli import main"),
+        ("raftreg.http.app", "from raftreg.consul.app import build_consul_app"),
         ("raftreg.state.registry", "from pysyncobj import SyncObj"),
         ("raftreg.state.registry", "import asyncio\nimport aiohttp"),
         ("raftreg.state.registry", "from raftreg.config import RaftTuning"),
