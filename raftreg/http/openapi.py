@@ -67,6 +67,14 @@ class ServiceInstances(msgspec.Struct):
     instances: list[Instance]
 
 
+class ServiceLeases(msgspec.Struct):  # seconds left per instance; exact on the leases' holder
+    index: int
+    service: str
+    node: str
+    exact: bool
+    leases: dict[str, float]
+
+
 class ServiceList(msgspec.Struct):
     index: int
     services: list[ServiceSummary]
@@ -254,6 +262,8 @@ OPERATIONS: tuple[Op, ...] = (
        errors=(400, 404, 413, 504), headers=W),
     Op("GET", "/v1/services/{service}", "services", "A service's instances", (ServiceInstances,),
        (*READ, "passing", "tag", "meta"), errors=(400, 504), headers=R),
+    Op("GET", "/v1/services/{service}/leases", "services", "Seconds left on its instances' ttl leases, as this "
+       "node knows them", (ServiceLeases,), errors=(400,), headers=R),
     Op("GET", "/v1/services", "services", "Every service with its counts", (ServiceList,), READ,
        errors=(400, 504), headers=R),
     Op("GET", KV, "kv", "Read a key, a prefix, key names or a key's history", (KVEntry, KVEntries, KVKeys, KVHistory),
@@ -275,7 +285,9 @@ OPERATIONS: tuple[Op, ...] = (
        path_schemas=SID),
     Op("PUT", SESS + "/renew", "sessions", "Renew a session's lease", (SessionRenewed,), errors=(400, 404, 504),
        path_schemas=SID),
-    Op("GET", "/v1/cluster", "cluster", "This node's Raft view and members", (ClusterInfo,), errors=(), headers=R),
+    Op("GET", "/v1/cluster", "cluster", "This node's Raft view and members (blocking: until the applied index "
+       "exceeds ?index, or the role, leader, term or connected peers change)", (ClusterInfo,), ("index", "wait"),
+       errors=(400,), headers=R),
     Op("GET", "/v1/health", "cluster", "200 while the process serves", (Health,), errors=()),
     Op("GET", "/v1/ready", "cluster", "200 once this node knows a leader and caught up", (Ready,), errors=()),
     Op("GET", OPENAPI_PATH, "cluster", "This document", (), errors=()),
