@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench bench-watch bench-leases bench-overload bench-client bench-kv bench-abuse bench-dns bench-consul bench-metrics clean
+.PHONY: dev test lint screenshots bench bench-watch bench-leases bench-overload bench-client bench-kv bench-abuse bench-dns bench-consul bench-metrics clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -16,13 +16,19 @@ dev: $(STAMP)
 	$(VENV)/bin/raftreg dev --config cluster-configs/local-3.toml
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check raftreg tests benchmarks examples
+	.ci/ensure-browser
+	$(VENV)/bin/ruff check raftreg tests benchmarks examples docs
 	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check raftreg tests benchmarks examples
+	$(VENV)/bin/ruff check raftreg tests benchmarks examples docs
 	$(VENV)/bin/mypy
+
+# The web UI's screenshots in docs/ (README "Web UI"): a local cluster with sample data, headless Chromium.
+screenshots: $(STAMP)
+	.ci/ensure-browser
+	$(VENV)/bin/python docs/screenshots.py
 
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/registry_bench.py

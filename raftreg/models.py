@@ -86,11 +86,15 @@ def effective_status(manual_status: Status | None, check_status: Status | None) 
 
 
 class ServiceSummary(msgspec.Struct, frozen=True):
-    """One row of ``GET /v1/services``."""
+    """One row of ``GET /v1/services``: instance count, count per status, and the union of the
+    instances' tags (sorted)."""
 
     name: str
     instances: int
     passing: int
+    warning: int = 0
+    critical: int = 0
+    tags: tuple[str, ...] = ()
 
 
 MAX_KV_KEY_BYTES = 512

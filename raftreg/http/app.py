@@ -9,13 +9,14 @@ are in ``raftreg.http.internal``.
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
-from raftreg.errors import NotFound, Unavailable
+from raftreg.errors import InvalidArgument, NotFound, Unavailable
 from raftreg.http import routes
 from raftreg.http.acl_api import add_acl_routes
 from raftreg.http.auth import AclMiddleware
@@ -27,6 +28,7 @@ from raftreg.http.metrics import install_metrics
 from raftreg.http.openapi import OPENAPI_PATH, document_bytes
 from raftreg.http.request_log import install_request_log
 from raftreg.http.session_api import add_session_routes
+from raftreg.http.ui import add_ui_routes
 from raftreg.http.validation import (
     check_instance_id,
     check_service_name,
@@ -133,6 +135,14 @@ class Api:
         key = ("service", service, passing, tuple(sorted(set(tags))), tuple(sorted(set(meta))))
         return self._read_response(*self._cached_body(key, topic, build))
 
+    async def leases(self, request: web.Request) -> web.Response:
+        """Seconds left on the leases of a service's instances, as this node knows them
+        (``RegistryNode.lease_remaining``); not a blocking read: heartbeats move no index."""
+        service = check_service_name(request.match_info["service"])
+        index, exact, left = self.node.lease_remaining(service)
+        body = {"index": index, "service": service, "node": self.node.name, "exact": exact, "leases": left}
+        return json_response(body, headers=read_headers(self.node.read_context(index)))
+
     async def list_services(self, request: web.Request) -> web.Response:
         await self.node.prepare_read(parse_read_options(request.query), CATALOG)
 
@@ -143,6 +153,16 @@ class Api:
         return self._read_response(*self._cached_body(("catalog",), CATALOG, build))
 
     async def cluster(self, request: web.Request) -> web.Response:
+        """This node's Raft view. ``?index=N&wait=W`` holds the answer until this node's applied
+        index exceeds N, or its role, leader (or whether it is usable), term or connected peers
+        change, or W passes."""
+        opts = parse_read_options(request.query)
+        for unsupported in ("consistent", "min_index"):
+            if unsupported in request.query:
+                raise InvalidArgument(f"/v1/cluster takes ?index and ?wait, not ?{unsupported}", field=unsupported)
+        if opts.index is not None:
+            wait = opts.blocking_wait
+            await self.node.wait_cluster_change(opts.index, wait + random.uniform(0, wait / 16))
         info = self.node.cluster_info()
         return json_response(info, headers=read_headers(self.node.read_context(int(info["applied_index"]))))
 
@@ -176,6 +196,7 @@ def build_app(node: RegistryNode, *, secret: str, debug_endpoints: bool | None =
     app.router.add_put(inst + "/heartbeat", api.heartbeat)
     app.router.add_put(inst + "/status", api.put_status)
     app.router.add_get("/v1/services/{service}", api.get_service, allow_head=False)
+    app.router.add_get("/v1/services/{service}/leases", api.leases, allow_head=False)
     app.router.add_get("/v1/services", api.list_services, allow_head=False)
     app.router.add_get(routes.CLUSTER, api.cluster, allow_head=False)
     app.router.add_get("/v1/health", api.health)
@@ -184,6 +205,7 @@ def build_app(node: RegistryNode, *, secret: str, debug_endpoints: bool | None =
     add_kv_routes(app, node)
     add_session_routes(app, node)
     add_acl_routes(app, node)
+    add_ui_routes(app)
     if debug_endpoints is None:
         debug_endpoints = os.environ.get("RAFTREG_DEBUG_ENDPOINTS") == "1"
     add_signed_routes(app, node, Verifier(secret), debug=debug_endpoints)

@@ -15,7 +15,7 @@ Contract, when ACLs are on (``[acl] enabled``):
   true`` when something was left out.
 - Whatever ``[acl]`` says, a node whose ``[acl]`` differs from the leader's
   (``RegistryNode.acl_conflict``) answers 503 ``unavailable`` naming the reason to everything but
-  health, ready, ``/v1/cluster`` and the signed routes (``raftreg.node.acl_agreement``).
+  health, ready, ``/v1/cluster``, the web UI's static files and the signed routes (``raftreg.node.acl_agreement``).
 - The authority is set for the handler (``raftreg.node.authority``) so writes carry it into the
   log. With ``[acl] audit``, one ``raftreg.audit`` line per write and per denial: accessor id,
   method, route, outcome, status, index.
@@ -60,7 +60,8 @@ _SERVED_DESPITE_CONFLICT = frozenset({"/v1/health", "/v1/ready", routes.CLUSTER,
 def _serves_despite_conflict(request: web.Request) -> bool:
     resource = request.match_info.route.resource
     canonical = resource.canonical if resource is not None else ""
-    return canonical in _SERVED_DESPITE_CONFLICT or canonical.startswith((routes.INTERNAL, routes.DEBUG))
+    return (canonical in _SERVED_DESPITE_CONFLICT or canonical == "/"
+            or canonical.startswith((routes.INTERNAL, routes.DEBUG, routes.UI.rstrip("/"))))
 
 
 class AclMiddleware:

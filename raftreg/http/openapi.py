@@ -23,18 +23,40 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import msgspec
 
 from raftreg.http.kv_validation import _SessionBody, _TxnBody
 from raftreg.http.openapi_acl import ACL_OPS
 from raftreg.http.openapi_acl import PATH_PARAMS as ACL_PATH_PARAMS
+from raftreg.http.openapi_types import (
+    REF,
+    ClusterInfo,
+    Deleted,
+    ErrorBody,
+    Health,
+    KVDeleted,
+    KVEntries,
+    KVHistory,
+    KVKeys,
+    KVWritten,
+    Ready,
+    ServiceInstances,
+    ServiceLeases,
+    ServiceList,
+    SessionCreated,
+    SessionDestroyed,
+    SessionList,
+    SessionRenewed,
+    StoredInstance,
+    Ttl,
+    TxnResults,
+)
 from raftreg.http.validation import RegisterBody, StatusBody
-from raftreg.models import Instance, KVEntry, KVVersion, ServiceSummary, Session
+from raftreg.models import Instance, KVEntry, Session
 
 OPENAPI_PATH = "/v1/openapi.json"
-REF = "#/components/schemas/{name}"
 
 # API.md "Errors": the one code each status carries (405/415 come from aiohttp's routing).
 ERROR_CODES: dict[int, str] = {
@@ -42,126 +64,6 @@ ERROR_CODES: dict[int, str] = {
     405: "method_not_allowed", 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type",
     429: "rate_limited", 503: "unavailable", 504: "timeout", 507: "quota_exceeded",
 }
-
-# ---- response types (documentation only: handlers build the same shapes as dicts) ---------------
-
-
-class StoredInstance(Instance, frozen=True):
-    """A registered instance as a write returns it, with the write's ``index``."""
-
-    index: int = 0
-
-
-class Deleted(msgspec.Struct):
-    deleted: bool
-    index: int
-
-
-class Ttl(msgspec.Struct):
-    ttl: float
-
-
-class ServiceInstances(msgspec.Struct):
-    index: int
-    service: str
-    instances: list[Instance]
-
-
-class ServiceList(msgspec.Struct):
-    index: int
-    services: list[ServiceSummary]
-
-
-class Health(msgspec.Struct):
-    status: Literal["ok"]
-    node: str
-
-
-class Ready(msgspec.Struct):
-    ready: bool
-    node: str
-
-
-class ClusterInfo(msgspec.Struct):
-    """``GET /v1/cluster``: the node's Raft view; further counters may be added at any time."""
-
-    name: str
-    node: str
-    state: str
-    leader: str
-    term: int
-    commit_index: int
-    applied_index: int
-    members: list[dict[str, Any]]
-
-
-class KVWritten(msgspec.Struct):
-    ok: bool
-    index: int
-
-
-class KVDeleted(msgspec.Struct):
-    deleted: int
-    index: int
-
-
-class KVEntries(msgspec.Struct):
-    index: int
-    entries: list[KVEntry]
-
-
-class KVKeys(msgspec.Struct):
-    index: int
-    keys: list[str]
-
-
-class KVHistory(msgspec.Struct):
-    index: int
-    key: str
-    versions: list[KVVersion]
-
-
-_TXN_RESULT = {"anyOf": [{"$ref": REF.format(name="KVEntry")}, {"type": "null"},
-                         {"type": "object", "properties": {"deleted": {"type": "integer", "minimum": 0}},
-                          "required": ["deleted"], "additionalProperties": False}]}
-
-
-class TxnResults(msgspec.Struct):
-    """One result per op: the entry (``get`` of a present key, writes), ``{"deleted": n}``, or null."""
-
-    index: int
-    results: Annotated[list[Any], msgspec.Meta(extra_json_schema={"items": _TXN_RESULT})]
-
-
-class SessionCreated(msgspec.Struct):
-    id: str
-    index: int
-
-
-class SessionRenewed(msgspec.Struct):
-    id: str
-    ttl: float
-
-
-class SessionDestroyed(msgspec.Struct):
-    destroyed: bool
-    index: int
-
-
-class SessionList(msgspec.Struct):
-    index: int
-    sessions: list[Session]
-
-
-class ErrorDetail(msgspec.Struct):
-    code: str
-    message: str
-    field: str | msgspec.UnsetType = msgspec.UNSET
-
-
-class ErrorBody(msgspec.Struct):
-    error: ErrorDetail
-
 
 # ---- parameters ------------------------------------------------------------------------------------
 
@@ -255,6 +157,8 @@ OPERATIONS: tuple[Op, ...] = (
        errors=(400, 404, 413, 504), headers=W),
     Op("GET", "/v1/services/{service}", "services", "A service's instances", (ServiceInstances,),
        (*READ, "passing", "tag", "meta"), errors=(400, 504), headers=R),
+    Op("GET", "/v1/services/{service}/leases", "services", "Seconds left on its instances' ttl leases, as this "
+       "node knows them", (ServiceLeases,), errors=(400,), headers=R),
     Op("GET", "/v1/services", "services", "Every service with its counts", (ServiceList,), READ,
        errors=(400, 504), headers=R),
     Op("GET", KV, "kv", "Read a key, a prefix, key names or a key's history", (KVEntry, KVEntries, KVKeys, KVHistory),
@@ -276,7 +180,9 @@ OPERATIONS: tuple[Op, ...] = (
        path_schemas=SID),
     Op("PUT", SESS + "/renew", "sessions", "Renew a session's lease", (SessionRenewed,), errors=(400, 404, 504),
        path_schemas=SID),
-    Op("GET", "/v1/cluster", "cluster", "This node's Raft view and members", (ClusterInfo,), errors=(), headers=R),
+    Op("GET", "/v1/cluster", "cluster", "This node's Raft view and members (blocking: until the applied index "
+       "exceeds ?index, or the role, leader, term or connected peers change)", (ClusterInfo,), ("index", "wait"),
+       errors=(400,), headers=R),
     Op("GET", "/v1/health", "cluster", "200 while the process serves", (Health,), errors=()),
     Op("GET", "/v1/ready", "cluster", "200 once this node knows a leader and caught up", (Ready,), errors=()),
     Op("GET", OPENAPI_PATH, "cluster", "This document", (), errors=()),

@@ -2,7 +2,8 @@
 
 ``ROUTES`` maps ``(method, route template)`` (aiohttp's canonical form, e.g.
 ``/v1/services/{service}/instances/{id}``; HEAD is decided as GET) to a ``Need``:
-- ``OPEN``: anyone (health, ready, bootstrap: the command itself applies only once).
+- ``OPEN``: anyone (health, ready, bootstrap: the command itself applies only once; the web
+  UI's static files).
 - ``SIGNED``: node-to-node and debug routes; their handlers accept only requests signed with the
   cluster secret (``raftreg.http.internal``), tokens play no part.
 - ``TOKEN``: any valid token (``/v1/acl/token/self``).
@@ -80,12 +81,18 @@ ROUTES: dict[tuple[str, str], Need] = {
     ("GET", "/v1/ready"): OPEN,
     ("GET", "/metrics"): OPEN,  # Prometheus scrapes (raftreg.http.metrics): counters, no names or secrets
     ("GET", "/v1/openapi.json"): OPEN,  # the API's description (main's openapi branch) tells no secrets
+    # The web UI's static files hold no data: its pages call the API with the user's token.
+    ("GET", "/"): OPEN,
+    ("GET", "/ui"): OPEN,
+    ("GET", "/ui/"): OPEN,
+    ("GET", "/ui/{file}"): OPEN,
     ("PUT", INST): _svc("write"),
     ("GET", INST): _svc("read"),
     ("DELETE", INST): _svc("write"),
     ("PUT", INST + "/heartbeat"): _svc("write"),
     ("PUT", INST + "/status"): _svc("write"),
     ("GET", "/v1/services/{service}"): _svc("read"),
+    ("GET", "/v1/services/{service}/leases"): _svc("read"),
     ("GET", "/v1/services"): Need("resource", "service", "read", "", (ListFilter("services", "service", "name"),)),
     ("GET", "/v1/cluster"): _OPERATOR_READ,
     ("GET", KV): Need("resource", "key", "read", "key", _KV_LISTS, ("recurse", "keys")),

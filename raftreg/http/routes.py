@@ -19,3 +19,5 @@ DEBUG_WEDGE = DEBUG + "wedge"
 DEBUG_DIGEST = DEBUG + "digest"
 
 CLUSTER = "/v1/cluster"
+
+UI = "/ui/"  # the web UI's files (``raftreg.http.ui``); ``/`` and ``/ui`` redirect here

@@ -120,6 +120,11 @@ class LeaseKeeper:
     def holds_leases(self) -> bool:
         return self.table.active
 
+    @property
+    def guard_on(self) -> bool:
+        """The mass-expiry guard is holding expiries back (on the lease holder only)."""
+        return self.table.stats.throttled
+
     # ---- applied entries --------------------------------------------------------------------
     def on_applied(self, events: list[LeaseEvent]) -> None:
         """Every node: remember registrations as renewals; the lease holder also tracks them."""
@@ -141,6 +146,18 @@ class LeaseKeeper:
                 self.seen.pop(what, None)
                 if active:
                     self.table.forget(what)
+
+    def remaining(self, key: LeaseKey, ttl: float) -> float | None:
+        """Seconds left on a lease as this node knows it: from the deadline when this node holds
+        the leases (the leader); else ``ttl`` minus the time since the last renewal this node saw
+        (registration, gossip: at most one ``gossip_period`` late, so the estimate errs short).
+        ``None`` when this node knows of no renewal."""
+        now = self.clock.monotonic()
+        if self.table.active:
+            deadline = self.table.deadline_of(key)
+            return None if deadline is None else max(0.0, deadline - now)
+        at = self.seen.get(key)
+        return None if at is None else max(0.0, ttl - (now - at))
 
     def saw(self, keys: list[LeaseKey]) -> None:
         """These leases were renewed just now (gossip from the leader, or forwarded heartbeats).

@@ -26,6 +26,7 @@ from raftreg.errors import InvalidArgument
 from raftreg.models import Instance, KVEntry, KVVersion, ServiceSummary, Session, Status, TxnOp
 from raftreg.node.acl import AclManager
 from raftreg.node.acl_agreement import AclAgreement, settings_view
+from raftreg.node.cluster_watch import ClusterWatch
 from raftreg.node.health import Health
 from raftreg.node.kv import KeyValue, TxnResult
 from raftreg.node.leases import Clock, LeaseKey, SystemClock
@@ -70,6 +71,8 @@ class RegistryNode:
         )
         self._view = ClusterView(config, self.me, self._raft)
         self._view.add_listener(lambda st, _usable: self._watches.advance_applied(st.applied_index))
+        self._cluster_watch = ClusterWatch(also=lambda: self._health.leases.guard_on)
+        self._view.add_listener(self._cluster_watch.on_status)
         self._writer = Writer(self._raft, self._view, config.raft, Quotas(config.quotas))
         self._kv = KeyValue(self._raft, self._writer, config.kv.history)
         self._read_index = ReadIndex(config, self._raft, self._view)
@@ -138,6 +141,7 @@ class RegistryNode:
     def release_waiters(self) -> None:
         """Shutting down: parked blocking queries answer now instead of holding the shutdown."""
         self._watches.release_all()
+        self._cluster_watch.release_all()
 
     async def stop(self) -> None:
         await self._health.stop()
@@ -223,6 +227,19 @@ class RegistryNode:
                        meta: Iterable[tuple[str, str]] = ()) -> tuple[int, list[Instance]]:
         return self._reader.list_instances(service, passing_only=passing_only, tags=tags, meta=meta)
 
+    def lease_remaining(self, service: str) -> tuple[int, bool, dict[str, float]]:
+        """``(index, exact, {instance id: seconds left})`` for the instances of ``service`` that
+        have a ttl: exact (``True``) on the node holding the leases, estimated from the last
+        renewal seen elsewhere (``LeaseKeeper.remaining``); an instance this node saw no renewal
+        of is left out. Heartbeats are not log entries, so this changes without the index."""
+        index, instances = self._reader.list_instances(service)
+        keeper = self._health.leases
+        left = {}
+        for inst in instances:
+            if inst.ttl is not None and (seconds := keeper.remaining((service, inst.id), inst.ttl)) is not None:
+                left[inst.id] = round(seconds, 3)
+        return index, keeper.holds_leases, left
+
     def list_services(self) -> tuple[int, list[ServiceSummary]]:
         return self._reader.list_services()
 
@@ -258,6 +275,12 @@ class RegistryNode:
         (``raftreg.node.acl_agreement``); ``None`` when it does not."""
         return self._acl_agreement.conflict
 
+    async def wait_cluster_change(self, after: int, timeout: float) -> bool:
+        """Blocking ``GET /v1/cluster``: True once this node's applied index exceeds ``after`` or
+        its role, leader, term or connected peers change; False after ``timeout``
+        (``raftreg.node.cluster_watch``)."""
+        return await self._cluster_watch.wait(after, timeout)
+
     def cluster_info(self) -> dict[str, Any]:
         """``GET /v1/cluster``: this node's Raft view, its members and its counters."""
         st = self._view.refresh()
@@ -268,9 +291,11 @@ class RegistryNode:
             "pid": os.getpid(),
             "state": st.state,
             "leader": self._view.leader_name(),
+            "leader_usable": self._view.usable_leader(st) is not None,
             "term": st.term,
             "commit_index": st.commit_index,
             "applied_index": st.applied_index,
+            "leader_commit_index": st.leader_commit_index,
             "log_len": st.log_len,
             "has_quorum": st.has_quorum,
             "last_contact_ms": self._view.read_context(0).last_contact_ms,
@@ -285,7 +310,7 @@ class RegistryNode:
                          "resync_refused": self._recovery.refused},
             "led_terms": self._raft.led_terms,
             "read_index_rounds": self._read_index.rounds,
-            "watches": dataclasses.asdict(self._watches.stats),
+            "watches": {**dataclasses.asdict(self._watches.stats), "cluster_waiting": self._cluster_watch.waiting},
             "kv": self._kv.stats(),
             **self._health.stats(),
         }

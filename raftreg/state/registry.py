@@ -264,15 +264,8 @@ class Registry:
         return out
 
     def list_services(self) -> list[ServiceSummary]:
-        """Every service with its instance count and passing count, sorted by name."""
-        return [
-            ServiceSummary(
-                name=name,
-                instances=len(insts),
-                passing=sum(1 for i in insts.values() if i.status == "passing"),
-            )
-            for name, insts in sorted(self._services.items())
-        ]
+        """Every service with its instance count, count per status and tags, sorted by name."""
+        return [_summary(name, insts.values()) for name, insts in sorted(self._services.items())]
 
     def instance_count(self) -> int:
         return self._count
@@ -394,3 +387,15 @@ def _shared_strings(inst: Instance, create_index: int, modify_index: int) -> Ins
         create_index=create_index,
         modify_index=modify_index,
     )
+
+
+def _summary(name: str, instances: Iterable[Instance]) -> ServiceSummary:
+    counts = {"passing": 0, "warning": 0, "critical": 0}
+    tags: set[str] = set()
+    total = 0
+    for inst in instances:
+        total += 1
+        counts[inst.status] += 1
+        tags.update(inst.tags)
+    return ServiceSummary(name=name, instances=total, passing=counts["passing"], warning=counts["warning"],
+                          critical=counts["critical"], tags=tuple(sorted(tags)))

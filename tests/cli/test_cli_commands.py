@@ -39,6 +39,9 @@ def web(cli, http):
     return "web"
 
 
+WEB_SUMMARY = {"name": "web", "instances": 3, "passing": 2, "warning": 0, "critical": 1, "tags": ["blue", "v1"]}
+
+
 def lookup_json(cli, *args):
     done = cli("-o", "json", "lookup", *args)
     assert done.returncode == 0, done.stderr
@@ -149,7 +152,7 @@ def test_services(cli, web):
     done = cli("-o", "json", "services")
     assert done.returncode == 0, done.stderr
     got = json.loads(done.stdout)
-    assert {"name": "web", "instances": 3, "passing": 2} in got["services"]
+    assert WEB_SUMMARY in got["services"]
 
 
 def test_status(cli, cluster):
@@ -246,7 +249,7 @@ def test_falls_back_to_the_next_address(cli, addr, http, web):
     both = f"{dead_addr()},{addr}"
     done = cli("-o", "json", "services", addr=both)
     assert done.returncode == 0, done.stderr
-    assert {"name": "web", "instances": 3, "passing": 2} in json.loads(done.stdout)["services"]
+    assert WEB_SUMMARY in json.loads(done.stdout)["services"]
 
     done = cli("register", "fallback", "f1", "--address", "10.0.0.1", "--port", "80", addr=both)
     assert done.returncode == 0, done.stderr

@@ -45,7 +45,7 @@ def test_status_by_hand_wins_until_cleared(api):
     listing = api.get("/v1/services/st?passing").json()
     assert listing["instances"] == []
     services = {s["name"]: s for s in api.get("/v1/services").json()["services"]}
-    assert services["st"] == {"name": "st", "instances": 1, "passing": 0}
+    assert services["st"] == {"name": "st", "instances": 1, "passing": 0, "warning": 1, "critical": 0, "tags": []}
     # Re-registering keeps it: maintenance is the operator's, not the instance's, to end.
     again = api.put_ok("st", "a", {**PLAIN_BODY, "tags": ["v2"]})
     assert again["status"] == "warning" and again["manual_status"] == "warning"

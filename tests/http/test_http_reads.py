@@ -3,6 +3,7 @@ filters, the read headers, index semantics, ?consistent, and /v1/cluster, /v1/he
 
 from __future__ import annotations
 
+import time
 from urllib.parse import urlencode
 
 import pytest
@@ -55,9 +56,10 @@ def test_list_services_sorted_with_counts(api, catalog):
     names = [s["name"] for s in body["services"]]
     assert names == sorted(names)
     rows = {s["name"]: s for s in body["services"]}
-    assert rows["shop"] == {"name": "shop", "instances": 5, "passing": 4}
-    assert rows["alpha"] == {"name": "alpha", "instances": 1, "passing": 1}
-    assert rows["zulu"] == {"name": "zulu", "instances": 3, "passing": 2}
+    assert rows["shop"] == {"name": "shop", "instances": 5, "passing": 4, "warning": 0, "critical": 1,
+                            "tags": ["blue", "v1", "v2"]}
+    assert rows["alpha"] == {"name": "alpha", "instances": 1, "passing": 1, "warning": 0, "critical": 0, "tags": []}
+    assert rows["zulu"] == {"name": "zulu", "instances": 3, "passing": 2, "warning": 0, "critical": 1, "tags": []}
     assert body["index"] == assert_read_headers(resp)
 
 
@@ -174,7 +176,8 @@ def test_consistent_reads_return_current_data(api, flag):
     assert resp.json()["index"] == put["index"]
     listed = api.get(f"/v1/services?{flag}")
     assert listed.status == 200, listed.body
-    assert {"name": "linear", "instances": 1, "passing": 1} in listed.json()["services"]
+    linear = {"name": "linear", "instances": 1, "passing": 1, "warning": 0, "critical": 0, "tags": []}
+    assert linear in listed.json()["services"]
     api.delete_ok("linear", "l1")
     assert ids(api.get(f"/v1/services/linear?{flag}")) == []
 
@@ -215,3 +218,45 @@ def test_cluster_fields(api, cluster):
     assert isinstance(member["match_index"], int) and 0 < member["match_index"] <= info["commit_index"]
     assert_read_headers(resp)
     api.delete_ok("clustered", "c1")
+
+
+def test_cluster_blocking_query_waits_for_an_applied_entry(api, pool):
+    """``GET /v1/cluster?index=N&wait=W`` (the UI's cluster page): held while nothing applies,
+    answered as soon as an entry does, with the new applied index."""
+    n = api.cluster()["applied_index"]
+    started = time.monotonic()
+    resp = api.get(f"/v1/cluster?index={n}&wait=300ms")  # nothing applies: held for the wait
+    assert time.monotonic() - started >= 0.3
+    assert resp.status == 200 and resp.json()["applied_index"] == n, resp.body
+    parked = pool.submit(api.get, f"/v1/cluster?index={n}&wait=60s")
+    wait_for(lambda: api.cluster()["watches"]["cluster_waiting"] == 1, 10.0, "the query to park")
+    assert not parked.done()
+    put = api.put_ok("clustered", "c2", instance())
+    answer = parked.result(timeout=10.0)
+    assert answer.status == 200, answer.body
+    assert answer.json()["applied_index"] >= put["index"] > n
+    api.delete_ok("clustered", "c2")
+
+
+def test_lease_time_left_per_instance(api):
+    """``GET /v1/services/{service}/leases`` (the UI's "time left"): exact on the leader, only
+    instances with a ttl; an unknown service has none; a bad name is refused."""
+    api.put_ok("leased", "l1", instance(ttl="30s"))
+    api.put_ok("leased", "l2", instance())  # no ttl: no lease
+    resp = api.get("/v1/services/leased/leases")
+    assert resp.status == 200, resp.body
+    body = resp.json()
+    assert (body["service"], body["node"], body["exact"]) == ("leased", "n1", True)
+    assert set(body["leases"]) == {"l1"}
+    assert 20 < body["leases"]["l1"] <= 30 + 10  # the ttl, plus at most the grace armed after an election
+    assert body["index"] == assert_read_headers(resp)
+    assert api.get("/v1/services/nothing-here/leases").json()["leases"] == {}
+    api.assert_error(api.get("/v1/services/Bad_Name/leases"), 400, "invalid_argument", "service")
+    api.delete_ok("leased", "l1")
+    api.delete_ok("leased", "l2")
+
+
+@pytest.mark.parametrize(("query", "field"), [("index=1&wait=soon", "wait"), ("index=-1", "index"),
+                                              ("consistent", "consistent"), ("min_index=1", "min_index")])
+def test_cluster_refuses_bad_or_unsupported_read_options(api, query, field):
+    api.assert_error(api.get(f"/v1/cluster?{query}"), 400, "invalid_argument", field)

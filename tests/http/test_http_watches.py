@@ -267,7 +267,8 @@ def test_catalog_watcher_woken_by_a_new_service(api, pool, quiet):
     resp, _ = parked.result(timeout=ANSWER_TIMEOUT)
     assert resp.status == 200, resp.body
     assert index_of(resp) == resp.json()["index"] == put["index"]
-    assert {"name": "brand-new", "instances": 1, "passing": 1} in resp.json()["services"]
+    brand_new = {"name": "brand-new", "instances": 1, "passing": 1, "warning": 0, "critical": 0, "tags": []}
+    assert brand_new in resp.json()["services"]
 
 
 def test_only_the_watched_topic_wakes_and_each_watcher_counts_once(api, pool, quiet):

@@ -142,7 +142,11 @@ class Model:
         out = []
         for s in sorted({s for s, _ in self.instances}):
             defs = [v[0] for (svc, _), v in self.instances.items() if svc == s]
-            out.append(ServiceSummary(s, len(defs), sum(1 for d in defs if d["status"] == "passing")))
+            def count(status: str, defs: list[dict[str, Any]] = defs) -> int:
+                return sum(1 for d in defs if d["status"] == status)
+
+            tags = tuple(sorted({t for d in defs for t in d["tags"]}))
+            out.append(ServiceSummary(s, len(defs), count("passing"), count("warning"), count("critical"), tags))
         return out
 
     def filtered(
