@@ -52,4 +52,5 @@ def test_register_through_follower_is_read_back_from_every_node(cluster: LocalCl
 
         code, services = http_json(f"{cluster.url(name)}/v1/services")
         assert code == 200
-        assert services["services"] == [{"name": "web", "instances": 20, "passing": 20}]
+        assert services["services"] == [{"name": "web", "instances": 20, "passing": 20, "warning": 0, "critical": 0,
+                                         "tags": ["load"]}]

@@ -277,7 +277,6 @@ def test_bad_query_parameters(api, path, field):
 
 
 @pytest.mark.parametrize(("method", "path"), [
-    ("GET", "/"),
     ("GET", "/v1"),
     ("GET", "/v1/nope"),
     ("GET", "/v2/services"),
