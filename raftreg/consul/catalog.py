@@ -11,24 +11,20 @@ from typing import Any
 
 from aiohttp import web
 
-from raftreg.consul.listing import all_instances, compile_filter, node_meta, readable
+from raftreg.consul.listing import ConsulReads, all_instances, compile_filter, node_meta, readable
 from raftreg.consul.model import CATALOG_SCHEMA, NODE_SCHEMA, SERVICE_SCHEMA, catalog_view, node_view, service_view
 from raftreg.consul.routes import ConsulRoutes
 from raftreg.consul.wire import (
-    ConsulQuery,
     blocking_content,
-    blocking_read,
     check_scope,
     encode,
     parse_query,
     read_response,
 )
-from raftreg.http.body_cache import BodyCache
 from raftreg.http.permissions import BY_COMMAND
 from raftreg.models import Instance
 from raftreg.node.hosts import host_node
 from raftreg.node.reads import CATALOG, service_topic
-from raftreg.node.registry_node import RegistryNode
 
 
 def nodes_of(instances: list[Instance], datacenter: str) -> dict[str, dict[str, Any]]:
@@ -44,16 +40,7 @@ def nodes_of(instances: list[Instance], datacenter: str) -> dict[str, dict[str, 
     return nodes
 
 
-class CatalogApi:
-    def __init__(self, node: RegistryNode) -> None:
-        self.node = node
-        self.dc = node.config.datacenter
-        self.bodies = BodyCache()
-
-    async def _prepare(self, request: web.Request, topic: str) -> ConsulQuery:
-        query = parse_query(request.query, self.dc)
-        await blocking_read(self.node, query, topic)
-        return query
+class CatalogApi(ConsulReads):
 
     async def services(self, request: web.Request) -> web.Response:
         """Service names and their tags. A blocking query wakes only when that changes (a health

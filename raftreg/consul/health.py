@@ -13,38 +13,25 @@ from typing import Any
 
 from aiohttp import web
 
-from raftreg.consul.listing import all_instances, compile_filter, node_meta, readable
+from raftreg.consul.listing import ConsulReads, all_instances, compile_filter, node_meta, readable
 from raftreg.consul.model import CHECK_SCHEMA, HEALTH_SCHEMA, checks_view, health_view
 from raftreg.consul.routes import ConsulRoutes
 from raftreg.consul.wire import (
-    ConsulQuery,
     bad_request,
     blocking_content,
-    blocking_read,
     encode,
     parse_flag,
     parse_query,
     read_response,
 )
-from raftreg.http.body_cache import BodyCache
 from raftreg.http.permissions import BY_COMMAND
 from raftreg.node.hosts import host_node
 from raftreg.node.reads import CATALOG, service_topic
-from raftreg.node.registry_node import RegistryNode
 
 STATES = ("any", "passing", "warning", "critical")
 
 
-class HealthApi:
-    def __init__(self, node: RegistryNode) -> None:
-        self.node = node
-        self.dc = node.config.datacenter
-        self.bodies = BodyCache()
-
-    async def _prepare(self, request: web.Request, topic: str) -> ConsulQuery:
-        query = parse_query(request.query, self.dc)
-        await blocking_read(self.node, query, topic)
-        return query
+class HealthApi(ConsulReads):
 
     async def service(self, request: web.Request) -> web.Response:
         name = request.match_info["service"]

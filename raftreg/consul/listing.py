@@ -11,10 +11,26 @@ from aiohttp import web
 
 from raftreg.consul.acl import decider
 from raftreg.consul.filter import FilterError, predicate
-from raftreg.consul.wire import bad_request
+from raftreg.consul.wire import ConsulQuery, bad_request, blocking_read, parse_query
+from raftreg.http.body_cache import BodyCache
 from raftreg.models import Instance
 from raftreg.node.reads import CATALOG
 from raftreg.node.registry_node import RegistryNode
+
+
+class ConsulReads:
+    """Base of the Consul read handlers: the node, its datacenter, a cache of encoded bodies per
+    (query, index), and the preamble of every read (parse the query, then wait as it asks)."""
+
+    def __init__(self, node: RegistryNode) -> None:
+        self.node = node
+        self.dc = node.config.datacenter
+        self.bodies = BodyCache()
+
+    async def _prepare(self, request: web.Request, topic: str) -> ConsulQuery:
+        query = parse_query(request.query, self.dc)
+        await blocking_read(self.node, query, topic)
+        return query
 
 
 def all_instances(node: RegistryNode) -> tuple[int, list[Instance]]:
