@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from raftreg.cli.interruptible import in_background
 from raftreg.cli.output import print_json, print_table
 from raftreg.client import KVDeleted, KVEntry, KVWrite, NotFound, OutcomeUnknown, TxnOp, txn
 from raftreg.errors import Conflict
@@ -158,7 +159,7 @@ def list_cmd(ctx: Ctx, prefix: str, names_only: bool, separator: str | None, con
 def watch_cmd(ctx: Ctx, key: str, recurse: bool) -> None:
     """Print the key (or prefix) now and at every change (-o json: one JSON line each)."""
     with ctx.client() as client:
-        for found in client.watch_kv(key, recurse=recurse):
+        for found in in_background(client.watch_kv(key, recurse=recurse)):
             if ctx.output == "json":
                 click.echo(json.dumps(found.to_wire(), sort_keys=True, separators=(",", ":")))
             else:

@@ -20,6 +20,7 @@ import click
 
 from raftreg.cli.acl import acl, add_token_option
 from raftreg.cli.chaos import chaos
+from raftreg.cli.interruptible import in_background, join_promptly
 from raftreg.cli.kv import kv
 from raftreg.cli.local import DEFAULT_CONFIG, dev, serve
 from raftreg.cli.lock import elect, lock
@@ -195,7 +196,7 @@ def _register_and_keep_alive(ctx: Ctx, service: str, instance_id: str, spec: Reg
             signal.signal(sig, lambda signum, frame: stop.set())
         worker = threading.Thread(target=beat, name="raftreg-keepalive", daemon=True)
         worker.start()
-        worker.join()
+        join_promptly(worker)
         if failure:
             raise failure[0]
         try:
@@ -245,7 +246,7 @@ def lookup(ctx: Ctx, service: str, passing: bool, tags: tuple[str, ...], meta: t
     pairs = [_kv(m) for m in meta]
     with ctx.client() as client:
         if watch:
-            for found in client.watch_instances(service, passing=passing, tags=tags, meta=pairs):
+            for found in in_background(client.watch_instances(service, passing=passing, tags=tags, meta=pairs)):
                 _print_watched(found.to_wire(), ctx.output)
             return
         result = client.instances(service, passing=passing, tags=tags, meta=pairs, consistent=consistent).to_wire()
