@@ -11,6 +11,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 
@@ -33,13 +34,15 @@ class NodeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One member: its name and the ``host:port`` of its HTTP API and of its Raft port; ``dns``:
     the ``host:port`` its DNS interface serves on, UDP and TCP (``raftreg.dns``; off when absent);
     ``consul_http``: the ``host:port`` of its Consul-compatible HTTP API (``raftreg.consul``; off
-    when absent)."""
+    when absent); ``role``: ``"voter"`` (a Raft member that votes and counts in quorums) or
+    ``"replica"`` (a read replica: receives the log, never votes, never counts in a quorum)."""
 
     name: str
     http: str
     raft: str
     consul_http: str | None = None
     dns: str | None = None
+    role: Literal["voter", "replica"] = "voter"
 
     @property
     def http_url(self) -> str:
