@@ -312,4 +312,6 @@ def dump_config(config: ClusterConfig) -> str:
             lines.append(f'consul_http = "{node.consul_http}"')
         if node.dns is not None:
             lines.append(f'dns = "{node.dns}"')
+        if node.role != "voter":
+            lines.append(f'role = "{node.role}"')
     return "\n".join(lines) + "\n"

@@ -29,16 +29,24 @@ DEFAULT_CONFIG = "cluster-configs/local-3.toml"
 @click.option("--log-level", default="INFO", show_default=True)
 @click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
               help="text (key=value lines) or json (one object per line); default: the config's [logging] format.")
-def serve(config_path: str, node_name: str, data_dir: str | None, log_level: str, log_format: str | None) -> None:
+@click.option("--join", is_flag=True, help="NODE was added at run time (raftreg cluster add): fetch the live "
+              "membership from the config's members.")
+def serve(config_path: str, node_name: str, data_dir: str | None, log_level: str, log_format: str | None,
+          join: bool) -> None:
     """Run one node in the foreground until SIGINT/SIGTERM."""
+    from raftreg.cli.join import live_config
     from raftreg.http.server import serve as serve_node
     from raftreg.logs import setup_logging
+    from raftreg.node.membership import with_persisted
 
     config = load_config(config_path)
-    config.node(node_name)
     secret = config.read_secret()
-    setup_logging(log_level, "json" if (log_format or config.logging.format) == "json" else "text", [secret])
     path = Path(data_dir) if data_dir else config.node_data_dir(node_name)
+    if join:
+        config = live_config(config, node_name, secret, path)
+    config = with_persisted(config, path)  # the membership this node last knew (raftreg.node.membership)
+    config.node(node_name)
+    setup_logging(log_level, "json" if (log_format or config.logging.format) == "json" else "text", [secret])
     asyncio.run(serve_node(config, node_name, data_dir=path, secret=secret))
 
 

@@ -24,6 +24,7 @@ from raftreg.http.body_cache import BodyCache
 from raftreg.http.internal import add_signed_routes
 from raftreg.http.kv_api import add_kv_routes
 from raftreg.http.limits import install_limits
+from raftreg.http.members_api import add_member_routes
 from raftreg.http.metrics import install_metrics
 from raftreg.http.openapi import OPENAPI_PATH, document_bytes
 from raftreg.http.request_log import install_request_log
@@ -205,6 +206,7 @@ def build_app(node: RegistryNode, *, secret: str, debug_endpoints: bool | None =
     add_kv_routes(app, node)
     add_session_routes(app, node)
     add_acl_routes(app, node)
+    add_member_routes(app, node)
     add_ui_routes(app)
     if debug_endpoints is None:
         debug_endpoints = os.environ.get("RAFTREG_DEBUG_ENDPOINTS") == "1"

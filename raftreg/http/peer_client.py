@@ -37,13 +37,19 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 class PeerClient:
     def __init__(self, config: ClusterConfig, me: str, secret: str, *, timeout: float = 2.0,
                  gossip_timeout: float = 1.0) -> None:
-        self._urls = {n.name: config.url(n.name) for n in config.nodes}
+        self._config, self._me = config, me  # config.nodes: the live members (raftreg.node.membership)
         self._ssl = peer_context(config.tls, me) if config.tls is not None else None
-        self._others = [n.name for n in config.nodes if n.name != me]
         self._signer = Signer(secret, me)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._gossip_timeout = aiohttp.ClientTimeout(total=gossip_timeout)
         self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def _others(self) -> list[str]:
+        return [n.name for n in self._config.nodes if n.name != self._me]
+
+    def _url(self, member: str) -> str:
+        return self._config.url(member)
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -53,7 +59,7 @@ class PeerClient:
     async def _post(self, member: str, path: str, payload: object, timeout: aiohttp.ClientTimeout) -> tuple[int, Any]:
         body = _encode(payload)
         headers = {**JSON_HEADERS, **self._signer.headers("POST", path, body)}
-        async with self._client().post(self._urls[member] + path, data=body, headers=headers,
+        async with self._client().post(self._url(member) + path, data=body, headers=headers,
                                        timeout=timeout) as resp:
             return resp.status, await resp.json(content_type=None)
 
@@ -82,7 +88,7 @@ class PeerClient:
 
     async def cluster_status(self, member: str) -> dict[str, Any] | None:
         try:
-            async with self._client().get(self._urls[member] + CLUSTER, timeout=self._timeout,
+            async with self._client().get(self._url(member) + CLUSTER, timeout=self._timeout,
                                           headers=self._signer.headers("GET", CLUSTER, b"")) as resp:
                 body = await resp.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError):

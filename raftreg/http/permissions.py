@@ -95,6 +95,10 @@ ROUTES: dict[tuple[str, str], Need] = {
     ("GET", "/v1/services/{service}/leases"): _svc("read"),
     ("GET", "/v1/services"): Need("resource", "service", "read", "", (ListFilter("services", "service", "name"),)),
     ("GET", "/v1/cluster"): _OPERATOR_READ,
+    ("GET", "/v1/cluster/config"): _OPERATOR_READ,  # run-time membership (raftreg.http.members_api)
+    ("POST", "/v1/cluster/members"): _OPERATOR_WRITE,
+    ("DELETE", "/v1/cluster/members/{name}"): _OPERATOR_WRITE,
+    ("POST", "/v1/cluster/transfer-leader"): _OPERATOR_WRITE,
     ("GET", KV): Need("resource", "key", "read", "key", _KV_LISTS, ("recurse", "keys")),
     ("PUT", KV): Need("resource", "key", "write", "key", lock_session=True),
     ("DELETE", KV): Need("resource", "key", "write", "key"),

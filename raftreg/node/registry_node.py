@@ -30,6 +30,8 @@ from raftreg.node.cluster_watch import ClusterWatch
 from raftreg.node.health import Health
 from raftreg.node.kv import KeyValue, TxnResult
 from raftreg.node.leases import Clock, LeaseKey, SystemClock
+from raftreg.node.member_changes import MemberChanges
+from raftreg.node.membership import Membership
 from raftreg.node.memory import trim_periodically
 from raftreg.node.metrics import NodeMetrics
 from raftreg.node.peers import Peers
@@ -71,6 +73,8 @@ class RegistryNode:
         )
         self._view = ClusterView(config, self.me, self._raft)
         self._view.add_listener(lambda st, _usable: self._watches.advance_applied(st.applied_index))
+        self.membership = Membership(config, data_dir)  # keeps config.nodes = the live members
+        self._view.add_listener(lambda _st, _usable: self.membership.follow(self._raft))
         self._cluster_watch = ClusterWatch(also=lambda: self._health.leases.guard_on)
         self._view.add_listener(self._cluster_watch.on_status)
         self._writer = Writer(self._raft, self._view, config.raft, Quotas(config.quotas))
@@ -79,6 +83,7 @@ class RegistryNode:
         self._reader = Reader(self._view, self._raft, self._watches, self._read_index)
         self._health = Health(config, self.me, clock or SystemClock(), view=self._view, reader=self._reader,
                               writer=self._writer, peers=peers)
+        self.members = MemberChanges(self._raft, self._writer, self._view, self.membership, config.raft.commit_timeout)
         self._sessions = SessionManager(self._raft, self._writer, self._health)
         self._recovery = Recovery(config, self.me, self._raft, self._view, peers)
         self.acl = AclManager(config.acl, self._raft, self._writer, data_dir)

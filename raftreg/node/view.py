@@ -46,12 +46,17 @@ class ClusterView:
         self.config = config
         self.me = me
         self._raft = raft
-        self.names_by_raft = {n.raft: n.name for n in config.nodes}
         self._contact_limit = config.raft.raft_max_timeout
         self._leader_known = asyncio.Event()
         self._listeners: list[StatusListener] = []
         self.status: RaftStatus = raft.status()
         self.serves_reads = False
+
+    @property
+    def names_by_raft(self) -> dict[str, str]:
+        """Raft address -> name of the current members (``config.nodes`` follows the live
+        membership: ``raftreg.node.membership``)."""
+        return {n.raft: n.name for n in self.config.nodes}
 
     def add_listener(self, listener: StatusListener) -> None:
         self._listeners.append(listener)
@@ -172,6 +177,7 @@ class ClusterView:
                 else:
                     member_status = "leader" if st.leader == n.raft else "follower"
                 match = st.match_index.get(n.raft, 0) if st.state == "leader" else None
+            lag = max(0, st.commit_index - match) if match is not None and st.state == "leader" else None
             out.append({"name": n.name, "raft": n.raft, "http": n.http, "status": member_status,
-                        "match_index": match})
+                        "match_index": match, "role": n.role, "lag": lag})
         return out

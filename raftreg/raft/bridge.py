@@ -168,7 +168,7 @@ class RaftNode:
             logCompactionMinTime=t.log_compaction_min_time,
             logCompactionSplit=False,
             commandsQueueSize=t.commands_queue_size,
-            dynamicMembershipChange=False,
+            dynamicMembershipChange=True,  # run-time membership (raftreg.raft.membership)
             journalFile=str(self.files.journal) if t.journal else None,
             fullDumpFile=str(self.files.dump) if t.journal else None,
         )

@@ -14,6 +14,7 @@ import msgspec
 
 from raftreg.models import Instance, Session, Status, TxnOp
 from raftreg.state.acl_rules import Policy, Token
+from raftreg.state.members import MemberDelete, MemberSet
 
 ENVELOPE_VERSION = 1
 
@@ -154,7 +155,7 @@ class AclPolicyDelete(msgspec.Struct, frozen=True, tag="aclpoldel", array_like=T
 
 Unauthorized = (Register | Deregister | Noop | Expire | SetCheckStatus | SetManualStatus | KVSet | KVDelete | KVTxn
                 | SessionCreate | SessionDestroy | AclBootstrap | AclTokenSet | AclTokenDelete | AclPolicySet
-                | AclPolicyDelete)
+                | AclPolicyDelete | MemberSet | MemberDelete)
 
 
 class Authorized(msgspec.Struct, frozen=True, tag="authz", array_like=True):
