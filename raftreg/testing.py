@@ -227,6 +227,18 @@ class LocalCluster:
             if self._own_dir and not self.keep_data:
                 shutil.rmtree(self.base_dir, ignore_errors=True)
 
+    def add_process(self, node: NodeConfig, *, join: bool = True) -> None:
+        """Manage a node added at run time (``POST /v1/cluster/members`` first): it runs
+        ``raftreg serve --join`` with the original config file; ``start_node`` starts it."""
+        first = next(iter(self.procs.values()))
+        proc = NodeProcess(node.name, config_path=self.config_path, data_dir=self.config.node_data_dir(node.name),
+                           secret=self.secret, log_path=self.base_dir / "logs" / f"{node.name}.log",
+                           extra_env=first._extra_env, log_format=first.log_format)
+        proc.extra_args = ["--join"] if join else []
+        self.procs[node.name] = proc
+        if all(n.name != node.name for n in self.config.nodes):
+            self.config.nodes.append(node)
+
     def kill(self, name: str) -> None:
         """kill -9 one node (its whole process group)."""
         self.procs[name].kill()

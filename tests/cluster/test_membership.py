@@ -1,0 +1,164 @@
+"""Run-time membership on a real cluster (issue 16 items 1 and 3): one 3-node cluster goes
+through every check in turn, to keep the CI time low.
+
+bad input 400s -> preflight refusals -> two concurrent adds (one accepted) -> the winner starts
+with ``--join`` under a write load, catches up, serves every acknowledged write and is counted ->
+removing the leader is refused, transfer, then it works -> the removed node keeps running and the
+others' term does not move -> preflight with a member down (add and remove refused) -> forced
+compaction, kill -9 of every member and restart with the original, unedited config file: every
+member comes back with the current membership.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+from collections.abc import Callable
+from typing import Any
+
+from cluster_helpers import WriteLoad, force_snapshot, service_ids
+
+from raftreg.config import NodeConfig
+from raftreg.signing import Signer
+from raftreg.testing import LocalCluster, free_ports, http_json
+
+MEMBERS = "/v1/cluster/members"
+
+
+def call(cluster: LocalCluster, node: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    return http_json(cluster.url(node) + path, method=method, body=body, timeout=15.0)
+
+
+def new_node(name: str) -> NodeConfig:
+    http, raft = free_ports(2)
+    return NodeConfig(name=name, http=f"127.0.0.1:{http}", raft=f"127.0.0.1:{raft}")
+
+
+def spec(node: NodeConfig) -> dict[str, str]:
+    return {"name": node.name, "raft": node.raft, "http": node.http}
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def member_names(cluster: LocalCluster, node: str) -> list[str] | None:
+    headers = Signer(cluster.secret, "test").headers("GET", "/v1/cluster/config?format=json")
+    code, body = http_json(cluster.url(node) + "/v1/cluster/config?format=json", headers=headers, timeout=2.0)
+    return sorted(n["name"] for n in body["nodes"]) if code == 200 else None
+
+
+def assert_refused(answer: tuple[int, Any], status: int, words: str, field: str | None = None) -> None:
+    code, body = answer
+    assert code == status, answer
+    assert words in body["error"]["message"], answer
+    if field is not None:
+        assert body["error"].get("field") == field, answer
+
+
+async def test_membership_lifecycle(make_cluster: Callable[..., LocalCluster]) -> None:
+    cluster = make_cluster(3)
+    leader = cluster.leader()
+    follower = next(n for n in cluster.names if n != leader)
+    before = member_names(cluster, leader)
+    assert before == ["n1", "n2", "n3"]
+
+    # Bad input: 400 naming the field, nothing changed.
+    for body, field in [({"raft": "127.0.0.1:1", "http": "127.0.0.1:2"}, "name"),
+                        ({"name": "x", "raft": "nohost", "http": "127.0.0.1:2"}, "raft"),
+                        ({"name": "x", "raft": "127.0.0.1:1", "http": "127.0.0.1:2", "role": "boss"}, "role"),
+                        ({"name": "x y", "raft": "127.0.0.1:1", "http": "127.0.0.1:2"}, "name"),
+                        ({"name": "x", "raft": "127.0.0.1:1", "http": "127.0.0.1:2", "extra": 1}, "extra")]:
+        code, answer = call(cluster, leader, "POST", MEMBERS, body)
+        assert code == 400 and answer["error"]["field"] == field, (body, code, answer)
+    assert call(cluster, leader, "POST", "/v1/cluster/transfer-leader", {"to": 5})[0] == 400
+
+    # Preflight refusals.
+    n1 = cluster.config.node("n1")
+    assert_refused(call(cluster, leader, "POST", MEMBERS, {**spec(new_node("n1"))}), 409, "already named", "name")
+    assert_refused(call(cluster, leader, "POST", MEMBERS, {**spec(new_node("x")), "raft": n1.raft}), 409,
+                   "already used", "raft")
+    assert_refused(call(cluster, leader, "DELETE", MEMBERS + "/nobody"), 404, "no member")
+    assert_refused(call(cluster, leader, "DELETE", f"{MEMBERS}/{leader}"), 409, "transfer leadership first")
+    assert_refused(call(cluster, follower, "POST", MEMBERS, spec(new_node("x"))), 503, f"the leader is {leader}")
+    assert member_names(cluster, leader) == before
+
+    # Two concurrent adds: exactly one accepted.
+    a, b = new_node("n4"), new_node("n5")
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda n: call(cluster, leader, "POST", MEMBERS, spec(n)), [a, b]))
+    codes = sorted(code for code, _ in answers)
+    assert codes == [200, 409], answers
+    joined = a if answers[0][0] == 200 else b
+
+    # The new member starts with --join under a write load, catches up, and is counted.
+    load = WriteLoad(cluster, "svc", writers=4, nodes=list(cluster.names)).start()
+    try:
+        await load.wait_acks(20, timeout=20)
+        cluster.add_process(joined)
+        cluster.start_node(joined.name)
+        await asyncio.to_thread(cluster.wait_node_ready, joined.name, 30.0)
+        await load.wait_acks(len(load.acks) + 20, timeout=20)
+    finally:
+        await load.stop()
+    assert not load.unexpected, load.unexpected[:3]
+    cluster.wait_converged(timeout=30)
+    missing = load.acked - service_ids(cluster, joined.name, "svc")
+    assert not missing, f"{joined.name} misses {len(missing)} acknowledged writes"
+    st = cluster.status(leader)
+    assert st is not None
+    row = next(m for m in st["members"] if m["name"] == joined.name)
+    assert row["status"] == "follower" and row["role"] == "voter" and row["lag"] is not None, row
+    for name in cluster.names:
+        assert wait_until(lambda n=name: member_names(cluster, n) == sorted([*before, joined.name]), 10,
+                          f"{name} to list {joined.name}")
+
+    # Remove the leader: refused; transfer to the new member; then it works.
+    assert_refused(call(cluster, leader, "DELETE", f"{MEMBERS}/{leader}"), 409, "transfer leadership first")
+    code, body = call(cluster, leader, "POST", "/v1/cluster/transfer-leader", {"to": joined.name})
+    assert (code, body) == (200, {"leader": joined.name})
+    new_leader = cluster.leader()
+    assert new_leader == joined.name
+    code, body = wait_until(lambda: (ans := call(cluster, new_leader, "DELETE", f"{MEMBERS}/{leader}"))[0] == 200
+                            and ans, 10, "the old leader's removal")
+    survivors = [n for n in cluster.names if n != leader]
+    for name in survivors:
+        assert wait_until(lambda n=name: member_names(cluster, n) == sorted(survivors), 10, f"{name} to drop {leader}")
+
+    # The removed node keeps running: the others' term does not move.
+    term = cluster.status(new_leader)["term"]  # type: ignore[index]
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline:
+        for name in survivors:
+            st = cluster.status(name)
+            assert st is not None and st["term"] == term, (name, st and st["term"], term)
+        time.sleep(0.2)
+    cluster.kill(leader)
+
+    # Preflight with one of three voters down: an add and removing a live voter are refused.
+    down = next(n for n in survivors if n != new_leader)
+    live = next(n for n in survivors if n not in (new_leader, down))
+    cluster.kill(down)
+    wait_until(lambda: next(m for m in cluster.status(new_leader)["members"]  # type: ignore[index]
+                            if m["name"] == down)["status"] == "unreachable", 10, f"{down} to be seen down")
+    assert_refused(call(cluster, new_leader, "POST", MEMBERS, spec(new_node("n6"))), 409, "are up")
+    assert_refused(call(cluster, new_leader, "DELETE", f"{MEMBERS}/{live}"), 409, "are up")
+    cluster.start_node(down)
+    cluster.wait_node_ready(down, timeout=30)
+
+    # Forced compaction, kill -9 of every member, restart with the original config file.
+    force_snapshot(cluster, survivors)
+    for name in survivors:
+        cluster.kill(name)
+    for name in survivors:
+        cluster.start_node(name)
+    for name in survivors:
+        cluster.wait_node_ready(name, timeout=30)
+        assert member_names(cluster, name) == sorted(survivors), name
