@@ -23,7 +23,8 @@ from raftreg.tls import peer_context
 CONFIG_TARGET = "/v1/cluster/config?format=json"
 
 
-def live_config(config: ClusterConfig, name: str, secret: str, data_dir: Path, *, timeout: float = 3.0) -> ClusterConfig:
+def live_config(config: ClusterConfig, name: str, secret: str, data_dir: Path, *,
+                timeout: float = 3.0) -> ClusterConfig:
     """The config with the live membership, which must hold ``name`` (``ClickException`` if not,
     or if no member answers). An earlier join's ``members.json`` is used as it is."""
     if read_members(data_dir):

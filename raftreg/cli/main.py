@@ -20,6 +20,7 @@ import click
 
 from raftreg.cli.acl import acl, add_token_option
 from raftreg.cli.chaos import chaos
+from raftreg.cli.cluster import cluster
 from raftreg.cli.interruptible import in_background, join_promptly
 from raftreg.cli.kv import kv
 from raftreg.cli.local import DEFAULT_CONFIG, dev, serve
@@ -104,6 +105,7 @@ cli.add_command(elect)
 cli.add_command(tls)
 cli.add_command(acl)
 cli.add_command(top)
+cli.add_command(cluster)
 
 
 def _instance_rows(instances: list[dict[str, Any]]) -> list[list[Any]]:

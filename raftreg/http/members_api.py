@@ -4,7 +4,8 @@
 - ``DELETE /v1/cluster/members/{name}``
 - ``POST /v1/cluster/transfer-leader`` ``{"to"?: name}``
 - ``GET /v1/cluster/config``: the live membership as a cluster config, TOML (``?format=toml`` or
-  ``Accept: application/toml``/``text/*``) or JSON (the default).
+  ``Accept: application/toml``/``text/*``) or JSON (the default: ``name``, ``nodes`` and the TOML
+  text as ``toml``).
 
 Bad input is a 400 naming the field, before anything is asked of the cluster; the changes
 themselves answer as ``raftreg.node.member_changes`` says (409 preflight refusals, 503 on a
@@ -108,7 +109,8 @@ class MembersApi:
         config = self.node.config
         if _wants_toml(request):
             return web.Response(text=dump_config(config), content_type="application/toml")
-        return json_response({"name": config.name, "nodes": [msgspec.to_builtins(n) for n in config.nodes]})
+        return json_response({"name": config.name, "nodes": [msgspec.to_builtins(n) for n in config.nodes],
+                              "toml": dump_config(config)})
 
 
 def add_member_routes(app: web.Application, node: RegistryNode) -> None:

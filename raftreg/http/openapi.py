@@ -30,6 +30,7 @@ import msgspec
 from raftreg.http.kv_validation import _SessionBody, _TxnBody
 from raftreg.http.openapi_acl import ACL_OPS
 from raftreg.http.openapi_acl import PATH_PARAMS as ACL_PATH_PARAMS
+from raftreg.http.openapi_members import MEMBER_OPS
 from raftreg.http.openapi_types import (
     REF,
     ClusterInfo,
@@ -189,6 +190,8 @@ OPERATIONS: tuple[Op, ...] = (
     Op("GET", "/metrics", "cluster", "Prometheus metrics", (), errors=(404,), media="text/plain; version=0.0.4"),
     *(Op(method, path, "acl", summary, returns, body=body, errors=errors)
       for method, path, summary, returns, body, errors in ACL_OPS),
+    *(Op(method, path, "cluster", summary, returns, body=body, errors=errors)
+      for method, path, summary, returns, body, errors in MEMBER_OPS),
 )
 
 

@@ -82,6 +82,8 @@ class MemberChanges:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout
         check_can_change(self.facts())
+        if not [m for m in self._membership.voters() if m.name != self._view.me.name]:
+            raise Conflict("there is no other voter to hand leadership to")
         target = None
         if to is not None:
             found = [m for m in self._membership.voters() if m.name == to]
