@@ -50,10 +50,14 @@ class MemberChanges:
         pending = self._pending is not None and self._pending[0] == st.term and not self._pending[1].done()
         names = self._view.names_by_raft
         live = frozenset([self._view.me.name, *(names[a] for a in st.connected if a in names)])
+        with self._raft.lock:
+            rows = self._raft.state.members.rows()
+        joining = frozenset(r.name for r in rows if r.role == "voter" and r.raft in names
+                            and r.raft != self._raft.self_addr and st.match_index.get(r.raft, 0) == 0)
         return ChangeFacts(me=self._view.me.name, is_leader=st.state == "leader",
                            leader=self._view.leader_name() or None, term_started=st.term_started,
                            change_pending=pending,
-                           members=tuple(self._membership.current()), live=live)
+                           members=tuple(self._membership.current()), live=live, joining=joining)
 
     async def add(self, new: NodeConfig) -> int:
         """Add ``new``; returns the log index of its table row."""

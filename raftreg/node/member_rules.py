@@ -8,7 +8,9 @@ act on, or returns normally when the change may go ahead:
 - ``Conflict`` (409): a previous membership change is not committed yet; the change would leave
   the voters without a quorum of live members (adding a 4th voter while one of 3 is down,
   removing a live voter while another is down); removing the leader ("transfer leadership
-  first"); a name or address some member already has.
+  first"); a name or address some member already has; adding a voter while a voter added
+  earlier has not received any entry yet (start it with ``raftreg serve --join`` first: two
+  adds in a row, or at once, never leave two empty voters).
 - ``NotFound`` (404): removing a name that is not a member.
 """
 
@@ -33,6 +35,7 @@ class ChangeFacts:
     change_pending: bool  # a membership change this leader proposed is not committed yet
     members: tuple[NodeConfig, ...]  # the live membership (voters and replicas)
     live: frozenset[str]  # names of the voters that are up (the leader and its connected peers)
+    joining: frozenset[str] = frozenset()  # voters added at run time that hold no entry yet
 
 
 def majority(voters: int) -> int:
@@ -62,6 +65,9 @@ def check_add(facts: ChangeFacts, new: NodeConfig) -> None:
                 raise Conflict(f"{field} {value} is already used by member {member.name!r}", field=field)
     if new.role != "voter":
         return
+    if facts.joining:
+        raise Conflict(f"{', '.join(sorted(facts.joining))} was added but has not caught up yet: start it "
+                       "(raftreg serve --join) before adding another voter")
     voters = [m for m in facts.members if m.role == "voter"]
     live = sum(1 for m in voters if m.name in facts.live)
     need = majority(len(voters) + 1)

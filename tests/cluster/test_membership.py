@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import subprocess
+import sys
 import time
+import tomllib
 from collections.abc import Callable
 from typing import Any
 
@@ -53,6 +56,14 @@ def member_names(cluster: LocalCluster, node: str) -> list[str] | None:
     headers = Signer(cluster.secret, "test").headers("GET", "/v1/cluster/config?format=json")
     code, body = http_json(cluster.url(node) + "/v1/cluster/config?format=json", headers=headers, timeout=2.0)
     return sorted(n["name"] for n in body["nodes"]) if code == 200 else None
+
+
+def run_cli(cluster: LocalCluster, *args: str) -> str:
+    addrs = ",".join(cluster.config.node(n).http for n in cluster.running())
+    done = subprocess.run([sys.executable, "-m", "raftreg", "--addr", addrs, *args], capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def assert_refused(answer: tuple[int, Any], status: int, words: str, field: str | None = None) -> None:
@@ -119,6 +130,11 @@ async def test_membership_lifecycle(make_cluster: Callable[..., LocalCluster]) -
     for name in cluster.names:
         assert wait_until(lambda n=name: member_names(cluster, n) == sorted([*before, joined.name]), 10,
                           f"{name} to list {joined.name}")
+
+    table = run_cli(cluster, "cluster", "members")
+    assert f"* {leader}" in table and joined.name in table, table
+    live = tomllib.loads(run_cli(cluster, "cluster", "config"))
+    assert sorted(n["name"] for n in live["nodes"]) == sorted([*before, joined.name]), live
 
     # Remove the leader: refused; transfer to the new member; then it works.
     assert_refused(call(cluster, leader, "DELETE", f"{MEMBERS}/{leader}"), 409, "transfer leadership first")
