@@ -10,6 +10,8 @@ Faults (one at a time, so a majority normally survives each):
 - ``partition``: drop all Raft traffic between a node and every peer (both sides, through the
   nodes' ``POST /v1/debug/partition`` fault hook in front of the Raft transport), heal after a delay.
 - ``restart-all``: kill -9 every node at once, start them all again.
+- ``membership``: remove a follower, wipe its data, add it back and start it with ``--join``
+  (``raftreg.chaos.membership_fault``).
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
+from raftreg.chaos.membership_fault import add_back, remove_member
 from raftreg.testing import LocalCluster
 
-FaultKind = Literal["kill", "pause", "partition", "restart-all"]
-FAULT_KINDS: tuple[FaultKind, ...] = ("kill", "pause", "partition", "restart-all")
+FaultKind = Literal["kill", "pause", "partition", "restart-all", "membership"]
+FAULT_KINDS: tuple[FaultKind, ...] = ("kill", "pause", "partition", "restart-all", "membership")
 # "<kind>-leader" always hits the current leader; plain "<kind>" hits it with ``leader_share``.
 FAULT_NAMES: tuple[str, ...] = (*FAULT_KINDS, "kill-leader", "pause-leader", "partition-leader")
 
@@ -50,10 +53,11 @@ def plan(seed: int, names: list[str], count: int, *, leader_share: float = 0.6) 
         kind: FaultKind = name.removesuffix("-leader")  # type: ignore[assignment]
         to_leader = rng.random() < leader_share or i < len(names) or name.endswith("-leader")
         target: Literal["leader", "random", "all"] = (
-            "all" if kind == "restart-all" else ("leader" if to_leader else "random")
+            "all" if kind == "restart-all" else ("leader" if to_leader and kind != "membership" else "random")
         )
         hold = {"kill": rng.uniform(0.5, 2.0), "pause": rng.uniform(1.0, 4.0),
-                "partition": rng.uniform(2.0, 5.0), "restart-all": rng.uniform(0.5, 1.5)}[kind]
+                "partition": rng.uniform(2.0, 5.0), "restart-all": rng.uniform(0.5, 1.5),
+                "membership": rng.uniform(0.5, 1.5)}[kind]
         faults.append(PlannedFault(kind, target, rng.random(), hold, rng.uniform(0.5, 2.0)))
     return faults
 
@@ -95,6 +99,9 @@ class FaultInjector:
             victims = list(names)
         elif fault.target == "leader" and leader is not None:
             victims = [leader]
+        elif fault.kind == "membership":  # a follower: the leader cannot remove itself
+            followers = [n for n in names if n != leader] or names
+            victims = [followers[int(fault.random_pick * len(followers)) % len(followers)]]
         else:
             victims = [names[int(fault.random_pick * len(names)) % len(names)]]
         rec = FaultRecord(fault.kind, victims, leader in victims, time.monotonic())
@@ -108,6 +115,13 @@ class FaultInjector:
                 restart_at = time.monotonic()
                 for name in victims:
                     cluster.start_node(name)
+                rec.healed = time.monotonic()
+                await asyncio.to_thread(self._wait_ready, victims, restart_at, rec, recover_timeout)
+            elif fault.kind == "membership":
+                await asyncio.to_thread(remove_member, cluster, victims[0])
+                await asyncio.sleep(fault.hold)
+                restart_at = time.monotonic()
+                await asyncio.to_thread(add_back, cluster, victims[0])
                 rec.healed = time.monotonic()
                 await asyncio.to_thread(self._wait_ready, victims, restart_at, rec, recover_timeout)
             elif fault.kind == "pause":

@@ -34,7 +34,7 @@ def _faults(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str
               help="Take the node count and [raft] tuning from this cluster config (ports are chosen free).")
 @click.option("--duration", default="60s", show_default=True, callback=_duration, help="How long to run.")
 @click.option("--faults", default="kill,pause,partition", show_default=True, callback=_faults,
-              help="Comma-separated, repeat to weigh: kill,pause,partition,restart-all; kill-leader, "
+              help="Comma-separated, repeat to weigh: kill,pause,partition,restart-all,membership; kill-leader, "
               "pause-leader, partition-leader always hit the leader. Empty: no faults.")
 @click.option("--rate", type=click.FloatRange(min=1), default=100.0, show_default=True,
               help="Operations per second over all clients.")
