@@ -39,6 +39,7 @@ from raftreg.node.quotas import Quotas
 from raftreg.node.read_index import ReadIndex
 from raftreg.node.reads import Reader, ReadOptions
 from raftreg.node.recovery import Recovery
+from raftreg.node.removal import RemovalWatch
 from raftreg.node.sessions import SessionManager
 from raftreg.node.tasks import cancel_and_wait
 from raftreg.node.view import ClusterView, ReadContext
@@ -84,6 +85,7 @@ class RegistryNode:
         self._health = Health(config, self.me, clock or SystemClock(), view=self._view, reader=self._reader,
                               writer=self._writer, peers=peers)
         self.members = MemberChanges(self._raft, self._writer, self._view, self.membership, config.raft.commit_timeout)
+        self._removal = RemovalWatch(config, name, self._view, peers)
         self._sessions = SessionManager(self._raft, self._writer, self._health)
         self._recovery = Recovery(config, self.me, self._raft, self._view, peers)
         self.acl = AclManager(config.acl, self._raft, self._writer, data_dir)
@@ -106,7 +108,8 @@ class RegistryNode:
         self._tasks = [asyncio.create_task(self._view.run(), name="status-sampler"),
                        asyncio.create_task(self._recovery.watchdog.run(), name="watchdog"),
                        asyncio.create_task(trim_periodically(), name="malloc-trim"),
-                       asyncio.create_task(self._acl_agreement.run(), name="acl-agreement")]
+                       asyncio.create_task(self._acl_agreement.run(), name="acl-agreement"),
+                       asyncio.create_task(self._removal.run(), name="removal-watch")]
         self._health.start()
 
     async def hand_over_leadership(self, timeout: float = 3.0) -> bool:
@@ -271,7 +274,7 @@ class RegistryNode:
 
     # ---- status -------------------------------------------------------------------------
     def is_ready(self) -> tuple[bool, str]:
-        conflict = self.acl_conflict
+        conflict = self.acl_conflict or self._removal.removed
         return (False, conflict) if conflict is not None else self._view.is_ready()
 
     @property

@@ -3,8 +3,8 @@ through every check in turn, to keep the CI time low.
 
 bad input 400s -> preflight refusals -> two concurrent adds (one accepted) -> the winner starts
 with ``--join`` under a write load, catches up, serves every acknowledged write and is counted ->
-removing the leader is refused, transfer, then it works -> the removed node keeps running and the
-others' term does not move -> preflight with a member down (add and remove refused) -> forced
+removing the leader is refused, transfer, then it works -> the removed node keeps running, the
+others' term does not move, and it reports its removal (not ready) -> preflight with a member down (add and remove refused) -> forced
 compaction, kill -9 of every member and restart with the original, unedited config file: every
 member comes back with the current membership.
 """
@@ -156,6 +156,10 @@ async def test_membership_lifecycle(make_cluster: Callable[..., LocalCluster]) -
             st = cluster.status(name)
             assert st is not None and st["term"] == term, (name, st and st["term"], term)
         time.sleep(0.2)
+    # ... and notices it was removed: not ready, saying why.
+    wait_until(lambda: "removed from the cluster" in str(http_json(cluster.url(leader) + "/v1/ready")[1]), 15,
+               f"{leader} to report its removal")
+    assert "event=removed_from_cluster" in cluster.log_text(leader)
     cluster.kill(leader)
 
     # Preflight with one of three voters down: an add and removing a live voter are refused.
