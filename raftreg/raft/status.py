@@ -122,13 +122,17 @@ class StatusReader:
             if k.startswith("partner_node_status_server_") and v == 2
         )
         noop = so._SyncObj__noopIDx
+        leader_commit = st["leader_commit_idx"]
+        installing = getattr(so, "raftreg_installing_up_to", None)  # a snapshot being installed (raft.transport)
+        if installing is not None:
+            leader_commit = max(installing, leader_commit or 0)
         return RaftStatus(
             state=state,
             leader=leader.address if leader is not None else None,
             term=int(st["raft_term"]),
             commit_index=int(st["commit_idx"]),
             applied_index=int(st["last_applied"]),
-            leader_commit_index=st["leader_commit_idx"],
+            leader_commit_index=leader_commit,
             log_len=int(st["log_len"]),
             has_quorum=bool(st["has_quorum"]),
             match_index=match,

@@ -58,7 +58,14 @@ def deliver_without_commit_advance(so: Any, deliver: Deliver, node: Any, message
     """
     leader_commit = message["commit_index"]
     message["commit_index"] = min(leader_commit, so._SyncObj__raftCommitIndex)
-    deliver(node, message)
+    # While the snapshot loads (inside ``deliver``; long for a large state), pysyncobj shows the
+    # lowered value as the leader's commit index: status samples read this instead, so the node
+    # never looks caught up in the middle of an install (``StatusReader.sample``).
+    so.raftreg_installing_up_to = leader_commit
+    try:
+        deliver(node, message)
+    finally:
+        so.raftreg_installing_up_to = None
     # After delivery the node's term is max(its term, the message's): equal means current.
     if message.get("term", -1) >= so._SyncObj__raftCurrentTerm:
         so._SyncObj__leaderCommitIndex = leader_commit

@@ -1,18 +1,20 @@
 """Run-time membership on a real cluster (issue 16 items 1 and 3): one 3-node cluster goes
 through every check in turn, to keep the CI time low.
 
-bad input 400s -> preflight refusals -> two concurrent adds (one accepted) -> the winner starts
-with ``--join`` under a write load, catches up, serves every acknowledged write and is counted ->
-removing the leader is refused, transfer, then it works -> the removed node keeps running, the
-others' term does not move, and it reports its removal (not ready) -> preflight with a member down (add and remove refused) -> forced
-compaction, kill -9 of every member and restart with the original, unedited config file: every
-member comes back with the current membership.
+bad input 400s -> preflight refusals -> forced compaction -> two concurrent adds (one accepted)
+-> the winner starts with ``--join`` under a write load, installs the snapshot before it reports
+ready, serves every acknowledged write and is counted -> removing the leader is refused,
+transfer, then it works -> the removed node keeps running, the others' term does not move, and
+it reports its removal (not ready) -> preflight with a member down (add and remove refused) ->
+forced compaction, kill -9 of every member and restart with the original, unedited config file:
+every member comes back with the current membership.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import re
 import subprocess
 import sys
 import time
@@ -101,13 +103,16 @@ async def test_membership_lifecycle(make_cluster: Callable[..., LocalCluster]) -
     assert_refused(call(cluster, follower, "POST", MEMBERS, spec(new_node("x"))), 503, f"the leader is {leader}")
     assert member_names(cluster, leader) == before
 
+    # Compacted logs: the new member gets a snapshot, and is ready only once it is installed.
+    force_snapshot(cluster, cluster.names)
+
     # Two concurrent adds: exactly one accepted.
     a, b = new_node("n4"), new_node("n5")
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         answers = list(pool.map(lambda n: call(cluster, leader, "POST", MEMBERS, spec(n)), [a, b]))
     codes = sorted(code for code, _ in answers)
     assert codes == [200, 409], answers
-    joined = a if answers[0][0] == 200 else b
+    joined, added_at = (a, answers[0][1]["index"]) if answers[0][0] == 200 else (b, answers[1][1]["index"])
 
     # The new member starts with --join under a write load, catches up, and is counted.
     load = WriteLoad(cluster, "svc", writers=4, nodes=list(cluster.names)).start()
@@ -120,6 +125,8 @@ async def test_membership_lifecycle(make_cluster: Callable[..., LocalCluster]) -
     finally:
         await load.stop()
     assert not load.unexpected, load.unexpected[:3]
+    caught_up = re.search(r"event=caught_up applied_index=(\d+)", cluster.log_text(joined.name))
+    assert caught_up is not None and int(caught_up.group(1)) > added_at, caught_up
     cluster.wait_converged(timeout=30)
     missing = load.acked - service_ids(cluster, joined.name, "svc")
     assert not missing, f"{joined.name} misses {len(missing)} acknowledged writes"

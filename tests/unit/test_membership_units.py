@@ -1,9 +1,11 @@
 """Units of run-time membership: the replicated members table, snapshot compatibility, the live
-membership computation and its file, the preflight rules and the routes' permissions."""
+membership computation and its file, the preflight rules, the routes' permissions, and the
+readiness of a follower installing a snapshot (a new member's first catch-up)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import msgspec
 import pytest
@@ -13,6 +15,8 @@ from raftreg.errors import Conflict, NotFound, Unavailable
 from raftreg.http.permissions import need_for
 from raftreg.node.member_rules import ChangeFacts, check_add, check_can_change, check_remove
 from raftreg.node.membership import MEMBERS_FILE, live_members, read_members, write_members
+from raftreg.raft.status import StatusReader
+from raftreg.raft.transport import deliver_without_commit_advance
 from raftreg.state.commands import decode_entry, encode_entry
 from raftreg.state.machine import StateMachine
 from raftreg.state.members import Member, MemberChanged, MemberDelete, MemberSet, MembersTable
@@ -132,3 +136,36 @@ def test_membership_routes_need_operator_rights() -> None:
         assert need is not None and (need.resource, need.access) == ("operator", "write"), (method, path)
     need = need_for("GET", "/v1/cluster/config")
     assert need is not None and (need.resource, need.access) == ("operator", "read")
+
+
+# ---- readiness while a snapshot installs (a new member's first catch-up) -----------------------
+class InstallingFollower:
+    """A follower in the middle of a snapshot install: pysyncobj shows the lowered commit index
+    the guard delivered (``raftreg.raft.transport``) as the leader's until ``deliver`` returns."""
+
+    def __init__(self) -> None:
+        self._SyncObj__raftCurrentTerm = 3
+        self._SyncObj__raftCommitIndex = 1
+        self._SyncObj__leaderCommitIndex: int | None = 304
+        self._SyncObj__noopIDx = None
+        self.raftLastApplied = 1
+        self.seen_during_install: int | None = None
+
+    def getStatus(self) -> dict[str, object]:
+        return {"state": 0, "leader": SimpleNamespace(address="127.0.0.1:7001"), "has_quorum": True, "log_len": 1,
+                "last_applied": 1, "commit_idx": 1, "raft_term": 3,
+                "leader_commit_idx": self._SyncObj__leaderCommitIndex}
+
+    def deliver(self, node: object, message: dict[str, object]) -> None:
+        self._SyncObj__leaderCommitIndex = message["commit_index"]  # type: ignore[assignment]
+        sample = StatusReader().sample(self)  # the loop samples while the snapshot loads
+        self.seen_during_install = sample.leader_commit_index
+
+
+def test_a_follower_installing_a_snapshot_never_looks_caught_up() -> None:
+    so = InstallingFollower()
+    deliver_without_commit_advance(so, so.deliver, "leader", {"type": "append_entries", "term": 3,
+                                                              "commit_index": 304, "serialized": b"x"})
+    assert so.seen_during_install == 304, "mid-install, readiness saw the lowered commit index (applied 1 of 1)"
+    assert so.raftreg_installing_up_to is None
+    assert StatusReader().sample(so).leader_commit_index == 304
