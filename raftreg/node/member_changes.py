@@ -67,6 +67,7 @@ class MemberChanges:
             index = await self._commit(MemberSet(row))
             if new.role == "voter":
                 await self._raft_change(add_voter(self._raft, new.raft), f"adding {new.name}")
+            self._membership.follow(self._raft)  # the leader's own answers show it at once
             log.info("event=member_added name=%s raft=%s role=%s", new.name, new.raft, new.role)
             return index
 
@@ -77,6 +78,7 @@ class MemberChanges:
             if target.role == "voter":
                 await self._raft_change(remove_voter(self._raft, target.raft), f"removing {name}")
             index = await self._commit(MemberDelete(name))
+            self._membership.follow(self._raft)
             log.info("event=member_removed name=%s raft=%s", name, target.raft)
             return index
 

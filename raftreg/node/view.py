@@ -132,6 +132,8 @@ class ClusterView:
         st = self.status
         if self.usable_leader(st) is None:
             return False, "no reachable leader"
+        if st.state != "leader" and st.leader_commit_index is None:  # sampled between pysyncobj's two updates
+            return False, "the leader's commit index is not known yet"
         target = st.commit_index if st.state == "leader" else (st.leader_commit_index or 0)
         if st.applied_index < target:
             return False, f"applied {st.applied_index} of {target}"

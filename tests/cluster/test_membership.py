@@ -14,21 +14,31 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import re
 import subprocess
 import sys
 import time
 import tomllib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import pytest
 from cluster_helpers import WriteLoad, force_snapshot, service_ids
 
-from raftreg.config import NodeConfig
+from raftreg.config import AclSettings, NodeConfig
 from raftreg.signing import Signer
 from raftreg.testing import LocalCluster, free_ports, http_json
+from tests.secret_watch import remember_secret
+
+pytestmark = pytest.mark.cluster
 
 MEMBERS = "/v1/cluster/members"
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
 
 
 def call(cluster: LocalCluster, node: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
@@ -189,3 +199,38 @@ async def test_membership_lifecycle(make_cluster: Callable[..., LocalCluster]) -
     for name in survivors:
         cluster.wait_node_ready(name, timeout=30)
         assert member_names(cluster, name) == sorted(survivors), name
+
+
+def test_membership_routes_need_operator_rights_and_join_needs_an_add(make_cluster: Callable[..., LocalCluster],
+                                                                       tmp_path: Path) -> None:
+    cluster = make_cluster(1, acl=AclSettings(enabled=True, default_policy="deny"))
+    url = cluster.url("n1")
+    code, root = http_json(url + "/v1/acl/bootstrap", method="PUT", body={})
+    assert code == 200, root
+    remember_secret(root["secret_id"])
+    tokens = {}
+    for rule in ('operator read', 'service_prefix "" write'):
+        code, body = http_json(url + "/v1/acl/tokens", method="PUT", body={"rules": [rule]},
+                               headers=bearer(root["secret_id"]))
+        assert code == 200, body
+        remember_secret(body["secret_id"])
+        tokens[rule] = body["secret_id"]
+    replica = {"name": "r1", "raft": "127.0.0.1:1", "http": "127.0.0.1:2", "role": "replica"}
+    assert http_json(url + MEMBERS, method="POST", body=replica)[0] == 401
+    for secret in tokens.values():
+        code, body = http_json(url + MEMBERS, method="POST", body=replica, headers=bearer(secret))
+        assert code == 403 and "operator" in body["error"]["message"], body
+    code, body = http_json(url + "/v1/cluster/config", headers=bearer(tokens['operator read']))
+    assert code == 200 and [n["name"] for n in body["nodes"]] == ["n1"], body
+    # The management token may: a replica is recorded (no Raft change), and listed.
+    code, body = http_json(url + MEMBERS, method="POST", body=replica, headers=bearer(root["secret_id"]))
+    assert code == 200, body
+    code, body = http_json(url + "/v1/cluster/config", headers=bearer(root["secret_id"]))
+    assert [(n["name"], n["role"]) for n in body["nodes"]] == [("n1", "voter"), ("r1", "replica")], body
+
+    # serve --join for a name that was never added: a clear error, nothing started.
+    env = {**os.environ, "RAFTREG_SECRET": cluster.secret}
+    done = subprocess.run([sys.executable, "-m", "raftreg", "serve", "--config", str(cluster.config_path),
+                           "--node", "ghost", "--join", "--data-dir", str(tmp_path / "ghost")],
+                          capture_output=True, text=True, timeout=30, env=env)
+    assert done.returncode != 0 and "add it first" in done.stderr, done.stderr
