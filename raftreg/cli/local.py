@@ -20,6 +20,7 @@ from raftreg.supervise import NodeProcess
 from raftreg.testing import http_json
 
 DEFAULT_CONFIG = "cluster-configs/local-3.toml"
+EXIT_IDENTITY_REFUSED = 78  # sysexits' EX_CONFIG: a supervisor should not restart the node in a loop
 
 
 @click.command()
@@ -29,17 +30,36 @@ DEFAULT_CONFIG = "cluster-configs/local-3.toml"
 @click.option("--log-level", default="INFO", show_default=True)
 @click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
               help="text (key=value lines) or json (one object per line); default: the config's [logging] format.")
-def serve(config_path: str, node_name: str, data_dir: str | None, log_level: str, log_format: str | None) -> None:
+@click.option("--replace-identity", is_flag=True,
+              help="Start on an empty data directory under a name the cluster already holds, with a new "
+              "identity (accepted only if the leader confirms a majority of the others holds every committed entry).")
+def serve(config_path: str, node_name: str, data_dir: str | None, log_level: str, log_format: str | None,
+          replace_identity: bool) -> None:
     """Run one node in the foreground until SIGINT/SIGTERM."""
+    from raftreg.http.peer_client import PeerClient
     from raftreg.http.server import serve as serve_node
     from raftreg.logs import setup_logging
+    from raftreg.node.identity_check import IdentityRefused, LocalIdentity, check_identity
 
     config = load_config(config_path)
     config.node(node_name)
     secret = config.read_secret()
     setup_logging(log_level, "json" if (log_format or config.logging.format) == "json" else "text", [secret])
     path = Path(data_dir) if data_dir else config.node_data_dir(node_name)
-    asyncio.run(serve_node(config, node_name, data_dir=path, secret=secret))
+
+    async def checked_identity() -> LocalIdentity:  # raftreg.node.identity_check, before the Raft port opens
+        peers = PeerClient(config, node_name, secret, timeout=1.5)
+        try:
+            return await check_identity(config, node_name, path, peers, replace=replace_identity)
+        finally:
+            await peers.close()
+
+    try:
+        identity = asyncio.run(checked_identity())
+    except IdentityRefused as exc:
+        click.echo(f"raftreg serve: {exc}", err=True)
+        sys.exit(EXIT_IDENTITY_REFUSED)
+    asyncio.run(serve_node(config, node_name, data_dir=path, secret=secret, identity=identity))
 
 
 def _current_leader(http_addrs: list[str], scheme: str = "http", context: ssl.SSLContext | None = None) -> str:

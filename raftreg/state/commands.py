@@ -152,9 +152,17 @@ class AclPolicyDelete(msgspec.Struct, frozen=True, tag="aclpoldel", array_like=T
     name: str
 
 
+class RecordIdentity(msgspec.Struct, frozen=True, tag="ident", array_like=True):
+    """Record ``incarnation`` as the identity of member ``name`` (``raftreg.state.identities``).
+    Proposed by the node itself once it has caught up; never a client's write."""
+
+    name: str
+    incarnation: str
+
+
 Unauthorized = (Register | Deregister | Noop | Expire | SetCheckStatus | SetManualStatus | KVSet | KVDelete | KVTxn
                 | SessionCreate | SessionDestroy | AclBootstrap | AclTokenSet | AclTokenDelete | AclPolicySet
-                | AclPolicyDelete)
+                | AclPolicyDelete | RecordIdentity)
 
 
 class Authorized(msgspec.Struct, frozen=True, tag="authz", array_like=True):
