@@ -36,6 +36,7 @@ class NodeProcess:
         self._secret_env = secret_env
         self._extra_env = extra_env or {}
         self.log_format = log_format  # ``--log-format`` of the child; None: its config decides
+        self.extra_args: list[str] = []  # more ``raftreg serve`` options for the next start (--replace-identity)
         self.proc: subprocess.Popen[bytes] | None = None
         self._log_file: IO[bytes] | None = None
 
@@ -61,6 +62,7 @@ class NodeProcess:
                "--node", self.name, "--data-dir", str(self.data_dir)]
         if self.log_format is not None:
             cmd += ["--log-format", self.log_format]
+        cmd += self.extra_args
         self.proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      env=env, start_new_session=True)
 

@@ -17,8 +17,7 @@ from raftreg.http.app import build_app
 from raftreg.http.limits import cap_connections, server_kwargs
 from raftreg.http.peer_client import PeerClient
 from raftreg.http.protocol import use_json_protocol_errors
-from raftreg.node.identity_check import LocalIdentity
-from raftreg.node.registry_node import RegistryNode
+from raftreg.node.registry_node import LocalIdentity, RegistryNode
 from raftreg.tls import server_context
 
 log = logging.getLogger("raftreg.server")

@@ -48,7 +48,7 @@ from raftreg.raft import RaftNode
 from raftreg.state.commands import Command
 from raftreg.state.machine import Result
 
-__all__ = ["ReadContext", "ReadOptions", "RegistryNode"]
+__all__ = ["LocalIdentity", "ReadContext", "ReadOptions", "RegistryNode"]
 
 log = logging.getLogger("raftreg.node")
 
