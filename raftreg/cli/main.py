@@ -25,6 +25,7 @@ from raftreg.cli.kv import kv
 from raftreg.cli.local import DEFAULT_CONFIG, dev, serve
 from raftreg.cli.lock import elect, lock
 from raftreg.cli.output import print_json, print_table
+from raftreg.cli.rolling import rolling_restart
 from raftreg.cli.tls import tls
 from raftreg.cli.top import top
 from raftreg.client import Check, NotFound, Registration, RegistryClient, keep_alive_blocking
@@ -104,6 +105,9 @@ cli.add_command(elect)
 cli.add_command(tls)
 cli.add_command(acl)
 cli.add_command(top)
+# Temporary: ``rolling_restart`` belongs in the ``cluster`` group (raftreg/cli/cluster.py, branch
+# ``member``); the integrator attaches it there and drops this line.
+cli.add_command(rolling_restart)
 
 
 def _instance_rows(instances: list[dict[str, Any]]) -> list[list[Any]]:

@@ -5,6 +5,7 @@ Contract:
   the directory): a crash leaves the old file or the new one, never a torn one.
 - The watchdog's wipe-and-resync (``raftreg.raft.storage.RaftFiles.wipe_keeping_vote``) deletes
   only the Raft files, so it keeps the incarnation: the node is still the same member.
+- ``BOOT_ID`` identifies the running process, not the directory.
 - ``has_raft_data`` says whether the directory holds a Raft log or snapshot (pysyncobj's journal
   or dump); a directory without them is "empty" for the start-up identity check
   (``raftreg.node.identity_check``).
@@ -19,6 +20,10 @@ from pathlib import Path
 from raftreg.raft.storage import RaftFiles
 
 INCARNATION_FILE = "incarnation"
+# This process's own random id, new at every start (unlike the incarnation, which outlives
+# restarts): ``GET /v1/cluster`` shows it, so a rolling restart tells the restarted node from the
+# process it replaced even where pids repeat (containers).
+BOOT_ID = uuid.uuid4().hex
 
 
 def incarnation_path(data_dir: Path) -> Path:

@@ -30,6 +30,7 @@ from raftreg.node.cluster_watch import ClusterWatch
 from raftreg.node.health import Health
 from raftreg.node.identity_check import LocalIdentity
 from raftreg.node.identity_recorder import IdentityRecorder
+from raftreg.node.incarnation import BOOT_ID
 from raftreg.node.kv import KeyValue, TxnResult
 from raftreg.node.leases import Clock, LeaseKey, SystemClock
 from raftreg.node.memory import trim_periodically
@@ -296,6 +297,7 @@ class RegistryNode:
             "name": self.config.name,
             "node": self.me.name,
             "pid": os.getpid(),
+            "boot_id": BOOT_ID,
             "state": st.state,
             "leader": self._view.leader_name(),
             "leader_usable": self._view.usable_leader(st) is not None,
