@@ -14,6 +14,7 @@ from raftreg.models import Instance
 from raftreg.node.identity_check import IdentityRefused, check_identity, decide, recorded_incarnation
 from raftreg.node.incarnation import create_incarnation, has_raft_data, read_incarnation
 from raftreg.node.leases import LeaseKey
+from raftreg.raft.storage import RaftFiles
 from raftreg.state.commands import RecordIdentity, Register, decode_entry, encode_entry
 from raftreg.state.identities import Identities, IdentityRecorded
 from raftreg.state.machine import SNAPSHOT_VERSION, StateMachine
@@ -71,6 +72,8 @@ def test_the_incarnation_file_is_created_once_and_replaced_atomically(tmp_path: 
     assert sorted(p.name for p in data_dir.iterdir()) == ["incarnation"]  # no temporary left behind
     (data_dir / "raft.journal").write_bytes(b"")
     assert has_raft_data(data_dir)
+    RaftFiles(data_dir).wipe_keeping_vote()  # the watchdog's resync: still the same member
+    assert read_incarnation(data_dir) == second and not has_raft_data(data_dir)
 
 
 # ---- the decision -------------------------------------------------------------------------
