@@ -9,6 +9,7 @@ member through its LocalCluster, the way ``systemctl restart`` would: SIGTERM, t
 
 from __future__ import annotations
 
+import itertools
 import sys
 import threading
 import time
@@ -94,7 +95,7 @@ def test_a_rolling_restart_loses_no_write_and_no_more_than_an_election(cluster: 
     assert f"restarting {leader} (it led)" in result.output and "rolling restart done" in result.output
     assert not errors, errors[:5]
     times = [began] + [at for at, _ in acked] + [ended]
-    gap = max(b - a for a, b in zip(times, times[1:], strict=False))
+    gap = max(b - a for a, b in itertools.pairwise(times))
     assert gap < cluster.config.raft.raft_max_timeout + MARGIN, (gap, result.output)
     cluster.wait_converged()
     assert_all_nodes_have(cluster, "roll", {ident for _, ident in acked})
