@@ -160,9 +160,17 @@ class RecordIdentity(msgspec.Struct, frozen=True, tag="ident", array_like=True):
     incarnation: str
 
 
+class ForgetIdentity(msgspec.Struct, frozen=True, tag="identdel", array_like=True):
+    """Drop the recorded incarnation of member ``name`` (to be committed with the removal of the
+    member, so the name can be added again later with a fresh data directory)."""
+
+    name: str
+
+
 Unauthorized = (Register | Deregister | Noop | Expire | SetCheckStatus | SetManualStatus | KVSet | KVDelete | KVTxn
                 | SessionCreate | SessionDestroy | AclBootstrap | AclTokenSet | AclTokenDelete | AclPolicySet
-                | AclPolicyDelete | RecordIdentity)
+                | AclPolicyDelete | RecordIdentity
+                | ForgetIdentity)
 
 
 class Authorized(msgspec.Struct, frozen=True, tag="authz", array_like=True):

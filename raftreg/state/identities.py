@@ -12,13 +12,14 @@ Contract (the same as the other parts):
 - ``RecordIdentity(name, incarnation)`` sets the name's incarnation (creating or replacing it);
   applying the same record twice changes nothing (``changed=False``), so it is idempotent.
   Whether a node may replace a different record is decided before it proposes, not here.
+- ``ForgetIdentity(name)`` drops the name's record (the member was removed); a no-op when absent.
 """
 
 from __future__ import annotations
 
 import msgspec
 
-from raftreg.state.commands import RecordIdentity
+from raftreg.state.commands import ForgetIdentity, RecordIdentity
 
 IDENTITIES_SNAPSHOT_VERSION = 1
 
@@ -56,8 +57,11 @@ class Identities:
     def __len__(self) -> int:
         return len(self._records)
 
-    def apply(self, index: int, cmd: RecordIdentity) -> IdentityRecorded:
+    def apply(self, index: int, cmd: RecordIdentity | ForgetIdentity) -> IdentityRecorded:
         old = self._records.get(cmd.name)
+        if isinstance(cmd, ForgetIdentity):
+            self._records.pop(cmd.name, None)
+            return IdentityRecorded(changed=old is not None, previous=old.incarnation if old is not None else "")
         if old is not None and old.incarnation == cmd.incarnation:
             return IdentityRecorded(changed=False, previous=old.incarnation)
         self._records[cmd.name] = IdentityRecord(cmd.name, cmd.incarnation, index)

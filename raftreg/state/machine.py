@@ -38,6 +38,7 @@ from raftreg.state.commands import (
     Command,
     Deregister,
     Expire,
+    ForgetIdentity,
     KVDelete,
     KVSet,
     KVTxn,
@@ -111,7 +112,7 @@ class StateMachine:
             if denied is not None:
                 return denied
             return self._apply(index, cmd.cmd)
-        if isinstance(cmd, RecordIdentity):
+        if isinstance(cmd, RecordIdentity | ForgetIdentity):
             return self.identities.apply(index, cmd)
         if isinstance(cmd, AclBootstrap | AclTokenSet | AclTokenDelete | AclPolicySet | AclPolicyDelete):
             return self.acl.apply(index, cmd)

@@ -15,7 +15,7 @@ from raftreg.node.identity_check import IdentityRefused, check_identity, decide,
 from raftreg.node.incarnation import create_incarnation, has_raft_data, read_incarnation
 from raftreg.node.leases import LeaseKey
 from raftreg.raft.storage import RaftFiles
-from raftreg.state.commands import RecordIdentity, Register, decode_entry, encode_entry
+from raftreg.state.commands import ForgetIdentity, RecordIdentity, Register, decode_entry, encode_entry
 from raftreg.state.identities import Identities, IdentityRecorded
 from raftreg.state.machine import SNAPSHOT_VERSION, StateMachine
 
@@ -31,6 +31,9 @@ def test_a_record_is_created_replaced_and_idempotent() -> None:
     table.apply(8, RecordIdentity("n0", A))
     assert table.get("n1") == B and table.get("n9") is None
     assert table.as_dict() == {"n0": A, "n1": B}
+    assert table.apply(9, ForgetIdentity("n0")) == IdentityRecorded(changed=True, previous=A)
+    assert table.apply(10, ForgetIdentity("n0")) == IdentityRecorded(changed=False)
+    assert table.as_dict() == {"n1": B}
 
 
 def test_the_command_survives_the_log_encoding() -> None:
