@@ -30,7 +30,7 @@ log = logging.getLogger("raftreg.identity")
 
 class IdentityRecorder:
     def __init__(self, name: str, identity: LocalIdentity, *, raft: RaftNode, view: ClusterView, writer: Writer,
-                 period: float = 0.5, idle_period: float = 5.0) -> None:
+                 period: float = 0.1, idle_period: float = 5.0) -> None:
         self._name = name
         self._incarnation = identity.incarnation
         self._may_replace = identity.may_replace
