@@ -25,6 +25,7 @@ from raftreg.testing import LocalCluster, wait_for
 
 pytestmark = pytest.mark.cluster
 
+WRITE_PACE = 0.01  # seconds between writes: a steady load that leaves the 2 cores to the restarts
 MARGIN = 1.5  # seconds on top of one election timeout (raft_max_timeout): a loaded 2-core CI box
 
 RESTART_SCRIPT = """\
@@ -73,6 +74,7 @@ def test_a_rolling_restart_loses_no_write_and_no_more_than_an_election(cluster: 
                     errors.append(f"w{i}: {exc}")
                 else:
                     acked.append((time.monotonic(), f"w{i}"))
+                stop.wait(WRITE_PACE)
 
     threads = [threading.Thread(target=writer), threading.Thread(target=_serve_restarts,
                                                                  args=(cluster, tmp_path, restarted, stop))]
