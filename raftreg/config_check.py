@@ -52,12 +52,13 @@ def check_config(path: str | Path, env: Mapping[str, str] | None = None) -> list
     nodes = [n for n in raw.get("nodes", []) if isinstance(n, dict)] if isinstance(raw.get("nodes"), list) else []
     problems += _node_problems(nodes)
     problems += _timeout_problems(raw.get("raft", {}))
+    problems += _secret_problems(raw, env)
     if not problems:  # the loader's own checks (types, unknown fields, ...) name the first remaining one
         try:
             config = msgspec.convert(raw, ClusterConfig)
         except (msgspec.ValidationError, ConfigError) as exc:
             return [Problem("error", str(exc))]
-        problems += _file_problems(config, env)
+        problems += _tls_problems(config)
     return problems
 
 
@@ -116,17 +117,23 @@ def _timeout_problems(raft: Any) -> list[Problem]:
     return problems
 
 
-def _file_problems(config: ClusterConfig, env: Mapping[str, str] | None) -> list[Problem]:
+def _secret_problems(raw: dict[str, Any], env: Mapping[str, str] | None) -> list[Problem]:
+    secret_file, secret_env = raw.get("secret_file"), str(raw.get("secret_env", "RAFTREG_SECRET"))
+    if isinstance(secret_file, str) and secret_file:
+        secret = Path(secret_file)
+        try:
+            if not secret.read_text().strip():
+                return [Problem("error", f"secret_file {secret} is empty")]
+        except OSError as exc:
+            return [Problem("error", f"secret_file {secret}: {exc.strerror}")]
+    elif env is not None and not env.get(secret_env):
+        return [Problem("warning", f"no secret_file: every node needs ${secret_env} "
+                                   "(or a raftreg-secret systemd credential)")]
+    return []
+
+
+def _tls_problems(config: ClusterConfig) -> list[Problem]:
     problems = []
-    if config.secret_file:
-        secret = Path(config.secret_file)
-        if not secret.is_file():
-            problems.append(Problem("error", f"secret_file {secret} does not exist"))
-        elif not secret.read_text().strip():
-            problems.append(Problem("error", f"secret_file {secret} is empty"))
-    elif env is not None and not env.get(config.secret_env):
-        problems.append(Problem("warning", f"no secret_file: every node needs ${config.secret_env} "
-                                           "(or a raftreg-secret systemd credential)"))
     if config.tls is not None:
         wanted = {("tls.ca_file", config.tls.ca_file)} if config.tls.ca_file else set()
         for node in config.nodes:

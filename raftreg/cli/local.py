@@ -107,9 +107,9 @@ def _dev_tls(config: ClusterConfig, base: Path) -> tuple[ClusterConfig, Path, ss
 
 
 def _dev_cluster(config_path: str | None, nodes: str | None, port_base: int | None,
-                 data_dir: str | None) -> tuple[ClusterConfig, str]:
+                 data_dir: str | None) -> tuple[ClusterConfig, str | None]:
     """The config ``dev`` runs and the path its nodes read it from: ``config_path``, else the
-    repository default when present, else the embedded cluster written to <data_dir>/cluster.toml."""
+    repository default when present, else the embedded cluster (path None: not written yet)."""
     embedded = nodes is not None or port_base is not None
     if config_path is not None and embedded:
         raise click.UsageError("--nodes and --port-base shape the embedded cluster: not with --config")
@@ -120,10 +120,7 @@ def _dev_cluster(config_path: str | None, nodes: str | None, port_base: int | No
     config = dev_config(int(nodes or 3), port_base)
     if data_dir:
         config = msgspec.structs.replace(config, data_dir=data_dir)
-    path = Path(config.data_dir) / "cluster.toml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(dump_config(config))
-    return config, str(path)
+    return config, None
 
 
 @click.command()
@@ -157,6 +154,10 @@ def dev(config_path: str | None, nodes: str | None, port_base: int | None, data_
     if taken:
         raise click.ClickException(taken[0] + (f" (and {len(taken) - 1} more)" if len(taken) > 1 else "")
                                    + "; stop it or choose other ports (raftreg dev --port-base N)")
+    if config_path is None:  # the embedded cluster: its nodes read it from <data_dir>/cluster.toml
+        base.mkdir(parents=True, exist_ok=True)
+        config_path = str(base / "cluster.toml")
+        Path(config_path).write_text(dump_config(config))
     secret = os.environ.get(config.secret_env) or _dev_secret(base)
     context: ssl.SSLContext | None = None
     if use_tls:

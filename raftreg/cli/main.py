@@ -29,6 +29,7 @@ from raftreg.cli.kv import kv
 from raftreg.cli.local import DEFAULT_CONFIG, dev, serve
 from raftreg.cli.lock import elect, lock
 from raftreg.cli.output import print_json, print_table
+from raftreg.cli.suggest import usage_message
 from raftreg.cli.tls import tls
 from raftreg.cli.top import top
 from raftreg.client import Check, NotFound, Registration, RegistryClient, keep_alive_blocking
@@ -326,7 +327,7 @@ def main() -> None:
         click.echo("aborted", err=True)
         sys.exit(130)
     except click.UsageError as exc:
-        click.echo(f"error: {exc.format_message()}", err=True)
+        click.echo(f"error: {usage_message(exc)}", err=True)
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
