@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +63,14 @@ def test_a_taken_udp_dns_port_is_found_too() -> None:
         sock.bind(("127.0.0.1", base + 30))
         problems = taken_ports(dev_config(1, base))
     assert problems == [f"port {base + 30} (udp 127.0.0.1, the dns (udp) of n1) is already in use"]
+
+
+def test_clients_outside_the_repository_default_to_the_embedded_cluster(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from raftreg.cli.main import _addresses
+
+    monkeypatch.chdir(tmp_path)
+    assert _addresses(None, None) == (["127.0.0.1:8501", "127.0.0.1:8502", "127.0.0.1:8503"], None)
+    assert _addresses("10.0.0.1:1", None) == (["10.0.0.1:1"], None)
+    monkeypatch.chdir(REPO)  # inside the repository: cluster-configs/local-3.toml, as before
+    assert _addresses(None, None) == (default_http_addrs(), None)
