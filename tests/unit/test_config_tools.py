@@ -152,3 +152,11 @@ def test_the_secret_comes_from_the_systemd_credential_before_the_file(tmp_path: 
     assert config.read_secret() == "from-credential"
     monkeypatch.setenv("RAFTREG_SECRET", "from-env")
     assert config.read_secret() == "from-env"
+
+
+def test_dump_config_keeps_a_replicas_role(tmp_path: Path) -> None:
+    from raftreg.config import dump_config
+
+    config = ClusterConfig(name="c", nodes=[NodeConfig("n1", "h:1", "h:2"), NodeConfig("r1", "h:3", "h:4", role="replica")])
+    (tmp_path / "c.toml").write_text(dump_config(config))
+    assert [n.role for n in load_config(tmp_path / "c.toml").nodes] == ["voter", "replica"]
