@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from raftreg.cli.main import cli
-from raftreg.config import ClusterConfig, NodeConfig, load_config
+from raftreg.config import ClusterConfig, NodeConfig, dump_config, load_config
 from raftreg.config_check import check_config
 from raftreg.config_init import Member, Ports, parse_member, render_config, write_secret
 
@@ -155,8 +155,7 @@ def test_the_secret_comes_from_the_systemd_credential_before_the_file(tmp_path: 
 
 
 def test_dump_config_keeps_a_replicas_role(tmp_path: Path) -> None:
-    from raftreg.config import dump_config
-
-    config = ClusterConfig(name="c", nodes=[NodeConfig("n1", "h:1", "h:2"), NodeConfig("r1", "h:3", "h:4", role="replica")])
+    replica = NodeConfig("r1", "h:3", "h:4", role="replica")
+    config = ClusterConfig(name="c", nodes=[NodeConfig("n1", "h:1", "h:2"), replica])
     (tmp_path / "c.toml").write_text(dump_config(config))
     assert [n.role for n in load_config(tmp_path / "c.toml").nodes] == ["voter", "replica"]
