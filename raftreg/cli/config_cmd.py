@@ -72,7 +72,8 @@ def init(name: str, nodes: tuple[str, ...], replicas: tuple[str, ...], use_tls: 
     click.echo(text, nl=False)
     if sys.stdout.isatty():
         click.echo(f"(redirect this to a file: raftreg config init ... > {name}.toml)", err=True)
-    click.echo(f"copy the config and {out}/ to {install_dir} on every host", err=True)
+    tls_files = f", {out / 'tls'}/ (all but ca-key.pem: the CA's key stays here)" if use_tls else ""
+    click.echo(f"copy the config, {secret}{tls_files} to {install_dir}/ on every host", err=True)
 
 
 @config_group.command("check")

@@ -1,7 +1,8 @@
 """README "From a laptop to three hosts", run on one machine: three loopback addresses
 (127.0.0.2-4) stand for the hosts, a temporary directory for /etc/raftreg and /var/lib/raftreg.
 
-The steps are the README's: ``raftreg config init --tls``, the files copied into place (the CA's
+The steps are the README's (its raftreg commands are read from the README and run, with the
+hosts' addresses and paths substituted): ``raftreg config init --tls``, the files copied into place (the CA's
 key stays behind), ``raftreg config check``, each node started with the command line of
 deploy/raftreg@.service (``%i`` = the node, the secret handed over as the ``raftreg-secret``
 credential in ``$CREDENTIALS_DIRECTORY``, not in the environment), then ``raftreg --config ...
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -27,8 +29,29 @@ from raftreg.testing import free_ports, wait_for
 
 pytestmark = pytest.mark.cluster
 
-UNIT = Path(__file__).resolve().parents[2] / "deploy" / "raftreg@.service"
+ROOT = Path(__file__).resolve().parents[2]
+UNIT = ROOT / "deploy" / "raftreg@.service"
 HOSTS = {"n1": "127.0.0.2", "n2": "127.0.0.3", "n3": "127.0.0.4"}
+
+
+def readme_commands(etc: Path, var: Path) -> list[tuple[list[str], str | None]]:
+    """The raftreg commands of the README's walkthrough, in order, as (arguments after
+    ``raftreg``, file their output is redirected to): 10.0.0.N becomes 127.0.0.(N+1),
+    /etc/raftreg ``etc`` and /var/lib/raftreg ``var``."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## From a laptop to three hosts\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```sh\n(.*?)```", section, re.S)
+    lines = "\n".join(blocks).replace("\\\n", " ").splitlines()
+    commands = []
+    for line in lines:
+        line = re.sub(r"\s+# .*$", "", line)
+        line = re.sub(r"10\.0\.0\.(\d)", lambda m: f"127.0.0.{int(m.group(1)) + 1}", line)
+        line = line.replace("/etc/raftreg", str(etc)).replace("/var/lib/raftreg", str(var))
+        command, _, redirect = line.partition(" > ")
+        words = shlex.split(command)
+        if words and words[0] in ("raftreg", "/opt/raftreg/bin/raftreg"):
+            commands.append((words[1:], redirect.strip() or None))
+    return commands
 
 
 def unit_command(node: str, config: Path) -> list[str]:
@@ -50,19 +73,24 @@ def test_the_three_host_walkthrough(tmp_path: Path) -> None:
     etc, var, laptop = tmp_path / "etc" / "raftreg", tmp_path / "var" / "lib" / "raftreg", tmp_path / "laptop"
     laptop.mkdir()
     http_port, raft_port = free_ports(2)
-    # 1. on the laptop: the config, the secret and the certificates
-    init = cli(laptop, "config", "init", "--name", "prod", *[f"--node={n}={h}" for n, h in HOSTS.items()], "--tls",
-               "--out-dir", "prod", "--install-dir", str(etc), "--data-dir", str(var),
+    (init_args, init_out), (check_args, _), (status_args, _) = readme_commands(etc, var)
+    assert init_args[:2] == ["config", "init"] and init_out == "prod.toml"
+    assert check_args == ["config", "check", str(etc / "cluster.toml")]
+    assert status_args == ["--config", str(etc / "cluster.toml"), "status"]
+    # 1. on the laptop: the config, the secret and the certificates (the README's command; the
+    # options added here put the hosts' paths in the temporary directory and the ports on free ones)
+    init = cli(laptop, *init_args, "--install-dir", str(etc), "--data-dir", str(var),
                "--http-port", str(http_port), "--raft-port", str(raft_port))
     assert init.returncode == 0, init.stderr
-    (laptop / "prod" / "cluster.toml").write_text(init.stdout)
+    assert [f"{n}=127.0.0.{k + 2}" for k, n in enumerate(HOSTS)] == [a for a in init_args if "=127." in a]
+    (laptop / init_out).write_text(init.stdout)
     # 2. on each host: the files in place (the CA's key never leaves the laptop), then check
     (etc / "tls").mkdir(parents=True)
-    shutil.copy(laptop / "prod" / "cluster.toml", etc / "cluster.toml")
+    shutil.copy(laptop / "prod.toml", etc / "cluster.toml")
     shutil.copy(laptop / "prod" / "secret", etc / "secret")
     for name in ["ca.pem", *[f"{n}{suffix}.pem" for n in HOSTS for suffix in ("", "-key")]]:
         shutil.copy(laptop / "prod" / "tls" / name, etc / "tls" / name)
-    checked = cli(laptop, "config", "check", str(etc / "cluster.toml"))
+    checked = cli(laptop, *check_args)
     assert (checked.returncode, checked.stdout) == (0, f"{etc / 'cluster.toml'}: ok\n"), checked.stdout
     # 3. systemctl enable --now raftreg@nX: the unit's command, its credential, its working directory
     nodes: dict[str, subprocess.Popen[bytes]] = {}
@@ -87,6 +115,9 @@ def test_the_three_host_walkthrough(tmp_path: Path) -> None:
 
         views = wait_for(healthy, 60.0, "three nodes agreeing on a leader")
         assert sorted(str(v["node"]) for v in views) == sorted(HOSTS)
+        table = cli(laptop, *status_args)  # the README's status command: a table of the three nodes
+        assert table.returncode == 0, table.stderr
+        assert sorted(line.split()[0] for line in table.stdout.splitlines()[1:]) == sorted(HOSTS), table.stdout
         registered = cli(laptop, "--config", str(etc / "cluster.toml"), "--addr", f"{HOSTS['n1']}:{http_port}",
                          "register", "web", "w1", "--address", "10.0.0.5", "--port", "80")
         assert registered.returncode == 0, registered.stderr
