@@ -55,6 +55,10 @@ def init(name: str, nodes: tuple[str, ...], replicas: tuple[str, ...], use_tls: 
     secret = out / "secret"
     if secret.exists() and not force:
         raise click.UsageError(f"{secret} exists (another cluster's secret?): pass --force to replace it")
+    reserved = {m.name for m in members} & {"ca", "client"} if use_tls else set()
+    if reserved:
+        raise click.UsageError(f"with --tls a node cannot be called {sorted(reserved)[0]!r} (its certificate "
+                               "would overwrite the CA's or the client's)")
     try:
         node_list = node_configs(members, ports)
         ClusterConfig(name=name, nodes=node_list)  # duplicate names or addresses fail here, before any file

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tarfile
 import time
+import urllib.request
 import zipfile
 from pathlib import Path
 from typing import NamedTuple
@@ -121,6 +122,8 @@ def test_dev_runs_a_cluster_from_an_empty_directory(installed: Installed, tmp_pa
         assert found.returncode == 0, found.stderr
         assert '"address": "10.0.0.5"' in found.stdout and '"id": "w1"' in found.stdout
         assert (tmp_path / "raftreg-data" / f"local-3-p{base}" / "n1" / "FORMAT").is_file()
+        with urllib.request.urlopen(f"http://127.0.0.1:{base + 1}/ui/", timeout=10) as page:  # from the wheel
+            assert page.status == 200 and b"<html" in page.read().lower()
         dev.send_signal(signal.SIGINT)
         assert dev.wait(timeout=30) == 0
         wait_for(lambda: not any(alive(pid) for pid in pids.values()), 15.0, "every node process to end")

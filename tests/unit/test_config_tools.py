@@ -82,6 +82,13 @@ def test_init_refuses_duplicate_members_before_writing_anything(tmp_path: Path) 
     assert not (tmp_path / "out").exists()
 
 
+def test_init_refuses_node_names_that_would_overwrite_a_certificate(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["config", "init", "--name", "p", "--node", "ca=10.0.0.1", "--tls",
+                                      "--out-dir", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "cannot be called 'ca'" in result.output
+    assert not (tmp_path / "out").exists()
+
+
 def lines(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> list[str]:
     (tmp_path / "c.toml").write_text(text)
     return [str(p) for p in check_config(tmp_path / "c.toml", {"RAFTREG_SECRET": "s"} if env is None else env)]
