@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import sys
+import tomllib
 from pathlib import Path
 
 import click
+import msgspec
 
 from raftreg.config import ClusterConfig, ConfigError
 from raftreg.config_check import check_config
-from raftreg.config_init import Member, Ports, node_configs, parse_member, render_config, write_secret
+from raftreg.config_init import NAME_RE, Member, Ports, node_configs, parse_member, render_config, write_secret
 
 
 @click.group("config")
@@ -59,11 +61,13 @@ def init(name: str, nodes: tuple[str, ...], replicas: tuple[str, ...], use_tls: 
     if reserved:
         raise click.UsageError(f"with --tls a node cannot be called {sorted(reserved)[0]!r} (its certificate "
                                "would overwrite the CA's or the client's)")
-    try:
-        node_list = node_configs(members, ports)
-        ClusterConfig(name=name, nodes=node_list)  # duplicate names or addresses fail here, before any file
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
+    if not NAME_RE.match(name):
+        raise click.BadParameter(f"{name!r}: letters, digits, '.', '-' and '_' only", param_hint="--name")
+    node_list = node_configs(members, ports)
+    try:  # the config as a node will read it: duplicate names or addresses, bad paths fail here, before any file
+        msgspec.convert(tomllib.loads(text), ClusterConfig)
+    except (ConfigError, tomllib.TOMLDecodeError, msgspec.ValidationError) as exc:
+        raise click.UsageError(f"the config would not load: {exc}") from None
     if secret.exists():
         secret.unlink()
     write_secret(secret)
