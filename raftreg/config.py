@@ -237,8 +237,13 @@ class ClusterConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return Path(base or self.data_dir) / name
 
     def read_secret(self) -> str:
-        """The cluster secret from ``$secret_env`` or ``secret_file``; ConfigError if neither has one."""
+        """The cluster secret from ``$secret_env``, else the systemd credential ``raftreg-secret``
+        (``$CREDENTIALS_DIRECTORY/raftreg-secret``, ``LoadCredential=`` in deploy/raftreg@.service),
+        else ``secret_file``; ConfigError if none has one."""
         secret = os.environ.get(self.secret_env, "")
+        credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+        if not secret and credentials and (Path(credentials) / "raftreg-secret").is_file():
+            secret = (Path(credentials) / "raftreg-secret").read_text().strip()
         if not secret and self.secret_file:
             try:
                 secret = Path(self.secret_file).read_text().strip()

@@ -36,7 +36,7 @@ class NodeProcess:
         self._secret_env = secret_env
         self._extra_env = extra_env or {}
         self.log_format = log_format  # ``--log-format`` of the child; None: its config decides
-        self.extra_args: list[str] = []  # more ``raftreg serve`` options (``--join``)
+        self.extra_args: list[str] = []  # more ``raftreg serve`` options for the next start (--replace-identity)
         self.proc: subprocess.Popen[bytes] | None = None
         self._log_file: IO[bytes] | None = None
 

@@ -210,10 +210,15 @@ class LocalCluster:
         return [n.name for n in self.config.nodes]
 
     def start(self, wait: float = 30.0) -> None:
-        """Start every node and wait until there is a leader and every node is ready."""
+        """Start every node and wait until there is a leader, every node is ready, and every
+        node's incarnation is recorded and applied everywhere (so a test starts from a quiet
+        log: no node writes its record in the middle of it)."""
         for proc in self.procs.values():
             proc.start()
-        self.wait_ready(timeout=wait)
+        leader = self.wait_ready(timeout=wait)
+        wait_for(lambda: set(self.names) <= set((self.status(leader) or {}).get("identities", ())) or None,
+                 wait, "every node's incarnation recorded")
+        self.wait_converged(timeout=wait)
 
     def close(self) -> None:
         """Kill every node, call the ``CLOSE_HOOKS``; remove the data directory unless ``keep_data``."""

@@ -16,10 +16,13 @@ import click
 import msgspec
 
 from raftreg.config import ClusterConfig, dump_config, load_config
+from raftreg.devcluster import dev_config
+from raftreg.portcheck import taken_ports
 from raftreg.supervise import NodeProcess
 from raftreg.testing import http_json
 
 DEFAULT_CONFIG = "cluster-configs/local-3.toml"
+EXIT_IDENTITY_REFUSED = 78  # sysexits' EX_CONFIG: a supervisor should not restart the node in a loop
 
 
 @click.command()
@@ -31,23 +34,43 @@ DEFAULT_CONFIG = "cluster-configs/local-3.toml"
               help="text (key=value lines) or json (one object per line); default: the config's [logging] format.")
 @click.option("--join", is_flag=True, help="NODE was added at run time (raftreg cluster add): fetch the live "
               "membership from the config's members.")
+@click.option("--replace-identity", is_flag=True,
+              help="Start on an empty data directory under a name the cluster already holds, with a new "
+              "identity (accepted only if the leader confirms a majority of the others holds every committed entry).")
 def serve(config_path: str, node_name: str, data_dir: str | None, log_level: str, log_format: str | None,
-          join: bool) -> None:
+          replace_identity: bool, join: bool) -> None:
     """Run one node in the foreground until SIGINT/SIGTERM."""
     from raftreg.cli.join import live_config
+    from raftreg.http.peer_client import PeerClient
     from raftreg.http.server import serve as serve_node
     from raftreg.logs import setup_logging
+    from raftreg.node.identity_check import IdentityRefused, LocalIdentity, check_identity
     from raftreg.node.membership import with_persisted
+    from raftreg.raft.data_format import prepare_data_dir
 
     config = load_config(config_path)
     secret = config.read_secret()
     path = Path(data_dir) if data_dir else config.node_data_dir(node_name)
+    prepare_data_dir(path)  # a newer format is refused before anything (the incarnation file) is written
     if join:
         config = live_config(config, node_name, secret, path)
     config = with_persisted(config, path)  # the membership this node last knew (raftreg.node.membership)
     config.node(node_name)
     setup_logging(log_level, "json" if (log_format or config.logging.format) == "json" else "text", [secret])
-    asyncio.run(serve_node(config, node_name, data_dir=path, secret=secret))
+
+    async def checked_identity() -> LocalIdentity:  # raftreg.node.identity_check, before the Raft port opens
+        peers = PeerClient(config, node_name, secret, timeout=1.5)
+        try:
+            return await check_identity(config, node_name, path, peers, replace=replace_identity)
+        finally:
+            await peers.close()
+
+    try:
+        identity = asyncio.run(checked_identity())
+    except IdentityRefused as exc:
+        click.echo(f"raftreg serve: {exc}", err=True)
+        sys.exit(EXIT_IDENTITY_REFUSED)
+    asyncio.run(serve_node(config, node_name, data_dir=path, secret=secret, identity=identity))
 
 
 def _current_leader(http_addrs: list[str], scheme: str = "http", context: ssl.SSLContext | None = None) -> str:
@@ -112,9 +135,30 @@ def _dev_tls(config: ClusterConfig, base: Path) -> tuple[ClusterConfig, Path, ss
     return config, path, client_context(str(issued.ca_file))
 
 
+def _dev_cluster(config_path: str | None, nodes: str | None, port_base: int | None,
+                 data_dir: str | None) -> tuple[ClusterConfig, str | None]:
+    """The config ``dev`` runs and the path its nodes read it from: ``config_path``, else the
+    repository default when present, else the embedded cluster (path None: not written yet)."""
+    embedded = nodes is not None or port_base is not None
+    if config_path is not None and embedded:
+        raise click.UsageError("--nodes and --port-base shape the embedded cluster: not with --config")
+    if config_path is None and not embedded and Path(DEFAULT_CONFIG).is_file():
+        config_path = DEFAULT_CONFIG
+    if config_path is not None:
+        return load_config(config_path), config_path
+    config = dev_config(int(nodes or 3), port_base)
+    if data_dir:
+        config = msgspec.structs.replace(config, data_dir=data_dir)
+    return config, None
+
+
 @click.command()
-@click.option("--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
-              type=click.Path(dir_okay=False), help="Cluster config (TOML).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help=f"Cluster config (TOML) [default: {DEFAULT_CONFIG} if it exists, else the embedded cluster].")
+@click.option("--nodes", type=click.Choice(["1", "3", "5"]), default=None,
+              help="Size of the embedded cluster (no config file) [default: 3].")
+@click.option("--port-base", type=int, default=None, help="Move every port of the embedded cluster into "
+              "the 40 ports from N (node k: http N+k-1, raft N+10+k-1, consul N+20+k-1, dns N+30+k-1).")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Override the config's data_dir.")
 @click.option("--restart-delay", type=float, default=10.0, show_default=True,
               help="Seconds before a node that died is started again (0: never).")
@@ -122,15 +166,27 @@ def _dev_tls(config: ClusterConfig, base: Path) -> tuple[ClusterConfig, Path, ss
               "<data_dir>/tls (a config that has [tls] serves HTTPS without this flag).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
               help="The nodes' log format (passed to each); default: the config's [logging] format.")
-def dev(config_path: str, data_dir: str | None, restart_delay: float, use_tls: bool, log_format: str | None) -> None:
+def dev(config_path: str | None, nodes: str | None, port_base: int | None, data_dir: str | None,
+        restart_delay: float, use_tls: bool, log_format: str | None) -> None:
     """Start every node of a config as child processes, in the foreground.
 
+    With no --config (and no cluster-configs/local-3.toml in the current directory), or with
+    --nodes/--port-base, an embedded cluster on 127.0.0.1 (raftreg.devcluster): no files needed.
     Data stays in the config's data_dir, so a second run continues where the first stopped.
     A node that dies (you may kill -9 one to watch a failover) is started again after
-    --restart-delay seconds. Ctrl-C or SIGTERM stops every node cleanly.
+    --restart-delay seconds. Ctrl-C or SIGTERM stops every node cleanly. Every port is checked
+    before any node starts.
     """
-    config = load_config(config_path)
+    config, config_path = _dev_cluster(config_path, nodes, port_base, data_dir)
     base = Path(data_dir or config.data_dir)
+    taken = taken_ports(config)
+    if taken:
+        raise click.ClickException(taken[0] + (f" (and {len(taken) - 1} more)" if len(taken) > 1 else "")
+                                   + "; stop it or choose other ports (raftreg dev --port-base N)")
+    if config_path is None:  # the embedded cluster: its nodes read it from <data_dir>/cluster.toml
+        base.mkdir(parents=True, exist_ok=True)
+        config_path = str(base / "cluster.toml")
+        Path(config_path).write_text(dump_config(config))
     secret = os.environ.get(config.secret_env) or _dev_secret(base)
     context: ssl.SSLContext | None = None
     if use_tls:

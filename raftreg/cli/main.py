@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -21,17 +22,24 @@ import click
 from raftreg.cli.acl import acl, add_token_option
 from raftreg.cli.chaos import chaos
 from raftreg.cli.cluster import cluster
+from raftreg.cli.completion import completion
+from raftreg.cli.config_cmd import config_group
+from raftreg.cli.examples import add_examples
 from raftreg.cli.interruptible import in_background, join_promptly
 from raftreg.cli.kv import kv
 from raftreg.cli.local import DEFAULT_CONFIG, dev, serve
 from raftreg.cli.lock import elect, lock
 from raftreg.cli.output import print_json, print_table
+from raftreg.cli.rolling import rolling_restart
+from raftreg.cli.suggest import usage_message
 from raftreg.cli.tls import tls
 from raftreg.cli.top import top
 from raftreg.client import Check, NotFound, Registration, RegistryClient, keep_alive_blocking
 from raftreg.config import ConfigError, load_config
+from raftreg.devcluster import default_http_addrs
 from raftreg.durations import parse_duration
 from raftreg.errors import RaftregError
+from raftreg.version import version_message
 
 # One command's budget: seconds per attempt at one node, and for the whole call with failovers
 # (enough to ride out an election; a cluster that is down is reported after DEADLINE).
@@ -61,6 +69,8 @@ def _addresses(addr: str | None, config_path: str | None) -> tuple[list[str], st
     """The addresses to use (all https when the config has ``[tls]``) and the config's CA file."""
     addrs = [a.strip() for a in (addr or "").split(",") if a.strip()]
     path = config_path or (DEFAULT_CONFIG if not addrs else None)
+    if path == DEFAULT_CONFIG and not config_path and not Path(path).is_file():
+        return default_http_addrs(), None  # outside the repository: the embedded `raftreg dev` cluster
     if path:
         try:
             config = load_config(path)
@@ -75,6 +85,7 @@ def _addresses(addr: str | None, config_path: str | None) -> tuple[list[str], st
 
 
 @click.group()
+@click.version_option(message=version_message(), help="Print the raftreg and pysyncobj versions.")
 @click.option("--addr", envvar="RAFTREG_ADDR", help="Node address(es) host:port, comma-separated.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help=f"Cluster config whose nodes to fall back to (default {DEFAULT_CONFIG} when no --addr).")
@@ -90,7 +101,7 @@ def _addresses(addr: str | None, config_path: str | None) -> tuple[list[str], st
 def cli(ctx: click.Context, addr: str | None, config_path: str | None, output: str, ca_file: str | None,
         cert_file: str | None, key_file: str | None, token: str | None) -> None:
     """raftreg: a fault-tolerant service registry replicated with Raft."""
-    if ctx.invoked_subcommand in ("serve", "dev", "chaos", "tls"):
+    if ctx.invoked_subcommand in ("serve", "dev", "chaos", "tls", "config", "completion"):
         return
     addrs, config_ca = _addresses(addr, config_path)
     ctx.obj = Ctx(addrs, output, ca_file or config_ca, cert_file, key_file, token)
@@ -106,6 +117,10 @@ cli.add_command(tls)
 cli.add_command(acl)
 cli.add_command(top)
 cli.add_command(cluster)
+cluster.add_command(rolling_restart)  # raftreg cluster rolling-restart
+cli.add_command(rolling_restart)  # the top-level name it had first, kept for existing scripts
+cli.add_command(config_group)
+cli.add_command(completion)
 
 
 def _instance_rows(instances: list[dict[str, Any]]) -> list[list[Any]]:
@@ -306,6 +321,7 @@ def status(ctx: Ctx) -> None:
 
 
 add_token_option(cli)  # after every command is defined: each takes its own --token
+add_examples(cli)  # likewise: each --help ends with an example line (raftreg.cli.examples)
 
 
 def main() -> None:
@@ -316,7 +332,7 @@ def main() -> None:
         click.echo("aborted", err=True)
         sys.exit(130)
     except click.UsageError as exc:
-        click.echo(f"error: {exc.format_message()}", err=True)
+        click.echo(f"error: {usage_message(exc)}", err=True)
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()

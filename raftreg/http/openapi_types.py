@@ -73,6 +73,8 @@ class ClusterInfo(msgspec.Struct):
     commit_index: int
     applied_index: int
     members: list[dict[str, Any]]
+    identities: dict[str, str]  # each member's recorded incarnation (README "Node identity")
+    boot_id: str  # this process's random id, new at every start
 
 
 class KVWritten(msgspec.Struct):

@@ -17,7 +17,7 @@ from raftreg.http.app import build_app
 from raftreg.http.limits import cap_connections, server_kwargs
 from raftreg.http.peer_client import PeerClient
 from raftreg.http.protocol import use_json_protocol_errors
-from raftreg.node.registry_node import RegistryNode
+from raftreg.node.registry_node import LocalIdentity, RegistryNode
 from raftreg.tls import server_context
 
 log = logging.getLogger("raftreg.server")
@@ -25,11 +25,13 @@ log = logging.getLogger("raftreg.server")
 SHUTDOWN_TIMEOUT = 5.0  # seconds a graceful stop waits for requests in flight
 
 
-async def serve(config: ClusterConfig, name: str, *, data_dir: Path, secret: str) -> None:
+async def serve(config: ClusterConfig, name: str, *, data_dir: Path, secret: str,
+                identity: LocalIdentity | None = None) -> None:
     """Start the node and its HTTP server; return after SIGINT/SIGTERM, having stopped both.
     With ``[tls]`` the API is HTTPS only (``raftreg.tls``); its files are checked before the node starts."""
     ssl_context = server_context(config.tls, name) if config.tls is not None else None
-    node = RegistryNode(config, name, data_dir=data_dir, secret=secret, peers=PeerClient(config, name, secret))
+    node = RegistryNode(config, name, data_dir=data_dir, secret=secret, peers=PeerClient(config, name, secret),
+                        identity=identity)
     await node.start()
     app = build_app(node, secret=secret)
     use_json_protocol_errors()

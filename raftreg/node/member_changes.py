@@ -10,7 +10,9 @@ Contract:
   its term's first entry applied, so every earlier membership entry committed by then).
 - Add a voter: the members-table row is committed first (so every node can name the new Raft
   address when it appears), then pysyncobj's ``add`` entry. Remove a voter: pysyncobj's ``rem``
-  entry first, then the row is deleted. A replica is a table row only (no Raft change).
+  entry first, then the row is deleted and the member's recorded incarnation forgotten
+  (``raftreg.state.identities``: the name may be added back on a fresh data directory). A
+  replica is a table row only (no Raft change).
 - ``transfer(to)``: TimeoutNow to ``to`` (or the most caught-up follower), retried while the
   target catches up, until another member leads or the deadline passes.
 """
@@ -28,7 +30,7 @@ from raftreg.node.view import ClusterView
 from raftreg.node.writes import Writer
 from raftreg.raft import RaftNode
 from raftreg.raft.membership import add_voter, remove_voter, transfer_to
-from raftreg.state.commands import Command
+from raftreg.state.commands import Command, ForgetIdentity
 from raftreg.state.members import Member, MemberDelete, MemberSet
 
 log = logging.getLogger("raftreg.membership")
@@ -78,6 +80,7 @@ class MemberChanges:
             if target.role == "voter":
                 await self._raft_change(remove_voter(self._raft, target.raft), f"removing {name}")
             index = await self._commit(MemberDelete(name))
+            await self._commit(ForgetIdentity(name))  # the name may come back on a fresh data directory
             self._membership.follow(self._raft)
             log.info("event=member_removed name=%s raft=%s", name, target.raft)
             return index

@@ -79,18 +79,7 @@ class Recovery:
         if found is None:
             return False, "no member says it leads with a quorum"
         leader, info = found
-        commit = info.get("commit_index")
-        members = info.get("members")
-        if not isinstance(commit, int) or not isinstance(members, list):
-            return False, f"leader {leader} answered an unexpected status"
-        holders = 1 + sum(  # the leader itself, plus the other followers that hold everything
-            1 for m in members
-            if isinstance(m, dict) and m.get("name") not in (self._me.name, leader)
-            and isinstance(m.get("match_index"), int) and m["match_index"] >= commit
-        )
-        majority = len(self._config.nodes) // 2 + 1
-        why = f"leader {leader} commit {commit}: {holders} of the other members hold it, {majority} needed"
-        return holders >= majority, why
+        return majority_without(self._me.name, leader, info, len(self._config.nodes))
 
     async def _find_leader(self) -> tuple[str, dict[str, Any]] | None:
         """The leader's name and ``/v1/cluster`` document, asked of the member this node believes
@@ -102,12 +91,36 @@ class Recovery:
                 return believed, info
         others = [n.name for n in self._config.nodes if n.name != self._me.name]
         answers = await asyncio.gather(*(self._peers.cluster_status(name) for name in others))
-        leaders = [(info["term"], name, info) for name, info in zip(others, answers, strict=True)
-                   if info is not None and _leads(info) and isinstance(info.get("term"), int)]
-        if not leaders:
-            return None
-        _, name, info = max(leaders, key=lambda entry: entry[0])
-        return name, info
+        return pick_leader(dict(zip(others, answers, strict=True)))
+
+
+def pick_leader(answers: dict[str, dict[str, Any] | None]) -> tuple[str, dict[str, Any]] | None:
+    """Of the members' ``/v1/cluster`` answers (None: no answer), the one that says it leads with
+    a quorum, in the highest term; None when none does."""
+    leaders = [(info["term"], name, info) for name, info in answers.items()
+               if info is not None and _leads(info) and isinstance(info.get("term"), int)]
+    if not leaders:
+        return None
+    _, name, info = max(leaders, key=lambda entry: entry[0])
+    return name, info
+
+
+def majority_without(me: str, leader: str, info: dict[str, Any], cluster_size: int) -> tuple[bool, str]:
+    """Whether, by the leader's ``/v1/cluster`` answer ``info``, a majority of the
+    ``cluster_size`` members other than ``me`` holds every committed entry (the leader itself,
+    plus the followers whose match index reaches the commit index); and why."""
+    commit = info.get("commit_index")
+    members = info.get("members")
+    if not isinstance(commit, int) or not isinstance(members, list):
+        return False, f"leader {leader} answered an unexpected status"
+    holders = 1 + sum(
+        1 for m in members
+        if isinstance(m, dict) and m.get("name") not in (me, leader)
+        and isinstance(m.get("match_index"), int) and m["match_index"] >= commit
+    )
+    majority = cluster_size // 2 + 1
+    why = f"leader {leader} commit {commit}: {holders} of the other members hold it, {majority} needed"
+    return holders >= majority, why
 
 
 def _leads(info: dict[str, Any]) -> bool:

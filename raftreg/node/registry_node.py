@@ -28,6 +28,9 @@ from raftreg.node.acl import AclManager
 from raftreg.node.acl_agreement import AclAgreement, settings_view
 from raftreg.node.cluster_watch import ClusterWatch
 from raftreg.node.health import Health
+from raftreg.node.identity_check import LocalIdentity
+from raftreg.node.identity_recorder import IdentityRecorder
+from raftreg.node.incarnation import BOOT_ID
 from raftreg.node.kv import KeyValue, TxnResult
 from raftreg.node.leases import Clock, LeaseKey, SystemClock
 from raftreg.node.member_changes import MemberChanges
@@ -49,7 +52,7 @@ from raftreg.raft import RaftNode
 from raftreg.state.commands import Command
 from raftreg.state.machine import Result
 
-__all__ = ["ReadContext", "ReadOptions", "RegistryNode"]
+__all__ = ["LocalIdentity", "ReadContext", "ReadOptions", "RegistryNode"]
 
 log = logging.getLogger("raftreg.node")
 
@@ -58,7 +61,7 @@ class RegistryNode:
     """A running cluster member (create, then ``await start()``; ``await stop()`` at the end)."""
 
     def __init__(self, config: ClusterConfig, name: str, *, data_dir: Path, secret: str, peers: Peers,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, identity: LocalIdentity | None = None) -> None:
         self.config = config
         self.me: NodeConfig = config.node(name)
         self._peers = peers
@@ -91,6 +94,9 @@ class RegistryNode:
         self.acl = AclManager(config.acl, self._raft, self._writer, data_dir)
         self._acl_agreement = AclAgreement(config.acl, name, self._view, peers)
         self._tasks: list[asyncio.Task[None]] = []
+        # Records this data directory's incarnation once caught up (raftreg.node.identity_recorder).
+        self._identity = (IdentityRecorder(name, identity, raft=self._raft, view=self._view, writer=self._writer)
+                          if identity is not None else None)
         # Prometheus metrics (``[metrics] enabled``); None: no collectors, nothing counted.
         self.metrics = (NodeMetrics(self.cluster_info, raft=self._raft, proposer=self._writer.proposer,
                                     view=self._view) if config.metrics.enabled else None)
@@ -110,6 +116,8 @@ class RegistryNode:
                        asyncio.create_task(trim_periodically(), name="malloc-trim"),
                        asyncio.create_task(self._acl_agreement.run(), name="acl-agreement"),
                        asyncio.create_task(self._removal.run(), name="removal-watch")]
+        if self._identity is not None:
+            self._tasks.append(asyncio.create_task(self._identity.run(), name="identity-recorder"))
         self._health.start()
 
     async def hand_over_leadership(self, timeout: float = 3.0) -> bool:
@@ -297,6 +305,7 @@ class RegistryNode:
             "name": self.config.name,
             "node": self.me.name,
             "pid": os.getpid(),
+            "boot_id": BOOT_ID,
             "state": st.state,
             "leader": self._view.leader_name(),
             "leader_usable": self._view.usable_leader(st) is not None,
@@ -308,6 +317,7 @@ class RegistryNode:
             "has_quorum": st.has_quorum,
             "last_contact_ms": self._view.read_context(0).last_contact_ms,
             "members": self._view.members(),
+            "identities": self.recorded_identities(),
             "acl": settings_view(self.config.acl),
             "acl_conflict": self.acl_conflict or "",
             "group_commit": {"entries": proposer.stats.entries, "commands": proposer.stats.commands,
@@ -322,6 +332,11 @@ class RegistryNode:
             "kv": self._kv.stats(),
             **self._health.stats(),
         }
+
+    def recorded_identities(self) -> dict[str, str]:
+        """The members' recorded incarnations, ``{name: incarnation}`` (raftreg.state.identities)."""
+        with self._raft.lock:
+            return self._raft.state.identities.as_dict()
 
     # ---- debug hooks (tests and chaos runs; signed, and only when enabled) --------------
     async def resync(self) -> None:

@@ -37,6 +37,7 @@ from pysyncobj.monotonic import monotonic
 
 from raftreg.config import RaftTuning
 from raftreg.raft.compaction import CompactionPolicy
+from raftreg.raft.data_format import prepare_data_dir
 from raftreg.raft.faults import FaultHooks
 from raftreg.raft.proposals import ProposalFailed, Proposals
 from raftreg.raft.read_channel import ReadChannel
@@ -150,7 +151,7 @@ class RaftNode:
             self._proposals = Proposals(loop)
         self.reads.bind(loop)
         install_fork_hook()
-        self.files.data_dir.mkdir(parents=True, exist_ok=True)
+        prepare_data_dir(self.files.data_dir)  # refuses a directory written in a newer format
         t = self._tuning
         conf = SyncObjConf(
             bindAddress=self.self_addr,

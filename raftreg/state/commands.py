@@ -153,9 +153,25 @@ class AclPolicyDelete(msgspec.Struct, frozen=True, tag="aclpoldel", array_like=T
     name: str
 
 
+class RecordIdentity(msgspec.Struct, frozen=True, tag="ident", array_like=True):
+    """Record ``incarnation`` as the identity of member ``name`` (``raftreg.state.identities``).
+    Proposed by the node itself once it has caught up; never a client's write."""
+
+    name: str
+    incarnation: str
+
+
+class ForgetIdentity(msgspec.Struct, frozen=True, tag="identdel", array_like=True):
+    """Drop the recorded incarnation of member ``name`` (to be committed with the removal of the
+    member, so the name can be added again later with a fresh data directory)."""
+
+    name: str
+
+
 Unauthorized = (Register | Deregister | Noop | Expire | SetCheckStatus | SetManualStatus | KVSet | KVDelete | KVTxn
                 | SessionCreate | SessionDestroy | AclBootstrap | AclTokenSet | AclTokenDelete | AclPolicySet
-                | AclPolicyDelete | MemberSet | MemberDelete)
+                | AclPolicyDelete | RecordIdentity
+                | ForgetIdentity | MemberSet | MemberDelete)
 
 
 class Authorized(msgspec.Struct, frozen=True, tag="authz", array_like=True):

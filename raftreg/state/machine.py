@@ -13,8 +13,9 @@ Contract (hashicorp/raft's FSM, as each part's):
 - ``snapshot()`` encodes every part, deterministically; ``restore()`` reads this build's format
   and every older one. Version 1 was the registry alone (``Registry.snapshot()``); version 2 is
   ``[2, registry, kv, sessions]`` (written before sessions without the last part); version 3 adds
-  the ACL part (``[3, registry, kv, sessions, acl]``); version 4 the members table
-  (``raftreg.state.members``, ``[4, registry, kv, sessions, acl, members]``).
+  the ACL part (``[3, registry, kv, sessions, acl]``); version 4 adds the members' recorded
+  incarnations (``[4, registry, kv, sessions, acl, identities]``, ``raftreg.state.identities``);
+  version 5 the members table (``[5, ..., identities, members]``, ``raftreg.state.members``).
 - An ``Authorized`` command (a client's write with its token's authority) is re-checked against
   the ACL state at apply (``raftreg.state.acl``); refused, it changes nothing and answers
   ``Denied``. Restore keeps
@@ -38,23 +39,27 @@ from raftreg.state.commands import (
     Command,
     Deregister,
     Expire,
+    ForgetIdentity,
     KVDelete,
     KVSet,
     KVTxn,
+    RecordIdentity,
     SessionCreate,
     SessionDestroy,
     SetCheckStatus,
     SetManualStatus,
 )
+from raftreg.state.identities import Identities, IdentityRecorded
 from raftreg.state.kv import KVResult, KVStore, KVWritten
 from raftreg.state.members import MemberChanged, MemberDelete, MemberSet, MembersTable
 from raftreg.state.registry import Deregistered, Failed, Registry, StatusSet
 from raftreg.state.registry import Result as RegistryResult
 from raftreg.state.sessions import SessionCreated, SessionsEnded, SessionStore
 
-SNAPSHOT_VERSION = 4
+SNAPSHOT_VERSION = 5
 
-Result = RegistryResult | KVResult | SessionCreated | SessionsEnded | AclChanged | Denied | MemberChanged
+Result = (RegistryResult | KVResult | SessionCreated | SessionsEnded | AclChanged | Denied | IdentityRecorded
+          | MemberChanged)
 
 
 class _Head(msgspec.Struct, array_like=True):
@@ -69,6 +74,7 @@ class _Snapshot(msgspec.Struct, array_like=True):
     kv: msgspec.Struct
     sessions: msgspec.Struct
     acl: msgspec.Struct
+    identities: msgspec.Struct
     members: msgspec.Struct
 
 
@@ -78,7 +84,8 @@ class _SnapshotRaw(msgspec.Struct, array_like=True):
     kv: msgspec.Raw
     sessions: msgspec.Raw = msgspec.Raw()  # empty in snapshots written before sessions
     acl: msgspec.Raw = msgspec.Raw()  # absent in version 2
-    members: msgspec.Raw = msgspec.Raw()  # absent before version 4
+    identities: msgspec.Raw = msgspec.Raw()  # absent before version 4
+    members: msgspec.Raw = msgspec.Raw()  # absent before version 5
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -94,6 +101,7 @@ class StateMachine:
         self.kv = KVStore()
         self.sessions = SessionStore()
         self.acl = AclStore()
+        self.identities = Identities()
         self.members = MembersTable()
         self._cascades: list[SessionsEnded] = []
 
@@ -110,6 +118,8 @@ class StateMachine:
             if denied is not None:
                 return denied
             return self._apply(index, cmd.cmd)
+        if isinstance(cmd, RecordIdentity | ForgetIdentity):
+            return self.identities.apply(index, cmd)
         if isinstance(cmd, AclBootstrap | AclTokenSet | AclTokenDelete | AclPolicySet | AclPolicyDelete):
             return self.acl.apply(index, cmd)
         if isinstance(cmd, MemberSet | MemberDelete):
@@ -173,17 +183,18 @@ class StateMachine:
         """The whole state as compact, deterministic msgpack bytes (the current version)."""
         return _encoder.encode(_Snapshot(SNAPSHOT_VERSION, self.registry.snapshot_struct(),
                                          self.kv.snapshot_struct(), self.sessions.snapshot_struct(),
-                                         self.acl.snapshot_struct(), self.members.snapshot_struct()))
+                                         self.acl.snapshot_struct(), self.identities.snapshot_struct(),
+                                         self.members.snapshot_struct()))
 
     def restore(self, data: bytes) -> None:
         """Replace the whole state with the one ``data`` describes (any known version);
         ``ValueError`` for an unknown one."""
         version = _head_decoder.decode(data).v
         registry, kv, sessions, acl = Registry(), KVStore(), SessionStore(), AclStore()
-        members = MembersTable()
+        identities, members = Identities(), MembersTable()
         if version == 1:
             registry.restore(data)
-        elif version in (2, 3, SNAPSHOT_VERSION):
+        elif version in (2, 3, 4, SNAPSHOT_VERSION):
             parts = _raw_decoder.decode(data)
             registry.restore(memoryview(parts.registry))
             kv.restore(memoryview(parts.kv))
@@ -191,9 +202,11 @@ class StateMachine:
                 sessions.restore(memoryview(parts.sessions))
             if len(parts.acl):
                 acl.restore(memoryview(parts.acl))
+            if len(parts.identities):
+                identities.restore(memoryview(parts.identities))
             if len(parts.members):
                 members.restore(memoryview(parts.members))
         else:
             raise ValueError(f"snapshot version {version}, this build knows 1 to {SNAPSHOT_VERSION}")
         self.registry, self.kv, self.sessions, self.acl = registry, kv, sessions, acl
-        self.members = members
+        self.identities, self.members = identities, members
