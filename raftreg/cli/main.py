@@ -25,6 +25,7 @@ from raftreg.cli.kv import kv
 from raftreg.cli.local import DEFAULT_CONFIG, dev, serve
 from raftreg.cli.lock import elect, lock
 from raftreg.cli.output import print_json, print_table
+from raftreg.cli.snapshot import snapshot
 from raftreg.cli.tls import tls
 from raftreg.cli.top import top
 from raftreg.client import Check, NotFound, Registration, RegistryClient, keep_alive_blocking
@@ -104,6 +105,7 @@ cli.add_command(elect)
 cli.add_command(tls)
 cli.add_command(acl)
 cli.add_command(top)
+cli.add_command(snapshot)
 
 
 def _instance_rows(instances: list[dict[str, Any]]) -> list[list[Any]]:

@@ -21,11 +21,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
+from raftreg.backup.archive import Manifest
 from raftreg.config import ClusterConfig, NodeConfig
 from raftreg.errors import InvalidArgument
 from raftreg.models import Instance, KVEntry, KVVersion, ServiceSummary, Session, Status, TxnOp
 from raftreg.node.acl import AclManager
 from raftreg.node.acl_agreement import AclAgreement, settings_view
+from raftreg.node.backup import Backups
 from raftreg.node.cluster_watch import ClusterWatch
 from raftreg.node.health import Health
 from raftreg.node.kv import KeyValue, TxnResult
@@ -83,6 +85,7 @@ class RegistryNode:
         self._recovery = Recovery(config, self.me, self._raft, self._view, peers)
         self.acl = AclManager(config.acl, self._raft, self._writer, data_dir)
         self._acl_agreement = AclAgreement(config.acl, name, self._view, peers)
+        self._backups = Backups(config, self._raft, self._reader)
         self._tasks: list[asyncio.Task[None]] = []
         # Prometheus metrics (``[metrics] enabled``); None: no collectors, nothing counted.
         self.metrics = (NodeMetrics(self.cluster_info, raft=self._raft, proposer=self._writer.proposer,
@@ -198,6 +201,10 @@ class RegistryNode:
 
     async def session_renew(self, session_id: str) -> float:
         return await self._sessions.renew(session_id)
+
+    async def snapshot_save(self) -> tuple[Manifest, bytes]:
+        """``GET /v1/snapshot``: the manifest and the archive (``raftreg.node.backup``)."""
+        return await self._backups.save()
 
     # ---- node-to-node -------------------------------------------------------------------
     def renew_forwarded(self, keys: list[LeaseKey]) -> list[dict[str, Any]]:

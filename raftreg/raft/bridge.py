@@ -38,6 +38,7 @@ from pysyncobj.monotonic import monotonic
 from raftreg.config import RaftTuning
 from raftreg.raft.compaction import CompactionPolicy
 from raftreg.raft.faults import FaultHooks
+from raftreg.raft.identity import raft_password
 from raftreg.raft.proposals import ProposalFailed, Proposals
 from raftreg.raft.read_channel import ReadChannel
 from raftreg.raft.snapshot import SnapshotBlob, install_fork_hook
@@ -154,7 +155,7 @@ class RaftNode:
         t = self._tuning
         conf = SyncObjConf(
             bindAddress=self.self_addr,
-            password=self._secret,
+            password=raft_password(self._secret, self.files.data_dir),
             appendEntriesUseBatch=t.append_entries_use_batch,
             appendEntriesPeriod=t.append_entries_period,
             appendEntriesBatchSizeBytes=APPEND_ENTRIES_BYTES,

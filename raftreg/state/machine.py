@@ -91,9 +91,11 @@ class StateMachine:
         self.sessions = SessionStore()
         self.acl = AclStore()
         self._cascades: list[SessionsEnded] = []
+        self.applied_index = 0  # of the last command applied here (not in snapshots): what a backup is taken at
 
     def apply(self, index: int, cmd: Command) -> Result:
         """Apply ``cmd`` committed at Raft ``index``. Never raises."""
+        self.applied_index = index
         try:
             return self._apply(index, cmd)
         except Exception as exc:  # apply must never raise (research/pysyncobj.md §4.1)
