@@ -107,6 +107,8 @@ def _read(data: bytes | IO[bytes], *, with_payload: bool) -> tuple[Manifest, byt
             payload = _payload(tar, manifest)
             if tar.next() is not None:
                 raise ArchiveError(f"the archive holds more than {MANIFEST_NAME} and {STATE_NAME}")
+            while gz.read(1 << 20):  # to the end of the gzip stream: its CRC and length are checked there
+                pass
     except ArchiveError:
         raise
     except (OSError, EOFError, tarfile.TarError, zlib.error) as exc:
