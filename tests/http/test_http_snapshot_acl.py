@@ -1,0 +1,25 @@
+"""``GET /v1/snapshot`` with ACLs on (one real node): it needs operator:read AND acl:read, and the
+file holds token secrets only as hashes."""
+
+from __future__ import annotations
+
+import gzip
+
+from raftreg.backup.archive import read_archive
+from tests.http.test_http_acl import TokenHttp, acl_cluster, anon, make_token, root  # noqa: F401  (fixtures)
+
+
+def test_snapshot_needs_operator_and_acl_read(root: TokenHttp, anon: TokenHttp) -> None:  # noqa: F811
+    assert anon.get("/v1/snapshot").status == 401
+    operator_only, _ = make_token(root, "operator read")
+    acl_only, _ = make_token(root, "acl read")
+    both, _ = make_token(root, "operator read", "acl read")
+    refused = operator_only.get("/v1/snapshot")
+    assert refused.status == 403 and "acl:read" in refused.body.decode()
+    assert acl_only.get("/v1/snapshot").status == 403
+    resp = both.get("/v1/snapshot")
+    assert resp.status == 200, resp.body
+    manifest, payload = read_archive(resp.body)
+    assert manifest.counts.tokens >= 4 and resp.headers["X-Raftreg-Index"] == str(manifest.index)
+    assert root.token is not None and root.token.encode() not in gzip.decompress(resp.body)
+    assert root.token.encode() not in payload
