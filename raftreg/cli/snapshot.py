@@ -3,6 +3,8 @@
 - ``save FILE``: ``GET /v1/snapshot`` into ``FILE`` (written to a temporary file beside it,
   verified, then renamed: a failed save never leaves a partial ``FILE``).
 - ``inspect FILE``: the manifest and counts (``-o json`` too); verifies the SHA-256 and says so.
+- ``restore FILE``: ``PUT /v1/snapshot`` into the running cluster (checked locally first, then
+  by the node; never retried: a timeout means its outcome is unknown).
 - ``restore FILE --new-cluster --config C``: writes the state into the fresh (absent or empty)
   data directories of every node of ``C`` (``raftreg.raft.seed``) with a new cluster identity;
   then start the nodes with ``raftreg serve``.
@@ -21,7 +23,7 @@ import msgspec
 
 from raftreg.backup.archive import ArchiveError, Manifest, read_archive, read_manifest
 from raftreg.cli.output import print_json, print_table
-from raftreg.client.core import Request, Response
+from raftreg.client.core import Request, Response, parse_reply
 from raftreg.config import ConfigError, load_config
 from raftreg.raft.seed import seed_data_dir
 from raftreg.state.restorable import decode_payload
@@ -86,10 +88,10 @@ def inspect(ctx: Any, file: str) -> None:
               help="The new cluster's config (with --new-cluster).")
 @click.pass_obj
 def restore(ctx: Any, file: str, new_cluster: bool, config_path: str | None) -> None:
-    """Restore FILE into fresh data directories (--new-cluster --config C)."""
+    """Restore FILE into the running cluster, or into fresh data directories (--new-cluster --config C)."""
     if not new_cluster:
-        raise click.UsageError("only --new-cluster restores are available in this build (PUT /v1/snapshot "
-                               "is not implemented yet)")
+        _restore_online(ctx, file)
+        return
     if config_path is None:
         raise click.UsageError("--new-cluster needs --config (the new cluster's config)")
     try:
@@ -113,6 +115,19 @@ def restore(ctx: Any, file: str, new_cluster: bool, config_path: str | None) -> 
     else:
         click.echo(f"restored index {index} into {len(dirs)} data directories (cluster id {cluster_id}); "
                    f"start the nodes with `raftreg serve --config {config_path} --node NAME`")
+
+
+def _restore_online(ctx: Any, file: str) -> None:
+    manifest, _ = _verified(file)
+    request = Request("PUT", "/v1/snapshot", body=Path(file).read_bytes(), idempotent=False,
+                      content_type="application/gzip")
+    with ctx.client(timeout=SAVE_TIMEOUT, deadline=SAVE_TIMEOUT) as client:
+        reply = client._call(request, parse_reply)
+    if ctx.output == "json":
+        print_json(reply.body)
+    else:
+        counts = ", ".join(f"{v} {k}" for k, v in msgspec.to_builtins(manifest.counts).items())
+        click.echo(f"restored {file} (taken at index {manifest.index}) at index {reply.body['index']}: {counts}")
 
 
 def _verified(file: str) -> tuple[Manifest, bytes]:

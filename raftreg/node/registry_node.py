@@ -47,6 +47,7 @@ from raftreg.node.writes import Writer
 from raftreg.raft import RaftNode
 from raftreg.state.commands import Command
 from raftreg.state.machine import Result
+from raftreg.state.restore_staging import StagedResult
 
 __all__ = ["ReadContext", "ReadOptions", "RegistryNode"]
 
@@ -85,7 +86,7 @@ class RegistryNode:
         self._recovery = Recovery(config, self.me, self._raft, self._view, peers)
         self.acl = AclManager(config.acl, self._raft, self._writer, data_dir)
         self._acl_agreement = AclAgreement(config.acl, name, self._view, peers)
-        self._backups = Backups(config, self._raft, self._reader)
+        self._backups = Backups(config, self._raft, self._reader, self._writer)
         self._tasks: list[asyncio.Task[None]] = []
         # Prometheus metrics (``[metrics] enabled``); None: no collectors, nothing counted.
         self.metrics = (NodeMetrics(self.cluster_info, raft=self._raft, proposer=self._writer.proposer,
@@ -158,6 +159,9 @@ class RegistryNode:
         lease keeper what happened to leased instances."""
         self._watches.notify_threadsafe(index, frozenset(changed_topics(cmds, results)))
         self._health.on_applied(cmds, results)
+        if any(isinstance(r, StagedResult) and r.restored for r in results):  # an online restore
+            self._watches.restored_threadsafe()
+            self._health.on_log_restore()
 
     def _on_restored(self) -> None:
         self._watches.restored_threadsafe()
@@ -205,6 +209,10 @@ class RegistryNode:
     async def snapshot_save(self) -> tuple[Manifest, bytes]:
         """``GET /v1/snapshot``: the manifest and the archive (``raftreg.node.backup``)."""
         return await self._backups.save()
+
+    async def snapshot_restore(self, archive: bytes) -> tuple[int, Manifest]:
+        """``PUT /v1/snapshot``: restore through the log; the commit index (``raftreg.node.backup``)."""
+        return await self._backups.restore(archive)
 
     # ---- node-to-node -------------------------------------------------------------------
     def renew_forwarded(self, keys: list[LeaseKey]) -> list[dict[str, Any]]:

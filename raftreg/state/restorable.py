@@ -4,7 +4,8 @@ A backup holds the registry, the key/value store, the sessions and the ACL table
 ``StateMachine.snapshot()`` version 3 encodes them, so ``StateMachine.restore`` reads it into a
 fresh machine. Every other part of ``StateMachine`` (the live cluster's membership, identities,
 anything added later) is NOT restorable: ``adopt`` keeps it, as Consul keeps its Raft
-configuration on restore. A part becomes restorable only by being listed in ``RESTORABLE``.
+configuration on restore. A part becomes restorable only by being listed in ``RESTORABLE``
+(``raftreg.state.restore_staging``).
 Pure and deterministic: the same state gives the same bytes.
 """
 
@@ -13,8 +14,10 @@ from __future__ import annotations
 import msgspec
 
 from raftreg.state.machine import StateMachine
+from raftreg.state.restore_staging import RESTORABLE
 
-RESTORABLE = ("registry", "kv", "sessions", "acl")
+__all__ = ["RESTORABLE", "adopt", "counts", "decode_payload", "encode_payload"]
+
 PAYLOAD_VERSION = 3  # StateMachine.restore's version holding exactly the RESTORABLE parts
 
 
