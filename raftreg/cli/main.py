@@ -92,7 +92,12 @@ def cli(ctx: click.Context, addr: str | None, config_path: str | None, output: s
     """raftreg: a fault-tolerant service registry replicated with Raft."""
     if ctx.invoked_subcommand in ("serve", "dev", "chaos", "tls"):
         return
-    addrs, config_ca = _addresses(addr, config_path)
+    try:
+        addrs, config_ca = _addresses(addr, config_path)
+    except ConfigError:
+        if ctx.invoked_subcommand != "snapshot":  # `snapshot inspect` and --new-cluster need no cluster
+            raise
+        addrs, config_ca = [], None
     ctx.obj = Ctx(addrs, output, ca_file or config_ca, cert_file, key_file, token)
 
 

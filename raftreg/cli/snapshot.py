@@ -31,6 +31,13 @@ from raftreg.state.restorable import decode_payload
 SAVE_TIMEOUT = 120.0  # a 100,000-instance state takes seconds to encode and send
 
 
+def _client(ctx: Any) -> Any:
+    """The context's client, or a usage error when no node address is known."""
+    if not ctx.addrs:
+        raise click.UsageError("no node address: give --addr, or --config with the cluster's config")
+    return ctx.client(timeout=SAVE_TIMEOUT, deadline=SAVE_TIMEOUT)
+
+
 @click.group()
 def snapshot() -> None:
     """Back up and restore the whole state (registry, KV, sessions, ACLs)."""
@@ -41,7 +48,7 @@ def snapshot() -> None:
 @click.pass_obj
 def save(ctx: Any, file: str) -> None:
     """Save a snapshot of the running cluster into FILE (atomic: temp file + rename)."""
-    with ctx.client(timeout=SAVE_TIMEOUT, deadline=SAVE_TIMEOUT) as client:
+    with _client(ctx) as client:
         response: Response = client._call(Request("GET", "/v1/snapshot", is_read=True), lambda r: r)
     try:
         manifest, _ = read_archive(response.body)
@@ -121,7 +128,7 @@ def _restore_online(ctx: Any, file: str) -> None:
     manifest, _ = _verified(file)
     request = Request("PUT", "/v1/snapshot", body=Path(file).read_bytes(), idempotent=False,
                       content_type="application/gzip")
-    with ctx.client(timeout=SAVE_TIMEOUT, deadline=SAVE_TIMEOUT) as client:
+    with _client(ctx) as client:
         reply = client._call(request, parse_reply)
     if ctx.output == "json":
         print_json(reply.body)

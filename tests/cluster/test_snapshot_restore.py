@@ -76,16 +76,16 @@ def test_save_and_restore_into_a_new_cluster(make_cluster: Any, tmp_path: Path) 
     assert expected is not None
     manifest, _ = read_archive((tmp_path / "backup.snap").read_bytes())
     assert manifest.index >= expected["index"]
-    inspected = run_cli("--addr", "127.0.0.1:1", "snapshot", "inspect", "backup.snap", cwd=tmp_path)
+    inspected = run_cli("snapshot", "inspect", "backup.snap", cwd=tmp_path)
     assert inspected.returncode == 0 and "sha256 verified" in inspected.stdout and "yes" in inspected.stdout
 
     target = LocalCluster(3, name="restored")
     try:
-        restored = run_cli("--addr", "127.0.0.1:1", "-o", "json", "snapshot", "restore", "backup.snap",
+        restored = run_cli("-o", "json", "snapshot", "restore", "backup.snap",
                            "--new-cluster", "--config", str(target.config_path), cwd=tmp_path)
         assert restored.returncode == 0, restored.stderr
         assert json.loads(restored.stdout)["index"] == manifest.index
-        again = run_cli("--addr", "127.0.0.1:1", "snapshot", "restore", "backup.snap", "--new-cluster", "--config",
+        again = run_cli("snapshot", "restore", "backup.snap", "--new-cluster", "--config",
                         str(target.config_path), cwd=tmp_path)
         assert again.returncode != 0 and "not empty" in again.stderr
         # n3 loses its seeded directory: it starts empty, without the new cluster's identity,
@@ -123,10 +123,10 @@ def test_damaged_files_are_refused_before_anything_is_written(tmp_path: Path, ma
     target = LocalCluster(3, name="never")
     try:
         for bad, message in (("flipped.snap", "sha256"), ("truncated.snap", "truncated")):
-            result = run_cli("--addr", "127.0.0.1:1", "snapshot", "restore", bad, "--new-cluster", "--config",
+            result = run_cli("snapshot", "restore", bad, "--new-cluster", "--config",
                              str(target.config_path), cwd=tmp_path)
             assert result.returncode != 0 and message in result.stderr, result.stderr
-            inspected = run_cli("--addr", "127.0.0.1:1", "snapshot", "inspect", bad, cwd=tmp_path)
+            inspected = run_cli("snapshot", "inspect", bad, cwd=tmp_path)
             assert inspected.returncode != 0
             assert not Path(target.config.data_dir).exists() or not any(Path(target.config.data_dir).rglob("*"))
     finally:
