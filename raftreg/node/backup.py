@@ -24,6 +24,7 @@ the log without an ``Authorized`` wrapper.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import io
 import uuid
@@ -51,6 +52,7 @@ from raftreg.state.restore_staging import StagedResult
 
 CHUNK_OVERHEAD = 256  # bytes of a RestoreChunk's encoding besides its data, with room to spare
 MIN_CHUNK = 4096
+DISCARD_TIMEOUT = 2.0
 
 
 class Backups:
@@ -93,14 +95,24 @@ class Backups:
             for seq in range(chunks):
                 await self._stage(RestoreChunk(restore_id, seq, bytes(view[seq * size:(seq + 1) * size])))
         except (OutcomeUnknown, Unavailable) as exc:
+            await self._discard(restore_id)
             raise Unavailable(f"the restore was not applied (staging failed: {exc.message}); retry",
                               retry_after=1.0) from None
+        except Conflict:
+            await self._discard(restore_id)
+            raise
         committed = await self._writer.commit(RestoreCommit(restore_id), bounded=False, idempotent=False)
         result = committed.result
         if not isinstance(result, StagedResult) or not result.restored:
             reason = result.reason if isinstance(result, StagedResult) else str(result)
             raise Conflict(f"the restore was not applied: {reason}")
         return committed.index, manifest
+
+    async def _discard(self, restore_id: str) -> None:
+        """Best effort, after a failed staging: drop the chunks staged so far (if the staging is
+        still this restore's), so they do not stay in the state and its snapshots."""
+        with contextlib.suppress(RaftregError):  # the next restore's Begin replaces the staging anyway
+            await self._writer.commit(RestoreCommit(restore_id, abort=True), DISCARD_TIMEOUT, bounded=False)
 
     async def _stage(self, cmd: Command) -> None:
         result = (await self._writer.commit(cmd, bounded=False)).result

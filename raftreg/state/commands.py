@@ -172,9 +172,10 @@ class RestoreChunk(msgspec.Struct, frozen=True, tag="rstchunk", array_like=True)
 
 class RestoreCommit(msgspec.Struct, frozen=True, tag="rstcommit", array_like=True):
     """Replace the restorable parts by the staged payload of restore ``id``, placed at this
-    command's index (``raftreg.state.machine``)."""
+    command's index (``raftreg.state.machine``); with ``abort``, drop that staging instead."""
 
     id: str
+    abort: bool = False
 
 
 Unauthorized = (Register | Deregister | Noop | Expire | SetCheckStatus | SetManualStatus | KVSet | KVDelete | KVTxn

@@ -9,9 +9,12 @@ A backup's payload can be tens of MiB, far more than one entry may hold, so the 
   kept, or one of a discarded restore, changes nothing).
 - ``RestoreCommit`` takes the payload when every chunk arrived and the joined bytes have the
   announced size and SHA-256 (checked at apply, on every replica alike), and clears the staging
-  either way; ``StagedResult.ok`` false with the reason otherwise.
+  either way; ``StagedResult.ok`` false with the reason otherwise. With ``abort`` it only clears
+  the staging, if it is still that id's.
 The staging is part of the state machine's snapshots, so a node that installs a log-compaction
-snapshot in the middle of a staging holds the same chunks as the others.
+snapshot in the middle of a staging holds the same chunks as the others. A staging abandoned
+half-way stays until the next ``RestoreBegin`` or an aborting ``RestoreCommit`` (which the
+proposer sends when its staging fails).
 Pure and deterministic (hashlib's SHA-256 is a pure function).
 """
 
@@ -75,6 +78,8 @@ class RestoreStaging:
         if begin is None or begin.id != cmd.id:
             return StagedResult(False, f"no restore {cmd.id!r} is staged (a newer one replaced it?)")
         data, self._begin, self._data = self._data, None, []
+        if cmd.abort:
+            return StagedResult(True, f"restore {cmd.id!r} discarded")
         if len(data) != begin.chunks:
             return StagedResult(False, f"restore {cmd.id!r} has {len(data)} of {begin.chunks} chunks")
         payload = b"".join(data)

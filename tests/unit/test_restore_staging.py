@@ -117,3 +117,15 @@ def test_a_payload_that_does_not_decode_changes_nothing() -> None:
     commit_at = stage(state, junk, 401)
     result = state.apply(commit_at, RestoreCommit("r1"))
     assert not isinstance(result, StagedResult) and state.registry.instance_count() == 300
+
+
+def test_an_abort_drops_only_its_own_staging() -> None:
+    payload = backup_payload()
+    state = live_state()
+    digest = hashlib.sha256(payload).hexdigest()
+    state.apply(401, RestoreBegin("mine", digest, len(payload), 2))
+    state.apply(402, RestoreChunk("mine", 0, payload[:10]))
+    assert state.apply(403, RestoreCommit("other", abort=True)).ok is False  # type: ignore[union-attr]
+    assert state.staging.staged == ("mine", 1)
+    assert state.apply(404, RestoreCommit("mine", abort=True)).ok  # type: ignore[union-attr]
+    assert state.staging.staged is None and state.registry.instance_count() == 300
