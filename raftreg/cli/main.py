@@ -30,6 +30,7 @@ from raftreg.cli.local import DEFAULT_CONFIG, dev, serve
 from raftreg.cli.lock import elect, lock
 from raftreg.cli.output import print_json, print_table
 from raftreg.cli.rolling import rolling_restart
+from raftreg.cli.snapshot import snapshot
 from raftreg.cli.suggest import usage_message
 from raftreg.cli.tls import tls
 from raftreg.cli.top import top
@@ -102,7 +103,12 @@ def cli(ctx: click.Context, addr: str | None, config_path: str | None, output: s
     """raftreg: a fault-tolerant service registry replicated with Raft."""
     if ctx.invoked_subcommand in ("serve", "dev", "chaos", "tls", "config", "completion"):
         return
-    addrs, config_ca = _addresses(addr, config_path)
+    try:
+        addrs, config_ca = _addresses(addr, config_path)
+    except ConfigError:
+        if ctx.invoked_subcommand != "snapshot":  # `snapshot inspect` and --new-cluster need no cluster
+            raise
+        addrs, config_ca = [], None
     ctx.obj = Ctx(addrs, output, ca_file or config_ca, cert_file, key_file, token)
 
 
@@ -120,6 +126,7 @@ cli.add_command(top)
 cli.add_command(rolling_restart)
 cli.add_command(config_group)
 cli.add_command(completion)
+cli.add_command(snapshot)
 
 
 def _instance_rows(instances: list[dict[str, Any]]) -> list[list[Any]]:

@@ -21,11 +21,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
+from raftreg.backup.archive import Manifest
 from raftreg.config import ClusterConfig, NodeConfig
 from raftreg.errors import InvalidArgument
 from raftreg.models import Instance, KVEntry, KVVersion, ServiceSummary, Session, Status, TxnOp
 from raftreg.node.acl import AclManager
 from raftreg.node.acl_agreement import AclAgreement, settings_view
+from raftreg.node.backup import Backups
 from raftreg.node.cluster_watch import ClusterWatch
 from raftreg.node.health import Health
 from raftreg.node.identity_check import LocalIdentity
@@ -48,6 +50,7 @@ from raftreg.node.writes import Writer
 from raftreg.raft import RaftNode
 from raftreg.state.commands import Command
 from raftreg.state.machine import Result
+from raftreg.state.restore_staging import StagedResult
 
 __all__ = ["LocalIdentity", "ReadContext", "ReadOptions", "RegistryNode"]
 
@@ -86,6 +89,7 @@ class RegistryNode:
         self._recovery = Recovery(config, self.me, self._raft, self._view, peers)
         self.acl = AclManager(config.acl, self._raft, self._writer, data_dir)
         self._acl_agreement = AclAgreement(config.acl, name, self._view, peers)
+        self._backups = Backups(config, self._raft, self._reader, self._writer)
         self._tasks: list[asyncio.Task[None]] = []
         # Records this data directory's incarnation once caught up (raftreg.node.identity_recorder).
         self._identity = (IdentityRecorder(name, identity, raft=self._raft, view=self._view, writer=self._writer)
@@ -163,6 +167,9 @@ class RegistryNode:
         lease keeper what happened to leased instances."""
         self._watches.notify_threadsafe(index, frozenset(changed_topics(cmds, results)))
         self._health.on_applied(cmds, results)
+        if any(isinstance(r, StagedResult) and r.restored for r in results):  # an online restore
+            self._watches.restored_threadsafe()
+            self._health.on_log_restore()
 
     def _on_restored(self) -> None:
         self._watches.restored_threadsafe()
@@ -206,6 +213,14 @@ class RegistryNode:
 
     async def session_renew(self, session_id: str) -> float:
         return await self._sessions.renew(session_id)
+
+    async def snapshot_save(self) -> tuple[Manifest, bytes]:
+        """``GET /v1/snapshot``: the manifest and the archive (``raftreg.node.backup``)."""
+        return await self._backups.save()
+
+    async def snapshot_restore(self, archive: bytes) -> tuple[int, Manifest]:
+        """``PUT /v1/snapshot``: restore through the log; the commit index (``raftreg.node.backup``)."""
+        return await self._backups.restore(archive)
 
     # ---- node-to-node -------------------------------------------------------------------
     def renew_forwarded(self, keys: list[LeaseKey]) -> list[dict[str, Any]]:

@@ -39,6 +39,7 @@ from raftreg.config import RaftTuning
 from raftreg.raft.compaction import CompactionPolicy
 from raftreg.raft.data_format import prepare_data_dir
 from raftreg.raft.faults import FaultHooks
+from raftreg.raft.identity import raft_password
 from raftreg.raft.proposals import ProposalFailed, Proposals
 from raftreg.raft.read_channel import ReadChannel
 from raftreg.raft.snapshot import SnapshotBlob, install_fork_hook
@@ -155,7 +156,7 @@ class RaftNode:
         t = self._tuning
         conf = SyncObjConf(
             bindAddress=self.self_addr,
-            password=self._secret,
+            password=raft_password(self._secret, self.files.data_dir),
             appendEntriesUseBatch=t.append_entries_use_batch,
             appendEntriesPeriod=t.append_entries_period,
             appendEntriesBatchSizeBytes=APPEND_ENTRIES_BYTES,

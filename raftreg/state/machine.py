@@ -14,7 +14,13 @@ Contract (hashicorp/raft's FSM, as each part's):
   and every older one. Version 1 was the registry alone (``Registry.snapshot()``); version 2 is
   ``[2, registry, kv, sessions]`` (written before sessions without the last part); version 3 adds
   the ACL part (``[3, registry, kv, sessions, acl]``); version 4 adds the members' recorded
-  incarnations (``[4, registry, kv, sessions, acl, identities]``, ``raftreg.state.identities``).
+  incarnations (``raftreg.state.identities``) and the staging of an online restore:
+  ``[4, registry, kv, sessions, acl, identities, staging]`` (the last two may be absent).
+- An online restore (``raftreg.state.restore_staging``): ``RestoreBegin``/``RestoreChunk`` stage
+  a payload; ``RestoreCommit`` at index N decodes it into a fresh machine, places its parts at N
+  (every service, catalog, key, session and ACL index becomes N, so no watcher sees an index go
+  back) and replaces the ``RESTORABLE`` parts of this machine with them, keeping every other
+  part. A payload that does not decode changes nothing but the staging (``Failed``).
 - An ``Authorized`` command (a client's write with its token's authority) is re-checked against
   the ACL state at apply (``raftreg.state.acl``); refused, it changes nothing and answers
   ``Denied``. Restore keeps
@@ -43,6 +49,9 @@ from raftreg.state.commands import (
     KVSet,
     KVTxn,
     RecordIdentity,
+    RestoreBegin,
+    RestoreChunk,
+    RestoreCommit,
     SessionCreate,
     SessionDestroy,
     SetCheckStatus,
@@ -52,11 +61,13 @@ from raftreg.state.identities import Identities, IdentityRecorded
 from raftreg.state.kv import KVResult, KVStore, KVWritten
 from raftreg.state.registry import Deregistered, Failed, Registry, StatusSet
 from raftreg.state.registry import Result as RegistryResult
+from raftreg.state.restore_staging import RESTORABLE, RestoreStaging, StagedResult
 from raftreg.state.sessions import SessionCreated, SessionsEnded, SessionStore
 
 SNAPSHOT_VERSION = 4
 
-Result = RegistryResult | KVResult | SessionCreated | SessionsEnded | AclChanged | Denied | IdentityRecorded
+Result = (RegistryResult | KVResult | SessionCreated | SessionsEnded | AclChanged | Denied | IdentityRecorded
+          | StagedResult)
 
 
 class _Head(msgspec.Struct, array_like=True):
@@ -72,6 +83,7 @@ class _Snapshot(msgspec.Struct, array_like=True):
     sessions: msgspec.Struct
     acl: msgspec.Struct
     identities: msgspec.Struct
+    staging: msgspec.Struct
 
 
 class _SnapshotRaw(msgspec.Struct, array_like=True):
@@ -81,6 +93,7 @@ class _SnapshotRaw(msgspec.Struct, array_like=True):
     sessions: msgspec.Raw = msgspec.Raw()  # empty in snapshots written before sessions
     acl: msgspec.Raw = msgspec.Raw()  # absent in version 2
     identities: msgspec.Raw = msgspec.Raw()  # absent before version 4
+    staging: msgspec.Raw = msgspec.Raw()  # absent before version 4
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -97,10 +110,13 @@ class StateMachine:
         self.sessions = SessionStore()
         self.acl = AclStore()
         self.identities = Identities()
+        self.staging = RestoreStaging()
         self._cascades: list[SessionsEnded] = []
+        self.applied_index = 0  # of the last command applied here (not in snapshots): what a backup is taken at
 
     def apply(self, index: int, cmd: Command) -> Result:
         """Apply ``cmd`` committed at Raft ``index``. Never raises."""
+        self.applied_index = index
         try:
             return self._apply(index, cmd)
         except Exception as exc:  # apply must never raise (research/pysyncobj.md §4.1)
@@ -114,6 +130,8 @@ class StateMachine:
             return self._apply(index, cmd.cmd)
         if isinstance(cmd, RecordIdentity | ForgetIdentity):
             return self.identities.apply(index, cmd)
+        if isinstance(cmd, RestoreBegin | RestoreChunk | RestoreCommit):
+            return self._stage(index, cmd)
         if isinstance(cmd, AclBootstrap | AclTokenSet | AclTokenDelete | AclPolicySet | AclPolicyDelete):
             return self.acl.apply(index, cmd)
         if isinstance(cmd, KVSet) and cmd.lock and self.sessions.get(cmd.session) is None:
@@ -134,6 +152,21 @@ class StateMachine:
         result = self.registry.apply(index, cmd)
         self._end_tied_sessions(index, cmd, result)
         return result
+
+    def _stage(self, index: int, cmd: RestoreBegin | RestoreChunk | RestoreCommit) -> Result:
+        if isinstance(cmd, RestoreBegin):
+            return self.staging.begin(cmd)
+        if isinstance(cmd, RestoreChunk):
+            return self.staging.chunk(cmd)
+        payload = self.staging.take(cmd)
+        if isinstance(payload, StagedResult):
+            return payload
+        fresh = StateMachine()
+        fresh.restore(payload)  # raises on a payload that does not decode: Failed, nothing replaced
+        for part in RESTORABLE:
+            getattr(fresh, part).place_at(index)
+            setattr(self, part, getattr(fresh, part))
+        return StagedResult(True, restored=True)
 
     def _end_tied_sessions(self, index: int, cmd: Command, result: Result) -> None:
         """The sessions tied to an instance that this registry command removed or made critical."""
@@ -175,14 +208,15 @@ class StateMachine:
         """The whole state as compact, deterministic msgpack bytes (the current version)."""
         return _encoder.encode(_Snapshot(SNAPSHOT_VERSION, self.registry.snapshot_struct(),
                                          self.kv.snapshot_struct(), self.sessions.snapshot_struct(),
-                                         self.acl.snapshot_struct(), self.identities.snapshot_struct()))
+                                         self.acl.snapshot_struct(), self.identities.snapshot_struct(),
+                                         self.staging.snapshot_struct()))
 
     def restore(self, data: bytes) -> None:
         """Replace the whole state with the one ``data`` describes (any known version);
         ``ValueError`` for an unknown one."""
         version = _head_decoder.decode(data).v
         registry, kv, sessions, acl = Registry(), KVStore(), SessionStore(), AclStore()
-        identities = Identities()
+        identities, staging = Identities(), RestoreStaging()
         if version == 1:
             registry.restore(data)
         elif version in (2, 3, SNAPSHOT_VERSION):
@@ -195,7 +229,9 @@ class StateMachine:
                 acl.restore(memoryview(parts.acl))
             if len(parts.identities):
                 identities.restore(memoryview(parts.identities))
+            if len(parts.staging):
+                staging.restore(memoryview(parts.staging))
         else:
             raise ValueError(f"snapshot version {version}, this build knows 1 to {SNAPSHOT_VERSION}")
         self.registry, self.kv, self.sessions, self.acl = registry, kv, sessions, acl
-        self.identities = identities
+        self.identities, self.staging = identities, staging
