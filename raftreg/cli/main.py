@@ -22,6 +22,7 @@ from raftreg.cli.acl import acl, add_token_option
 from raftreg.cli.chaos import chaos
 from raftreg.cli.interruptible import in_background, join_promptly
 from raftreg.cli.kv import kv
+from raftreg.cli.lab import lab
 from raftreg.cli.local import DEFAULT_CONFIG, dev, serve
 from raftreg.cli.lock import elect, lock
 from raftreg.cli.output import print_json, print_table
@@ -104,6 +105,7 @@ cli.add_command(elect)
 cli.add_command(tls)
 cli.add_command(acl)
 cli.add_command(top)
+cli.add_command(lab)
 
 
 def _instance_rows(instances: list[dict[str, Any]]) -> list[list[Any]]:
