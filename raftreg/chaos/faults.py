@@ -62,7 +62,7 @@ def plan(seed: int, names: list[str], count: int, *, leader_share: float = 0.6) 
 class FaultRecord:
     """What happened, for the report."""
 
-    kind: FaultKind
+    kind: str  # a FaultKind, or a lab fault (raftreg.chaos.netfaults)
     nodes: list[str]
     was_leader: bool
     started: float  # time.monotonic()

@@ -54,6 +54,8 @@ class ChaosOptions:
     progress: bool = True
     tuning: RaftTuning | None = None
     keep_data: bool = False
+    network: str = "local"  # "lab": nodes in network namespaces (raftreg.chaos.lab_chaos)
+    lab_dir: Path | None = None  # the lab's directory (network "lab"); default a temporary one
 
 
 @dataclass
@@ -74,8 +76,10 @@ async def run_chaos(opts: ChaosOptions) -> ChaosReport:
         await asyncio.to_thread(cluster.close)
 
 
-async def _run(cluster: LocalCluster, opts: ChaosOptions) -> ChaosReport:
-    injector = FaultInjector(cluster)
+async def _run(cluster: LocalCluster, opts: ChaosOptions, injector: FaultInjector | None = None,
+               schedule: list[Any] | None = None) -> ChaosReport:
+    """The run against a started cluster; a lab run passes its own injector and fault schedule."""
+    injector = injector or FaultInjector(cluster)
     urls = {name: cluster.url(name) for name in cluster.names}
     workload = Workload(lambda: urls, WorkloadConfig(clients=opts.clients, rate=opts.rate), opts.seed)
     monitor = LeaderMonitor(cluster)
@@ -97,7 +101,7 @@ async def _run(cluster: LocalCluster, opts: ChaosOptions) -> ChaosReport:
     load = asyncio.create_task(workload.run())
     try:
         await asyncio.sleep(min(2.0, opts.duration / 10))  # a calm start: the history begins healthy
-        for fault in plan(opts.seed, list(opts.faults), count=100_000):
+        for fault in schedule if schedule is not None else plan(opts.seed, list(opts.faults), count=100_000):
             if time.monotonic() - started >= opts.duration:
                 break
             rec = await injector.apply(fault)
