@@ -27,6 +27,7 @@ from raftreg.models import Instance, KVEntry, KVVersion, ServiceSummary, Session
 from raftreg.node.acl import AclManager
 from raftreg.node.acl_agreement import AclAgreement, settings_view
 from raftreg.node.cluster_watch import ClusterWatch
+from raftreg.node.disk_watch import DiskWatch
 from raftreg.node.health import Health
 from raftreg.node.kv import KeyValue, TxnResult
 from raftreg.node.leases import Clock, LeaseKey, SystemClock
@@ -82,6 +83,7 @@ class RegistryNode:
         self._sessions = SessionManager(self._raft, self._writer, self._health)
         self._recovery = Recovery(config, self.me, self._raft, self._view, peers)
         self.acl = AclManager(config.acl, self._raft, self._writer, data_dir)
+        self._disk_watch = DiskWatch(data_dir)  # a failed disk write makes the node exit loudly
         self._acl_agreement = AclAgreement(config.acl, name, self._view, peers)
         self._tasks: list[asyncio.Task[None]] = []
         # Prometheus metrics (``[metrics] enabled``); None: no collectors, nothing counted.
@@ -103,6 +105,7 @@ class RegistryNode:
                        asyncio.create_task(trim_periodically(), name="malloc-trim"),
                        asyncio.create_task(self._acl_agreement.run(), name="acl-agreement")]
         self._health.start()
+        self._disk_watch.start()
 
     async def hand_over_leadership(self, timeout: float = 3.0) -> bool:
         """Graceful stop of the leader: hand leadership to a caught-up follower first, so a planned
@@ -144,6 +147,7 @@ class RegistryNode:
         self._cluster_watch.release_all()
 
     async def stop(self) -> None:
+        self._disk_watch.stop()
         await self._health.stop()
         await self._recovery.stop()
         await self._peers.close()
