@@ -18,7 +18,7 @@ from pathlib import Path
 
 from raftreg.lab.cluster import LabCluster
 from raftreg.lab.netns import LabError, run
-from raftreg.lab.topology import LabState
+from raftreg.lab.topology import LabState, is_mounted
 
 MOUNT_TIMEOUT = 10.0
 
@@ -39,7 +39,7 @@ class DiskFaults:
     """The FUSE mounts of one lab (one per node)."""
 
     def __init__(self, directory: Path, nodes: int) -> None:
-        self.directory = directory
+        self.directory = directory.resolve()
         self.names = [f"n{i}" for i in range(1, nodes + 1)]
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.mounts: dict[str, Path] = {}
@@ -74,7 +74,7 @@ class DiskFaults:
 
     def unmount_all(self) -> None:
         for mount in self.mounts.values():
-            if os.path.ismount(mount):
+            if is_mounted(str(mount)):
                 run(["fusermount3", "-u", "-z", str(mount)], check=False)
         for proc in self.procs.values():
             proc.kill()

@@ -43,7 +43,7 @@ def up(nodes: int, directory: str) -> None:
     for name in cluster.names:
         click.echo(f"  {name}  {cluster.config.node(name).http}  in {cluster.host_of(name)}")
     click.echo(f"config {cluster.config_path}; clients run in {state.client} (198.18.0.100), e.g.\n"
-               f"  ip netns exec {state.client} .venv/bin/raftreg status --config {cluster.config_path}\n"
+               f"  ip netns exec {state.client} {sys.executable} -m raftreg --config {cluster.config_path} status\n"
                f"stop with: raftreg lab down --dir {directory}")
 
 

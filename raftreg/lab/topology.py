@@ -143,6 +143,12 @@ def destroy(state: LabState) -> list[str]:
     call again, and after a crash of the tool that built the lab."""
     require_root()
     removed: list[str] = []
+    for name, mount in state.mounts.items():  # first: a FUSE mount whose daemon died looks unmounted to stat
+        if is_mounted(mount):
+            run(["fusermount3", "-u", "-z", mount], check=False)
+            if is_mounted(mount):
+                run(["umount", "-l", mount], check=False)
+            removed.append(f"FUSE mount of {name} at {mount}")
     for ns in lab_namespaces(state):
         for pid in pids_in(ns):
             _kill(pid)
@@ -150,12 +156,6 @@ def destroy(state: LabState) -> list[str]:
     for pid in [*state.pids.values(), *state.helpers]:
         if _ours(state, pid):
             _kill(pid)
-    for name, mount in state.mounts.items():
-        if os.path.ismount(mount):
-            run(["fusermount3", "-u", "-z", mount], check=False)
-            if os.path.ismount(mount):
-                run(["umount", "-l", mount], check=False)
-            removed.append(f"FUSE mount of {name} at {mount}")
     for ns in lab_namespaces(state):
         deadline = time.monotonic() + 5.0
         while pids_in(ns) and time.monotonic() < deadline:
@@ -178,8 +178,15 @@ def leftovers(state: LabState) -> list[str]:
     for pid in [*state.pids.values(), *state.helpers]:
         if _alive(pid) and _ours(state, pid):
             found.append(f"process {pid}")
-    found += [f"mount {m}" for m in state.mounts.values() if os.path.ismount(m)]
+    found += [f"mount {m}" for m in state.mounts.values() if is_mounted(m)]
     return found
+
+
+def is_mounted(path: str) -> bool:
+    """Whether ``path`` is a mount point (from /proc/self/mounts: ``os.path.ismount`` says no for a
+    FUSE mount whose daemon is gone)."""
+    with open("/proc/self/mounts") as f:
+        return any(line.split()[1] == path for line in f if len(line.split()) > 1)
 
 
 def _ours(state: LabState, pid: int) -> bool:
