@@ -13,6 +13,7 @@ index is read, and the time until the follower has applied it is the figure. Rep
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import threading
 import time
@@ -34,10 +35,8 @@ def _writer(cluster: LabCluster, stop: threading.Event, cutoff: dict[str, str]) 
     with entered(cluster.state.client):
         i, leader = 0, cluster.names[0]
         while not stop.is_set():
-            try:
+            with contextlib.suppress(TimeoutError):  # an election: keep writing to the last leader known
                 leader = cluster.leader(timeout=1.0, among=[n for n in cluster.names if n != cutoff.get("node")])
-            except TimeoutError:
-                pass  # an election: keep writing to the last leader known
             http_json(f"{cluster.url(leader)}/v1/services/bench/instances/i{i % 20}", method="PUT",
                       body={"address": "198.18.0.100", "port": 1, "meta": {"v": str(i)}}, timeout=3.0)
             i += 1

@@ -70,6 +70,7 @@ class FaultRecord:
     recovered: float | None = None  # every node ready again
     catch_up_s: dict[str, float] = field(default_factory=dict)  # restarted node -> restart..ready
     error: str | None = None
+    detail: str = ""  # a lab fault's amount, e.g. "23%" (raftreg.chaos.netfaults)
 
 
 class FaultInjector:

@@ -105,8 +105,8 @@ class LabFaultInjector(FaultInjector):
         if fault.kind in ("partial", "oneway"):
             nodes.append(others[int(fault.other_pick * len(others)) % len(others)])
         unit = UNITS.get(fault.kind)
-        label = f"{fault.kind} {fault.amount:.0f}{unit}" if unit else fault.kind
-        rec = FaultRecord(label, nodes, leader in nodes, time.monotonic())
+        rec = FaultRecord(fault.kind, nodes, leader in nodes, time.monotonic(),
+                          detail=f"{fault.amount:.0f}{unit}" if unit else "")
         self.records.append(rec)
         self.current = rec
         try:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from raftreg.chaos.checker import check_history, format_key_history, lost_writes
+from raftreg.chaos.fault_stats import per_kind
 from raftreg.chaos.faults import FaultInjector, plan
 from raftreg.chaos.history import Op, write_jsonl
 from raftreg.chaos.html_report import CheckStatus, CheckVerdict, ReportData, render_html
@@ -312,7 +313,8 @@ def _fault_summary(injector: FaultInjector, history: list[Op]) -> dict[str, Any]
             recoveries.append(first)
         per_fault.append({"kind": rec.kind, "nodes": rec.nodes, "was_leader": rec.was_leader,
                           "to_next_acked_write_s": None if first is None else round(first, 3),
-                          "catch_up_s": {k: round(v, 2) for k, v in rec.catch_up_s.items()}, "error": rec.error})
+                          "catch_up_s": {k: round(v, 2) for k, v in rec.catch_up_s.items()}, "error": rec.error,
+                          "detail": rec.detail})
     catch_up = [v for rec in injector.records for v in rec.catch_up_s.values()]
     kinds: dict[str, int] = {}
     for rec in injector.records:
@@ -324,6 +326,7 @@ def _fault_summary(injector: FaultInjector, history: list[Op]) -> dict[str, Any]
         "to_next_acked_write_s": _percentiles(recoveries),
         "catch_up_s": _percentiles(catch_up),
         "errors": [r["error"] for r in per_fault if r["error"]],
+        "per_kind": per_kind(per_fault),
         "each": per_fault,
     }
 

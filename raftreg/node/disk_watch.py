@@ -18,6 +18,7 @@ and waited out: a slow node is late, not wrong, and Raft tolerates a slow minori
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
@@ -31,6 +32,9 @@ SLOW_S = 1.0
 EXIT_STATUS = 75  # EX_TEMPFAIL: the supervisor should restart the node once the disk is healthy
 PROBE = "disk-probe"
 JOURNAL = "raft.journal"
+# Errors that mean the disk could not take a write (anything else, e.g. ENOENT during a resync
+# that replaces the files, is logged and the next check runs as usual).
+FAILED_WRITE_ERRNOS = {errno.EIO, errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG}
 
 
 class DiskWatch:
@@ -64,10 +68,14 @@ class DiskWatch:
             ino = path.stat().st_ino
         except FileNotFoundError:
             return
-        if ino != self._journal_ino:  # first time, or pysyncobj replaced the file
+        if ino != self._journal_ino:  # first time, or pysyncobj replaced the file (a resync wipes it)
             if self._journal_fd is not None:
                 os.close(self._journal_fd)
-            self._journal_fd, self._journal_ino = os.open(path, os.O_RDONLY), ino
+                self._journal_fd = self._journal_ino = None
+            try:
+                self._journal_fd, self._journal_ino = os.open(path, os.O_RDONLY), ino
+            except FileNotFoundError:
+                return  # removed since the stat: nothing to sync
         assert self._journal_fd is not None
         os.fsync(self._journal_fd)
 
@@ -76,6 +84,9 @@ class DiskWatch:
             try:
                 took = self.check_once()
             except OSError as exc:
+                if exc.errno not in FAILED_WRITE_ERRNOS:  # e.g. a file removed under us: not the disk
+                    log.warning("event=disk_check_error data_dir=%s error=%r", self.data_dir, exc)
+                    continue
                 log.critical("event=disk_failed data_dir=%s error=%r: exiting so that this node acknowledges "
                              "nothing it may not have persisted; restart it once the disk is healthy",
                              self.data_dir, exc)

@@ -1,4 +1,4 @@
-"""The lab's fault schedule (``lab_plan``) and the Raft sockets' liveness options (no root needed)."""
+"""The lab's fault schedule (``lab_plan``), the Raft sockets' liveness options, the root check (no root needed)."""
 
 from __future__ import annotations
 
@@ -39,3 +39,20 @@ def test_raft_sockets_get_a_user_timeout_and_keepalive(monkeypatch: pytest.Monke
     assert user_timeout_s() == 0.0
     monkeypatch.setenv(ENV, "nonsense")
     assert user_timeout_s() == 2.0
+
+
+def test_the_lab_says_clearly_that_it_needs_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from raftreg.cli.main import cli
+    from raftreg.lab import netns
+
+    monkeypatch.setattr(netns.os, "geteuid", lambda: 1000)
+    with pytest.raises(netns.LabError, match="needs root"):
+        netns.require_root()
+    result = CliRunner().invoke(cli, ["lab", "up", "--dir", "/nonexistent/raftreg-lab"])
+    assert result.exit_code == 1 and "the lab needs root" in result.output
+    result = CliRunner().invoke(cli, ["chaos", "--network", "lab", "--duration", "1s"])
+    assert result.exit_code == 2 and "the lab needs root" in result.output
+    result = CliRunner().invoke(cli, ["chaos", "--faults", "loss", "--duration", "1s"])
+    assert result.exit_code == 2 and "need --network lab" in result.output
