@@ -53,7 +53,11 @@ def down(directory: str) -> None:
     """Remove every namespace, rule, qdisc, mount and process of the lab (also after a crash)."""
     from raftreg.lab.control import down as lab_down
     from raftreg.lab.netns import LabError
+    from raftreg.lab.topology import STATE_FILE
 
+    if not (Path(directory) / STATE_FILE).exists():
+        click.echo(f"no lab recorded in {directory}: nothing to remove")
+        return
     try:
         removed = lab_down(Path(directory))
     except LabError as exc:

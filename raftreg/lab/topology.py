@@ -79,7 +79,7 @@ class LabState:
         try:
             raw = json.loads(path.read_text())
         except FileNotFoundError:
-            raise LabError(f"no lab in {directory} (no {STATE_FILE}): nothing to do") from None
+            raise LabError(f"no lab in {directory} (no {STATE_FILE})") from None
         return LabState(**raw)
 
 
