@@ -24,5 +24,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if reason is None:
         return
     for item in items:
-        if "tests/lab/" in str(item.fspath):
+        if "tests/lab/" in str(item.path):
             item.add_marker(pytest.mark.skip(reason=reason))
