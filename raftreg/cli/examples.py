@@ -48,6 +48,10 @@ EXAMPLES: dict[str, str] = {
     "snapshot save": "raftreg --config prod.toml snapshot save backup-$(date +%F).snap",
     "snapshot inspect": "raftreg snapshot inspect backup.snap",
     "snapshot restore": "raftreg --config prod.toml snapshot restore backup.snap",
+    "lab": "raftreg lab up --nodes 3",
+    "lab up": "raftreg lab up --nodes 5 --dir /tmp/raftreg-lab",
+    "lab down": "raftreg lab down --dir /tmp/raftreg-lab",
+    "lab status": "raftreg lab status",
     "top": "raftreg --config prod.toml top --interval 2",
     "rolling-restart": "raftreg --config prod.toml rolling-restart "
                        "--restart-cmd 'ssh {name} sudo systemctl restart raftreg'",

@@ -29,6 +29,7 @@ from raftreg.node.acl import AclManager
 from raftreg.node.acl_agreement import AclAgreement, settings_view
 from raftreg.node.backup import Backups
 from raftreg.node.cluster_watch import ClusterWatch
+from raftreg.node.disk_watch import DiskWatch
 from raftreg.node.health import Health
 from raftreg.node.identity_check import LocalIdentity
 from raftreg.node.identity_recorder import IdentityRecorder
@@ -88,6 +89,7 @@ class RegistryNode:
         self._sessions = SessionManager(self._raft, self._writer, self._health)
         self._recovery = Recovery(config, self.me, self._raft, self._view, peers)
         self.acl = AclManager(config.acl, self._raft, self._writer, data_dir)
+        self._disk_watch = DiskWatch(data_dir)  # a failed disk write makes the node exit loudly
         self._acl_agreement = AclAgreement(config.acl, name, self._view, peers)
         self._backups = Backups(config, self._raft, self._reader, self._writer)
         self._tasks: list[asyncio.Task[None]] = []
@@ -115,6 +117,7 @@ class RegistryNode:
         if self._identity is not None:
             self._tasks.append(asyncio.create_task(self._identity.run(), name="identity-recorder"))
         self._health.start()
+        self._disk_watch.start()
 
     async def hand_over_leadership(self, timeout: float = 3.0) -> bool:
         """Graceful stop of the leader: hand leadership to a caught-up follower first, so a planned
@@ -156,6 +159,7 @@ class RegistryNode:
         self._cluster_watch.release_all()
 
     async def stop(self) -> None:
+        self._disk_watch.stop()
         await self._health.stop()
         await self._recovery.stop()
         await self._peers.close()

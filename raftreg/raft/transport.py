@@ -11,6 +11,7 @@ Guards:
 - snapshot-install commit guard: ``deliver_without_commit_advance`` (a pysyncobj defect);
 - no truncation without a conflict: ``skip_entries_already_held`` (a pysyncobj defect);
 - raftreg's own ReadIndex messages go to ``ReadChannel``, not to pysyncobj;
+- dead Raft links noticed in seconds (``raftreg.raft.tcp_liveness``);
 - fast failover: ``elect_soon_after_leader_loss`` when the connection to the leader drops, and
   ``elect_soon_in_a_new_cluster`` for the first election of a new cluster (called by the bridge).
 """
@@ -27,6 +28,7 @@ from pysyncobj.transport import TCPTransport
 
 from raftreg.raft.faults import FaultHooks
 from raftreg.raft.read_channel import FOLLOWER_STATE, ReadChannel, is_channel_message
+from raftreg.raft.tcp_liveness import connection_socket, tune_outgoing, tune_socket, user_timeout_s
 
 log = logging.getLogger("raftreg.raft")
 
@@ -164,7 +166,17 @@ class GuardedTransport(TCPTransport):  # type: ignore[misc]
         self._faults = faults
         self._reads = reads
         self._guarded_so = syncObj
+        self._user_timeout = user_timeout_s()  # raftreg.raft.tcp_liveness: dead links found in seconds
         super().__init__(syncObj, selfNode, otherNodes)
+
+    def addNode(self, node: Any) -> None:
+        super().addNode(node)
+        if node in self._connections:
+            tune_outgoing(self._connections[node], self._user_timeout)
+
+    def _onNewIncomingConnection(self, conn: Any) -> None:
+        tune_socket(connection_socket(conn), self._user_timeout)
+        super()._onNewIncomingConnection(conn)
 
     def send(self, node: Any, message: Any) -> bool:
         if self._faults.blocked and node.address in self._faults.blocked:
