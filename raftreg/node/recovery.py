@@ -85,10 +85,10 @@ class Recovery:
             return False, f"leader {leader} answered an unexpected status"
         holders = 1 + sum(  # the leader itself, plus the other followers that hold everything
             1 for m in members
-            if isinstance(m, dict) and m.get("name") not in (self._me.name, leader)
+            if isinstance(m, dict) and m.get("name") not in (self._me.name, leader) and m.get("role") != "replica"
             and isinstance(m.get("match_index"), int) and m["match_index"] >= commit
         )
-        majority = len(self._config.nodes) // 2 + 1
+        majority = len(self._config.voters) // 2 + 1  # replicas count in no quorum
         why = f"leader {leader} commit {commit}: {holders} of the other members hold it, {majority} needed"
         return holders >= majority, why
 
@@ -100,7 +100,7 @@ class Recovery:
             info = await self._peers.cluster_status(believed)
             if info is not None and _leads(info):
                 return believed, info
-        others = [n.name for n in self._config.nodes if n.name != self._me.name]
+        others = [n.name for n in self._config.voters if n.name != self._me.name]  # replicas never lead
         answers = await asyncio.gather(*(self._peers.cluster_status(name) for name in others))
         leaders = [(info["term"], name, info) for name, info in zip(others, answers, strict=True)
                    if info is not None and _leads(info) and isinstance(info.get("term"), int)]
