@@ -16,10 +16,10 @@ For each topology a fresh cluster runs the chosen phases in order:
 * ``commit``: ``--commit-writes`` sequential registrations (concurrency 1) through the leader:
   the commit latency with and without replicas to stream to.
 
-It runs on the shared harness (``benchmarks/harness``; the watchers are ``watch_bench``'s watch
-job). Everything runs on one machine: with 2 cores, the replicas share the CPU the voters had, so
-the ratios here show the cost and the spread, not the capacity replicas add on machines of their
-own. See benchmarks/README.md ("replica_bench").
+It runs on the shared harness (``benchmarks/harness``; the watchers are its ``watch`` job, as in
+``watch_bench``). Everything runs on one machine: with 2 cores, the replicas share the CPU the
+voters had, so the ratios here show the cost and the spread, not the capacity replicas add on
+machines of their own. See benchmarks/README.md ("replica_bench").
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ from harness.proc import ensure_fd_limit, loadavg
 from harness.report import fmt_ms, fmt_num, kinds_text, log, print_run_table, print_table
 from harness.stats import lat_stats, split
 from harness.sync_http import Http
+from harness.watch_job import watch_job
 from harness.workers import JobHandler
-from watch_bench import watch_job
 
 from raftreg.testing import LocalCluster, http_json, wait_for
 
