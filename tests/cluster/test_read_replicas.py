@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pysyncobj import SyncObj, SyncObjConf
 
 from raftreg.config import RaftTuning
 from raftreg.raft import RaftNode
@@ -125,10 +126,11 @@ def test_cluster_view_shows_replicas_and_voters_ignore_them(rc: LocalCluster) ->
 
 
 async def test_a_replica_connection_needs_the_cluster_secret(rc: LocalCluster, tmp_path: Path) -> None:
-    """A read-only pysyncobj connection with the wrong password learns nothing; the same node with
-    the right one catches up (the control that makes this test able to fail)."""
+    """Read-only pysyncobj connections with the wrong password, or with none, learn nothing; the
+    same node with the right one catches up (the control that makes this test able to fail)."""
     loop = asyncio.get_running_loop()
     voters = [rc.config.node(name).raft for name in VOTERS]
+    plain = SyncObj(None, voters, conf=SyncObjConf(password=None, connectionRetryTime=0.2))  # no password at all
 
     def replica(secret: str, name: str) -> RaftNode:
         return RaftNode(self_addr="127.0.0.1:1", peer_addrs=voters, data_dir=tmp_path / name, secret=secret,
@@ -138,7 +140,9 @@ async def test_a_replica_connection_needs_the_cluster_secret(rc: LocalCluster, t
     for node in (good, bad):
         await loop.run_in_executor(None, node.start, loop)
     try:
-        target = int(rc.status(rc.leader())["commit_index"])  # type: ignore[index]
+        code, body = put_instance(rc, rc.leader(), "secret-check", "s1")
+        assert code == 200, body
+        target = body["index"]
         deadline = time.monotonic() + 15
         while good.applied_index < target:
             assert time.monotonic() < deadline, f"the replica with the secret applied {good.applied_index} of {target}"
@@ -148,9 +152,11 @@ async def test_a_replica_connection_needs_the_cluster_secret(rc: LocalCluster, t
         # pysyncobj starts every log at index 1 (an empty entry): nothing beyond it arrived.
         assert bad.applied_index <= 1 and bad.leader_addr() is None and bad.status().term == 0
         assert bad.registry.instance_count() == 0
+        assert plain.raftLastApplied <= 1 and plain.getStatus()["leader"] is None
     finally:
         for node in (good, bad):
             await loop.run_in_executor(None, node.stop)
+        await loop.run_in_executor(None, plain.destroy_synchronous)
 
 
 def _terms(cluster: LocalCluster, nodes: list[str]) -> set[int]:
