@@ -56,18 +56,24 @@ class ReplicaLag:
         self._seen: dict[str, _Seen] = {}
 
     async def run(self) -> None:
-        """Poll every ``POLL_PERIOD`` seconds until cancelled."""
+        """Poll every ``POLL_PERIOD`` seconds until cancelled; a failed pass is logged, never fatal."""
         others = [n.name for n in self._replicas if n.name != self._me.name]
         if not others:
             return
         while True:
-            answers = await asyncio.gather(*(self._peers.cluster_status(name) for name in others))
-            now = time.monotonic()
-            for name, doc in zip(others, answers, strict=True):
-                seen = _from_status(doc, now)
-                if seen is not None:
-                    self._seen[name] = seen
+            try:
+                await self._poll(others)
+            except Exception:
+                log.exception("event=replica_poll_failed")
             await asyncio.sleep(POLL_PERIOD)
+
+    async def _poll(self, others: list[str]) -> None:
+        answers = await asyncio.gather(*(self._peers.cluster_status(name) for name in others))
+        now = time.monotonic()
+        for name, doc in zip(others, answers, strict=True):
+            seen = _from_status(doc, now)
+            if seen is not None:
+                self._seen[name] = seen
 
     def rows(self, st: RaftStatus) -> list[dict[str, Any]]:
         """One ``members`` row per replica: ``role``, ``status`` (``replica`` or ``unreachable``),
