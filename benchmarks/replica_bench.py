@@ -13,8 +13,10 @@ For each topology a fresh cluster runs the chosen phases in order:
 * ``watch``: ``--watchers`` blocking queries on one service, spread evenly over all nodes (one
   client process per node: ``--procs`` must be at least 5), ``--rounds`` registrations through
   the leader; every watcher's wake-up latency from the write's send.
-* ``commit``: ``--commit-writes`` sequential registrations (concurrency 1) through the leader:
-  the commit latency with and without replicas to stream to.
+* ``commit``: both clusters up at once; ``--commit-rounds`` rounds of sequential registrations
+  (concurrency 1) through each one's leader, alternating, and a third arm with the two replicas
+  paused (SIGSTOP): the commit latency with and without replicas to stream to, and the leader's
+  own cost of streaming apart from the CPU the replica processes take on a shared machine.
 
 It runs on the shared harness (``benchmarks/harness``; the watchers are its ``watch`` job, as in
 ``watch_bench``). Everything runs on one machine: with 2 cores, the replicas share the CPU the
@@ -27,10 +29,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import statistics
 import sys
 import time
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
 from harness.bench import Bench, node_pids
@@ -56,7 +59,8 @@ SIZES: dict[str, tuple[Any, Any]] = {
     "lookup_warmup": (1.0, 0.5),
     "watchers": (3000, 300),
     "rounds": (5, 3),
-    "commit_writes": (500, 100),
+    "commit_writes": (600, 120),
+    "commit_rounds": (6, 2),
 }
 
 
@@ -81,14 +85,21 @@ class ReplicaBench(Bench):
             self.cluster = None
 
     def run(self, phases: list[str]) -> None:
-        """Every chosen phase on 3 voters, then on 3 voters + 2 replicas; then the comparison."""
+        """``lookup`` and ``watch`` on 3 voters, then on 3 voters + 2 replicas; ``commit`` on both
+        clusters at once, alternating; then the comparison."""
         self.client_pool()
         for label, replicas in TOPOLOGIES:
+            if not {"lookup", "watch"} & set(phases):
+                break
             with self.topology(replicas) as cluster:
-                for p in PHASES:
+                for p in ("lookup", "watch"):
                     if p in phases:
                         result = self.timed(f"{p} on {label}", lambda p=p: getattr(self, f"phase_{p}")(cluster))
                         self.results.setdefault(p, {})[label] = result
+        if "commit" in phases:
+            with contextlib.ExitStack() as stack:
+                clusters = {label: stack.enter_context(self.topology(replicas)) for label, replicas in TOPOLOGIES}
+                self.results["commit"] = self.timed("commit", lambda: self.phase_commit(clusters))
         self.compare()
 
     # ---- 1. lookups spread over every node ----------------------------------------------------
@@ -166,28 +177,43 @@ class ReplicaBench(Bench):
 
         wait_for(parked, 60.0 + sum(shares.values()) / 20.0, "every node's watchers to park", interval=0.02)
 
-    # ---- 3. commit latency at low load --------------------------------------------------------
-    def phase_commit(self, cluster: LocalCluster) -> dict[str, Any]:
-        leader, n = cluster.leader(), self.size("commit_writes")
-        log(f"commit: {n} sequential registrations via the leader {leader}")
-        jobs = put_jobs(self.args.procs, [cluster.url(leader)], 1, "commit", n, 10, self.args.payload_bytes,
-                        warmup=20)
-        res = run_closed_loop(self.client_pool(), jobs, node_pids(cluster), 300)
-        res["leader"] = leader
-        replicas = [n.name for n in cluster.config.replicas]
-        if replicas:  # again with the replicas stopped (SIGSTOP): connected, but using no CPU
-            log(f"commit: again with {replicas} paused (the leader still streams to them)")
-            for name in replicas:
-                cluster.pause(name)
-            try:
-                jobs = put_jobs(self.args.procs, [cluster.url(leader)], 1, "commit-paused", n, 10,
-                                self.args.payload_bytes, warmup=20)
-                res["replicas_paused"] = run_closed_loop(self.client_pool(), jobs, node_pids(cluster), 300)
-                res["replicas_paused"]["leader"] = leader
-            finally:
+    # ---- 3. commit latency at low load, both clusters alternating ------------------------------
+    def phase_commit(self, clusters: dict[str, LocalCluster]) -> dict[str, Any]:
+        """``--commit-rounds`` rounds; in each, every arm (3v, 3v+2r, 3v+2r with its replicas
+        paused by SIGSTOP: connected and streamed to, but using no CPU) makes its share of
+        ``--commit-writes`` sequential registrations through its leader, the arms' order reversed
+        every other round, so a busy machine's drift hits all arms alike. Per arm: the rounds, and
+        the medians of their p50 and p99."""
+        (base, _), (more, _) = TOPOLOGIES
+        paused_arm = f"{more}, replicas paused"
+        arms = [(base, clusters[base], False), (more, clusters[more], False), (paused_arm, clusters[more], True)]
+        rounds = self.size("commit_rounds")
+        n = max(1, self.size("commit_writes") // rounds)
+        log(f"commit: {rounds} rounds of {n} sequential registrations per arm ({', '.join(a for a, _, _ in arms)})")
+        runs: dict[str, list[dict[str, Any]]] = {arm: [] for arm, _, _ in arms}
+        for r in range(rounds):
+            for arm, cluster, pause in arms if r % 2 == 0 else arms[::-1]:
+                replicas = [m.name for m in cluster.config.replicas] if pause else []
                 for name in replicas:
-                    cluster.resume(name)
-        return res
+                    cluster.pause(name)
+                try:
+                    leader = cluster.leader(among=[m.name for m in cluster.config.voters])
+                    jobs = put_jobs(self.args.procs, [cluster.url(leader)], 1, f"commit-{r}-{len(runs[arm])}", n, 10,
+                                    self.args.payload_bytes, warmup=10)
+                    res = run_closed_loop(self.client_pool(), jobs, node_pids(cluster), 300)
+                finally:
+                    for name in replicas:
+                        cluster.resume(name)
+                res["leader"] = leader
+                runs[arm].append(res)
+        out: dict[str, Any] = {"arms": {}}
+        for arm, results in runs.items():
+            out["arms"][arm] = {"rounds": results, "p50_ms": median(r["p50_ms"] for r in results),
+                        "p99_ms": median(r["p99_ms"] for r in results),
+                        "max_ms": max((r["max_ms"] or 0.0) for r in results),
+                        "errors": sum(r["errors"] for r in results), "writes_per_round": n,
+                        "other_cpu_pct": median(r["other_procs_cpu_pct"] for r in results)}
+        return out
 
     # ---- the comparison -------------------------------------------------------------------------
     def compare(self) -> None:
@@ -213,21 +239,24 @@ class ReplicaBench(Bench):
                       f"{fmt_ms(watch[base]['wake_p99_ms'])} -> {fmt_ms(watch[more]['wake_p99_ms'])} "
                       f"({watch[base]['watchers']} watchers; most per node {max(watch[base]['per_node'].values())} "
                       f"-> {max(watch[more]['per_node'].values())})", errors_text(watch[base], watch[more]))
-        if base in commit and more in commit:
-            print_run_table(f"Commit latency: {self.size('commit_writes')} sequential registrations via the leader",
-                            [(label, commit[label]) for label in (base, more)]
-                            + [(f"{more}, replicas paused", r) for r in [commit[more].get("replicas_paused")] if r],
-                            roles=True)
-            self.note("commit", f"p50/p99 ms {base} -> {more}",
-                      f"{fmt_ms(commit[base]['p50_ms'])}/{fmt_ms(commit[base]['p99_ms'])} -> "
-                      f"{fmt_ms(commit[more]['p50_ms'])}/{fmt_ms(commit[more]['p99_ms'])} "
-                      f"(p50 x{ratio(commit[more]['p50_ms'], commit[base]['p50_ms'])})",
-                      errors_text(commit[base], commit[more]))
-            paused = commit[more].get("replicas_paused")
-            if paused:
-                self.note("commit", "p50/p99 ms, replicas paused",
-                          f"{fmt_ms(paused['p50_ms'])}/{fmt_ms(paused['p99_ms'])} (the leader's own cost of streaming "
-                          "to them, without their CPU)", errors_text(paused))
+        if "arms" in commit:
+            arms = commit["arms"]
+            rows = [[arm, " ".join(fmt_ms(r["p50_ms"]) for r in c["rounds"]), fmt_ms(c["p50_ms"]), fmt_ms(c["p99_ms"]),
+                     fmt_ms(c["max_ms"]), str(c["errors"]), f"{c['other_cpu_pct']:.0f}"] for arm, c in arms.items()]
+            per_round = arms[base]["writes_per_round"]
+            print_table(f"Commit latency: rounds of {per_round} sequential registrations via the leader, the arms "
+                        "alternating", ["arm", "p50 ms per round", "median p50 ms", "median p99 ms", "max ms", "errors",
+                                        "median other CPU %"], rows)
+            for arm in list(arms)[1:]:
+                self.note("commit", f"median p50/p99 ms {base} -> {arm}",
+                          f"{fmt_ms(arms[base]['p50_ms'])}/{fmt_ms(arms[base]['p99_ms'])} -> "
+                          f"{fmt_ms(arms[arm]['p50_ms'])}/{fmt_ms(arms[arm]['p99_ms'])} "
+                          f"(p50 x{ratio(arms[arm]['p50_ms'], arms[base]['p50_ms'])})",
+                          errors_text(arms[base], arms[arm]))
+
+def median(values: Iterable[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
 
 
 def ratio(new: float | None, old: float | None) -> str:
