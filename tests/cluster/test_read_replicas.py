@@ -22,6 +22,8 @@ from raftreg.raft import RaftNode
 from raftreg.testing import LocalCluster, http_json, wait_for
 from tests.cluster.cluster_helpers import put_instance
 
+pytestmark = pytest.mark.cluster
+
 REPLICAS = ["r1", "r2"]
 VOTERS = ["n1", "n2", "n3"]
 
