@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cluster_helpers import put_instance
 from pysyncobj import SyncObj, SyncObjConf
 
 from raftreg.config import RaftTuning
 from raftreg.raft import RaftNode
 from raftreg.testing import LocalCluster, http_json, wait_for
-from tests.cluster.cluster_helpers import put_instance
 
 pytestmark = pytest.mark.cluster
 
