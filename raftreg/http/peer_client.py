@@ -39,7 +39,7 @@ class PeerClient:
                  gossip_timeout: float = 1.0) -> None:
         self._urls = {n.name: config.url(n.name) for n in config.nodes}
         self._ssl = peer_context(config.tls, me) if config.tls is not None else None
-        self._others = [n.name for n in config.nodes if n.name != me]
+        self._others = [n.name for n in config.voters if n.name != me]  # lease gossip: replicas hold no leases
         self._signer = Signer(secret, me)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._gossip_timeout = aiohttp.ClientTimeout(total=gossip_timeout)

@@ -43,6 +43,7 @@ from raftreg.node.quotas import Quotas
 from raftreg.node.read_index import ReadIndex
 from raftreg.node.reads import Reader, ReadOptions
 from raftreg.node.recovery import Recovery
+from raftreg.node.replicas import ReplicaLag
 from raftreg.node.sessions import SessionManager
 from raftreg.node.tasks import cancel_and_wait
 from raftreg.node.view import ClusterView, ReadContext
@@ -69,12 +70,13 @@ class RegistryNode:
         self._watches = WatchHub(lambda: self._raft.applied_index)
         self._raft = RaftNode(
             self_addr=self.me.raft,
-            peer_addrs=[n.raft for n in config.nodes if n.name != name],
+            peer_addrs=[n.raft for n in config.voters if n.name != name],  # replicas: never a peer
             data_dir=data_dir,
             secret=secret,
             tuning=config.raft,
             on_applied=self._on_applied,
             on_restored=self._on_restored,
+            readonly=self.me.role == "replica",
         )
         self._view = ClusterView(config, self.me, self._raft)
         self._view.add_listener(lambda st, _usable: self._watches.advance_applied(st.applied_index))
@@ -88,6 +90,7 @@ class RegistryNode:
                               writer=self._writer, peers=peers)
         self._sessions = SessionManager(self._raft, self._writer, self._health)
         self._recovery = Recovery(config, self.me, self._raft, self._view, peers)
+        self._replicas = ReplicaLag(config, self.me, peers)
         self.acl = AclManager(config.acl, self._raft, self._writer, data_dir)
         self._disk_watch = DiskWatch(data_dir)  # a failed disk write makes the node exit loudly
         self._acl_agreement = AclAgreement(config.acl, name, self._view, peers)
@@ -113,7 +116,8 @@ class RegistryNode:
         self._tasks = [asyncio.create_task(self._view.run(), name="status-sampler"),
                        asyncio.create_task(self._recovery.watchdog.run(), name="watchdog"),
                        asyncio.create_task(trim_periodically(), name="malloc-trim"),
-                       asyncio.create_task(self._acl_agreement.run(), name="acl-agreement")]
+                       asyncio.create_task(self._acl_agreement.run(), name="acl-agreement"),
+                       asyncio.create_task(self._replicas.run(), name="replica-lag")]
         if self._identity is not None:
             self._tasks.append(asyncio.create_task(self._identity.run(), name="identity-recorder"))
         self._health.start()
@@ -318,6 +322,7 @@ class RegistryNode:
             "pid": os.getpid(),
             "boot_id": BOOT_ID,
             "state": st.state,
+            "role": self.me.role,
             "leader": self._view.leader_name(),
             "leader_usable": self._view.usable_leader(st) is not None,
             "term": st.term,
@@ -327,7 +332,7 @@ class RegistryNode:
             "log_len": st.log_len,
             "has_quorum": st.has_quorum,
             "last_contact_ms": self._view.read_context(0).last_contact_ms,
-            "members": self._view.members(),
+            "members": self._view.members() + self._replicas.rows(st),
             "identities": self.recorded_identities(),
             "acl": settings_view(self.config.acl),
             "acl_conflict": self.acl_conflict or "",
@@ -357,7 +362,7 @@ class RegistryNode:
     def block_peers(self, names: Iterable[str]) -> list[str]:
         """Drop Raft traffic with these members (``[]`` heals); ``InvalidArgument`` naming
         unknown ones. Returns the names blocked."""
-        by_name = {n.name: n.raft for n in self.config.nodes if n.name != self.me.name}
+        by_name = {n.name: n.raft for n in self.config.voters if n.name != self.me.name}
         names = sorted(set(names))
         unknown = [name for name in names if name not in by_name]
         if unknown:

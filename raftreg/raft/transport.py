@@ -148,8 +148,8 @@ def elect_soon_in_a_new_cluster(so: Any, now: float, jitter: float) -> bool:
     restarted member hears from the current leader before it would disturb it. Only brings the
     deadline nearer; pysyncobj still campaigns only once connected to a peer. Returns whether the
     deadline moved."""
-    if so._SyncObj__raftCurrentTerm != 0 or so._SyncObj__raftLeader is not None:
-        return False
+    if so._SyncObj__raftCurrentTerm != 0 or so._SyncObj__raftLeader is not None or so._SyncObj__selfNode is None:
+        return False  # a node with history, or a read replica (it never campaigns)
     members = [other.address for other in so._SyncObj__otherNodes]
     deadline = now + lost_leader_delay(so._SyncObj__selfNode.address, members, "", jitter)
     if deadline >= so._SyncObj__raftElectionDeadline:
@@ -179,7 +179,7 @@ class GuardedTransport(TCPTransport):  # type: ignore[misc]
         super()._onNewIncomingConnection(conn)
 
     def send(self, node: Any, message: Any) -> bool:
-        if self._faults.blocked and node.address in self._faults.blocked:
+        if self._faults.blocked and getattr(node, "address", None) in self._faults.blocked:
             return True  # "sent": lost on the way, as on a dead link
         return bool(super().send(node, message))
 
@@ -191,6 +191,8 @@ class GuardedTransport(TCPTransport):  # type: ignore[misc]
 
         def disconnected(node: Any) -> None:
             callback(node)
+            if so._SyncObj__selfNode is None:  # a read replica never campaigns
+                return
             members = [other.address for other in so._SyncObj__otherNodes]
             delay = lost_leader_delay(so._SyncObj__selfNode.address, members, node.address, random.random())
             if elect_soon_after_leader_loss(so, node, monotonic(), delay):
@@ -205,7 +207,7 @@ class GuardedTransport(TCPTransport):  # type: ignore[misc]
         faults, so, reads = self._faults, self._guarded_so, self._reads
 
         def guarded(node: Any, message: Any) -> None:
-            if (faults.blocked and node.address in faults.blocked) or faults.deaf:
+            if (faults.blocked and getattr(node, "address", None) in faults.blocked) or faults.deaf:
                 return
             if is_channel_message(message):
                 reads.receive(so, self.send, node, message)
