@@ -18,6 +18,7 @@ dev: $(STAMP)
 test: $(STAMP)
 	.ci/ensure-browser
 	.ci/ensure-systemd
+	.ci/ensure-lab
 	$(VENV)/bin/ruff check raftreg tests benchmarks examples docs
 	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider

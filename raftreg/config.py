@@ -202,6 +202,8 @@ class ClusterConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ConfigError("datacenter must be 1-63 lowercase letters, digits, '-' or '_'")
         if not self.nodes:
             raise ConfigError("a cluster needs at least one node")
+        if not self.voters:
+            raise ConfigError("a cluster needs at least one node with role = \"voter\" (replicas never lead)")
         names = [n.name for n in self.nodes]
         if len(set(names)) != len(names):
             raise ConfigError("node names must be unique")
@@ -216,6 +218,16 @@ class ClusterConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ConfigError("node dns addresses must be unique")
         for addr in dns_addrs:
             split_hostport(addr)
+
+    @property
+    def voters(self) -> list[NodeConfig]:
+        """The Raft members that vote and count in quorums (``role = "voter"``), in config order."""
+        return [n for n in self.nodes if n.role == "voter"]
+
+    @property
+    def replicas(self) -> list[NodeConfig]:
+        """The read replicas (``role = "replica"``): they receive the log and never vote."""
+        return [n for n in self.nodes if n.role == "replica"]
 
     @property
     def scheme(self) -> str:

@@ -27,8 +27,10 @@ class NodeProcess:
         secret_env: str = "RAFTREG_SECRET",
         extra_env: dict[str, str] | None = None,
         log_format: str | None = None,
+        wrapper: list[str] | None = None,
     ) -> None:
         self.name = name
+        self.wrapper = wrapper or []  # argv prefix, e.g. ``ip netns exec <ns>`` (raftreg.lab); it must exec
         self.config_path = config_path
         self.data_dir = data_dir
         self.log_path = log_path
@@ -58,7 +60,7 @@ class NodeProcess:
             self._log_file.write(f"==== start {time.strftime('%H:%M:%S')}\n".encode())
             self._log_file.flush()
             stdout = self._log_file
-        cmd = [sys.executable, "-m", "raftreg", "serve", "--config", str(self.config_path),
+        cmd = [*self.wrapper, sys.executable, "-m", "raftreg", "serve", "--config", str(self.config_path),
                "--node", self.name, "--data-dir", str(self.data_dir)]
         if self.log_format is not None:
             cmd += ["--log-format", self.log_format]

@@ -12,7 +12,8 @@ certificates. ``ssl_context`` (CA + client certificate) is what its own observat
 ``metrics`` are the config's ``[logging]`` and ``[metrics]`` tables; ``log_format`` is passed to
 every node as ``raftreg serve --log-format``.
 ``LocalCluster(consul=True)`` also serves the Consul-compatible API on a free port per node
-(``consul_url(name)``).
+(``consul_url(name)``). ``LocalCluster(3, replicas=2)`` adds read replicas ``r1``, ``r2``
+(``role = "replica"``) to the voters ``n1``..``n3``.
 
 Every node writes its log to ``<base_dir>/logs/<node>.log`` (``log_files()``). ``live_clusters()``
 lists the clusters made and not yet closed, and each function of ``CLOSE_HOOKS`` is called with
@@ -145,19 +146,23 @@ class LocalCluster:
         logging: LoggingSettings | None = None,
         metrics: MetricsSettings | None = None,
         log_format: str | None = None,
+        replicas: int = 0,
     ) -> None:
         self._own_dir = base_dir is None
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="raftreg-cluster-"))
         _live.add(self)
         self.keep_data = keep_data
-        dns_base = 2 * nodes  # ports: http and raft per node, then dns per node, then consul per node
-        consul_base = dns_base + (nodes if dns else 0)
-        ports = free_ports(consul_base + (nodes if consul else 0))
+        total = nodes + replicas  # voters n1.., then read replicas r1..
+        dns_base = 2 * total  # ports: http and raft per node, then dns per node, then consul per node
+        consul_base = dns_base + (total if dns else 0)
+        ports = free_ports(consul_base + (total if consul else 0))
         node_cfgs = [
-            NodeConfig(name=f"n{i + 1}", http=f"127.0.0.1:{ports[2 * i]}", raft=f"127.0.0.1:{ports[2 * i + 1]}",
+            NodeConfig(name=f"n{i + 1}" if i < nodes else f"r{i - nodes + 1}",
+                       http=f"127.0.0.1:{ports[2 * i]}", raft=f"127.0.0.1:{ports[2 * i + 1]}",
                        dns=f"127.0.0.1:{ports[dns_base + i]}" if dns else None,
-                       consul_http=f"127.0.0.1:{ports[consul_base + i]}" if consul else None)
-            for i in range(nodes)
+                       consul_http=f"127.0.0.1:{ports[consul_base + i]}" if consul else None,
+                       role="voter" if i < nodes else "replica")
+            for i in range(total)
         ]
         self.tls_files: Issued | None = None
         self.ssl_context: ssl.SSLContext | None = None

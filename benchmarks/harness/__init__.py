@@ -13,6 +13,7 @@ The benchmark scripts run as ``python benchmarks/<name>_bench.py``, so ``benchma
 * ``sync_http``: ``Http``, sequential blocking requests over one keep-alive connection.
 * ``workers``: the spawned client processes (``ClientPool``), their start barrier and job runner.
 * ``closed_loop``: the closed-loop ``put`` / ``get`` jobs and their aggregated run result.
+* ``watch_job``: the ``watch`` job (many blocking queries on one node, round reports).
 * ``open_loop``: the rate-driven ``open_loop`` job, its per-request records (``OpenLoopRecords``)
   and ``TickLoad``, the 5 ms scheduler base of the tick-driven loads.
 * ``report``: logging, number formats, tables, run metadata and the result JSON.

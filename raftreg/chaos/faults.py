@@ -66,7 +66,7 @@ def plan(seed: int, names: list[str], count: int, *, leader_share: float = 0.6) 
 class FaultRecord:
     """What happened, for the report."""
 
-    kind: FaultKind
+    kind: str  # a FaultKind, or a lab fault (raftreg.chaos.netfaults)
     nodes: list[str]
     was_leader: bool
     started: float  # time.monotonic()
@@ -74,6 +74,7 @@ class FaultRecord:
     recovered: float | None = None  # every node ready again
     catch_up_s: dict[str, float] = field(default_factory=dict)  # restarted node -> restart..ready
     error: str | None = None
+    detail: str = ""  # a lab fault's amount, e.g. "23%" (raftreg.chaos.netfaults)
 
 
 class FaultInjector:

@@ -92,6 +92,9 @@ svg circle.latency.p50 { fill: #2e7d32; } svg circle.latency.p99 { fill: #7b3fa0
 svg .fault { fill-opacity: 0.22; } svg .recovering { fill-opacity: 0.09; }
 svg .fault-kill { fill: #d64545; } svg .fault-pause { fill: #8a6d00; }
 svg .fault-partition { fill: #6a3fb0; } svg .fault-restart-all { fill: #111111; }
+svg .fault-isolate, svg .fault-partial, svg .fault-oneway { fill: #6a3fb0; } svg .fault-linkdown { fill: #3c3c8c; }
+svg .fault-loss, svg .fault-delay, svg .fault-bandwidth { fill: #1f7a8c; }
+svg .fault-disk-stall, svg .fault-disk-eio { fill: #b35c00; }
 svg .fault-label { font-size: 11px; font-weight: 600; }
 svg .fault-tick { stroke: #9aa1ae; stroke-width: 0.8; }
 svg .leader-change { stroke: #11824a; stroke-width: 1.2; stroke-dasharray: 4 3; }

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from raftreg.chaos.checker import check_history, format_key_history, lost_writes
+from raftreg.chaos.fault_stats import per_kind
 from raftreg.chaos.faults import FaultInjector, plan
 from raftreg.chaos.history import Op, write_jsonl
 from raftreg.chaos.html_report import CheckStatus, CheckVerdict, ReportData, render_html
@@ -54,6 +55,8 @@ class ChaosOptions:
     progress: bool = True
     tuning: RaftTuning | None = None
     keep_data: bool = False
+    network: str = "local"  # "lab": nodes in network namespaces (raftreg.chaos.lab_chaos)
+    lab_dir: Path | None = None  # the lab's directory (network "lab"); default a temporary one
 
 
 @dataclass
@@ -74,8 +77,10 @@ async def run_chaos(opts: ChaosOptions) -> ChaosReport:
         await asyncio.to_thread(cluster.close)
 
 
-async def _run(cluster: LocalCluster, opts: ChaosOptions) -> ChaosReport:
-    injector = FaultInjector(cluster)
+async def _run(cluster: LocalCluster, opts: ChaosOptions, injector: FaultInjector | None = None,
+               schedule: list[Any] | None = None) -> ChaosReport:
+    """The run against a started cluster; a lab run passes its own injector and fault schedule."""
+    injector = injector or FaultInjector(cluster)
     urls = {name: cluster.url(name) for name in cluster.names}
     workload = Workload(lambda: urls, WorkloadConfig(clients=opts.clients, rate=opts.rate), opts.seed)
     monitor = LeaderMonitor(cluster)
@@ -97,7 +102,7 @@ async def _run(cluster: LocalCluster, opts: ChaosOptions) -> ChaosReport:
     load = asyncio.create_task(workload.run())
     try:
         await asyncio.sleep(min(2.0, opts.duration / 10))  # a calm start: the history begins healthy
-        for fault in plan(opts.seed, list(opts.faults), count=100_000):
+        for fault in schedule if schedule is not None else plan(opts.seed, list(opts.faults), count=100_000):
             if time.monotonic() - started >= opts.duration:
                 break
             rec = await injector.apply(fault)
@@ -308,7 +313,8 @@ def _fault_summary(injector: FaultInjector, history: list[Op]) -> dict[str, Any]
             recoveries.append(first)
         per_fault.append({"kind": rec.kind, "nodes": rec.nodes, "was_leader": rec.was_leader,
                           "to_next_acked_write_s": None if first is None else round(first, 3),
-                          "catch_up_s": {k: round(v, 2) for k, v in rec.catch_up_s.items()}, "error": rec.error})
+                          "catch_up_s": {k: round(v, 2) for k, v in rec.catch_up_s.items()}, "error": rec.error,
+                          "detail": rec.detail})
     catch_up = [v for rec in injector.records for v in rec.catch_up_s.values()]
     kinds: dict[str, int] = {}
     for rec in injector.records:
@@ -320,6 +326,7 @@ def _fault_summary(injector: FaultInjector, history: list[Op]) -> dict[str, Any]
         "to_next_acked_write_s": _percentiles(recoveries),
         "catch_up_s": _percentiles(catch_up),
         "errors": [r["error"] for r in per_fault if r["error"]],
+        "per_kind": per_kind(per_fault),
         "each": per_fault,
     }
 

@@ -87,7 +87,9 @@ def x_scale(duration: float) -> svg.LinearScale:
 
 
 def fault_label(rec: FaultRecord) -> str:
-    return f"{rec.kind} {','.join(rec.nodes)}{' (leader)' if rec.was_leader and rec.kind != 'restart-all' else ''}"
+    detail = f" {rec.detail}" if rec.detail else ""  # a lab fault's amount
+    leader = " (leader)" if rec.was_leader and rec.kind != "restart-all" else ""
+    return f"{rec.kind}{detail} {','.join(rec.nodes)}{leader}"
 
 
 def _duration_label(seconds: float) -> str:

@@ -44,6 +44,14 @@ EXAMPLES: dict[str, str] = {
     "acl policy create": "raftreg acl policy create readers --rule 'service_prefix \"\" read'",
     "acl policy list": "raftreg acl policy list",
     "acl policy delete": "raftreg acl policy delete readers",
+    "snapshot": "raftreg --config prod.toml snapshot save backup.snap",
+    "snapshot save": "raftreg --config prod.toml snapshot save backup-$(date +%F).snap",
+    "snapshot inspect": "raftreg snapshot inspect backup.snap",
+    "snapshot restore": "raftreg --config prod.toml snapshot restore backup.snap",
+    "lab": "raftreg lab up --nodes 3",
+    "lab up": "raftreg lab up --nodes 5 --dir /tmp/raftreg-lab",
+    "lab down": "raftreg lab down --dir /tmp/raftreg-lab",
+    "lab status": "raftreg lab status",
     "top": "raftreg --config prod.toml top --interval 2",
     "rolling-restart": "raftreg --config prod.toml cluster rolling-restart --restart-cmd "
                        "'ssh {name} sudo systemctl restart raftreg'",  # the same command as below

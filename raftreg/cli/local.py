@@ -217,7 +217,8 @@ def dev(config_path: str | None, nodes: str | None, port_base: int | None, data_
         for n, proc in zip(config.nodes, procs, strict=True):
             consul = f"  consul {config.scheme}://{n.consul_http}" if n.consul_http else ""
             dns = f"  dns {n.dns}" if n.dns else ""
-            console.say(f"  {n.name}  {config.url(n.name)}  raft {n.raft}{consul}{dns}  pid {proc.pid}")
+            raft = "read replica" if n.role == "replica" else f"raft {n.raft}"
+            console.say(f"  {n.name}  {config.url(n.name)}  {raft}{consul}{dns}  pid {proc.pid}")
         cacert = f"--cacert {config.tls.ca_file} " if config.tls is not None and config.tls.ca_file else ""
         console.say(f"  try: curl -s {cacert}{config.url(config.nodes[0].name)}/v1/cluster")
         if use_tls:

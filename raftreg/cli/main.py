@@ -27,10 +27,12 @@ from raftreg.cli.config_cmd import config_group
 from raftreg.cli.examples import add_examples
 from raftreg.cli.interruptible import in_background, join_promptly
 from raftreg.cli.kv import kv
+from raftreg.cli.lab import lab
 from raftreg.cli.local import DEFAULT_CONFIG, dev, serve
 from raftreg.cli.lock import elect, lock
 from raftreg.cli.output import print_json, print_table
 from raftreg.cli.rolling import rolling_restart
+from raftreg.cli.snapshot import snapshot
 from raftreg.cli.suggest import usage_message
 from raftreg.cli.tls import tls
 from raftreg.cli.top import top
@@ -101,9 +103,14 @@ def _addresses(addr: str | None, config_path: str | None) -> tuple[list[str], st
 def cli(ctx: click.Context, addr: str | None, config_path: str | None, output: str, ca_file: str | None,
         cert_file: str | None, key_file: str | None, token: str | None) -> None:
     """raftreg: a fault-tolerant service registry replicated with Raft."""
-    if ctx.invoked_subcommand in ("serve", "dev", "chaos", "tls", "config", "completion"):
+    if ctx.invoked_subcommand in ("serve", "dev", "chaos", "tls", "config", "completion", "lab"):
         return
-    addrs, config_ca = _addresses(addr, config_path)
+    try:
+        addrs, config_ca = _addresses(addr, config_path)
+    except ConfigError:
+        if ctx.invoked_subcommand != "snapshot":  # `snapshot inspect` and --new-cluster need no cluster
+            raise
+        addrs, config_ca = [], None
     ctx.obj = Ctx(addrs, output, ca_file or config_ca, cert_file, key_file, token)
 
 
@@ -121,6 +128,8 @@ cluster.add_command(rolling_restart)  # raftreg cluster rolling-restart
 cli.add_command(rolling_restart)  # the top-level name it had first, kept for existing scripts
 cli.add_command(config_group)
 cli.add_command(completion)
+cli.add_command(snapshot)
+cli.add_command(lab)
 
 
 def _instance_rows(instances: list[dict[str, Any]]) -> list[list[Any]]:

@@ -109,13 +109,16 @@ class Lease(msgspec.Struct, frozen=True):
 
 class Member(msgspec.Struct, frozen=True):
     """One member of the cluster as the answering node sees it. ``match_index`` is known only
-    on the leader (``None`` elsewhere)."""
+    on the leader (``None`` elsewhere), except for a read replica (``role == "replica"``): its
+    applied index and ``lag`` as it last reported them (``None`` when unknown)."""
 
     name: str
     raft: str
     http: str
     status: str
     match_index: int | None = None
+    role: str = "voter"  # "voter" | "replica"
+    lag: int | None = None
 
 
 class ClusterStatus(msgspec.Struct, frozen=True):
@@ -135,6 +138,7 @@ class ClusterStatus(msgspec.Struct, frozen=True):
     applied_index: int
     last_contact_ms: int = 0
     members: tuple[Member, ...] = ()
+    role: str = "voter"  # "replica": a read replica (it never leads)
     raw: dict[str, Any] = {}
 
     def to_wire(self) -> dict[str, Any]:

@@ -46,7 +46,7 @@ class StatusApi:
     async def raft_configuration(self, request: web.Request) -> web.Response:
         info, leader = self._info(request)
         servers = [{"ID": m["name"], "Node": m["name"], "Address": m["raft"], "Leader": m["raft"] == leader,
-                    "Voter": True, "ProtocolVersion": "3"} for m in info["members"]]
+                    "Voter": m.get("role") != "replica", "ProtocolVersion": "3"} for m in info["members"]]
         index = int(info["commit_index"])
         return read_response(self.node, index, {"Servers": servers, "Index": index})
 

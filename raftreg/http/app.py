@@ -29,6 +29,7 @@ from raftreg.http.metrics import install_metrics
 from raftreg.http.openapi import OPENAPI_PATH, document_bytes
 from raftreg.http.request_log import install_request_log
 from raftreg.http.session_api import add_session_routes
+from raftreg.http.snapshot_api import add_snapshot_routes
 from raftreg.http.ui import add_ui_routes
 from raftreg.http.validation import (
     check_instance_id,
@@ -207,6 +208,7 @@ def build_app(node: RegistryNode, *, secret: str, debug_endpoints: bool | None =
     add_session_routes(app, node)
     add_acl_routes(app, node)
     add_member_routes(app, node)
+    add_snapshot_routes(app, node)
     add_ui_routes(app)
     if debug_endpoints is None:
         debug_endpoints = os.environ.get("RAFTREG_DEBUG_ENDPOINTS") == "1"

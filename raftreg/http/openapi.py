@@ -50,6 +50,7 @@ from raftreg.http.openapi_types import (
     SessionDestroyed,
     SessionList,
     SessionRenewed,
+    SnapshotRestored,
     StoredInstance,
     Ttl,
     TxnResults,
@@ -188,6 +189,10 @@ OPERATIONS: tuple[Op, ...] = (
     Op("GET", "/v1/ready", "cluster", "200 once this node knows a leader and caught up", (Ready,), errors=()),
     Op("GET", OPENAPI_PATH, "cluster", "This document", (), errors=()),
     Op("GET", "/metrics", "cluster", "Prometheus metrics", (), errors=(404,), media="text/plain; version=0.0.4"),
+    Op("GET", "/v1/snapshot", "snapshot", "The whole state as a snapshot file (gzip'd tar: manifest.json, "
+       "state.msgpack), taken after a read barrier", (), errors=(403, 503), headers=W, media="application/gzip"),
+    Op("PUT", "/v1/snapshot", "snapshot", "Restore a snapshot file into the running cluster, through the log",
+       (SnapshotRestored,), body=RAW, errors=(400, 403, 409, 413, 503, 504), headers=W),
     *(Op(method, path, "acl", summary, returns, body=body, errors=errors)
       for method, path, summary, returns, body, errors in ACL_OPS),
     *(Op(method, path, "cluster", summary, returns, body=body, errors=errors)

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from raftreg.backup.archive import Manifest
 from raftreg.models import Instance, KVEntry, KVVersion, ServiceSummary, Session
 
 REF = "#/components/schemas/{name}"
@@ -143,3 +144,11 @@ class ErrorDetail(msgspec.Struct):
 
 class ErrorBody(msgspec.Struct):
     error: ErrorDetail
+
+
+class SnapshotRestored(msgspec.Struct):
+    """``PUT /v1/snapshot``: the index the restore was committed at, and the file's manifest."""
+
+    restored: bool
+    index: int
+    manifest: Manifest

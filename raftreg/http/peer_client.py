@@ -45,8 +45,8 @@ class PeerClient:
         self._session: aiohttp.ClientSession | None = None
 
     @property
-    def _others(self) -> list[str]:
-        return [n.name for n in self._config.nodes if n.name != self._me]
+    def _others(self) -> list[str]:  # lease gossip: replicas hold no leases
+        return [n.name for n in self._config.voters if n.name != self._me]
 
     def _url(self, member: str) -> str:
         return self._config.url(member)

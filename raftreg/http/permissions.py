@@ -120,6 +120,8 @@ ROUTES: dict[tuple[str, str], Need] = {
     ("GET", "/v1/acl/policies/{name}"): _ACL_READ,
     ("PUT", "/v1/acl/policies/{name}"): _ACL_WRITE,
     ("DELETE", "/v1/acl/policies/{name}"): _ACL_WRITE,
+    ("GET", "/v1/snapshot"): _OPERATOR_READ,  # and acl:read, checked by the handler (http/snapshot_api.py)
+    ("PUT", "/v1/snapshot"): _OPERATOR_WRITE,  # and acl:write, likewise
     ("POST", "/v1/internal/heartbeats"): SIGNED,
     ("POST", "/v1/internal/lease-digest"): SIGNED,
     ("POST", "/v1/debug/resync"): SIGNED,

@@ -62,7 +62,7 @@ async def serve(config: ClusterConfig, name: str, *, data_dir: Path, secret: str
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("event=stopping node=%s", name)
-    if len(config.nodes) > 1 and not await node.hand_over_leadership():
+    if len(config.voters) > 1 and not await node.hand_over_leadership():  # replicas never take over
         log.warning("event=leadership_not_handed_over: stopping as leader (the others elect one)")
     node.release_waiters()  # parked blocking queries answer now instead of holding the shutdown
     await runner.cleanup()

@@ -89,6 +89,11 @@ class Health:
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self.leases.keep_seen, self._reader.leased_exist)
 
+    def on_log_restore(self) -> None:
+        """Tick thread: an online restore (a ``RestoreCommit``) replaced the state."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.leases.rearm_after_restore)
+
     # ---- heartbeats ---------------------------------------------------------------------
     def holds_leases(self) -> bool:
         """This node is the leader, with a quorum, and holds the lease deadlines: it may renew.

@@ -126,7 +126,7 @@ async def check_identity(config: ClusterConfig, name: str, data_dir: Path, peers
         if recorded is not None and recorded != local and replace:
             found = pick_leader(answers)
             if found is not None:
-                confirmation = majority_without(name, found[0], found[1], len(config.nodes))
+                confirmation = majority_without(name, found[0], found[1], len(config.voters))
     decision = decide(name=name, raft_data=raft_data, local=local, recorded=recorded, replace=replace,
                       confirmation=confirmation)
     if not decision.start:

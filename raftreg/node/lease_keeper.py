@@ -116,6 +116,15 @@ class LeaseKeeper:
             log.info("event=leases_dropped term=%d state=%s", st.term, st.state)
             table.clear()
 
+    def rearm_after_restore(self) -> None:
+        """An online restore replaced the state: renewals seen before it say nothing about the
+        restored leases; the lease holder re-arms every one at now + ttl + grace."""
+        self.seen.clear()
+        if self.table.active:
+            leased = self._read_leased()
+            self.table.arm_all(leased, self.grace, self.table.stats.armed_at_term)
+            log.info("event=leases_rearmed_after_restore leases=%d grace_s=%.2f", len(leased), self.grace)
+
     @property
     def holds_leases(self) -> bool:
         return self.table.active

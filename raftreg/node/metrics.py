@@ -141,7 +141,7 @@ class NodeCollector(Collector):
         by_status: dict[str, int] = {}
         for member in info["members"]:
             by_status[member["status"]] = by_status.get(member["status"], 0) + 1
-        for status_name in (*RAFT_STATES, "unreachable"):
+        for status_name in (*RAFT_STATES, "replica", "unreachable"):
             members.add_metric([status_name], by_status.get(status_name, 0))
         yield members
         rounds = CounterMetricFamily("raftreg_read_index_rounds", "ReadIndex rounds for consistent reads, by "

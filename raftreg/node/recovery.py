@@ -79,7 +79,7 @@ class Recovery:
         if found is None:
             return False, "no member says it leads with a quorum"
         leader, info = found
-        return majority_without(self._me.name, leader, info, len(self._config.nodes))
+        return majority_without(self._me.name, leader, info, len(self._config.voters))  # replicas count in no quorum
 
     async def _find_leader(self) -> tuple[str, dict[str, Any]] | None:
         """The leader's name and ``/v1/cluster`` document, asked of the member this node believes
@@ -89,7 +89,7 @@ class Recovery:
             info = await self._peers.cluster_status(believed)
             if info is not None and _leads(info):
                 return believed, info
-        others = [n.name for n in self._config.nodes if n.name != self._me.name]
+        others = [n.name for n in self._config.voters if n.name != self._me.name]  # replicas never lead
         answers = await asyncio.gather(*(self._peers.cluster_status(name) for name in others))
         return pick_leader(dict(zip(others, answers, strict=True)))
 
@@ -107,15 +107,16 @@ def pick_leader(answers: dict[str, dict[str, Any] | None]) -> tuple[str, dict[st
 
 def majority_without(me: str, leader: str, info: dict[str, Any], cluster_size: int) -> tuple[bool, str]:
     """Whether, by the leader's ``/v1/cluster`` answer ``info``, a majority of the
-    ``cluster_size`` members other than ``me`` holds every committed entry (the leader itself,
-    plus the followers whose match index reaches the commit index); and why."""
+    ``cluster_size`` voters other than ``me`` holds every committed entry (the leader itself,
+    plus the voting followers whose match index reaches the commit index; read replicas count in
+    no quorum); and why."""
     commit = info.get("commit_index")
     members = info.get("members")
     if not isinstance(commit, int) or not isinstance(members, list):
         return False, f"leader {leader} answered an unexpected status"
     holders = 1 + sum(
         1 for m in members
-        if isinstance(m, dict) and m.get("name") not in (me, leader)
+        if isinstance(m, dict) and m.get("name") not in (me, leader) and m.get("role") != "replica"
         and isinstance(m.get("match_index"), int) and m["match_index"] >= commit
     )
     majority = cluster_size // 2 + 1

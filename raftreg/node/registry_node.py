@@ -21,12 +21,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
+from raftreg.backup.archive import Manifest
 from raftreg.config import ClusterConfig, NodeConfig
 from raftreg.errors import InvalidArgument
 from raftreg.models import Instance, KVEntry, KVVersion, ServiceSummary, Session, Status, TxnOp
 from raftreg.node.acl import AclManager
 from raftreg.node.acl_agreement import AclAgreement, settings_view
+from raftreg.node.backup import Backups
 from raftreg.node.cluster_watch import ClusterWatch
+from raftreg.node.disk_watch import DiskWatch
 from raftreg.node.health import Health
 from raftreg.node.identity_check import LocalIdentity
 from raftreg.node.identity_recorder import IdentityRecorder
@@ -43,6 +46,7 @@ from raftreg.node.read_index import ReadIndex
 from raftreg.node.reads import Reader, ReadOptions
 from raftreg.node.recovery import Recovery
 from raftreg.node.removal import RemovalWatch
+from raftreg.node.replicas import ReplicaLag
 from raftreg.node.sessions import SessionManager
 from raftreg.node.tasks import cancel_and_wait
 from raftreg.node.view import ClusterView, ReadContext
@@ -51,6 +55,7 @@ from raftreg.node.writes import Writer
 from raftreg.raft import RaftNode
 from raftreg.state.commands import Command
 from raftreg.state.machine import Result
+from raftreg.state.restore_staging import StagedResult
 
 __all__ = ["LocalIdentity", "ReadContext", "ReadOptions", "RegistryNode"]
 
@@ -68,12 +73,13 @@ class RegistryNode:
         self._watches = WatchHub(lambda: self._raft.applied_index)
         self._raft = RaftNode(
             self_addr=self.me.raft,
-            peer_addrs=[n.raft for n in config.nodes if n.name != name],
+            peer_addrs=[n.raft for n in config.voters if n.name != name],  # replicas: never a peer
             data_dir=data_dir,
             secret=secret,
             tuning=config.raft,
             on_applied=self._on_applied,
             on_restored=self._on_restored,
+            readonly=self.me.role == "replica",
         )
         self._view = ClusterView(config, self.me, self._raft)
         self._view.add_listener(lambda st, _usable: self._watches.advance_applied(st.applied_index))
@@ -91,8 +97,11 @@ class RegistryNode:
         self._removal = RemovalWatch(config, name, self._view, peers)
         self._sessions = SessionManager(self._raft, self._writer, self._health)
         self._recovery = Recovery(config, self.me, self._raft, self._view, peers)
+        self._replicas = ReplicaLag(config, self.me, peers)
         self.acl = AclManager(config.acl, self._raft, self._writer, data_dir)
+        self._disk_watch = DiskWatch(data_dir)  # a failed disk write makes the node exit loudly
         self._acl_agreement = AclAgreement(config.acl, name, self._view, peers)
+        self._backups = Backups(config, self._raft, self._reader, self._writer)
         self._tasks: list[asyncio.Task[None]] = []
         # Records this data directory's incarnation once caught up (raftreg.node.identity_recorder).
         self._identity = (IdentityRecorder(name, identity, raft=self._raft, view=self._view, writer=self._writer)
@@ -115,10 +124,12 @@ class RegistryNode:
                        asyncio.create_task(self._recovery.watchdog.run(), name="watchdog"),
                        asyncio.create_task(trim_periodically(), name="malloc-trim"),
                        asyncio.create_task(self._acl_agreement.run(), name="acl-agreement"),
-                       asyncio.create_task(self._removal.run(), name="removal-watch")]
+                       asyncio.create_task(self._removal.run(), name="removal-watch"),
+                       asyncio.create_task(self._replicas.run(), name="replica-lag")]
         if self._identity is not None:
             self._tasks.append(asyncio.create_task(self._identity.run(), name="identity-recorder"))
         self._health.start()
+        self._disk_watch.start()
 
     async def hand_over_leadership(self, timeout: float = 3.0) -> bool:
         """Graceful stop of the leader: hand leadership to a caught-up follower first, so a planned
@@ -160,6 +171,7 @@ class RegistryNode:
         self._cluster_watch.release_all()
 
     async def stop(self) -> None:
+        self._disk_watch.stop()
         await self._health.stop()
         await self._recovery.stop()
         await self._peers.close()
@@ -171,6 +183,9 @@ class RegistryNode:
         lease keeper what happened to leased instances."""
         self._watches.notify_threadsafe(index, frozenset(changed_topics(cmds, results)))
         self._health.on_applied(cmds, results)
+        if any(isinstance(r, StagedResult) and r.restored for r in results):  # an online restore
+            self._watches.restored_threadsafe()
+            self._health.on_log_restore()
 
     def _on_restored(self) -> None:
         self._watches.restored_threadsafe()
@@ -214,6 +229,14 @@ class RegistryNode:
 
     async def session_renew(self, session_id: str) -> float:
         return await self._sessions.renew(session_id)
+
+    async def snapshot_save(self) -> tuple[Manifest, bytes]:
+        """``GET /v1/snapshot``: the manifest and the archive (``raftreg.node.backup``)."""
+        return await self._backups.save()
+
+    async def snapshot_restore(self, archive: bytes) -> tuple[int, Manifest]:
+        """``PUT /v1/snapshot``: restore through the log; the commit index (``raftreg.node.backup``)."""
+        return await self._backups.restore(archive)
 
     # ---- node-to-node -------------------------------------------------------------------
     def renew_forwarded(self, keys: list[LeaseKey]) -> list[dict[str, Any]]:
@@ -307,6 +330,7 @@ class RegistryNode:
             "pid": os.getpid(),
             "boot_id": BOOT_ID,
             "state": st.state,
+            "role": self.me.role,
             "leader": self._view.leader_name(),
             "leader_usable": self._view.usable_leader(st) is not None,
             "term": st.term,
@@ -316,7 +340,7 @@ class RegistryNode:
             "log_len": st.log_len,
             "has_quorum": st.has_quorum,
             "last_contact_ms": self._view.read_context(0).last_contact_ms,
-            "members": self._view.members(),
+            "members": self._view.members() + self._replicas.rows(st),
             "identities": self.recorded_identities(),
             "acl": settings_view(self.config.acl),
             "acl_conflict": self.acl_conflict or "",
@@ -346,7 +370,7 @@ class RegistryNode:
     def block_peers(self, names: Iterable[str]) -> list[str]:
         """Drop Raft traffic with these members (``[]`` heals); ``InvalidArgument`` naming
         unknown ones. Returns the names blocked."""
-        by_name = {n.name: n.raft for n in self.config.nodes if n.name != self.me.name}
+        by_name = {n.name: n.raft for n in self.config.voters if n.name != self.me.name}
         names = sorted(set(names))
         unknown = [name for name in names if name not in by_name]
         if unknown:

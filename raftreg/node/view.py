@@ -159,17 +159,19 @@ class ClusterView:
     # ---- members ------------------------------------------------------------------------
     def live_members(self) -> list[str] | None:
         """This node (only while it has a usable leader and serves reads, else None) and the
-        peers its Raft transport is connected to: who shares the active checks."""
+        peers its Raft transport is connected to: who shares the active checks. Replicas never
+        share them (None on a replica; a voter's connected peers are voters only)."""
         st = self.status
-        if self.usable_leader(st) is None or not self.serves_reads:
-            return None
+        if self.usable_leader(st) is None or not self.serves_reads or self.me.role == "replica":
+            return None  # (a read replica runs no checks)
         return [self.me.name, *(self.names_by_raft[a] for a in st.connected if a in self.names_by_raft)]
 
     def members(self) -> list[dict[str, Any]]:
-        """Each member as this node sees it (``GET /v1/cluster`` ``members``)."""
+        """Each voter as this node sees it (``GET /v1/cluster`` ``members``; the replicas' rows
+        come from ``raftreg.node.replicas``)."""
         st = self.status
         out = []
-        for n in self.config.nodes:
+        for n in self.config.voters:
             match: int | None
             if n.name == self.me.name:
                 member_status, match = st.state, st.applied_index

@@ -7,6 +7,7 @@
 - ``storage``: the node's Raft files and the wipe that keeps term and vote;
 - ``snapshot``: snapshots in raftreg's own encoding, written by a child that dies with us;
 - ``faults``: partition and wedge hooks for chaos runs and tests;
+- ``replica``: read replicas (pysyncobj's read-only mode) and what raftreg relies on in it;
 - ``compat``: the version guard, run here at import: an incompatible pysyncobj stops the import
   with ``IncompatiblePysyncobj`` naming what is missing.
 """

@@ -39,8 +39,10 @@ from raftreg.config import RaftTuning
 from raftreg.raft.compaction import CompactionPolicy
 from raftreg.raft.data_format import prepare_data_dir
 from raftreg.raft.faults import FaultHooks
+from raftreg.raft.identity import raft_password
 from raftreg.raft.proposals import ProposalFailed, Proposals
 from raftreg.raft.read_channel import ReadChannel
+from raftreg.raft.replica import syncobj_self_node
 from raftreg.raft.snapshot import SnapshotBlob, install_fork_hook
 from raftreg.raft.status import RaftStatus, StatusReader
 from raftreg.raft.storage import RaftFiles
@@ -104,10 +106,12 @@ class RaftNode:
         tuning: RaftTuning,
         on_applied: Callable[[int, list[Command], list[Result]], None] | None = None,
         on_restored: Callable[[], None] | None = None,
+        readonly: bool = False,
     ) -> None:
         if not secret:
             raise ValueError("a cluster secret is required (the Raft port accepts pickles otherwise)")
         self.self_addr = self_addr
+        self.readonly = readonly  # a read replica: pysyncobj's read-only mode (raftreg.raft.replica)
         self.peer_addrs = list(peer_addrs)
         self.files = RaftFiles(Path(data_dir))
         self._secret = secret
@@ -155,7 +159,7 @@ class RaftNode:
         t = self._tuning
         conf = SyncObjConf(
             bindAddress=self.self_addr,
-            password=self._secret,
+            password=raft_password(self._secret, self.files.data_dir),
             appendEntriesUseBatch=t.append_entries_use_batch,
             appendEntriesPeriod=t.append_entries_period,
             appendEntriesBatchSizeBytes=APPEND_ENTRIES_BYTES,
@@ -175,7 +179,7 @@ class RaftNode:
         )
         self._consumer = _RegistryConsumer(self)
         self._status.reset_contact()
-        self._syncobj = SyncObj(self.self_addr, self.peer_addrs, conf=conf, consumers=[self._consumer],
+        self._syncobj = SyncObj(syncobj_self_node(self), self.peer_addrs, conf=conf, consumers=[self._consumer],
                                 transportClass=transport_factory(self.faults, self.reads))
         self._syncobj.addOnTickCallback(self._on_tick)
         elect_soon_in_a_new_cluster(self._syncobj, monotonic(), random.random())

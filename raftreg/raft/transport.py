@@ -11,6 +11,7 @@ Guards:
 - snapshot-install commit guard: ``deliver_without_commit_advance`` (a pysyncobj defect);
 - no truncation without a conflict: ``skip_entries_already_held`` (a pysyncobj defect);
 - raftreg's own ReadIndex messages go to ``ReadChannel``, not to pysyncobj;
+- dead Raft links noticed in seconds (``raftreg.raft.tcp_liveness``);
 - fast failover: ``elect_soon_after_leader_loss`` when the connection to the leader drops, and
   ``elect_soon_in_a_new_cluster`` for the first election of a new cluster (called by the bridge).
 """
@@ -27,6 +28,7 @@ from pysyncobj.transport import TCPTransport
 
 from raftreg.raft.faults import FaultHooks
 from raftreg.raft.read_channel import FOLLOWER_STATE, ReadChannel, is_channel_message
+from raftreg.raft.tcp_liveness import connection_socket, tune_outgoing, tune_socket, user_timeout_s
 
 log = logging.getLogger("raftreg.raft")
 
@@ -153,8 +155,8 @@ def elect_soon_in_a_new_cluster(so: Any, now: float, jitter: float) -> bool:
     restarted member hears from the current leader before it would disturb it. Only brings the
     deadline nearer; pysyncobj still campaigns only once connected to a peer. Returns whether the
     deadline moved."""
-    if so._SyncObj__raftCurrentTerm != 0 or so._SyncObj__raftLeader is not None:
-        return False
+    if so._SyncObj__raftCurrentTerm != 0 or so._SyncObj__raftLeader is not None or so._SyncObj__selfNode is None:
+        return False  # a node with history, or a read replica (it never campaigns)
     members = [other.address for other in so._SyncObj__otherNodes]
     deadline = now + lost_leader_delay(so._SyncObj__selfNode.address, members, "", jitter)
     if deadline >= so._SyncObj__raftElectionDeadline:
@@ -171,10 +173,20 @@ class GuardedTransport(TCPTransport):  # type: ignore[misc]
         self._faults = faults
         self._reads = reads
         self._guarded_so = syncObj
+        self._user_timeout = user_timeout_s()  # raftreg.raft.tcp_liveness: dead links found in seconds
         super().__init__(syncObj, selfNode, otherNodes)
 
+    def addNode(self, node: Any) -> None:
+        super().addNode(node)
+        if node in self._connections:
+            tune_outgoing(self._connections[node], self._user_timeout)
+
+    def _onNewIncomingConnection(self, conn: Any) -> None:
+        tune_socket(connection_socket(conn), self._user_timeout)
+        super()._onNewIncomingConnection(conn)
+
     def send(self, node: Any, message: Any) -> bool:
-        if self._faults.blocked and node.address in self._faults.blocked:
+        if self._faults.blocked and getattr(node, "address", None) in self._faults.blocked:
             return True  # "sent": lost on the way, as on a dead link
         return bool(super().send(node, message))
 
@@ -186,6 +198,8 @@ class GuardedTransport(TCPTransport):  # type: ignore[misc]
 
         def disconnected(node: Any) -> None:
             callback(node)
+            if so._SyncObj__selfNode is None:  # a read replica never campaigns
+                return
             members = [other.address for other in so._SyncObj__otherNodes]
             delay = lost_leader_delay(so._SyncObj__selfNode.address, members, node.address, random.random())
             if elect_soon_after_leader_loss(so, node, monotonic(), delay):
@@ -200,7 +214,7 @@ class GuardedTransport(TCPTransport):  # type: ignore[misc]
         faults, so, reads = self._faults, self._guarded_so, self._reads
 
         def guarded(node: Any, message: Any) -> None:
-            if (faults.blocked and node.address in faults.blocked) or faults.deaf:
+            if (faults.blocked and getattr(node, "address", None) in faults.blocked) or faults.deaf:
                 return
             if is_channel_message(message):
                 reads.receive(so, self.send, node, message)

@@ -187,6 +187,11 @@ class AclStore:
         """Raft index of the last command that changed a token or a policy."""
         return self._index
 
+    def place_at(self, index: int) -> None:
+        """A restore committed at ``index``: the ACL index becomes ``index`` (authorities taken
+        before it are re-checked)."""
+        self._index = index
+
     def effective_rules(self, token: Token | None) -> list[Rule]:
         if token is None:
             return []

@@ -168,10 +168,36 @@ class ForgetIdentity(msgspec.Struct, frozen=True, tag="identdel", array_like=Tru
     name: str
 
 
+class RestoreBegin(msgspec.Struct, frozen=True, tag="rstbegin", array_like=True):
+    """Start staging restore ``id``: ``chunks`` chunks of a ``size``-byte payload whose SHA-256
+    is ``sha256`` (``raftreg.state.restore_staging``). Discards any other staging."""
+
+    id: str
+    sha256: str
+    size: int
+    chunks: int
+
+
+class RestoreChunk(msgspec.Struct, frozen=True, tag="rstchunk", array_like=True):
+    """Chunk ``seq`` (from 0) of the staged restore ``id``."""
+
+    id: str
+    seq: int
+    data: bytes
+
+
+class RestoreCommit(msgspec.Struct, frozen=True, tag="rstcommit", array_like=True):
+    """Replace the restorable parts by the staged payload of restore ``id``, placed at this
+    command's index (``raftreg.state.machine``); with ``abort``, drop that staging instead."""
+
+    id: str
+    abort: bool = False
+
+
 Unauthorized = (Register | Deregister | Noop | Expire | SetCheckStatus | SetManualStatus | KVSet | KVDelete | KVTxn
                 | SessionCreate | SessionDestroy | AclBootstrap | AclTokenSet | AclTokenDelete | AclPolicySet
-                | AclPolicyDelete | RecordIdentity
-                | ForgetIdentity | MemberSet | MemberDelete)
+                | AclPolicyDelete | RecordIdentity | ForgetIdentity | RestoreBegin | RestoreChunk | RestoreCommit
+                | MemberSet | MemberDelete)
 
 
 class Authorized(msgspec.Struct, frozen=True, tag="authz", array_like=True):

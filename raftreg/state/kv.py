@@ -19,7 +19,8 @@ delay, kept per key until the key's next acquisition).
 Indexes of queries (``key_index``, ``prefix_index``): the highest ``modify_index`` under the key
 or prefix, or the index of the last deletion under it. Deletions are remembered as tombstones
 (key -> index), at most ``MAX_TOMBSTONES`` of them: the oldest is dropped first and its index
-raises ``floor``, which every prefix and every absent key then reports at least. An index may
+raises ``floor``, which every prefix and every key then reports at least (an online restore
+raises it to the restore's index). An index may
 thus move for a change elsewhere (a spurious wake-up) but never stays put when something under
 the key or prefix changed, and once anything was written there it is never 0.
 """
@@ -276,8 +277,12 @@ class KVStore:
         """The index answering a query on ``key`` (see the module docstring)."""
         entry = self._entries.get(key)
         if entry is not None:
-            return entry.modify_index
+            return max(entry.modify_index, self._floor)
         return max(self._tombstones.get(key, 0), self._floor)
+
+    def place_at(self, index: int) -> None:
+        """A restore committed at ``index``: ``floor`` (so every key and prefix index) rises to it."""
+        self._index = self._floor = max(self._floor, index)
 
     def prefix_index(self, prefix: str) -> int:
         """The index answering a query on every key starting with ``prefix``."""

@@ -14,8 +14,15 @@ Contract (hashicorp/raft's FSM, as each part's):
   and every older one. Version 1 was the registry alone (``Registry.snapshot()``); version 2 is
   ``[2, registry, kv, sessions]`` (written before sessions without the last part); version 3 adds
   the ACL part (``[3, registry, kv, sessions, acl]``); version 4 adds the members' recorded
-  incarnations (``[4, registry, kv, sessions, acl, identities]``, ``raftreg.state.identities``);
-  version 5 the members table (``[5, ..., identities, members]``, ``raftreg.state.members``).
+  incarnations (``raftreg.state.identities``) and the staging of an online restore:
+  ``[4, registry, kv, sessions, acl, identities, staging]`` (the last two may be absent); version 5
+  appends the members table (``raftreg.state.members``): ``[5, ..., staging, members]``. An online
+  restore never replaces the members table: membership is the live cluster's, not the backup's.
+- An online restore (``raftreg.state.restore_staging``): ``RestoreBegin``/``RestoreChunk`` stage
+  a payload; ``RestoreCommit`` at index N decodes it into a fresh machine, places its parts at N
+  (every service, catalog, key, session and ACL index becomes N, so no watcher sees an index go
+  back) and replaces the ``RESTORABLE`` parts of this machine with them, keeping every other
+  part. A payload that does not decode changes nothing but the staging (``Failed``).
 - An ``Authorized`` command (a client's write with its token's authority) is re-checked against
   the ACL state at apply (``raftreg.state.acl``); refused, it changes nothing and answers
   ``Denied``. Restore keeps
@@ -44,6 +51,9 @@ from raftreg.state.commands import (
     KVSet,
     KVTxn,
     RecordIdentity,
+    RestoreBegin,
+    RestoreChunk,
+    RestoreCommit,
     SessionCreate,
     SessionDestroy,
     SetCheckStatus,
@@ -54,12 +64,13 @@ from raftreg.state.kv import KVResult, KVStore, KVWritten
 from raftreg.state.members import MemberChanged, MemberDelete, MemberSet, MembersTable
 from raftreg.state.registry import Deregistered, Failed, Registry, StatusSet
 from raftreg.state.registry import Result as RegistryResult
+from raftreg.state.restore_staging import RESTORABLE, RestoreStaging, StagedResult
 from raftreg.state.sessions import SessionCreated, SessionsEnded, SessionStore
 
 SNAPSHOT_VERSION = 5
 
 Result = (RegistryResult | KVResult | SessionCreated | SessionsEnded | AclChanged | Denied | IdentityRecorded
-          | MemberChanged)
+          | StagedResult | MemberChanged)
 
 
 class _Head(msgspec.Struct, array_like=True):
@@ -75,6 +86,7 @@ class _Snapshot(msgspec.Struct, array_like=True):
     sessions: msgspec.Struct
     acl: msgspec.Struct
     identities: msgspec.Struct
+    staging: msgspec.Struct
     members: msgspec.Struct
 
 
@@ -85,6 +97,7 @@ class _SnapshotRaw(msgspec.Struct, array_like=True):
     sessions: msgspec.Raw = msgspec.Raw()  # empty in snapshots written before sessions
     acl: msgspec.Raw = msgspec.Raw()  # absent in version 2
     identities: msgspec.Raw = msgspec.Raw()  # absent before version 4
+    staging: msgspec.Raw = msgspec.Raw()  # absent before version 4
     members: msgspec.Raw = msgspec.Raw()  # absent before version 5
 
 
@@ -102,11 +115,14 @@ class StateMachine:
         self.sessions = SessionStore()
         self.acl = AclStore()
         self.identities = Identities()
+        self.staging = RestoreStaging()
         self.members = MembersTable()
         self._cascades: list[SessionsEnded] = []
+        self.applied_index = 0  # of the last command applied here (not in snapshots): what a backup is taken at
 
     def apply(self, index: int, cmd: Command) -> Result:
         """Apply ``cmd`` committed at Raft ``index``. Never raises."""
+        self.applied_index = index
         try:
             return self._apply(index, cmd)
         except Exception as exc:  # apply must never raise (research/pysyncobj.md §4.1)
@@ -120,10 +136,12 @@ class StateMachine:
             return self._apply(index, cmd.cmd)
         if isinstance(cmd, RecordIdentity | ForgetIdentity):
             return self.identities.apply(index, cmd)
-        if isinstance(cmd, AclBootstrap | AclTokenSet | AclTokenDelete | AclPolicySet | AclPolicyDelete):
-            return self.acl.apply(index, cmd)
         if isinstance(cmd, MemberSet | MemberDelete):
             return self.members.apply(index, cmd)
+        if isinstance(cmd, RestoreBegin | RestoreChunk | RestoreCommit):
+            return self._stage(index, cmd)
+        if isinstance(cmd, AclBootstrap | AclTokenSet | AclTokenDelete | AclPolicySet | AclPolicyDelete):
+            return self.acl.apply(index, cmd)
         if isinstance(cmd, KVSet) and cmd.lock and self.sessions.get(cmd.session) is None:
             return KVWritten(ok=False, entry=self.kv.get(cmd.key), reason="no_session")
         if isinstance(cmd, KVSet | KVDelete | KVTxn):
@@ -142,6 +160,21 @@ class StateMachine:
         result = self.registry.apply(index, cmd)
         self._end_tied_sessions(index, cmd, result)
         return result
+
+    def _stage(self, index: int, cmd: RestoreBegin | RestoreChunk | RestoreCommit) -> Result:
+        if isinstance(cmd, RestoreBegin):
+            return self.staging.begin(cmd)
+        if isinstance(cmd, RestoreChunk):
+            return self.staging.chunk(cmd)
+        payload = self.staging.take(cmd)
+        if isinstance(payload, StagedResult):
+            return payload
+        fresh = StateMachine()
+        fresh.restore(payload)  # raises on a payload that does not decode: Failed, nothing replaced
+        for part in RESTORABLE:
+            getattr(fresh, part).place_at(index)
+            setattr(self, part, getattr(fresh, part))
+        return StagedResult(True, restored=True)
 
     def _end_tied_sessions(self, index: int, cmd: Command, result: Result) -> None:
         """The sessions tied to an instance that this registry command removed or made critical."""
@@ -184,14 +217,14 @@ class StateMachine:
         return _encoder.encode(_Snapshot(SNAPSHOT_VERSION, self.registry.snapshot_struct(),
                                          self.kv.snapshot_struct(), self.sessions.snapshot_struct(),
                                          self.acl.snapshot_struct(), self.identities.snapshot_struct(),
-                                         self.members.snapshot_struct()))
+                                         self.staging.snapshot_struct(), self.members.snapshot_struct()))
 
     def restore(self, data: bytes) -> None:
         """Replace the whole state with the one ``data`` describes (any known version);
         ``ValueError`` for an unknown one."""
         version = _head_decoder.decode(data).v
         registry, kv, sessions, acl = Registry(), KVStore(), SessionStore(), AclStore()
-        identities, members = Identities(), MembersTable()
+        identities, staging, members = Identities(), RestoreStaging(), MembersTable()
         if version == 1:
             registry.restore(data)
         elif version in (2, 3, 4, SNAPSHOT_VERSION):
@@ -204,9 +237,11 @@ class StateMachine:
                 acl.restore(memoryview(parts.acl))
             if len(parts.identities):
                 identities.restore(memoryview(parts.identities))
+            if len(parts.staging):
+                staging.restore(memoryview(parts.staging))
             if len(parts.members):
                 members.restore(memoryview(parts.members))
         else:
             raise ValueError(f"snapshot version {version}, this build knows 1 to {SNAPSHOT_VERSION}")
         self.registry, self.kv, self.sessions, self.acl = registry, kv, sessions, acl
-        self.identities, self.members = identities, members
+        self.identities, self.staging, self.members = identities, staging, members

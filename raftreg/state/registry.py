@@ -285,6 +285,11 @@ class Registry:
         """Every instance for which ``keep`` is true (leases: those with a ttl; checks: with a check)."""
         return [inst for insts in self._services.values() for inst in insts.values() if keep(inst)]
 
+    def place_at(self, index: int) -> None:
+        """A restore committed at ``index``: every service and catalog index becomes ``index``."""
+        self._service_index = dict.fromkeys(self._service_index, index)
+        self._index = self._catalog_index = index
+
     # ---- snapshots ----------------------------------------------------------------------
     def snapshot(self) -> bytes:
         """The whole state as compact, deterministic msgpack bytes."""

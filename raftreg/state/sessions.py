@@ -102,6 +102,10 @@ class SessionStore:
         """Raft index of the last command that created or ended a session."""
         return self._index
 
+    def place_at(self, index: int) -> None:
+        """A restore committed at ``index``: the sessions' index becomes ``index``."""
+        self._index = index
+
     def get(self, session_id: str) -> Session | None:
         return self._sessions.get(session_id)
 

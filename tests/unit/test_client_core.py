@@ -148,6 +148,12 @@ def test_instance_services_write_lease_and_cluster_results() -> None:
     status = core.parse_cluster_status(answer(200, raw, X_Raftreg_Index="8"))
     assert (status.index, status.state, status.members[0].match_index) == (8, "leader", 8)
     assert status.to_wire() == raw
+    replica_view = {**raw, "node": "r1", "state": "follower", "role": "replica", "members": [
+        *raw["members"], {"name": "r1", "raft": "r", "http": "h", "role": "replica", "status": "replica",
+                          "match_index": 7, "lag": 1}]}
+    status = core.parse_cluster_status(answer(200, replica_view, X_Raftreg_Index="7"))
+    assert status.role == "replica" and status.members[0].role == "voter"
+    assert (status.members[1].role, status.members[1].match_index, status.members[1].lag) == ("replica", 7, 1)
 
 
 @pytest.mark.parametrize("response", [

@@ -63,7 +63,42 @@ def test_shipped_configs_load(file: str, name: str, count: int, first_http: str,
 
 
 def test_shipped_configs_are_all_tested() -> None:
-    assert sorted(p.name for p in CONFIG_DIR.glob("*.toml")) == ["local-3.toml", "local-5.toml", "single.toml"]
+    assert sorted(p.name for p in CONFIG_DIR.glob("*.toml")) == ["local-3-plus-2.toml", "local-3.toml",
+                                                                 "local-5.toml", "single.toml"]
+
+
+def test_shipped_config_with_read_replicas_loads() -> None:
+    config = load_config(CONFIG_DIR / "local-3-plus-2.toml")
+    voters = load_config(CONFIG_DIR / "local-3.toml")
+    assert config.voters == voters.nodes  # the same three voters as local-3
+    assert [(n.name, n.role, n.http, n.raft, n.consul_http, n.dns) for n in config.replicas] == [
+        ("r1", "replica", "127.0.0.1:8504", "127.0.0.1:7004", "127.0.0.1:8514", "127.0.0.1:8614"),
+        ("r2", "replica", "127.0.0.1:8505", "127.0.0.1:7005", "127.0.0.1:8515", "127.0.0.1:8615"),
+    ]
+
+
+def test_roles_default_to_voter_and_a_cluster_needs_a_voter(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, 'name = "c"\n' + nodes_toml(*THREE)))
+    assert [n.role for n in config.nodes] == ["voter", "voter"] and config.replicas == []
+    replicas_only = 'name = "c"\n' + nodes_toml(*THREE).replace('raft = "', 'role = "replica"\nraft = "')
+    with pytest.raises(ConfigError, match="at least one node with role"):
+        load_config(write(tmp_path, replicas_only))
+    with pytest.raises(ConfigError, match="role"):
+        learner = nodes_toml(*THREE).replace('raft = "', 'role = "learner"\nraft = "', 1)
+        load_config(write(tmp_path, 'name = "c"\n' + learner))
+
+
+@pytest.mark.parametrize(("replica", "match"), [
+    (("n1", "127.0.0.1:8509", "127.0.0.1:7009"), "names must be unique"),
+    (("r1", "127.0.0.1:8501", "127.0.0.1:7009"), "http addresses must be unique"),
+    (("r1", "127.0.0.1:8509", "127.0.0.1:7001"), "raft addresses must be unique"),
+])
+def test_replica_names_and_addresses_are_unique_like_voters(tmp_path: Path, replica: tuple[str, str, str],
+                                                           match: str) -> None:
+    name, http, raft = replica
+    text = 'name = "c"\n' + nodes_toml(*THREE, (name, http, raft)) + 'role = "replica"\n'
+    with pytest.raises(ConfigError, match=match):
+        load_config(write(tmp_path, text))
 
 
 def test_raft_tuning_overrides(tmp_path: Path) -> None:
@@ -189,7 +224,7 @@ def test_secret_env_name_is_configurable(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 # ---- dump/load -----------------------------------------------------------------------------------
-@pytest.mark.parametrize("file", ["local-3.toml", "local-5.toml", "single.toml"])
+@pytest.mark.parametrize("file", ["local-3.toml", "local-5.toml", "single.toml", "local-3-plus-2.toml"])
 def test_dump_round_trips_shipped_configs(tmp_path: Path, file: str) -> None:
     config = load_config(CONFIG_DIR / file)
     assert load_config(write(tmp_path, dump_config(config))) == config

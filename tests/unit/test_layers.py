@@ -18,7 +18,7 @@ STDLIB = frozenset(sys.stdlib_module_names)
 # An allowlist, so a new I/O module is refused without anyone having to think of it. ``sys`` is
 # there for ``sys.intern`` only.
 STATE_STDLIB = frozenset({
-    "__future__", "abc", "bisect", "collections", "dataclasses", "enum", "functools", "heapq", "itertools",
+    "__future__", "abc", "bisect", "collections", "dataclasses", "enum", "functools", "hashlib", "heapq", "itertools",
     "math", "operator", "re", "sys", "typing",
 })
 

@@ -337,3 +337,12 @@ def test_a_node_with_history_keeps_its_election_timeout(case: str) -> None:
     before = so._SyncObj__raftElectionDeadline
     assert not elect_soon_in_a_new_cluster(so, now=100.0, jitter=0.0)
     assert so._SyncObj__raftElectionDeadline == before
+
+
+def test_a_read_replica_never_campaigns_early() -> None:
+    from raftreg.raft.transport import elect_soon_in_a_new_cluster
+
+    so = fake_new_node("unused", ["127.0.0.1:7001", "127.0.0.1:7002"])
+    so._SyncObj__selfNode = None  # pysyncobj's read-only mode
+    assert not elect_soon_in_a_new_cluster(so, now=100.0, jitter=0.0)
+    assert so._SyncObj__raftElectionDeadline == 101.0

@@ -113,3 +113,18 @@ async def test_a_malformed_answer_is_a_refusal() -> None:
                                    "n3": None})
     await run_recovery(rec)
     assert raft.wipes == 0 and rec.refused == 1
+
+
+async def test_read_replicas_neither_hold_entries_for_the_majority_nor_are_asked_who_leads() -> None:
+    # n3 lacks 101..120; the replicas r1, r2 have everything, but they count in no quorum.
+    config = ClusterConfig(name="t", nodes=[*CONFIG.nodes, *(NodeConfig(name=f"r{i}", http=f"127.0.0.1:{8510 + i}",
+                                                                       raft=f"127.0.0.1:{7010 + i}", role="replica")
+                                                            for i in (1, 2))])
+    doc = leader_doc(9, 120, {"n1": 120, "n2": 120, "n3": 100})
+    doc["members"] += [{"name": f"r{i}", "role": "replica", "match_index": 120} for i in (1, 2)]
+    peers = FakePeers({"n2": doc, "n3": FOLLOWER, "r1": doc, "r2": doc})
+    raft = FakeRaft()
+    rec = Recovery(config, config.node("n1"), raft, FakeView(None), peers)  # type: ignore[arg-type]
+    await run_recovery(rec)
+    assert sorted(peers.asked) == ["n2", "n3"]
+    assert raft.wipes == 0 and rec.refused == 1
