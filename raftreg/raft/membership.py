@@ -42,12 +42,6 @@ def voters(raft: RaftNode) -> frozenset[str]:
     return frozenset([raft.self_addr, *raft.peer_addrs])
 
 
-def last_log_index(raft: RaftNode) -> int:
-    """The index of this node's last log entry (0 when not running)."""
-    so: Any = raft._syncobj
-    return int(so._SyncObj__getCurrentLogIndex()) if so is not None else 0
-
-
 def _on_tick(raft: RaftNode, call: Any) -> asyncio.Future[str]:
     """Run ``call(syncobj, callback)`` in the tick thread; the future resolves to pysyncobj's
     FAIL_REASON name (``"SUCCESS"``, ``"REQUEST_DENIED"``, ``"NOT_LEADER"``...)."""
