@@ -38,6 +38,7 @@ from raftreg.node.watches import (
     service_topic,
 )
 from raftreg.raft import RaftNode
+from raftreg.state.restorable import encode_payload
 
 DEFAULT_BLOCKING_WAIT = 300.0
 MAX_BLOCKING_WAIT = 600.0
@@ -175,10 +176,14 @@ class Reader:
             return self._raft.registry.checked_instances()
 
     def state_digest(self) -> dict[str, object]:
-        """A fingerprint of the applied state: equal on replicas that applied the same entries."""
+        """A fingerprint of the applied state: equal on replicas that applied the same entries.
+        ``digest`` covers every part; ``restorable`` only what a backup holds (registry, KV,
+        sessions, ACL: ``raftreg.state.restorable``), which a cluster restored from that backup
+        shares with the source although its members and identities are its own."""
         with self._raft.lock:
             reg = self._raft.registry
             data = self._raft.state.snapshot()
+            payload = encode_payload(self._raft.state)
             return {"applied_index": self._raft.applied_index, "index": reg.index,
                     "instances": reg.instance_count(), "kv_index": self._raft.kv.index,
-                    "digest": hashlib.sha256(data).hexdigest()}
+                    "digest": hashlib.sha256(data).hexdigest(), "restorable": hashlib.sha256(payload).hexdigest()}
