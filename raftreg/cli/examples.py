@@ -53,8 +53,6 @@ EXAMPLES: dict[str, str] = {
     "lab down": "raftreg lab down --dir /tmp/raftreg-lab",
     "lab status": "raftreg lab status",
     "top": "raftreg --config prod.toml top --interval 2",
-    "rolling-restart": "raftreg --config prod.toml cluster rolling-restart --restart-cmd "
-                       "'ssh {name} sudo systemctl restart raftreg'",  # the same command as below
     "cluster": "raftreg --config prod.toml cluster members",
     "cluster add": "raftreg cluster add n4 --raft 10.0.0.4:7001 --http 10.0.0.4:8501",
     "cluster remove": "raftreg cluster remove n3",

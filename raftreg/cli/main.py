@@ -125,7 +125,6 @@ cli.add_command(acl)
 cli.add_command(top)
 cli.add_command(cluster)
 cluster.add_command(rolling_restart)  # raftreg cluster rolling-restart
-cli.add_command(rolling_restart)  # the top-level name it had first, kept for existing scripts
 cli.add_command(config_group)
 cli.add_command(completion)
 cli.add_command(snapshot)

@@ -53,6 +53,7 @@ from raftreg.node.view import ClusterView, ReadContext
 from raftreg.node.watches import WatchHub, changed_topics
 from raftreg.node.writes import Writer
 from raftreg.raft import RaftNode
+from raftreg.raft.membership import transfer_to
 from raftreg.state.commands import Command
 from raftreg.state.machine import Result
 from raftreg.state.restore_staging import StagedResult
@@ -153,7 +154,7 @@ class RegistryNode:
     async def _hand_over(self, deadline: float) -> bool:
         loop = asyncio.get_running_loop()
         while loop.time() < deadline:
-            if self._view.refresh().state == "leader" and not await self._raft.transfer_leadership():
+            if self._view.refresh().state == "leader" and await transfer_to(self._raft, None) != "SUCCESS":
                 await asyncio.sleep(0.02)
                 continue
             settle = loop.time() + self.config.raft.raft_max_timeout

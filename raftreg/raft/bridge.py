@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjConsumer, replicated
+from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
 from pysyncobj.monotonic import monotonic
 
 from raftreg.config import RaftTuning
@@ -329,26 +329,6 @@ class RaftNode:
     def hold_commands(self, hold: bool) -> None:
         """During a leadership hand-over: drop the commands followers forward (see FaultHooks)."""
         self.faults.holding_commands = hold
-
-    def transfer_leadership(self) -> asyncio.Future[bool]:
-        """Leader: hand leadership to the most caught-up connected follower (Raft's TimeoutNow,
-        pysyncobj's ``transferLeadership``). True once the request went out; False when pysyncobj
-        refused it (not leader, or no follower fully caught up yet: retry)."""
-        assert self._loop is not None
-        loop = self._loop
-        fut: asyncio.Future[bool] = loop.create_future()
-
-        def settle(ok: bool) -> None:
-            if not fut.done():
-                fut.set_result(ok)
-
-        def action(so: Any) -> None:
-            so.transferLeadership(callback=lambda _res, err: loop.call_soon_threadsafe(
-                settle, err == FAIL_REASON.SUCCESS))
-
-        self._tick_actions.append(action)
-        self._wake()
-        return fut
 
     # ---- status -------------------------------------------------------------------------
     @property

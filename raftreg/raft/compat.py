@@ -69,7 +69,7 @@ CALLABLES: tuple[tuple[str, str], ...] = (
     ("syncobj.SyncObj.addOnTickCallback", "the tick hook"),
     ("syncobj.SyncObj.destroy_synchronous", "RaftNode.stop"),
     ("syncobj.SyncObj.forceLogCompaction", "RaftNode.force_snapshot"),
-    ("syncobj.SyncObj.transferLeadership", "RaftNode.transfer_leadership (graceful stop)"),
+    ("syncobj.SyncObj.transferLeadership", "raft.membership.transfer_to (graceful stop, transfer-leader)"),
     ("transport.TCPTransport.send", "the guarded transport"),
     ("transport.Transport.setOnMessageReceivedCallback", "the guarded transport"),
     ("transport.Transport.setOnNodeDisconnectedCallback", "fast failover (raftreg.raft.transport)"),

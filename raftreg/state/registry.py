@@ -16,15 +16,13 @@ its index moves when it is created and unrelated writes do not move it.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Hashable, Iterable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Iterable
 
 import msgspec
 
 from raftreg.models import Instance, ServiceSummary, Status, effective_status
 from raftreg.state.commands import Command, Deregister, Expire, Noop, Register, SetCheckStatus, SetManualStatus
-
-T = TypeVar("T")
+from raftreg.state.interning import shared_strings
 
 SNAPSHOT_VERSION = 1
 
@@ -151,7 +149,7 @@ class Registry:
         )
         if old is not None and old.same_definition(new):
             return Registered(old, changed=False)
-        stored = _shared_strings(new, create_index=old.create_index if old is not None else index, modify_index=index)
+        stored = shared_strings(new, create_index=old.create_index if old is not None else index, modify_index=index)
         if instances is None:
             instances = self._services[new.service] = {}
             self._catalog_index = index
@@ -315,7 +313,7 @@ class Registry:
             stored = services[sys.intern(service.name)] = {}
             for raw in service.instances:
                 decoded = decode(raw)
-                inst = _shared_strings(decoded, decoded.create_index, decoded.modify_index)
+                inst = shared_strings(decoded, decoded.create_index, decoded.modify_index)
                 stored[inst.id] = inst
                 if inst.check is not None:
                     checked.add((inst.service, inst.id))
@@ -330,68 +328,6 @@ class Registry:
 
 def _by_id(inst: Instance) -> str:
     return inst.id
-
-
-class _Shared(Generic[T]):
-    """Stores one copy of each distinct value, up to ``limit`` of them; beyond the limit new values
-    are returned as they are. Replicas of a service repeat their tag lists, meta maps, meta values
-    and often addresses: sharing those saves hundreds of bytes per instance. ``sys.intern`` would
-    share without a bound, and a unique string costs more in the intern table than it saves (about
-    40 bytes per instance for unique addresses). Shared values are never mutated: instances are
-    replaced, not edited."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._values: dict[Hashable, T] = {}
-
-    def get(self, key: Hashable, make: Callable[[], T]) -> T:
-        """The shared copy for ``key``, made by ``make`` the first time (if there is room)."""
-        shared = self._values.get(key)
-        if shared is not None:
-            return shared
-        value = make()
-        if len(self._values) < self._limit:
-            self._values[key] = value
-        return value
-
-
-_SHORT = 64  # longer meta values are rarely repeated: not worth a table slot
-_strings: _Shared[str] = _Shared(16384)
-_tag_sets: _Shared[tuple[str, ...]] = _Shared(4096)
-_meta_maps: _Shared[dict[str, str]] = _Shared(4096)
-
-
-def _shared_str(value: str) -> str:
-    return _strings.get(value, lambda: value)
-
-
-def _shared_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
-    return _tag_sets.get(tags, lambda: tuple(sys.intern(t) for t in tags))
-
-
-def _shared_meta(meta: dict[str, str]) -> dict[str, str]:
-    items = tuple(meta.items())
-    return _meta_maps.get(items, lambda: {
-        sys.intern(k): _shared_str(v) if len(v) <= _SHORT else v for k, v in items})
-
-
-def _shared_strings(inst: Instance, create_index: int, modify_index: int) -> Instance:
-    """``inst`` with its indexes set and its repetitive parts shared.
-
-    Service names and meta keys are interned (few distinct ones); addresses, tag lists, meta maps
-    and short meta values are shared through bounded tables. With the benchmark's 300-byte bodies
-    (every instance the same meta) an instance costs about 350 bytes instead of 800; an instance
-    with a meta map of its own still pays for it.
-    """
-    return msgspec.structs.replace(
-        inst,
-        service=sys.intern(inst.service),
-        address=_shared_str(inst.address),
-        tags=_shared_tags(inst.tags),
-        meta=_shared_meta(inst.meta),
-        create_index=create_index,
-        modify_index=modify_index,
-    )
 
 
 def _summary(name: str, instances: Iterable[Instance]) -> ServiceSummary:

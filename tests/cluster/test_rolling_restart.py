@@ -1,4 +1,4 @@
-"""Rolling restart without downtime (issue 16 item 6): ``raftreg rolling-restart`` restarts every
+"""Rolling restart without downtime (issue 16 item 6): ``raftreg cluster rolling-restart`` restarts every
 member in turn (followers first, the leader last after handing leadership over, each back and
 caught up before the next) while a client writes all the while: no acknowledged write is lost,
 and the longest gap between two successful writes stays below one election timeout (plus a
@@ -83,7 +83,7 @@ def test_a_rolling_restart_loses_no_write_and_no_more_than_an_election(cluster: 
         thread.start()
     try:
         wait_for(lambda: len(acked) > 10 or None, 10, "the writer's first writes")
-        result = CliRunner().invoke(cli, ["--addr", cluster.url(cluster.names[0]), "rolling-restart",
+        result = CliRunner().invoke(cli, ["--addr", cluster.url(cluster.names[0]), "cluster", "rolling-restart",
                                           "--restart-cmd", f"{sys.executable} {script} {tmp_path} {{name}}",
                                           "--node-timeout", "60s"])
     finally:

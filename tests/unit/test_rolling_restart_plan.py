@@ -1,7 +1,7 @@
 """The rolling restart's orchestration (``raftreg.rolling_restart``) against a simulated cluster:
 followers first and the leader last (re-read at every step), the hand-over before the leader
 goes, a member counted back only as a new process that is ready and caught up, and a stop with a
-clear message at the first failure; and the shell step of ``raftreg rolling-restart``."""
+clear message at the first failure; and the shell step of ``raftreg cluster rolling-restart``."""
 
 from __future__ import annotations
 
