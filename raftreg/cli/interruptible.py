@@ -5,6 +5,10 @@ lands just before the main thread enters a blocking system call (the ``recv`` of
 blocking query, a ``join``) is handled only when that call returns: up to a watch's whole wait.
 Seen in about one ``lookup --watch`` interrupt in ten when the signal followed an answer at once.
 So the long waits run in a daemon thread and the main thread only ever waits in short slices.
+And a KeyboardInterrupt raised *inside* those waits can land in the middle of ``queue.Queue``'s
+lock handling and come out as a second, different exception (a traceback instead of a clean
+stop: seen in CI). So while the main thread waits, SIGINT only sets a flag, and the
+KeyboardInterrupt is raised between two slices, outside any lock.
 
 Contract:
 - ``in_background(items)`` yields what the iterator ``items`` yields, in order, producing it in a
@@ -16,9 +20,12 @@ Contract:
 
 from __future__ import annotations
 
+import contextlib
 import queue
+import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from types import FrameType
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -41,10 +48,14 @@ def in_background(items: Iterator[T], slice_seconds: float = SLICE_SECONDS) -> I
 
     threading.Thread(target=pump, name="raftreg-cli-background", daemon=True).start()
     while True:
-        try:
-            produced, value = handoff.get(timeout=slice_seconds)
-        except queue.Empty:
+        got: tuple[bool, T | BaseException | None] | None = None
+        with _sigint_as_flag() as interrupted, contextlib.suppress(queue.Empty):
+            got = handoff.get(timeout=slice_seconds)
+        if interrupted():
+            raise KeyboardInterrupt
+        if got is None:
             continue
+        produced, value = got
         if produced:
             yield value  # type: ignore[misc]  # produced: a T
         elif value is None:
@@ -57,4 +68,26 @@ def in_background(items: Iterator[T], slice_seconds: float = SLICE_SECONDS) -> I
 def join_promptly(thread: threading.Thread, slice_seconds: float = SLICE_SECONDS) -> None:
     """``thread.join()`` in short slices (module docstring)."""
     while thread.is_alive():
-        thread.join(slice_seconds)
+        with _sigint_as_flag() as interrupted:
+            thread.join(slice_seconds)
+        if interrupted():
+            raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigint_as_flag() -> Iterator[Callable[[], bool]]:
+    """While inside, SIGINT only records itself; yields "was SIGINT received?". Off the main
+    thread (where handlers cannot be set) it changes nothing and the answer is always no."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    received: list[int] = []
+
+    def note(signum: int, _frame: FrameType | None) -> None:
+        received.append(signum)
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield lambda: bool(received)
+    finally:
+        signal.signal(signal.SIGINT, previous)
