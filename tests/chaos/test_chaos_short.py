@@ -17,7 +17,7 @@ pytestmark = pytest.mark.cluster
 
 
 async def test_short_chaos_session_keeps_every_promise(tmp_path: Path) -> None:
-    opts = ChaosOptions(nodes=3, duration=45.0, faults=("kill", "pause", "partition"), rate=80.0, clients=6,
+    opts = ChaosOptions(nodes=3, duration=32.0, faults=("kill", "pause", "partition"), rate=80.0, clients=6,
                         seed=7, history_path=tmp_path / "history.jsonl", report_path=tmp_path / "report.json",
                         html_report_path=tmp_path / "report.html", progress=False)
     report = await run_chaos(opts)
