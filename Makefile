@@ -21,7 +21,7 @@ test: $(STAMP)
 	.ci/ensure-lab
 	$(VENV)/bin/ruff check raftreg tests benchmarks examples docs
 	$(VENV)/bin/mypy
-	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check raftreg tests benchmarks examples docs

@@ -58,14 +58,3 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if reporter is not None:
             reporter.write_line(f"FAILED: a token secret reached a node log: {_leaks_at_close}", red=True)
 
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``): every test outside
-    tests/unit/ joins one group, so they all run one after another in a single worker, exactly as
-    without xdist (the cluster tests' timings assume two cores for one cluster at a time); the pure
-    unit tests are spread over the workers and mostly run beside them. Without xdist the group
-    mark changes nothing."""
-    unit_dir = config.rootpath / "tests" / "unit"
-    for item in items:
-        if unit_dir not in item.path.parents:
-            item.add_marker(pytest.mark.xdist_group("serial"))

@@ -77,8 +77,10 @@ def join_promptly(thread: threading.Thread, slice_seconds: float = SLICE_SECONDS
 @contextlib.contextmanager
 def _sigint_as_flag() -> Iterator[Callable[[], bool]]:
     """While inside, SIGINT only records itself; yields "was SIGINT received?". Off the main
-    thread (where handlers cannot be set) it changes nothing and the answer is always no."""
-    if threading.current_thread() is not threading.main_thread():
+    thread (where handlers cannot be set), or when SIGINT has a handler of the command's own
+    (``register --keepalive`` stops on its flag), it changes nothing and the answer is always no."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
         yield lambda: False
         return
     received: list[int] = []

@@ -427,6 +427,7 @@ def resume_while_throttled(c: LocalCluster, leader: str, hb: Heartbeater, servic
     return resumed
 
 
+@pytest.mark.slow  # CI time: the mass-expiry guard and leader-kill cases stay in CI through their siblings
 def test_heartbeats_resumed_while_throttled_keep_the_held_instances(
         make_cluster: Callable[..., LocalCluster]) -> None:
     c = make_cluster(leases=GUARD)
@@ -460,6 +461,7 @@ def test_heartbeats_resumed_while_throttled_keep_the_held_instances(
         hb.stop()
 
 
+@pytest.mark.slow  # CI time: the mass-expiry guard and leader-kill cases stay in CI through their siblings
 def test_instances_renewed_while_held_still_expire_when_they_stop_again(
         make_cluster: Callable[..., LocalCluster]) -> None:
     c = make_cluster(leases=GUARD)

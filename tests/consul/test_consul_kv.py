@@ -124,8 +124,8 @@ def test_locks_with_two_sessions_release_and_destroy(cluster: LocalCluster) -> N
     assert c1.kv.put("locks/leader", "n1", release=s1) is True
     assert c2.kv.put("locks/leader", "n2", acquire=s2) is True
     assert c2.session.destroy(s2) is True
-    entry = wait_for(lambda: (e := c1.kv.get("locks/leader")[1]) and "Session" not in e and e, 10,
-                     "the lock released by the destroyed session")
+    entry = wait_for(lambda: (e := c1.kv.get("locks/leader")[1]) and "Session" not in e
+                     and e["LockIndex"] == 2 and e, 10, "the lock released by the destroyed session")
     assert entry["Value"] == b"n2" and entry["LockIndex"] == 2
     assert c1.session.info(s2)[1] is None
     with pytest.raises(consul.NotFound):
