@@ -470,6 +470,7 @@ class CountingClient(AsyncRegistryClient):
         return self
 
 
+@pytest.mark.slow  # CI time (15-minute budget): run with -m slow
 async def test_watcher_herd_survives_a_leader_kill_without_a_request_storm(cluster: LocalCluster) -> None:
     n_watchers, services, window = 500, [f"herd-{i}" for i in range(5)], 10.0
     addrs = [cluster.config.node(n).http for n in cluster.names]
