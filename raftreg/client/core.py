@@ -49,6 +49,7 @@ HOLD_JITTER = 17 / 16  # the server adds up to wait/16 of jitter to a blocking q
 
 # Writes whose retry after an unknown outcome would do something else than the first attempt:
 # creating a new id each time, or a transaction of compare operations.
+KV_WRITE_PREFIX = "/v1/kv/"
 _CREATING_PATHS = frozenset({"/v1/sessions", "/v1/txn", "/v1/acl/bootstrap", "/v1/acl/tokens", "/v1/acl/policies"})
 
 Query = tuple[tuple[str, str], ...]
@@ -228,12 +229,14 @@ def infer_idempotent(method: str, path: str, query: Query = ()) -> bool:
     """Whether a request may be sent again after its first attempt's outcome became unknown.
 
     Reads are; PUT and DELETE are (API.md: every write is an idempotent upsert or delete) except
-    compare-and-set writes (``?cas=``; a repeat would fail with 409) and the paths that create a
-    new object at each call; POST and anything else is not."""
+    compare-and-set writes (``?cas=``; a repeat would fail with 409), the paths that create a
+    new object at each call, and key/value writes (a set sent again could land after another
+    client's change of the key and undo it, as etcd's client never re-sends a put); POST and
+    anything else is not."""
     method = method.upper()
     if method in READ_METHODS:
         return True
-    if method not in ("PUT", "DELETE"):
+    if method not in ("PUT", "DELETE") or path.startswith(KV_WRITE_PREFIX):
         return False
     return path.rstrip("/") not in _CREATING_PATHS and not any(name == "cas" for name, _ in query)
 

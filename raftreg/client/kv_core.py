@@ -91,26 +91,28 @@ def _value(value: bytes | str) -> bytes:
 
 def put(key: str, value: bytes | str, *, flags: int = 0, cas: int | None = None) -> Request:
     """Write ``value`` (``str`` is UTF-8 encoded). ``cas=M``: only if the key's ``modify_index`` is
-    M (0: only if absent), not idempotent, a mismatch is an answer (``ok=False``)."""
+    M (0: only if absent), a mismatch is an answer (``ok=False``). Never sent again after an
+    unknown outcome (``OutcomeUnknown``): a repeated set could undo another client's later change."""
     query: list[tuple[str, str]] = []
     if flags:
         query.append(("flags", str(flags)))
     if cas is not None:
         query.append(("cas", str(cas)))
-    return Request("PUT", kv_path(key), tuple(query), _value(value), idempotent=cas is None,
+    return Request("PUT", kv_path(key), tuple(query), _value(value), idempotent=False,
                    answers=_CONFLICT if cas is not None else frozenset(), content_type="application/octet-stream")
 
 
 def delete(key: str, *, recurse: bool = False, cas: int | None = None) -> Request:
     """Delete the key (``recurse``: every key under the prefix). ``cas=M``: only if its
-    ``modify_index`` is M (not idempotent; a mismatch is ``ok=False``). A 404 deletes nothing."""
+    ``modify_index`` is M (a mismatch is ``ok=False``). A 404 deletes nothing. Never sent again
+    after an unknown outcome, like ``put``."""
     query: list[tuple[str, str]] = []
     if recurse:
         query.append(("recurse", "true"))
     if cas is not None:
         query.append(("cas", str(cas)))
     answers = _ABSENT | _CONFLICT if cas is not None else _ABSENT
-    return Request("DELETE", kv_path(key), tuple(query), idempotent=cas is None, answers=answers)
+    return Request("DELETE", kv_path(key), tuple(query), idempotent=False, answers=answers)
 
 
 def txn(ops: Sequence[TxnOp]) -> Request:

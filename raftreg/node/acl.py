@@ -216,4 +216,4 @@ class AclManager:
         committed = await self._writer.commit(cmd)
         if not isinstance(committed.result, AclChanged):
             raise unexpected("the ACL deletion", committed.result)
-        return committed.index, committed.result.existed or committed.after_unknown_attempt
+        return committed.index, committed.result.existed

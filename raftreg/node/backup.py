@@ -15,8 +15,8 @@ machine): ``InvalidArgument`` (400) naming what is wrong otherwise. Then it stag
 through the log in chunks of at most ``raft.max_entry_bytes`` (``RestoreBegin``, ``RestoreChunk``s,
 ``RestoreCommit``: ``raftreg.state.restore_staging``), so every node switches at the commit's
 index, between two entries (a write applies wholly before or wholly after it). A failure while
-staging restored nothing (503, retry); a commit whose outcome is unknown answers 504 and is never
-retried (a restore is not idempotent: a newer restore may have been committed meanwhile). The
+staging restored nothing (503, retry); a commit is applied at most once (``raftreg.node.proposer``)
+and one whose outcome stays unknown answers 504. The
 right to restore is checked at the HTTP layer (operator:write and acl:write); the commands go into
 the log without an ``Authorized`` wrapper.
 """
@@ -101,7 +101,7 @@ class Backups:
         except Conflict:
             await self._discard(restore_id)
             raise
-        committed = await self._writer.commit(RestoreCommit(restore_id), bounded=False, idempotent=False)
+        committed = await self._writer.commit(RestoreCommit(restore_id), bounded=False)
         result = committed.result
         if not isinstance(result, StagedResult) or not result.restored:
             reason = result.reason if isinstance(result, StagedResult) else str(result)

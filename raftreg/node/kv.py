@@ -4,11 +4,11 @@
 Contract:
 - Writes answer ``(index, ...)`` once applied on this node. A compare-and-set mismatch is
   ``Conflict`` (409) naming the field at fault (``cas``, or ``ops[i]`` of a transaction).
-- Idempotency: a plain set and a delete (also recursive) are retried after an unknown outcome.
-  A compare-and-set, a delete with ``cas``, a lock acquisition or release and a transaction are
-  not: an unknown outcome is ``OutcomeUnknown`` (504), never a retry that might report a conflict
-  its own first attempt caused. A delete retried after an unknown outcome may count 0 keys its
-  first attempt removed.
+- At most once: every write (a set, a compare-and-set, a delete, a lock acquisition or release, a
+  transaction) that is re-submitted after an unknown outcome applies at most once
+  (``raftreg.node.proposer``), so a retry never reports a conflict its own first attempt caused
+  and a blind set never lands twice; when the first attempt had applied, the answer is
+  ``OutcomeUnknown`` (504).
 - Locks: ``set(..., lock="acquire"|"release", session=id)`` answers ``(index, False)`` when the
   lock is held by another session, still in its lock delay, or (release) not held by this
   session; ``NotFound`` when the session does not exist. Acquisition carries this node's
@@ -45,7 +45,7 @@ class KeyValue:
         with ``lock``, acquire or release its lock for ``session`` (module docstring). Returns the
         index and whether the write applied (always True without ``lock``)."""
         cmd = KVSet(key, value, flags, cas, self._history, lock, session, time.time() if lock else 0.0)
-        committed = await self._writer.commit(cmd, idempotent=cas is None and not lock)
+        committed = await self._writer.commit(cmd)
         result = committed.result
         if not isinstance(result, KVWritten):
             raise unexpected("the key write", result)
@@ -60,7 +60,7 @@ class KeyValue:
     async def delete(self, key: str, *, recurse: bool = False, cas: int | None = None) -> tuple[int, int]:
         """Delete ``key`` (``recurse``: every key under it); returns the index and the number of
         keys removed. With ``cas``, only if the key's modify_index is ``cas``."""
-        committed = await self._writer.commit(KVDelete(key, recurse, cas), idempotent=cas is None)
+        committed = await self._writer.commit(KVDelete(key, recurse, cas))
         result = committed.result
         if not isinstance(result, KVDeleted):
             raise unexpected("the key deletion", result)
@@ -72,7 +72,7 @@ class KeyValue:
     async def txn(self, ops: list[TxnOp]) -> tuple[int, list[TxnResult]]:
         """Apply ``ops`` at one index, all or none; ``Conflict`` naming ``ops[i]`` when op i's
         condition does not hold (then nothing changed)."""
-        committed = await self._writer.commit(KVTxn(ops, self._history), idempotent=False)
+        committed = await self._writer.commit(KVTxn(ops, self._history))
         result = committed.result
         if not isinstance(result, KVTxnDone):
             raise unexpected("the transaction", result)

@@ -120,7 +120,7 @@ class MemberChanges:
         return self._lock
 
     async def _commit(self, cmd: Command) -> int:
-        committed = await self._writer.commit(cmd, self._timeout, bounded=False, idempotent=False)
+        committed = await self._writer.commit(cmd, self._timeout, bounded=False)
         return committed.index
 
     async def _raft_change(self, fut: asyncio.Future[str], what: str) -> None:

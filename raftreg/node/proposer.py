@@ -15,12 +15,15 @@ proposed fails with ``Unavailable`` too (nothing was applied): under overload th
 serving recent writes instead of ones whose callers are about to give up. The node's own
 commands (expiries, check transitions) are not bounded.
 
-Failures: a command that certainly did not apply (pysyncobj NOT_LEADER, DISCARDED, ...) is
-retried until the caller's deadline. One whose outcome is unknown (LEADER_CHANGED,
-UNKNOWN_OUTCOME) is retried too when it is idempotent (the result records that an earlier
-attempt's outcome was unknown, so callers can interpret "nothing to delete" after such a retry);
-a command proposed with ``idempotent=False`` (a compare-and-set, a transaction) fails at once with
-``OutcomeUnknown`` instead: a retry could report a conflict its own first attempt caused.
+Failures: an entry whose attempt failed, certainly (pysyncobj NOT_LEADER, DISCARDED, ...) or with
+an unknown outcome (LEADER_CHANGED, UNKNOWN_OUTCOME), is re-submitted until its callers' deadlines,
+as the *same* proposal: each entry carries this committer's ``proposer`` token and a ``seq`` it
+never reuses, a retry carries the same pair (with the commands whose callers still wait), and
+the state machine applies each pair at most once (``raftreg.state.applied_entries``). So no
+command is ever applied twice, "blind" writes, compare-and-set and transactions alike, and a
+retry that applies gives the exact result. When the first attempt had applied after all, the
+retry answers ``Repeated`` and its callers get ``OutcomeUnknown`` (504: it applied, its result is
+lost). A retried entry goes out alone and ahead of newer commands.
 """
 
 from __future__ import annotations
@@ -28,11 +31,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from raftreg.errors import OutcomeUnknown, Unavailable
 from raftreg.raft import ProposalFailed, RaftNode
+from raftreg.state.applied_entries import Repeated
 from raftreg.state.commands import Command, encode_command, encode_entry_from
 from raftreg.state.machine import Result
 
@@ -47,7 +52,6 @@ class Committed:
 
     index: int
     result: Result
-    after_unknown_attempt: bool
 
 
 @dataclass
@@ -56,9 +60,15 @@ class _Pending:
     fut: asyncio.Future[Committed]
     queued_at: float
     bounded: bool
-    idempotent: bool = True
     proposed: bool = False
-    outcome_unknown: bool = False
+
+
+@dataclass
+class _Batch:
+    """The commands of one proposal and its ``seq`` (kept by every re-submission)."""
+
+    seq: int
+    pendings: list[_Pending]
 
 
 @dataclass
@@ -88,6 +98,9 @@ class GroupCommitter:
         self._max_queued = max_queued
         self._stuck_after = stuck_after
         self._queue: collections.deque[_Pending] = collections.deque()
+        self._retries: collections.deque[_Batch] = collections.deque()
+        self.proposer_id = secrets.token_hex(8)  # this process's origin token (never reused)
+        self._last_seq = 0
         self._inflight: asyncio.Future[tuple[int, list[Result]]] | None = None
         self._retry: asyncio.TimerHandle | None = None
         self._paused = False
@@ -107,17 +120,17 @@ class GroupCommitter:
             raise Unavailable(f"this node has {len(self._queue)} writes queued (its limit); retry shortly",
                               retry_after=1.0)
 
-    async def propose(self, cmd: Command, *, bounded: bool = True, idempotent: bool = True) -> Committed:
+    async def propose(self, cmd: Command, *, bounded: bool = True) -> Committed:
         """Commit ``cmd`` and return its outcome on this node. Never returns for a command that
         cannot commit: the caller bounds the wait (``asyncio.wait_for``); cancelling it drops the
-        command from the queue if it has not been proposed yet. A ``bounded`` command is refused
-        with ``Unavailable`` when the queue is full. A command that is not ``idempotent`` fails
-        with ``OutcomeUnknown`` as soon as an attempt's outcome is unknown (never retried then)."""
+        command from the queue if it has not been proposed yet (and from any later re-submission).
+        A ``bounded`` command is refused with ``Unavailable`` when the queue is full.
+        ``OutcomeUnknown``: an earlier attempt applied it and its result was lost."""
         if bounded:
             self.check_capacity()
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Committed] = loop.create_future()
-        self._queue.append(_Pending(encode_command(cmd), fut, loop.time(), bounded, idempotent))
+        self._queue.append(_Pending(encode_command(cmd), fut, loop.time(), bounded))
         self._kick()
         return await fut
 
@@ -128,10 +141,34 @@ class GroupCommitter:
             self._kick()
 
     def _kick(self) -> None:
-        if self._inflight is None and self._retry is None and self._queue and not self._paused:
+        if self._inflight is None and self._retry is None and (self._queue or self._retries) and not self._paused:
             self._flush()
 
     def _flush(self) -> None:
+        batch = self._next_retry() or self._next_batch()
+        if batch is None:
+            return
+        entry = self._raft.submit(encode_entry_from([p.raw for p in batch.pendings], self.proposer_id, batch.seq))
+        self._inflight = entry
+        self.stats.entries += 1
+        self.stats.commands += len(batch.pendings)
+        self.stats.batch_sizes[_bucket(len(batch.pendings))] += 1
+        loop = asyncio.get_running_loop()
+        timer = loop.call_later(self._stuck_after, self._unblock, entry)
+        proposed_at = loop.time()
+        entry.add_done_callback(lambda f: self._on_entry_done(f, batch, timer, proposed_at))
+
+    def _next_retry(self) -> _Batch | None:
+        """The oldest failed proposal that still has waiting callers (only those), if any."""
+        while self._retries:
+            batch = self._retries.popleft()
+            batch.pendings = [p for p in batch.pendings if not p.fut.done()]
+            if batch.pendings:
+                return batch
+        return None
+
+    def _next_batch(self) -> _Batch | None:
+        """A new proposal of the queue's head (None when nothing is left to propose)."""
         batch: list[_Pending] = []
         size = 0
         queue = self._queue
@@ -152,16 +189,9 @@ class GroupCommitter:
             batch.append(pending)
             size += len(pending.raw)
         if not batch:
-            return
-        entry = self._raft.submit(encode_entry_from([p.raw for p in batch]))
-        self._inflight = entry
-        self.stats.entries += 1
-        self.stats.commands += len(batch)
-        self.stats.batch_sizes[_bucket(len(batch))] += 1
-        loop = asyncio.get_running_loop()
-        timer = loop.call_later(self._stuck_after, self._unblock, entry)
-        proposed_at = loop.time()
-        entry.add_done_callback(lambda f: self._on_entry_done(f, batch, timer, proposed_at))
+            return None
+        self._last_seq += 1
+        return _Batch(self._last_seq, batch)
 
     def _unblock(self, entry: asyncio.Future[tuple[int, list[Result]]]) -> None:
         if self._inflight is entry:
@@ -171,7 +201,7 @@ class GroupCommitter:
             self._kick()
 
     def _on_entry_done(
-        self, entry: asyncio.Future[tuple[int, list[Result]]], batch: list[_Pending], timer: asyncio.TimerHandle,
+        self, entry: asyncio.Future[tuple[int, list[Result]]], batch: _Batch, timer: asyncio.TimerHandle,
         proposed_at: float,
     ) -> None:
         timer.cancel()
@@ -182,23 +212,21 @@ class GroupCommitter:
             if self.latency_observer is not None:
                 self.latency_observer(asyncio.get_running_loop().time() - proposed_at)
             index, results = entry.result()
-            for pending, result in zip(batch, results, strict=True):
-                if not pending.fut.done():
-                    pending.fut.set_result(Committed(index, result, pending.outcome_unknown))
-        else:
-            reason = exc.reason if isinstance(exc, ProposalFailed) else repr(exc)
-            unknown = not isinstance(exc, ProposalFailed) or exc.applied is None
-            log.info("event=proposal_failed reason=%s commands=%d retrying", reason, len(batch))
-            self.stats.retries += 1
-            for pending in reversed(batch):
+            for pending, result in zip(batch.pendings, results, strict=True):
                 if pending.fut.done():
                     continue
-                if unknown and not pending.idempotent:
+                if isinstance(result, Repeated):
                     pending.fut.set_exception(OutcomeUnknown(
-                        f"the write's outcome is unknown ({reason}): it may have applied; not retried"))
-                    continue
-                pending.outcome_unknown = pending.outcome_unknown or unknown
-                self._queue.appendleft(pending)
+                        "the write was applied by an earlier attempt whose answer was lost in a leader change"
+                        if not result.too_old else "the write may have been applied by an earlier attempt"))
+                else:
+                    pending.fut.set_result(Committed(index, result))
+        else:
+            reason = exc.reason if isinstance(exc, ProposalFailed) else repr(exc)
+            log.info("event=proposal_failed reason=%s seq=%d commands=%d retrying", reason, batch.seq,
+                     len(batch.pendings))
+            self.stats.retries += 1
+            self._retries.append(batch)
             if self._retry is None:
                 self._retry = asyncio.get_running_loop().call_later(RETRY_DELAY, self._retry_now)
         self._kick()

@@ -6,9 +6,8 @@ Contract:
   ``(SESSION_LEASE, id)``: renewals never touch the Raft log; a follower forwards them to the
   leader; the leader commits only the expiry (``Expire`` on that key), which ends the session
   and releases (or deletes) its locked keys in the same apply.
-- Create is idempotent (the id is chosen here, before the command is proposed, so a retry stores
-  nothing twice); destroy is idempotent too (a retry after an unknown outcome reports the session
-  as destroyed).
+- Create and destroy apply at most once, also when re-submitted after an unknown outcome
+  (``raftreg.node.proposer``); a create's id is chosen here, before the command is proposed.
 - Commands that may end a session carry this node's wall-clock time (``at``), from which the state
   machine counts the lock delay: the nodes' clocks are assumed to agree (NTP), as the signed
   node-to-node requests already assume.
@@ -54,7 +53,7 @@ class SessionManager:
         result = committed.result
         if not isinstance(result, SessionsEnded):
             raise unexpected("the session destruction", result)
-        return committed.index, bool(result.ids) or committed.after_unknown_attempt
+        return committed.index, bool(result.ids)
 
     async def renew(self, session_id: str) -> float:
         """Renew the session's lease (through the leader); its ttl, or ``NotFound``."""

@@ -66,12 +66,11 @@ class Writer:
             stuck_after=max(1.0, tuning.raft_max_timeout * 1.5),
         )
 
-    async def commit(self, cmd: Command, timeout: float | None = None, *, bounded: bool = True,
-                     idempotent: bool = True) -> Committed:
+    async def commit(self, cmd: Command, timeout: float | None = None, *, bounded: bool = True) -> Committed:
         """Commit ``cmd`` (see the module docstring). ``bounded=False`` skips the queue bound:
-        for the node's own few commands (expiries, check transitions), not for clients'.
-        ``idempotent=False`` (compare-and-set, transactions): ``OutcomeUnknown`` as soon as an
-        attempt's outcome is unknown, never a retry (``GroupCommitter.propose``)."""
+        for the node's own few commands (expiries, check transitions), not for clients'. Every
+        command is applied at most once, also when an attempt's outcome was unknown and it was
+        re-submitted (``GroupCommitter``), so compare-and-set and transactions are retried too."""
         if bounded:
             self.proposer.check_capacity()
             cmd = self._authorize(cmd)
@@ -82,7 +81,7 @@ class Writer:
         deadline = loop.time() + (timeout if timeout is not None else self.commit_timeout)
         await self._view.await_leader(deadline - loop.time())
         try:
-            committed = await asyncio.wait_for(self.proposer.propose(cmd, bounded=bounded, idempotent=idempotent),
+            committed = await asyncio.wait_for(self.proposer.propose(cmd, bounded=bounded),
                                                max(deadline - loop.time(), 0.001))
         except TimeoutError:
             raise OutcomeUnknown(
@@ -113,14 +112,11 @@ class Writer:
         return committed.index, committed.result.instance
 
     async def deregister(self, service: str, instance_id: str) -> tuple[int, bool]:
-        """Delete an instance; returns the commit index and whether it was deleted.
-
-        When an earlier attempt's outcome was unknown (a failover hit it), "absent" is reported
-        as deleted: that attempt most likely deleted it."""
+        """Delete an instance; returns the commit index and whether it was deleted."""
         committed = await self.commit(Deregister(service, instance_id, time.time()))
         if not isinstance(committed.result, Deregistered):
             raise unexpected("the deregistration", committed.result)
-        return committed.index, committed.result.existed or committed.after_unknown_attempt
+        return committed.index, committed.result.existed
 
     async def set_manual_status(
         self, service: str, instance_id: str, status: Status, note: str

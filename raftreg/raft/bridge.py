@@ -47,7 +47,7 @@ from raftreg.raft.snapshot import SnapshotBlob, install_fork_hook
 from raftreg.raft.status import RaftStatus, StatusReader
 from raftreg.raft.storage import RaftFiles
 from raftreg.raft.transport import elect_soon_in_a_new_cluster, transport_factory
-from raftreg.state.commands import Command, Noop, UnsupportedEntry, decode_entry, unwrap
+from raftreg.state.commands import Command, Noop, UnsupportedEntry, decode_envelope, unwrap
 from raftreg.state.kv import KVStore
 from raftreg.state.machine import Result, StateMachine
 from raftreg.state.registry import Registry
@@ -249,22 +249,28 @@ class RaftNode:
     # ---- tick-thread side ---------------------------------------------------------------
     def _apply_entry(self, index: int, raw: bytes) -> tuple[int, list[Result]]:
         try:
-            cmds = decode_entry(raw)
+            envelope = decode_envelope(raw)
         except UnsupportedEntry as exc:
             log.critical("event=unsupported_log_entry index=%d error=%r: stopping this node", index, str(exc))
             logging.shutdown()
             os._exit(EXIT_UNSUPPORTED_ENTRY)
         observer, started = self.apply_observer, time.perf_counter()
+        cmds = envelope.cmds
         with self.lock:
-            results = [self.state.apply(index, cmd) for cmd in cmds]
+            admission, results = self.state.apply_entry(index, envelope)
             cascades = self.state.take_cascades()
+        applied = admission == "new"
+        if not applied:  # applied at an earlier attempt (or maybe): never twice
+            log.info("event=entry_repeated index=%d proposer=%s seq=%d admission=%s commands=%d", index,
+                     envelope.proposer, envelope.seq, admission, len(cmds))
         if observer is not None:
             observer(time.perf_counter() - started)
         self.compaction.on_entry(len(raw), len(cmds))
         if self._on_applied is not None:
             try:
                 noops: list[Command] = [Noop() for _ in cascades]
-                self._on_applied(index, [*map(unwrap, cmds), *noops], [*results, *cascades])
+                done_cmds, done_results = (cmds, results) if applied else ([], [])
+                self._on_applied(index, [*map(unwrap, done_cmds), *noops], [*done_results, *cascades])
             except Exception:  # never let a notification wedge the log
                 log.exception("event=on_applied_failed index=%d", index)
         return index, results

@@ -13,7 +13,10 @@ Contract of ``prepare_data_dir``:
   Raft files (they were written by a release from before the marker, which used format 1);
 - a marker with a NEWER version than this build's raises ``DataFormatError`` naming both
   versions and the release that wrote it; nothing in the directory is changed;
-- a marker with an older version is accepted (format 1 is the first, so there is none yet);
+- a marker with an older version is accepted and rewritten with the current one (this build may
+  write what the older release cannot read: format 2 added the entry origins of
+  ``ENVELOPE_VERSION`` 2 and snapshot version 6, so the older release then refuses the directory
+  instead of stopping at the first entry it cannot read);
 - an unreadable or malformed marker raises ``DataFormatError`` (never guessed).
 """
 
@@ -25,7 +28,7 @@ from pathlib import Path
 
 from raftreg import __version__
 
-DATA_FORMAT_VERSION = 1
+DATA_FORMAT_VERSION = 2
 MARKER_NAME = "FORMAT"
 
 
@@ -74,3 +77,5 @@ def prepare_data_dir(data_dir: Path) -> None:
             f"data directory {data_dir} was written by {written_by} in data format {version}; this build "
             f"(raftreg {__version__}) reads format {DATA_FORMAT_VERSION} at most: run a newer raftreg, "
             "or start this node on an empty directory to resync it from the cluster")
+    if version < DATA_FORMAT_VERSION:
+        write_format(data_dir)

@@ -4,6 +4,10 @@ The log holds msgpack-encoded ``Envelope``s. Each envelope carries one or more c
 commit puts many in one Raft entry). Adding a command means adding a tagged Struct to
 ``Command``; changing the meaning of an existing one means bumping ``ENVELOPE_VERSION``. A node
 that meets a version or tag it does not know must stop, never skip the entry.
+
+Version 2 adds the entry's origin: the proposing process's ``proposer`` token and its ``seq``
+for this proposal (``raftreg.state.applied_entries``: a re-submitted proposal carries the same
+pair and applies at most once). Version 1 entries (no origin) are still read and always apply.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from raftreg.models import Instance, Session, Status, TxnOp
 from raftreg.state.acl_rules import Policy, Token
 from raftreg.state.members import MemberDelete, MemberSet
 
-ENVELOPE_VERSION = 1
+ENVELOPE_VERSION = 2
+READ_ENVELOPE_VERSIONS = (1, 2)
 
 
 class Register(msgspec.Struct, frozen=True, tag="reg", array_like=True):
@@ -223,10 +228,13 @@ def unwrap(cmd: Command) -> Unauthorized:
 
 
 class Envelope(msgspec.Struct, frozen=True, array_like=True):
-    """What one Raft entry carries: a format version and the commands, applied in order."""
+    """What one Raft entry carries: a format version, the commands (applied in order) and, from
+    version 2, its origin (``proposer`` "" and ``seq`` 0: none; the entry always applies)."""
 
     v: int
     cmds: list[Command]
+    proposer: str = ""
+    seq: int = 0
 
 
 class UnsupportedEntry(Exception):
@@ -237,9 +245,9 @@ _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Envelope)
 
 
-def encode_entry(cmds: list[Command]) -> bytes:
-    """Encode commands into the bytes of one Raft entry."""
-    return _encoder.encode(Envelope(ENVELOPE_VERSION, cmds))
+def encode_entry(cmds: list[Command], proposer: str = "", seq: int = 0) -> bytes:
+    """Encode commands (from ``(proposer, seq)``, if given) into the bytes of one Raft entry."""
+    return _encoder.encode(Envelope(ENVELOPE_VERSION, cmds, proposer, seq))
 
 
 def encode_command(cmd: Command) -> bytes:
@@ -247,18 +255,23 @@ def encode_command(cmd: Command) -> bytes:
     return _encoder.encode(cmd)
 
 
-def encode_entry_from(encoded: list[bytes]) -> bytes:
+def encode_entry_from(encoded: list[bytes], proposer: str = "", seq: int = 0) -> bytes:
     """The entry of already encoded commands: the same bytes as ``encode_entry`` of the
     commands (an envelope is a msgpack array whose command list holds each command's encoding)."""
-    return _encoder.encode([ENVELOPE_VERSION, [msgspec.Raw(part) for part in encoded]])
+    return _encoder.encode([ENVELOPE_VERSION, [msgspec.Raw(part) for part in encoded], proposer, seq])
 
 
-def decode_entry(raw: bytes) -> list[Command]:
+def decode_envelope(raw: bytes) -> Envelope:
     """Decode one Raft entry; ``UnsupportedEntry`` when it is from a newer or unknown format."""
     try:
         envelope = _decoder.decode(raw)
     except msgspec.DecodeError as exc:
         raise UnsupportedEntry(f"undecodable log entry: {exc}") from exc
-    if envelope.v != ENVELOPE_VERSION:
-        raise UnsupportedEntry(f"log entry version {envelope.v}, this build knows {ENVELOPE_VERSION}")
-    return envelope.cmds
+    if envelope.v not in READ_ENVELOPE_VERSIONS:
+        raise UnsupportedEntry(f"log entry version {envelope.v}, this build knows {READ_ENVELOPE_VERSIONS}")
+    return envelope
+
+
+def decode_entry(raw: bytes) -> list[Command]:
+    """The commands of one Raft entry (``decode_envelope``)."""
+    return decode_envelope(raw).cmds

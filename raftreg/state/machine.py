@@ -16,8 +16,11 @@ Contract (hashicorp/raft's FSM, as each part's):
   the ACL part (``[3, registry, kv, sessions, acl]``); version 4 adds the members' recorded
   incarnations (``raftreg.state.identities``) and the staging of an online restore:
   ``[4, registry, kv, sessions, acl, identities, staging]`` (the last two may be absent); version 5
-  appends the members table (``raftreg.state.members``): ``[5, ..., staging, members]``. An online
-  restore never replaces the members table: membership is the live cluster's, not the backup's.
+  appends the members table (``raftreg.state.members``): ``[5, ..., staging, members]``; version 6
+  appends the applied-entries memory (``raftreg.state.applied_entries``): ``[6, ..., members,
+  applied]``. An online restore replaces neither: they are the live cluster's, not the backup's.
+- ``apply_entry(index, entry)`` applies the commands of one Raft entry, unless the entry's origin
+  was applied already (``raftreg.state.applied_entries``): a re-submitted proposal applies once.
 - An online restore (``raftreg.state.restore_staging``): ``RestoreBegin``/``RestoreChunk`` stage
   a payload; ``RestoreCommit`` at index N decodes it into a fresh machine, places its parts at N
   (every service, catalog, key, session and ACL index becomes N, so no watcher sees an index go
@@ -36,6 +39,7 @@ import msgspec
 
 from raftreg.models import SESSION_LEASE
 from raftreg.state.acl import AclChanged, AclStore, Denied
+from raftreg.state.applied_entries import Admission, AppliedEntries, Repeated
 from raftreg.state.commands import (
     AclBootstrap,
     AclPolicyDelete,
@@ -45,6 +49,7 @@ from raftreg.state.commands import (
     Authorized,
     Command,
     Deregister,
+    Envelope,
     Expire,
     ForgetIdentity,
     KVDelete,
@@ -67,10 +72,10 @@ from raftreg.state.registry import Result as RegistryResult
 from raftreg.state.restore_staging import RESTORABLE, RestoreStaging, StagedResult
 from raftreg.state.sessions import SessionCreated, SessionsEnded, SessionStore
 
-SNAPSHOT_VERSION = 5
+SNAPSHOT_VERSION = 6
 
 Result = (RegistryResult | KVResult | SessionCreated | SessionsEnded | AclChanged | Denied | IdentityRecorded
-          | StagedResult | MemberChanged)
+          | StagedResult | MemberChanged | Repeated)
 
 
 class _Head(msgspec.Struct, array_like=True):
@@ -88,6 +93,7 @@ class _Snapshot(msgspec.Struct, array_like=True):
     identities: msgspec.Struct
     staging: msgspec.Struct
     members: msgspec.Struct
+    applied: msgspec.Struct
 
 
 class _SnapshotRaw(msgspec.Struct, array_like=True):
@@ -99,6 +105,7 @@ class _SnapshotRaw(msgspec.Struct, array_like=True):
     identities: msgspec.Raw = msgspec.Raw()  # absent before version 4
     staging: msgspec.Raw = msgspec.Raw()  # absent before version 4
     members: msgspec.Raw = msgspec.Raw()  # absent before version 5
+    applied: msgspec.Raw = msgspec.Raw()  # absent before version 6
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -117,8 +124,18 @@ class StateMachine:
         self.identities = Identities()
         self.staging = RestoreStaging()
         self.members = MembersTable()
+        self.applied = AppliedEntries()
         self._cascades: list[SessionsEnded] = []
         self.applied_index = 0  # of the last command applied here (not in snapshots): what a backup is taken at
+
+    def apply_entry(self, index: int, entry: Envelope) -> tuple[Admission, list[Result]]:
+        """Apply the commands of the Raft entry at ``index`` unless its origin was applied
+        already (then each command's result is ``Repeated``). Never raises."""
+        admission = self.applied.admit(index, entry.proposer, entry.seq) if entry.proposer else "new"
+        if admission != "new":
+            self.applied_index = index
+            return admission, [Repeated(too_old=admission == "too_old")] * len(entry.cmds)
+        return admission, [self.apply(index, cmd) for cmd in entry.cmds]
 
     def apply(self, index: int, cmd: Command) -> Result:
         """Apply ``cmd`` committed at Raft ``index``. Never raises."""
@@ -217,17 +234,18 @@ class StateMachine:
         return _encoder.encode(_Snapshot(SNAPSHOT_VERSION, self.registry.snapshot_struct(),
                                          self.kv.snapshot_struct(), self.sessions.snapshot_struct(),
                                          self.acl.snapshot_struct(), self.identities.snapshot_struct(),
-                                         self.staging.snapshot_struct(), self.members.snapshot_struct()))
+                                         self.staging.snapshot_struct(), self.members.snapshot_struct(),
+                                         self.applied.snapshot_struct()))
 
     def restore(self, data: bytes) -> None:
         """Replace the whole state with the one ``data`` describes (any known version);
         ``ValueError`` for an unknown one."""
         version = _head_decoder.decode(data).v
         registry, kv, sessions, acl = Registry(), KVStore(), SessionStore(), AclStore()
-        identities, staging, members = Identities(), RestoreStaging(), MembersTable()
+        identities, staging, members, applied = Identities(), RestoreStaging(), MembersTable(), AppliedEntries()
         if version == 1:
             registry.restore(data)
-        elif version in (2, 3, 4, SNAPSHOT_VERSION):
+        elif version in (2, 3, 4, 5, SNAPSHOT_VERSION):
             parts = _raw_decoder.decode(data)
             registry.restore(memoryview(parts.registry))
             kv.restore(memoryview(parts.kv))
@@ -241,7 +259,9 @@ class StateMachine:
                 staging.restore(memoryview(parts.staging))
             if len(parts.members):
                 members.restore(memoryview(parts.members))
+            if len(parts.applied):
+                applied.restore(memoryview(parts.applied))
         else:
             raise ValueError(f"snapshot version {version}, this build knows 1 to {SNAPSHOT_VERSION}")
         self.registry, self.kv, self.sessions, self.acl = registry, kv, sessions, acl
-        self.identities, self.staging, self.members = identities, staging, members
+        self.identities, self.staging, self.members, self.applied = identities, staging, members, applied

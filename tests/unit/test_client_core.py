@@ -94,7 +94,8 @@ def test_a_blocking_query_holds_for_its_wait_plus_the_servers_jitter() -> None:
 @pytest.mark.parametrize(("method", "path", "query", "expected"), [
     ("GET", "/v1/anything", (), True),
     ("PUT", "/v1/services/s/instances/i", (), True),
-    ("DELETE", "/v1/kv/a", (), True),
+    ("DELETE", "/v1/kv/a", (), False),
+    ("PUT", "/v1/kv/a", (), False),
     ("PUT", "/v1/kv/a", (("cas", "3"),), False),
     ("DELETE", "/v1/kv/a", (("cas", "3"),), False),
     ("PUT", "/v1/sessions", (), False),

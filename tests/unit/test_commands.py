@@ -17,7 +17,10 @@ from raftreg.state.commands import (
     SetCheckStatus,
     UnsupportedEntry,
     decode_entry,
+    decode_envelope,
+    encode_command,
     encode_entry,
+    encode_entry_from,
 )
 
 FULL_INSTANCE = Instance(
@@ -77,7 +80,14 @@ def test_round_trip_keeps_field_types() -> None:
 
 def test_commands_are_distinguished_by_tag() -> None:
     raw = encode_entry([Deregister("a", "b", 7.5), Noop()])
-    assert msgspec.msgpack.decode(raw) == [ENVELOPE_VERSION, [["dereg", "a", "b", 7.5], ["noop"]]]
+    assert msgspec.msgpack.decode(raw) == [ENVELOPE_VERSION, [["dereg", "a", "b", 7.5], ["noop"]], "", 0]
+
+
+def test_an_entry_carries_its_origin_and_version_1_entries_still_decode() -> None:
+    raw = encode_entry([Noop()], "3f2a9c", 41)
+    assert decode_envelope(raw) == Envelope(2, [Noop()], "3f2a9c", 41)
+    assert decode_envelope(encode_entry_from([encode_command(Noop())], "3f2a9c", 41)) == decode_envelope(raw)
+    assert decode_envelope(msgspec.msgpack.encode([1, [["noop"]]])) == Envelope(1, [Noop()], "", 0)
 
 
 def test_entries_written_before_the_time_field_still_decode() -> None:

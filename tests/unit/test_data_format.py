@@ -28,10 +28,21 @@ def test_a_new_directory_is_created_and_marked(tmp_path: Path) -> None:
     assert read_format(data) == (DATA_FORMAT_VERSION, f"raftreg {__version__}")
 
 
-def test_raft_files_from_before_the_marker_are_format_1_and_get_marked(tmp_path: Path) -> None:
+def test_raft_files_from_before_the_marker_get_marked(tmp_path: Path) -> None:
     (tmp_path / "raft.journal").write_bytes(b"old")
     prepare_data_dir(tmp_path)
-    assert read_format(tmp_path) == (1, f"raftreg {__version__}")
+    assert read_format(tmp_path) == (DATA_FORMAT_VERSION, f"raftreg {__version__}")
+    assert (tmp_path / "raft.journal").read_bytes() == b"old"
+
+
+def test_an_older_format_is_accepted_and_the_marker_upgraded(tmp_path: Path) -> None:
+    """Format 1 directories are read as they are; from then on this build writes format-2 entries,
+    so the marker says so (an older release refuses the directory instead of stopping mid-log)."""
+    (tmp_path / MARKER_NAME).write_text(json.dumps({"format": 1, "written_by": "raftreg 0.1.0"}))
+    (tmp_path / "raft.journal").write_bytes(b"old")
+    prepare_data_dir(tmp_path)
+    assert read_format(tmp_path) == (DATA_FORMAT_VERSION, f"raftreg {__version__}")
+    assert DATA_FORMAT_VERSION == 2
     assert (tmp_path / "raft.journal").read_bytes() == b"old"
 
 

@@ -11,7 +11,8 @@ import pytest
 from raftreg.errors import OutcomeUnknown, Unavailable
 from raftreg.node.proposer import Committed, GroupCommitter
 from raftreg.raft import ProposalFailed
-from raftreg.state.commands import Command, Deregister, decode_entry, encode_command
+from raftreg.state.applied_entries import Repeated
+from raftreg.state.commands import Command, Deregister, Envelope, KVSet, decode_envelope, encode_command
 from raftreg.state.registry import Failed, Result
 
 DEADLINE = 2.0
@@ -22,11 +23,17 @@ class FakeRaft:
 
     def __init__(self) -> None:
         self.entries: list[tuple[list[Command], asyncio.Future[tuple[int, list[Result]]]]] = []
+        self.envelopes: list[Envelope] = []
 
     def submit(self, raw: bytes) -> asyncio.Future[tuple[int, list[Result]]]:
         fut: asyncio.Future[tuple[int, list[Result]]] = asyncio.get_running_loop().create_future()
-        self.entries.append((decode_entry(raw), fut))
+        envelope = decode_envelope(raw)
+        self.envelopes.append(envelope)
+        self.entries.append((envelope.cmds, fut))
         return fut
+
+    def origin(self, n: int) -> tuple[str, int]:
+        return self.envelopes[n].proposer, self.envelopes[n].seq
 
     def batch(self, n: int) -> list[Command]:
         return self.entries[n][0]
@@ -38,6 +45,11 @@ class FakeRaft:
         fut.set_result((index, results))
         return results
 
+    def repeat(self, n: int, index: int) -> None:
+        """Resolve entry ``n`` as the state machine does when its origin was applied already."""
+        cmds, fut = self.entries[n]
+        fut.set_result((index, [Repeated() for _ in cmds]))
+
     def fail(self, n: int, applied: bool | None) -> None:
         self.entries[n][1].set_exception(ProposalFailed("NOT_LEADER" if applied is False else "UNKNOWN", applied))
 
@@ -47,8 +59,8 @@ def cmd(name: str) -> Deregister:
 
 
 def name(c: Command) -> str:
-    assert isinstance(c, Deregister)
-    return c.id
+    assert isinstance(c, Deregister | KVSet)
+    return c.id if isinstance(c, Deregister) else c.key
 
 
 def names(cmds: list[Command]) -> list[str]:
@@ -97,7 +109,7 @@ async def test_lone_command_is_proposed_at_once(raft: FakeRaft) -> None:
     assert len(raft.entries) == 1
     assert names(raft.batch(0)) == ["a"]
     (result,) = raft.succeed(0, index=7)
-    assert await asyncio.wait_for(task, DEADLINE) == Committed(7, result, after_unknown_attempt=False)
+    assert await asyncio.wait_for(task, DEADLINE) == Committed(7, result)
     assert gc.stats.entries == 1
     assert gc.stats.commands == 1
 
@@ -113,9 +125,9 @@ async def test_commands_arriving_during_flight_go_out_together_in_order(raft: Fa
     await wait_until(lambda: len(raft.entries) == 2)
     assert names(raft.batch(1)) == ["b", "c", "d"]
     results = raft.succeed(1, index=11)
-    assert await asyncio.wait_for(first, DEADLINE) == Committed(10, ra, False)
+    assert await asyncio.wait_for(first, DEADLINE) == Committed(10, ra)
     got = await asyncio.wait_for(asyncio.gather(*later), DEADLINE)
-    assert got == [Committed(11, r, False) for r in results]
+    assert got == [Committed(11, r) for r in results]
     assert [c.result for c in got] == [Failed("result-of-b"), Failed("result-of-c"), Failed("result-of-d")]
     await settle()
     assert len(raft.entries) == 2
@@ -140,8 +152,9 @@ async def test_not_applied_failure_is_retried_and_succeeds(raft: FakeRaft) -> No
     raft.fail(0, applied=False)
     await wait_until(lambda: len(raft.entries) == 2)
     assert names(raft.batch(1)) == ["a"]
+    assert raft.origin(1) == raft.origin(0)  # the same proposal: it applies at most once
     (result,) = raft.succeed(1, index=5)
-    assert await asyncio.wait_for(task, DEADLINE) == Committed(5, result, after_unknown_attempt=False)
+    assert await asyncio.wait_for(task, DEADLINE) == Committed(5, result)
     assert gc.stats.retries == 1
 
 
@@ -155,28 +168,58 @@ async def test_unknown_outcome_is_retried_and_reported(raft: FakeRaft) -> None:
     await wait_until(lambda: len(raft.entries) == 3)
     assert names(raft.batch(2)) == ["a"]
     (result,) = raft.succeed(2, index=9)
-    assert await asyncio.wait_for(task, DEADLINE) == Committed(9, result, after_unknown_attempt=True)
+    assert await asyncio.wait_for(task, DEADLINE) == Committed(9, result)
     assert gc.stats.retries == 2
 
 
-async def test_a_non_idempotent_command_is_not_retried_after_an_unknown_outcome(raft: FakeRaft) -> None:
-    """A CAS or a transaction whose attempt may have applied answers "outcome unknown" at once: a
-    retry could report a conflict its own first attempt caused. Its idempotent neighbours in the
-    same entry are retried as before, and a certain failure is retried for both."""
+async def test_a_compare_and_set_is_retried_as_the_same_proposal_after_an_unknown_outcome(raft: FakeRaft) -> None:
+    """A CAS whose attempt may have applied is re-submitted under the same origin: the state
+    machine applies it at most once, so the retry cannot report a conflict its own first attempt
+    caused (it answers ``Repeated`` instead, below)."""
     gc = committer(raft)
-    cas = asyncio.create_task(gc.propose(cmd("cas"), idempotent=False))
+    cas = asyncio.ensure_future(gc.propose(KVSet("k", b"v", cas=3)))
     plain = propose(gc, "plain")
     await settle()
-    raft.fail(0, applied=False)  # certainly not applied: retried
+    raft.fail(0, applied=None)
     await wait_until(lambda: len(raft.entries) == 2)
-    assert names(raft.batch(1)) == ["cas", "plain"]
-    raft.fail(1, applied=None)
-    with pytest.raises(OutcomeUnknown, match="not retried"):
-        await asyncio.wait_for(cas, DEADLINE)
+    assert raft.origin(1) == raft.origin(0)
+    assert len(raft.batch(1)) == 1  # "plain" came later: a proposal of its own
+    (rcas,) = raft.succeed(1, index=4)
+    assert await asyncio.wait_for(cas, DEADLINE) == Committed(4, rcas)
     await wait_until(lambda: len(raft.entries) == 3)
-    assert names(raft.batch(2)) == ["plain"]
-    (result,) = raft.succeed(2, index=4)
-    assert await asyncio.wait_for(plain, DEADLINE) == Committed(4, result, after_unknown_attempt=True)
+    assert names(raft.batch(2)) == ["plain"] and raft.origin(2)[1] == raft.origin(1)[1] + 1
+    (rplain,) = raft.succeed(2, index=5)
+    assert await asyncio.wait_for(plain, DEADLINE) == Committed(5, rplain)
+
+
+async def test_a_retry_of_a_proposal_that_had_applied_answers_outcome_unknown(raft: FakeRaft) -> None:
+    gc = committer(raft)
+    a, b = propose(gc, "a"), propose(gc, "b")
+    await settle()
+    raft.fail(0, applied=None)  # "a" went out alone; "b" waits
+    await wait_until(lambda: len(raft.entries) == 2)
+    raft.repeat(1, index=9)  # the first attempt had applied: its result is lost
+    with pytest.raises(OutcomeUnknown, match="earlier attempt"):
+        await asyncio.wait_for(a, DEADLINE)
+    await wait_until(lambda: len(raft.entries) == 3)
+    (rb,) = raft.succeed(2, index=10)
+    assert await asyncio.wait_for(b, DEADLINE) == Committed(10, rb)
+
+
+async def test_a_retry_leaves_out_callers_that_gave_up(raft: FakeRaft) -> None:
+    gc = committer(raft)
+    a = propose(gc, "a")
+    await settle()
+    b, c = propose(gc, "b"), propose(gc, "c")
+    raft.succeed(0, index=1)
+    await wait_until(lambda: len(raft.entries) == 2)
+    raft.fail(1, applied=None)
+    b.cancel()
+    await wait_until(lambda: len(raft.entries) == 3)
+    assert names(raft.batch(2)) == ["c"] and raft.origin(2) == raft.origin(1)
+    raft.succeed(2, index=2)
+    assert (await asyncio.wait_for(c, DEADLINE)).index == 2
+    assert (await a).index == 1
 
 
 async def test_retry_keeps_failed_batch_ahead_of_newer_commands(raft: FakeRaft) -> None:
@@ -187,10 +230,13 @@ async def test_retry_keeps_failed_batch_ahead_of_newer_commands(raft: FakeRaft) 
     await settle()
     raft.fail(0, applied=False)
     await wait_until(lambda: len(raft.entries) == 2)
-    assert names(raft.batch(1)) == ["a", "b"]
-    ra, rb = raft.succeed(1, index=3)
-    assert await asyncio.wait_for(a, DEADLINE) == Committed(3, ra, False)
-    assert await asyncio.wait_for(b, DEADLINE) == Committed(3, rb, False)
+    assert names(raft.batch(1)) == ["a"]  # re-submitted as it was, before "b"
+    (ra,) = raft.succeed(1, index=3)
+    await wait_until(lambda: len(raft.entries) == 3)
+    assert names(raft.batch(2)) == ["b"]
+    (rb,) = raft.succeed(2, index=4)
+    assert await asyncio.wait_for(a, DEADLINE) == Committed(3, ra)
+    assert await asyncio.wait_for(b, DEADLINE) == Committed(4, rb)
 
 
 async def test_caller_cancelled_before_its_batch_is_not_proposed(raft: FakeRaft) -> None:
@@ -206,7 +252,7 @@ async def test_caller_cancelled_before_its_batch_is_not_proposed(raft: FakeRaft)
     await wait_until(lambda: len(raft.entries) == 2)
     assert names(raft.batch(1)) == ["c"]
     (rc,) = raft.succeed(1, index=2)
-    assert await asyncio.wait_for(c, DEADLINE) == Committed(2, rc, False)
+    assert await asyncio.wait_for(c, DEADLINE) == Committed(2, rc)
     assert (await a).index == 1
     assert all("b" not in names(cmds) for cmds, _ in raft.entries)
 
@@ -239,11 +285,11 @@ async def test_stuck_entry_stops_blocking_after_stuck_after(raft: FakeRaft) -> N
     assert names(raft.batch(1)) == ["b"]
     assert gc.stats.abandoned == 1
     (rb,) = raft.succeed(1, index=8)
-    assert await asyncio.wait_for(b, DEADLINE) == Committed(8, rb, False)
+    assert await asyncio.wait_for(b, DEADLINE) == Committed(8, rb)
     assert not a.done()
     # The abandoned entry may still commit later; its caller then gets the result.
     (ra,) = raft.succeed(0, index=7)
-    assert await asyncio.wait_for(a, DEADLINE) == Committed(7, ra, False)
+    assert await asyncio.wait_for(a, DEADLINE) == Committed(7, ra)
     await settle()
     assert len(raft.entries) == 2
 
@@ -258,11 +304,11 @@ async def test_abandoned_entry_that_fails_later_is_retried(raft: FakeRaft) -> No
     await settle()
     assert len(raft.entries) == 2  # "b" is still in flight: the retry waits its turn
     (rb,) = raft.succeed(1, index=4)
-    assert await asyncio.wait_for(b, DEADLINE) == Committed(4, rb, False)
+    assert await asyncio.wait_for(b, DEADLINE) == Committed(4, rb)
     await wait_until(lambda: len(raft.entries) == 3)
     assert names(raft.batch(2)) == ["a"]
     (ra,) = raft.succeed(2, index=5)
-    assert await asyncio.wait_for(a, DEADLINE) == Committed(5, ra, after_unknown_attempt=True)
+    assert await asyncio.wait_for(a, DEADLINE) == Committed(5, ra)
 
 
 @pytest.mark.parametrize(("max_batch", "queued", "sizes"), [(3, 7, [3, 3, 1]), (1, 3, [1, 1, 1]), (5, 5, [5])])
@@ -389,5 +435,5 @@ async def test_a_retried_write_is_never_expired(raft: FakeRaft) -> None:
     await wait_until(lambda: entries_reach(raft, 2))
     assert names(raft.batch(1)) == ["a"]
     raft.succeed(1, index=3)
-    assert (await asyncio.wait_for(task, DEADLINE)).after_unknown_attempt
+    assert (await asyncio.wait_for(task, DEADLINE)).index == 3
     assert gc.stats.expired == 0
