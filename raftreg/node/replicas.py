@@ -7,8 +7,11 @@ A voter's pysyncobj knows a connected replica only by a counter id, never by its
 its applied index and its lag, the leader's commit index *as the replica last heard it* minus
 what it has applied (both read together on the replica, so a poll's age does not inflate the
 lag). A replica that has not answered for ``STALE_AFTER`` seconds shows as ``unreachable``.
-A node reports its own row from its own status. Nothing here decides anything: replicas count
-in no quorum, share no checks and hold no leases; this is observation only.
+A node reports its own row from its own status. The replicas are read from the live membership
+at each poll (``config.nodes`` follows run-time changes, ``raftreg.node.membership``), so a
+replica added with ``raftreg cluster add --role replica`` shows up without a restart. Nothing
+here decides anything: replicas count in no quorum, share no checks and hold no leases; this is
+observation only.
 """
 
 from __future__ import annotations
@@ -51,18 +54,17 @@ class ReplicaLag:
 
     def __init__(self, config: ClusterConfig, me: NodeConfig, peers: Peers) -> None:
         self._me = me
-        self._replicas = config.replicas
+        self._config = config
         self._peers = peers
         self._seen: dict[str, _Seen] = {}
 
     async def run(self) -> None:
         """Poll every ``POLL_PERIOD`` seconds until cancelled; a failed pass is logged, never fatal."""
-        others = [n.name for n in self._replicas if n.name != self._me.name]
-        if not others:
-            return
         while True:
+            others = [n.name for n in self._config.replicas if n.name != self._me.name]
             try:
-                await self._poll(others)
+                if others:
+                    await self._poll(others)
             except Exception:
                 log.exception("event=replica_poll_failed")
             await asyncio.sleep(POLL_PERIOD)
@@ -80,7 +82,7 @@ class ReplicaLag:
         ``match_index`` (its applied index) and ``lag`` (entries; None when unknown)."""
         now = time.monotonic()
         out = []
-        for n in self._replicas:
+        for n in self._config.replicas:
             row: dict[str, Any] = {"name": n.name, "raft": n.raft, "http": n.http, "role": "replica"}
             if n.name == self._me.name:
                 row.update(status="replica", match_index=st.applied_index, lag=own_lag(st))
