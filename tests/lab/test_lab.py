@@ -91,9 +91,8 @@ def test_lab_down_leaves_nothing_behind(lab: LabCluster) -> None:
     assert not (Path(state.dir) / "lab.json").exists()
 
 
-@pytest.mark.slow  # CI time (15-minute budget): run with -m slow
 def test_short_lab_chaos_run_with_partitions_loss_and_delay_passes(tmp_path: Path) -> None:
-    opts = ChaosOptions(nodes=3, duration=20.0, faults=("partial-leader", "loss", "isolate", "delay", "oneway"),
+    opts = ChaosOptions(nodes=3, duration=30.0, faults=("partial-leader", "loss", "isolate", "delay", "oneway"),
                         rate=50.0, clients=4, seed=5, report_path=tmp_path / "report.json", progress=False,
                         network="lab", lab_dir=tmp_path / "lab")
     before = set(namespaces())
