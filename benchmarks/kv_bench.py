@@ -4,6 +4,7 @@ memory per node, on fresh local 3-node clusters (real ``raftreg serve`` processe
     .venv/bin/python benchmarks/kv_bench.py --quick        # tiny sizes (2,000 keys): a smoke test
     .venv/bin/python benchmarks/kv_bench.py                # full run (= make bench-kv)
     .venv/bin/python benchmarks/kv_bench.py --only memory --keys 20000
+    .venv/bin/python benchmarks/kv_bench.py --only memory --keys 10000 --versions 11   # history full
 
 Phases (the load runs in this process on one event loop, over the harness's ``LightPool``
 keep-alive connections spread over the three nodes; on a small machine it shares the CPUs with
@@ -17,7 +18,8 @@ the nodes, as every benchmark here does, so the load average is printed with eac
   watch is parked again (``watches.waiting`` of ``/v1/cluster``), writes one key under the prefix
   and times write sent -> each watcher's answer: p50/p99/max over watchers x rounds.
 - ``memory``: a fresh cluster loaded with ``--keys`` keys of 1 KiB (transactions of 64 sets;
-  history at the server's default, each key written once): RSS per node empty, right after the
+  history at the server's default, 10 earlier versions; each key written ``--versions`` times, a
+  different value each time, so ``--versions 11`` fills the history): RSS per node empty, right after the
   load (the Raft log still holds the entries), and after every node wrote a snapshot and was
   restarted from it one at a time (the state alone, as a node holds it after a restart).
 """
@@ -117,7 +119,7 @@ class KVBench(Bench):
     CLUSTER_PHASES: ClassVar[frozenset[str]] = frozenset({"putget", "cas", "watch"})
     sizes: ClassVar[dict[str, tuple[Any, Any]]] = {
         "duration": (10.0, 2.0), "conc": (32, 8), "cas_clients": (10, 10), "watchers": (1000, 100),
-        "rounds": (10, 3), "keys": (100_000, 2_000),
+        "rounds": (10, 3), "keys": (100_000, 2_000), "versions": (1, 1),
     }
 
     # ---- put / get -------------------------------------------------------------------------------
@@ -256,22 +258,22 @@ class KVBench(Bench):
 
     # ---- memory ---------------------------------------------------------------------------------------
     def phase_memory(self) -> dict[str, Any]:
-        keys = self.size("keys")
+        keys, versions = self.size("keys"), self.size("versions")
         with self.fresh_cluster() as cluster:
             before = {n: mib(proc_status_kib(pid, "VmRSS")) for n, pid in node_pids(cluster).items()}
 
             async def load() -> float:
                 pools = [LightPool(u, 30.0, 4) for u in urls_of(cluster)]
-                batches = [range(s, min(keys, s + 64)) for s in range(0, keys, 64)]
-                b64 = base64.b64encode(VALUE).decode()
+                batches = [(v, range(s, min(keys, s + 64))) for v in range(versions) for s in range(0, keys, 64)]
+                values = [base64.b64encode(VALUE[:-8] + f"{v:08d}".encode()).decode() for v in range(versions)]
                 queue = collections.deque(batches)
                 t0 = time.perf_counter()
 
                 async def one(w: int) -> None:
                     pool = pools[w % len(pools)]
                     while queue:
-                        batch = queue.popleft()
-                        body = json.dumps({"ops": [{"op": "set", "key": f"bench/m/{k:07d}", "value": b64}
+                        version, batch = queue.popleft()
+                        body = json.dumps({"ops": [{"op": "set", "key": f"bench/m/{k:07d}", "value": values[version]}
                                                    for k in batch]}).encode()
                         status, _ = await pool.request("PUT", "/v1/txn", body)
                         if status != 200:
@@ -298,17 +300,19 @@ class KVBench(Bench):
         rows = [[n, f"{before[n]:.0f}", f"{after[n]:.0f}", f"{settled[n]:.0f} (anon {settled_anon[n]:.0f})",
                  f"{restarted[n]:.0f}"]
                 for n in sorted(after)]
-        print_table(f"Memory with {keys:,} keys x 1 KiB (loaded in {elapsed:.1f}s by transactions of 64)",
+        print_table(f"Memory with {keys:,} keys x 1 KiB, each written {versions}x "
+                    f"(loaded in {elapsed:.1f}s by transactions of 64)",
                     ["node", "RSS empty MiB", "RSS after the load MiB", "RSS after a snapshot, settled MiB",
                      "RSS restarted from a snapshot MiB"], rows)
         top = max((a or 0) for a in after.values())
         calm = max((a or 0) for a in settled.values())
         low = max((a or 0) for a in restarted.values())
-        self.note("memory", f"RSS per node with {keys:,} keys x 1 KiB: after the load / settled / restarted (max)",
+        self.note("memory", f"RSS per node with {keys:,} keys x 1 KiB x {versions} versions: after the load / "
+                  "settled / restarted (max)",
                   f"{top:.0f} / {calm:.0f} / {low:.0f} MiB")
         return {"before_mib": before, "after_mib": after, "settled_mib": settled, "settled_anon_mib": settled_anon,
                 "restarted_mib": restarted,
-                "load_s": elapsed}
+                "load_s": elapsed, "keys": keys, "versions": versions}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,7 +25,7 @@ EXAMPLES: dict[str, str] = {
     "kv list": "raftreg kv list config/ --keys",
     "kv watch": "raftreg kv watch config/ --recurse",
     "kv history": "raftreg kv history config/db/url",
-    "kv rollback": "raftreg kv rollback config/db/url 42",
+    "kv rollback": "raftreg kv rollback config/db/url --to 42",
     "kv export": "raftreg kv export config/ > config.json",
     "kv import": "raftreg kv import config.json --prefix staging/",
     "lock": "raftreg lock backups --ttl 15s -- ./run-backup.sh",

@@ -187,10 +187,17 @@ def history_cmd(ctx: Ctx, key: str) -> None:
 
 @kv.command("rollback")
 @click.argument("key")
-@click.argument("index", type=click.IntRange(min=1))
+@click.argument("index", type=click.IntRange(min=1), required=False)
+@click.option("--to", "to_index", type=click.IntRange(min=1), metavar="INDEX",
+              help="The modify index of the version to write back (or give INDEX after KEY).")
 @click.pass_obj
-def rollback_cmd(ctx: Ctx, key: str, index: int) -> None:
-    """Write back the value and flags KEY had at INDEX (see ``history``), unless it changes meanwhile."""
+def rollback_cmd(ctx: Ctx, key: str, index: int | None, to_index: int | None) -> None:
+    """Write back the value and flags KEY had at INDEX (see ``history``), unless it changes meanwhile:
+    ``raftreg kv rollback KEY --to INDEX`` (or ``KEY INDEX``)."""
+    chosen = index if to_index is None else to_index
+    if chosen is None or (index is not None and to_index is not None):
+        raise click.UsageError("give the version's index once: --to INDEX (or INDEX after KEY)")
+    index = chosen
     with ctx.client() as client:
         result = client.kv_rollback(key, index)
     _report(ctx, result, f"{key} changed during the rollback; nothing written",

@@ -177,13 +177,16 @@ class Reader:
 
     def state_digest(self) -> dict[str, object]:
         """A fingerprint of the applied state: equal on replicas that applied the same entries.
-        ``digest`` covers every part; ``restorable`` only what a backup holds (registry, KV,
-        sessions, ACL: ``raftreg.state.restorable``), which a cluster restored from that backup
-        shares with the source although its members and identities are its own."""
+        ``digest`` covers every part; ``content`` every part but the applied-entries memory (what
+        clients can observe: a write that changed nothing leaves it alone); ``restorable`` only
+        what a backup holds (registry, KV, sessions, ACL: ``raftreg.state.restorable``), which a
+        cluster restored from that backup shares with the source although its members and
+        identities are its own."""
         with self._raft.lock:
-            reg = self._raft.registry
-            data = self._raft.state.snapshot()
-            payload = encode_payload(self._raft.state)
+            reg, state = self._raft.registry, self._raft.state
+            data, content = state.snapshot(), state.snapshot(bookkeeping=False)
+            payload = encode_payload(state)
             return {"applied_index": self._raft.applied_index, "index": reg.index,
                     "instances": reg.instance_count(), "kv_index": self._raft.kv.index,
-                    "digest": hashlib.sha256(data).hexdigest(), "restorable": hashlib.sha256(payload).hexdigest()}
+                    "digest": hashlib.sha256(data).hexdigest(), "content": hashlib.sha256(content).hexdigest(),
+                    "restorable": hashlib.sha256(payload).hexdigest()}

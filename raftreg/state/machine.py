@@ -229,13 +229,16 @@ class StateMachine:
         """Stored objects of every part (the log-compaction budget scales with it)."""
         return self.registry.instance_count() + self.kv.item_count() + len(self.sessions) + len(self.acl)
 
-    def snapshot(self) -> bytes:
-        """The whole state as compact, deterministic msgpack bytes (the current version)."""
+    def snapshot(self, *, bookkeeping: bool = True) -> bytes:
+        """The whole state as compact, deterministic msgpack bytes (the current version).
+        ``bookkeeping=False`` leaves out the applied-entries memory (encoded empty): the state as
+        clients can observe it, which a write that changed nothing leaves alone."""
+        applied = self.applied if bookkeeping else AppliedEntries()
         return _encoder.encode(_Snapshot(SNAPSHOT_VERSION, self.registry.snapshot_struct(),
                                          self.kv.snapshot_struct(), self.sessions.snapshot_struct(),
                                          self.acl.snapshot_struct(), self.identities.snapshot_struct(),
                                          self.staging.snapshot_struct(), self.members.snapshot_struct(),
-                                         self.applied.snapshot_struct()))
+                                         applied.snapshot_struct()))
 
     def restore(self, data: bytes) -> None:
         """Replace the whole state with the one ``data`` describes (any known version);

@@ -74,10 +74,13 @@ def test_history_and_rollback(cli) -> None:
     indexes = [put_index(ok(cli("kv", "put", "t4/cfg", f"v{n}", "--flags", str(n)))) for n in range(3)]
     versions = json.loads(ok(cli("-o", "json", "kv", "history", "t4/cfg")))["versions"]
     assert [v["modify_index"] for v in versions][:2] == [indexes[1], indexes[0]]  # earlier versions, newest first
-    assert re.match(r"rolled t4/cfg back", ok(cli("kv", "rollback", "t4/cfg", str(indexes[0]))))
+    assert re.match(r"rolled t4/cfg back", ok(cli("kv", "rollback", "t4/cfg", "--to", str(indexes[0]))))
     got = json.loads(ok(cli("-o", "json", "kv", "get", "t4/cfg")))
     assert (got["flags"], got["value"], got["modify_index"] > indexes[2]) == (0, "djA=", True)
-    fails(cli("kv", "rollback", "t4/cfg", "1"), "not_found")
+    fails(cli("kv", "rollback", "t4/cfg", "1"), "not_found")  # the positional form works too
+    for both_or_neither in (["1", "--to", "2"], []):
+        done = cli("kv", "rollback", "t4/cfg", *both_or_neither)
+        assert done.returncode == 2 and "--to INDEX" in done.stderr, done
 
 
 def test_export_then_import_under_another_prefix(cli, tmp_path: Path) -> None:

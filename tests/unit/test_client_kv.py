@@ -37,7 +37,7 @@ def test_keys_are_quoted_with_their_slashes_kept() -> None:
     assert kv_core.list_prefix("").target == "/v1/kv/?recurse=true"
 
 
-def test_a_put_sends_raw_bytes_and_only_a_cas_put_is_not_retried() -> None:
+def test_a_put_sends_raw_bytes_and_no_kv_write_is_retried() -> None:
     plain = kv_core.put("a", "héllo", flags=7)
     assert (plain.method, plain.body, plain.query) == ("PUT", "héllo".encode(), (("flags", "7"),))
     assert plain.content_type == "application/octet-stream" and not plain.idempotent and plain.answers == frozenset()

@@ -61,9 +61,15 @@ def test_own_lag() -> None:
     assert own_lag(STOPPED) is None
 
 
-async def test_no_replicas_no_polling() -> None:
-    voters_only = ClusterConfig(name="t", nodes=CONFIG.voters)
-    peers = FakePeers({})
+async def test_no_replicas_no_polling_until_one_is_added_at_run_time() -> None:
+    voters_only = ClusterConfig(name="t", nodes=list(CONFIG.voters))
+    peers = FakePeers({"r1": {"applied_index": 7, "leader_commit_index": 9}})
     lag = ReplicaLag(voters_only, voters_only.node("n1"), peers)  # type: ignore[arg-type]
-    await asyncio.wait_for(lag.run(), 1)  # returns at once
+    await poll_once(lag)
     assert peers.asked == [] and lag.rows(STOPPED) == []
+    # The membership adds a replica (it updates config.nodes in place): the next poll asks it.
+    voters_only.nodes.append(CONFIG.node("r1"))
+    await poll_once(lag)
+    assert peers.asked == ["r1"]
+    (row,) = lag.rows(STOPPED)
+    assert (row["name"], row["status"], row["match_index"], row["lag"]) == ("r1", "replica", 7, 2)
