@@ -79,7 +79,6 @@ class VisibilityProbe:
             self.longest_gap = max(self.longest_gap, time.monotonic() - self.last_seen)
 
 
-@pytest.mark.slow  # CI time: the mass-expiry guard and leader-kill cases stay in CI through their siblings
 async def test_a_ttl_registration_survives_three_leader_kills(cluster: LocalCluster,
                                                               caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="raftreg.client")
