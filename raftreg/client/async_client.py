@@ -125,6 +125,10 @@ class AsyncRegistryClient(AsyncKVCalls, AsyncSessionCalls):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+    async def close(self) -> None:
+        """The same as ``aclose()`` (aiohttp's ``ClientSession.close()`` spelling)."""
+        await self.aclose()
+
     async def aclose(self) -> None:
         """Stop the client's discoveries and close its connections."""
         await self._discoveries.aclose()

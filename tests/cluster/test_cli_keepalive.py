@@ -1,6 +1,6 @@
 """``raftreg register ... --ttl 2s --keepalive`` against a real 3-node cluster: the instance stays
-while the process heartbeats, Ctrl-C (SIGINT) deregisters it and exits 0; ``raftreg lookup
---passing -o json`` lists only passing instances."""
+while the process heartbeats, Ctrl-C (SIGINT) deregisters it and exits 0, and so does SIGTERM;
+``raftreg lookup --passing -o json`` lists only passing instances."""
 
 from __future__ import annotations
 
@@ -132,3 +132,19 @@ def test_register_keepalive_until_sigint_and_lookup_passing(make_cluster: Callab
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+    # SIGTERM (a service manager stopping it) deregisters too.
+    term = subprocess.Popen([*cmd[:cmd.index("i1")], "i4", *cmd[cmd.index("i1") + 1:]], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=cli_env(), cwd=tmp_path)
+    try:
+        lines = Lines(term)
+        assert lines.next().startswith(f"registered {service}/i4 at index ")
+        term.send_signal(signal.SIGTERM)
+        rc = term.wait(timeout=CLI_TIMEOUT)
+        stderr = term.stderr.read() if term.stderr else ""
+        assert rc == 0 and any(line.startswith(f"deregistered {service}/i4") for line in lines.rest()), (rc, stderr)
+        assert get_instance(c, c.leader(), service, "i4", query="?consistent")[0] == 404
+    finally:
+        if term.poll() is None:
+            term.kill()
+            term.wait()

@@ -55,8 +55,9 @@ def digests(cluster: LocalCluster, names: list[str] | None = None) -> dict[str, 
 
 def same_state(cluster: LocalCluster, names: list[str] | None = None) -> dict[str, Any] | None:
     """The one state digest of ``names`` (fields that depend on the log alone dropped, and the
-    whole-state digest: members and identities are each cluster's own), if they agree."""
-    seen = {json.dumps({k: v for k, v in d.items() if k not in ("applied_index", "digest")}, sort_keys=True)
+    whole-state digests: members and identities are each cluster's own), if they agree."""
+    seen = {json.dumps({k: v for k, v in d.items() if k not in ("applied_index", "digest", "content")},
+                       sort_keys=True)
             for d in digests(cluster, names).values()}
     return json.loads(seen.pop()) if len(seen) == 1 else None
 
