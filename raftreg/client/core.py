@@ -49,8 +49,11 @@ HOLD_JITTER = 17 / 16  # the server adds up to wait/16 of jitter to a blocking q
 
 # Writes whose retry after an unknown outcome would do something else than the first attempt:
 # creating a new id each time, or a transaction of compare operations.
-KV_WRITE_PREFIX = "/v1/kv/"
 _CREATING_PATHS = frozenset({"/v1/sessions", "/v1/txn", "/v1/acl/bootstrap", "/v1/acl/tokens", "/v1/acl/policies"})
+
+# Key/value writes are never sent again after an unknown outcome: a put landing twice could undo
+# another client's change of the key in between (``infer_idempotent``).
+KV_WRITE_PREFIX = "/v1/kv/"
 
 Query = tuple[tuple[str, str], ...]
 Params = Mapping[str, Any] | Iterable[tuple[str, Any]] | None
