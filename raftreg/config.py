@@ -80,6 +80,10 @@ class RaftTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # and one that waited max_queue_wait seconds without being proposed is answered 503.
     max_queued_commands: int = 1000
     max_queue_wait: float = 1.0
+    # Drive pysyncobj from the node's asyncio loop instead of its own tick thread
+    # (raftreg.raft.loop_tick); tick_period: the longest gap between two ticks.
+    tick_on_loop: bool = True
+    tick_period: float = 0.02
 
     def __post_init__(self) -> None:
         # pysyncobj asserts this at start-up (a bare AssertionError in every node); say it here.

@@ -29,6 +29,7 @@ from raftreg.node.reads import Reader
 from raftreg.node.view import STATUS_PERIOD, ClusterView
 from raftreg.node.writes import Writer
 from raftreg.raft import RaftStatus
+from raftreg.raft.loop_tick import call_soon_any_thread
 from raftreg.state.commands import Command
 from raftreg.state.machine import Result
 
@@ -82,7 +83,7 @@ class Health:
         registration slips between the two."""
         events = lease_events(cmds, results)
         if events and self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self.leases.on_applied, events)
+            call_soon_any_thread(self._loop, self.leases.on_applied, events)
 
     def on_restored(self) -> None:
         """Tick thread: the state was replaced."""

@@ -31,6 +31,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from raftreg.raft.loop_tick import call_soon_any_thread
 from raftreg.state.commands import Command, Deregister, Expire, Register, SetCheckStatus, SetManualStatus
 from raftreg.state.kv import KVDeleted, KVTxnDone, KVWritten
 from raftreg.state.machine import Result
@@ -148,7 +149,7 @@ class WatchHub:
             if self._drain_scheduled:
                 return
             self._drain_scheduled = True
-        loop.call_soon_threadsafe(self._drain)
+        call_soon_any_thread(loop, self._drain)
 
     # ---- loop side ----------------------------------------------------------------------
     def _drain(self) -> None:

@@ -8,6 +8,7 @@
 - ``snapshot``: snapshots in raftreg's own encoding, written by a child that dies with us;
 - ``faults``: partition and wedge hooks for chaos runs and tests;
 - ``replica``: read replicas (pysyncobj's read-only mode) and what raftreg relies on in it;
+- ``loop_tick``: pysyncobj driven by the asyncio loop instead of its own tick thread;
 - ``compat``: the version guard, run here at import: an incompatible pysyncobj stops the import
   with ``IncompatiblePysyncobj`` naming what is missing.
 """

@@ -40,6 +40,7 @@ from raftreg.raft.compaction import CompactionPolicy
 from raftreg.raft.data_format import prepare_data_dir
 from raftreg.raft.faults import FaultHooks
 from raftreg.raft.identity import raft_password
+from raftreg.raft.loop_tick import EpollPoller, LoopTicker
 from raftreg.raft.proposals import ProposalFailed, Proposals
 from raftreg.raft.read_channel import ReadChannel
 from raftreg.raft.replica import syncobj_self_node
@@ -121,6 +122,7 @@ class RaftNode:
         self.state = StateMachine()
         self.lock = threading.Lock()
         self._syncobj: Any = None
+        self._ticker: LoopTicker | None = None  # with tuning.tick_on_loop: the loop runs the ticks
         self._consumer: _RegistryConsumer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._proposals: Proposals | None = None  # made once the loop is known
@@ -157,7 +159,9 @@ class RaftNode:
         install_fork_hook()
         prepare_data_dir(self.files.data_dir)  # refuses a directory written in a newer format
         t = self._tuning
+        poller = EpollPoller() if t.tick_on_loop else None
         conf = SyncObjConf(
+            autoTick=poller is None,
             bindAddress=self.self_addr,
             password=raft_password(self._secret, self.files.data_dir),
             appendEntriesUseBatch=t.append_entries_use_batch,
@@ -180,9 +184,12 @@ class RaftNode:
         self._consumer = _RegistryConsumer(self)
         self._status.reset_contact()
         self._syncobj = SyncObj(syncobj_self_node(self), self.peer_addrs, conf=conf, consumers=[self._consumer],
-                                transportClass=transport_factory(self.faults, self.reads))
+                                transportClass=transport_factory(self.faults, self.reads, poller))
         self._syncobj.addOnTickCallback(self._on_tick)
         elect_soon_in_a_new_cluster(self._syncobj, monotonic(), random.random())
+        if poller is not None:
+            self._ticker = LoopTicker(loop, poller, t.tick_period)
+            loop.call_soon_threadsafe(self._ticker.attach, self._syncobj)
 
     def stop(self) -> None:
         """Stop the tick thread and close the Raft port (blocks until the thread is gone).
@@ -194,10 +201,37 @@ class RaftNode:
 
     def _stop_locked(self) -> None:
         if self._syncobj is not None:
-            self._syncobj.destroy_synchronous()
+            ticker, self._ticker = self._ticker, None
+            if ticker is None:
+                self._syncobj.destroy_synchronous()
+            else:  # no tick may run once the SyncObj is being destroyed
+                self._on_loop_and_wait(ticker.detach)
+                self._syncobj.destroy()
+                ticker.close()
             self._syncobj = None
         if self._proposals is not None:
             self._proposals.fail_all_threadsafe()
+
+    def _on_loop_and_wait(self, action: Callable[[], None]) -> None:
+        """Run ``action`` on the loop and wait for it (at once when on the loop or it is not running)."""
+        loop = self._loop
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop or loop is None or loop.is_closed() or not loop.is_running():
+            action()
+            return
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                action()
+            finally:
+                done.set()
+
+        loop.call_soon_threadsafe(run)
+        done.wait(5.0)
 
     def wipe_and_restart(self) -> None:
         """Recover a wedged replica: drop its log, snapshot and state, keep its term and vote,

@@ -19,6 +19,8 @@ from typing import Any
 
 from pysyncobj import FAIL_REASON
 
+from raftreg.raft.loop_tick import call_soon_any_thread
+
 
 class ProposalFailed(Exception):
     """pysyncobj reported a failure. ``applied`` is False when the command certainly did not apply,
@@ -56,7 +58,7 @@ class Proposals:
                 if self._drain_pending:
                     return
                 self._drain_pending = True
-            self._loop.call_soon_threadsafe(self._drain)
+            call_soon_any_thread(self._loop, self._drain)
 
         return fut, callback
 

@@ -39,6 +39,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from raftreg.raft.loop_tick import call_soon_any_thread
+
 PREFIX = "raftreg_"
 CHECK, CHECK_ACK, INDEX, INDEX_ACK = "raftreg_check", "raftreg_check_ack", "raftreg_index", "raftreg_index_ack"
 FOLLOWER_STATE, LEADER_STATE = 0, 2  # pysyncobj's _RAFT_STATE
@@ -198,7 +200,7 @@ class ReadChannel:
             if self._drain_scheduled:
                 return
             self._drain_scheduled = True
-        loop.call_soon_threadsafe(self._drain)
+        call_soon_any_thread(loop, self._drain)
 
     def _drain(self) -> None:
         with self._answers_lock:

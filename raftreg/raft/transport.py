@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -169,12 +170,20 @@ class GuardedTransport(TCPTransport):  # type: ignore[misc]
     """TCPTransport with the fault hook and the commit-index guard (see the module docstring)."""
 
     def __init__(self, syncObj: Any, selfNode: Any, otherNodes: Any, faults: FaultHooks,
-                 reads: ReadChannel) -> None:
+                 reads: ReadChannel, poller: Any = None) -> None:
+        if poller is not None:  # raftreg.raft.loop_tick: before anything subscribes to the default one
+            syncObj._poller = poller
+        self._bind_waits = poller is not None
         self._faults = faults
         self._reads = reads
         self._guarded_so = syncObj
         self._user_timeout = user_timeout_s()  # raftreg.raft.tcp_liveness: dead links found in seconds
         super().__init__(syncObj, selfNode, otherNodes)
+
+    def tryGetReady(self) -> None:
+        super().tryGetReady()
+        if self._bind_waits and not self._ready:  # SyncObj(autoTick=False) retries this in a loop
+            time.sleep(0.05)
 
     def addNode(self, node: Any) -> None:
         super().addNode(node)
@@ -231,10 +240,12 @@ class GuardedTransport(TCPTransport):  # type: ignore[misc]
         return guarded
 
 
-def transport_factory(faults: FaultHooks, reads: ReadChannel) -> Callable[[Any, Any, Any], GuardedTransport]:
-    """The ``transportClass`` to hand to ``SyncObj``."""
+def transport_factory(faults: FaultHooks, reads: ReadChannel,
+                      poller: Any = None) -> Callable[[Any, Any, Any], GuardedTransport]:
+    """The ``transportClass`` to hand to ``SyncObj`` (``poller``: the SyncObj's poller to use
+    instead of pysyncobj's own, see raftreg.raft.loop_tick)."""
 
     def make(sync_obj: Any, self_node: Any, other_nodes: Any) -> GuardedTransport:
-        return GuardedTransport(sync_obj, self_node, other_nodes, faults, reads)
+        return GuardedTransport(sync_obj, self_node, other_nodes, faults, reads, poller)
 
     return make

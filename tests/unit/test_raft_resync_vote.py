@@ -1,9 +1,10 @@
 """A wipe-and-resync keeps the Raft term and vote (election safety).
 
 One real ``RaftNode`` (real pysyncobj, journal on) whose two peers never answer, so it never
-campaigns by itself. Vote requests are delivered through its guarded transport in the Raft tick
-thread, exactly where pysyncobj receives them. It votes for n2 in term 5, is wiped and restarted
-as the watchdog does, and must then refuse n3's vote request for the same term 5.
+campaigns by itself. Vote requests are delivered through its guarded transport inside a Raft
+tick (on the loop, or in pysyncobj's tick thread: both modes), exactly where pysyncobj receives
+them. It votes for n2 in term 5, is wiped and restarted as the watchdog does, and must then
+refuse n3's vote request for the same term 5.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import asyncio
 import queue
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from raftreg.config import RaftTuning
 from raftreg.raft import RaftNode
@@ -53,10 +56,12 @@ def term_and_vote(node: RaftNode) -> tuple[int, str | None]:
     return so._SyncObj__raftCurrentTerm, so._SyncObj__votedForNodeId
 
 
-async def test_a_wiped_node_does_not_vote_twice_in_a_term(tmp_path: Path) -> None:
+@pytest.mark.parametrize("tick_on_loop", [True, False], ids=["ticks-on-the-loop", "tick-thread"])
+async def test_a_wiped_node_does_not_vote_twice_in_a_term(tmp_path: Path, tick_on_loop: bool) -> None:
     ports = free_ports(3)
     me, n2, n3 = (f"127.0.0.1:{p}" for p in ports)
-    node = RaftNode(self_addr=me, peer_addrs=[n2, n3], data_dir=tmp_path, secret="s3cret", tuning=RaftTuning())
+    node = RaftNode(self_addr=me, peer_addrs=[n2, n3], data_dir=tmp_path, secret="s3cret",
+                    tuning=RaftTuning(tick_on_loop=tick_on_loop))
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, node.start, loop)
     try:

@@ -1,0 +1,163 @@
+"""pysyncobj driven by the asyncio loop (raftreg.raft.loop_tick): the poller and the ticker.
+
+Real sockets and a real loop; the SyncObj is a fake that records its ticks (a real one runs in
+every cluster test, where ``tick_on_loop`` is the default)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from raftreg.raft.loop_tick import ERROR, READ, WRITE, EpollPoller, LoopTicker, call_soon_any_thread
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.005)
+
+
+class FakeSyncObj:
+    """What the ticker touches: ``_onTick`` and the pipe-notifier slot."""
+
+    def __init__(self, poller: EpollPoller | None = None, fail_first: int = 0) -> None:
+        self._SyncObj__pipeNotifier: Any = object()
+        self.ticks: list[int] = []  # events dispatched before each tick
+        self.events: list[tuple[int, int]] = []
+        self._fail = fail_first
+
+    def on_event(self, descr: int, mask: int) -> None:
+        self.events.append((descr, mask))
+
+    def _onTick(self, timeToWait: float) -> None:
+        assert timeToWait == 0.0
+        self.ticks.append(len(self.events))
+        if self._fail:
+            self._fail -= 1
+            raise RuntimeError("a tick that fails")
+
+
+def test_the_poller_reports_readable_and_writable_and_forgets_unsubscribed() -> None:
+    poller = EpollPoller()
+    a, b = socket.socketpair()
+    seen: list[tuple[int, int]] = []
+    try:
+        poller.subscribe(a.fileno(), lambda d, m: seen.append((d, m)), READ | ERROR)
+        poller.dispatch()
+        assert seen == []  # nothing to read yet
+        b.send(b"x")
+        poller.dispatch()
+        assert seen == [(a.fileno(), READ)]
+        a.recv(1)
+        seen.clear()
+        poller.subscribe(a.fileno(), lambda d, m: seen.append((d, m)), READ | WRITE | ERROR)  # modify
+        poller.dispatch()
+        assert seen == [(a.fileno(), WRITE)]
+        seen.clear()
+        poller.unsubscribe(a.fileno())
+        b.send(b"y")
+        poller.dispatch()
+        assert seen == []
+        poller.poll(1.0)  # pysyncobj's call at the end of a tick: returns at once, delivers nothing
+        assert seen == []
+    finally:
+        a.close()
+        b.close()
+        poller.close()
+
+
+def test_a_closed_descriptor_can_be_unsubscribed_and_its_number_reused() -> None:
+    poller = EpollPoller()
+    a, b = socket.socketpair()
+    number = a.fileno()
+    poller.subscribe(number, lambda d, m: None, READ)
+    a.close()  # pysyncobj closes the socket before it unsubscribes
+    poller.unsubscribe(number)
+    c, d = socket.socketpair()  # likely reuses the number: registered afresh either way
+    seen: list[int] = []
+    try:
+        poller.subscribe(c.fileno(), lambda d_, m: seen.append(m), READ)
+        d.send(b"z")
+        poller.dispatch()
+        assert seen == [READ]
+    finally:
+        for s in (b, c, d):
+            s.close()
+        poller.close()
+
+
+async def test_the_ticker_dispatches_events_before_the_tick_and_ticks_periodically() -> None:
+    loop = asyncio.get_running_loop()
+    poller = EpollPoller()
+    so = FakeSyncObj()
+    ticker = LoopTicker(loop, poller, period=0.01)
+    a, b = socket.socketpair()
+    try:
+        poller.subscribe(a.fileno(), so.on_event, READ)
+        ticker.attach(so)
+        assert so._SyncObj__pipeNotifier is ticker  # proposals wake the ticker directly
+        await wait_until(lambda: len(so.ticks) >= 3)  # periodic, with nothing to do
+        b.send(b"x")
+        await wait_until(lambda: bool(so.events))
+        await wait_until(lambda: so.ticks[-1] >= 1)  # a tick ran after the event was delivered
+        a.recv(1)
+        ticker.detach()
+        ticks = len(so.ticks)
+        await asyncio.sleep(0.05)
+        assert len(so.ticks) == ticks, "a detached ticker ticked"
+    finally:
+        a.close()
+        b.close()
+        ticker.close()
+
+
+async def test_a_notify_ticks_soon_once_per_burst_from_any_thread() -> None:
+    loop = asyncio.get_running_loop()
+    so = FakeSyncObj()
+    ticker = LoopTicker(loop, EpollPoller(), period=60.0)  # no periodic tick after the first
+    try:
+        ticker.attach(so)
+        await wait_until(lambda: len(so.ticks) == 1)
+        for _ in range(5):
+            ticker.notify()
+        await wait_until(lambda: len(so.ticks) == 2)
+        await asyncio.sleep(0.02)
+        assert len(so.ticks) == 2, "one burst of notifications should cost one tick"
+        threading.Thread(target=ticker.notify).start()
+        await wait_until(lambda: len(so.ticks) == 3)
+    finally:
+        ticker.detach()
+        ticker.close()
+
+
+async def test_a_tick_that_raises_is_logged_and_ticking_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    loop = asyncio.get_running_loop()
+    so = FakeSyncObj(fail_first=2)
+    ticker = LoopTicker(loop, EpollPoller(), period=0.01)
+    try:
+        ticker.attach(so)
+        await wait_until(lambda: len(so.ticks) >= 4)
+    finally:
+        ticker.detach()
+        ticker.close()
+    assert caplog.text.count("event=tick_failed") == 2
+
+
+async def test_call_soon_any_thread_runs_on_the_loop_from_either_side() -> None:
+    loop = asyncio.get_running_loop()
+    ran: list[int] = []
+
+    def record() -> None:
+        ran.append(threading.get_ident())
+
+    call_soon_any_thread(loop, record)
+    threading.Thread(target=call_soon_any_thread, args=(loop, record)).start()
+    await wait_until(lambda: len(ran) == 2)
+    assert ran == [threading.get_ident()] * 2
