@@ -89,19 +89,25 @@ async def read_raw_body(request: web.Request, limit: int, field: str | None = No
     if coding not in ("", "identity"):
         raise InvalidArgument("compressed request bodies are not accepted (Content-Encoding must be identity)",
                               field="Content-Encoding")
-    too_large = PayloadTooLarge(f"request body is larger than {limit} bytes", field=field)
     if request.content_length is not None and request.content_length > limit:
-        raise too_large
+        raise _too_large(limit, field)
     try:
-        async with asyncio.timeout(request.config_dict.get(BODY_TIMEOUT, DEFAULT_BODY_TIMEOUT)):
+        if request.content.is_eof():  # the whole body came with the headers: nothing to wait for
             body = await request.read()
+        else:
+            async with asyncio.timeout(request.config_dict.get(BODY_TIMEOUT, DEFAULT_BODY_TIMEOUT)):
+                body = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise too_large from None
+        raise _too_large(limit, field) from None
     except TimeoutError:
         request.protocol.close()  # the rest of the body may still trickle in: never read it
         err = InvalidArgument("the request body did not arrive in time", field=field)
         err.status = 408
         raise err from None
     if len(body) > limit:
-        raise too_large
+        raise _too_large(limit, field)
     return body
+
+
+def _too_large(limit: int, field: str | None) -> PayloadTooLarge:
+    return PayloadTooLarge(f"request body is larger than {limit} bytes", field=field)

@@ -28,7 +28,8 @@ class ReadIndex:
 
     @property
     def rounds(self) -> dict[str, int]:
-        return {"leader": self._raft.reads.rounds, "follower": self._raft.reads.requests_sent}
+        reads = self._raft.reads
+        return {"leader": reads.rounds, "follower": reads.requests_sent, "leader_without_round": reads.fast_answers}
 
     async def linearizable_index(self) -> int:
         """The read index for a read arriving now (see the module docstring)."""

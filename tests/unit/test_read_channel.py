@@ -178,3 +178,55 @@ async def test_the_leader_answers_a_followers_request_after_its_round(channel: R
     assert {m["type"] for _, m in checks} == {CHECK}
     channel.receive(so, wire, N3, {"type": CHECK_ACK, "seq": checks[0][1]["seq"], "ok": True})
     assert wire.take() == [(N2.address, {"type": INDEX_ACK, "seq": 3, "index": 40})]
+
+
+N4, N5 = (Node(f"127.0.0.1:700{i}") for i in (4, 5))
+
+
+async def test_with_three_voters_the_asking_follower_completes_the_majority_without_a_round(
+        channel: ReadChannel) -> None:
+    so, wire = FakeSyncObj(state=2, term=5, commit=40), Wire()
+    channel.receive(so, wire, N2, {"type": INDEX, "seq": 3, "confirms": True})
+    assert wire.take() == [(N2.address, {"type": INDEX_ACK, "seq": 3, "index": 40, "term": 5, "confirm": True})]
+    assert channel.rounds == 0 and channel.fast_answers == 1
+
+
+@pytest.mark.parametrize("case", ["older follower", "five voters", "read replica", "term not started", "not leader"])
+async def test_otherwise_the_leader_still_runs_a_round(channel: ReadChannel, case: str) -> None:
+    peers: tuple[Node, ...] = (N2, N3, N4, N5) if case == "five voters" else (N2, N3)
+    so = FakeSyncObj(state=1 if case == "not leader" else 2, peers=peers,
+                     noop=50 if case == "term not started" else 30)
+    wire = Wire()
+    asker = Node("127.0.0.1:7999") if case == "read replica" else N2  # a replica is no voter
+    message: dict[str, Any] = {"type": INDEX, "seq": 3}
+    if case != "older follower":
+        message["confirms"] = True
+    channel.receive(so, wire, asker, message)
+    assert all(m["type"] != INDEX_ACK or "confirm" not in m for _, m in wire.take())
+    assert channel.fast_answers == 0
+
+
+async def test_a_follower_uses_an_index_that_needs_its_confirmation_only_if_it_still_follows(
+        channel: ReadChannel) -> None:
+    for still_follows, expected in ((True, 40), (False, None)):
+        so, wire = FakeSyncObj(state=0, term=5, leader=N1, peers=(N1, N3)), Wire()
+        fut = channel.read_index()
+        channel.on_tick(so, wire)
+        (to, ask), = wire.take()
+        assert to == N1.address and ask["confirms"] is True
+        if not still_follows:
+            so._SyncObj__raftCurrentTerm = 6  # it moved on (voted in a newer election) meanwhile
+        channel.receive(so, wire, N1, {"type": INDEX_ACK, "seq": ask["seq"], "index": 40, "term": 5,
+                                        "confirm": True})
+        await answers()
+        assert await asyncio.wait_for(fut, 1) == expected
+    # ... from another node than its leader, or for another term: not usable either
+    for sender, term in ((N3, 5), (N1, 4)):
+        so, wire = FakeSyncObj(state=0, term=5, leader=N1, peers=(N1, N3)), Wire()
+        fut = channel.read_index()
+        channel.on_tick(so, wire)
+        (_, ask), = wire.take()
+        channel.receive(so, wire, sender, {"type": INDEX_ACK, "seq": ask["seq"], "index": 40, "term": term,
+                                            "confirm": True})
+        await answers()
+        assert await asyncio.wait_for(fut, 1) is None
