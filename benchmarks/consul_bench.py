@@ -18,33 +18,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import statistics
-import subprocess
 import sys
+
+from harness.wrk import wrk_all
 
 from raftreg.testing import LocalCluster, http_json
 
 SERVICE = "bench"
 INSTANCES = 5
-_RATE = re.compile(r"Requests/sec:\s+([\d.]+)")
-_NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)|Socket errors:.*")
-
-
-def wrk_all(urls: list[str], *, duration: float, connections: int) -> tuple[float, list[str]]:
-    """Load every URL at once (one wrk each); the summed requests/s and any error lines."""
-    procs = [subprocess.Popen(["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", url], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for url in urls]
-    total, errors = 0.0, []
-    for proc in procs:
-        out, _ = proc.communicate(timeout=duration + 30)
-        match = _RATE.search(out)
-        if match is None:
-            raise RuntimeError(f"wrk printed no rate:\n{out}")
-        total += float(match.group(1))
-        errors += [m.group(0) for m in _NON_2XX.finditer(out)]
-    return total, errors
 
 
 def run(rounds: int, duration: float, connections: int) -> dict[str, object]:

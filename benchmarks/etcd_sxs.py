@@ -1,0 +1,238 @@
+"""raftreg next to etcd, interleaved: both 3-node clusters up at once, rounds alternating.
+
+``../shared/peerbench/wrk_sxs.sh`` measures raftreg, then etcd, a minute apart; on these
+machines the speed drifts by up to 2x within minutes, so one such pair can give 0.6x and the next
+1.1x for the same build. Here both clusters stay up and every workload alternates between them
+round by round (the order flips each round), so a drift hits both alike; the ratio of each
+pair and the median of the ratios are printed.
+
+Workloads (``wrk``, a C client; the same bodies and connection counts as ``wrk_sxs.sh``):
+
+* ``register``: 64 connections to the leader; raftreg ``PUT /v1/services/svc-NNN/instances/ID``
+  with a ~300-byte JSON body, etcd ``POST /v3/kv/put`` of the same body under ``/reg/svc-NNN/ID``;
+* ``consistent``: 32 connections to each node; raftreg ``GET /v1/services/small?consistent``,
+  etcd a linearizable range over ``/reg/small/`` (5 instances each);
+* ``default``: the same with raftreg's default reads and etcd's serializable range.
+
+Run from the repository root (needs Debian's ``wrk`` and ``etcd-server``)::
+
+    .venv/bin/python benchmarks/etcd_sxs.py                         # 5 rounds x 8 s, all workloads
+    .venv/bin/python benchmarks/etcd_sxs.py --only register --rounds 7 --json
+
+Every process started here is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from harness.cli import parse_struct
+from harness.wrk import wrk_all
+
+from raftreg.config import RaftTuning
+from raftreg.testing import LocalCluster, free_ports, http_json
+
+PAYLOAD = '{"address":"10.0.0.1","port":8080,"meta":{"payload":"' + "x" * 220 + '"}}'
+WORKLOADS = ("register", "consistent", "default")
+
+RAFTREG_PUT_LUA = """
+local counter = 0
+request = function()
+  counter = counter + 1
+  local id = string.format("w%d-%d", math.random(1, 1000000000), counter)
+  return wrk.format("PUT", string.format("/v1/services/svc-%03d/instances/", counter % 100) .. id,
+    {["Content-Type"]="application/json"}, [[BODY]])
+end
+"""
+
+ETCD_PUT_LUA = """
+local counter = 0
+local chars = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
+local function b64(data)
+  return ((data:gsub('.', function(x)
+    local r, b = '', x:byte()
+    for i = 8, 1, -1 do r = r .. (b % 2^i - b % 2^(i-1) > 0 and '1' or '0') end
+    return r
+  end) .. '0000'):gsub('%d%d%d?%d?%d?%d?', function(x)
+    if (#x < 6) then return '' end
+    local c = 0
+    for i = 1, 6 do c = c + (x:sub(i,i) == '1' and 2^(6-i) or 0) end
+    return chars:sub(c+1, c+1)
+  end) .. ({ '', '==', '=' })[#data % 3 + 1])
+end
+request = function()
+  counter = counter + 1
+  local key = string.format("/reg/svc-%03d/w%d-%d", counter % 100, math.random(1, 1000000000), counter)
+  return wrk.format("POST", "/v3/kv/put", {["Content-Type"]="application/json"},
+    '{"key":"' .. b64(key) .. '","value":"VALUE"}')
+end
+"""
+
+RANGE_LUA = """wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"key":"KEY","range_end":"END"SERIAL}'
+"""
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def etcd_post(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        answer: dict[str, Any] = json.loads(resp.read())
+        return answer
+
+
+class Etcd:
+    """Three etcd members on free loopback ports, in a temporary directory."""
+
+    def __init__(self, work: Path) -> None:
+        ports = free_ports(6)
+        self.client = [f"http://127.0.0.1:{p}" for p in ports[:3]]
+        peers = [f"http://127.0.0.1:{p}" for p in ports[3:]]
+        cluster = ",".join(f"e{i}={peers[i]}" for i in range(3))
+        self.procs = [subprocess.Popen(
+            ["etcd", "--name", f"e{i}", "--data-dir", str(work / f"etcd{i}"), "--listen-client-urls", self.client[i],
+             "--advertise-client-urls", self.client[i], "--listen-peer-urls", peers[i],
+             "--initial-advertise-peer-urls", peers[i], "--initial-cluster", cluster,
+             "--initial-cluster-state", "new", "--initial-cluster-token", "etcd-sxs"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True) for i in range(3)]
+
+    def leader(self, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for url in self.client:
+                try:
+                    st = etcd_post(f"{url}/v3/maintenance/status", {})
+                except OSError:
+                    continue
+                if st.get("leader") and st["leader"] == st["header"]["member_id"]:
+                    return url
+            time.sleep(0.2)
+        raise RuntimeError("etcd elected no leader")
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            with_suppressed_kill(proc)
+
+
+def with_suppressed_kill(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def setups(work: Path, cluster: LocalCluster, etcd: Etcd) -> dict[str, dict[str, tuple[list[str], int, str | None]]]:
+    """Per workload and system: (urls, connections per url, wrk script or None)."""
+    leader = cluster.leader()
+    for i in range(5):
+        code, body = http_json(f"{cluster.url(leader)}/v1/services/small/instances/s{i}", method="PUT",
+                               body=json.loads(PAYLOAD))
+        if code != 200:
+            raise RuntimeError(f"register failed: {code} {body}")
+    etcd_leader = etcd.leader()
+    value = b64(PAYLOAD)
+    for i in range(5):
+        etcd_post(f"{etcd_leader}/v3/kv/put", {"key": b64(f"/reg/small/s{i}"), "value": value})
+    cluster.wait_converged()
+    scripts = {"rr_put": RAFTREG_PUT_LUA.replace("BODY", PAYLOAD), "etcd_put": ETCD_PUT_LUA.replace("VALUE", value)}
+    for name, serial in (("etcd_lin", ""), ("etcd_ser", ',"serializable":true')):
+        scripts[name] = (RANGE_LUA.replace("KEY", b64("/reg/small/")).replace("END", b64("/reg/small0"))
+                         .replace("SERIAL", serial))
+    for name, text in scripts.items():
+        (work / f"{name}.lua").write_text(text)
+    nodes = [cluster.url(n) for n in cluster.names]
+    return {
+        "register": {"raftreg": ([cluster.url(leader)], 64, str(work / "rr_put.lua")),
+                     "etcd": ([etcd_leader], 64, str(work / "etcd_put.lua"))},
+        "consistent": {"raftreg": ([f"{u}/v1/services/small?consistent" for u in nodes], 32, None),
+                       "etcd": ([f"{u}/v3/kv/range" for u in etcd.client], 32, str(work / "etcd_lin.lua"))},
+        "default": {"raftreg": ([f"{u}/v1/services/small" for u in nodes], 32, None),
+                    "etcd": ([f"{u}/v3/kv/range" for u in etcd.client], 32, str(work / "etcd_ser.lua"))},
+    }
+
+
+def run(workloads: list[str], rounds: int, duration: float, tuning: RaftTuning) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="etcd-sxs-"))
+    etcd = Etcd(work)
+    results: dict[str, Any] = {}
+    try:
+        with LocalCluster(3, name="etcd-sxs", tuning=tuning) as cluster:
+            plan = setups(work, cluster, etcd)
+            for workload in workloads:
+                rates: dict[str, list[float]] = {"raftreg": [], "etcd": []}
+                errors: list[str] = []
+                for r in range(rounds):
+                    for system in (("raftreg", "etcd") if r % 2 == 0 else ("etcd", "raftreg")):
+                        urls, conns, script = plan[workload][system]
+                        rate, errs = wrk_all(urls, duration=duration, connections=conns, script=script)
+                        rates[system].append(rate)
+                        errors += [f"{system}: {e}" for e in errs]
+                    ratio = rates["raftreg"][-1] / rates["etcd"][-1]
+                    print(f"{workload:>10} round {r + 1}: raftreg {rates['raftreg'][-1]:8.0f}/s  "
+                          f"etcd {rates['etcd'][-1]:8.0f}/s  ratio {ratio:.2f}x", flush=True)
+                ratios = [a / b for a, b in zip(rates["raftreg"], rates["etcd"], strict=True)]
+                results[workload] = {"raftreg_rps": rates["raftreg"], "etcd_rps": rates["etcd"], "ratios": ratios,
+                                     "median_ratio": statistics.median(ratios), "errors": errors}
+    finally:
+        etcd.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", default=",".join(WORKLOADS), help=f"comma-separated subset of {WORKLOADS}")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per wrk run")
+    parser.add_argument("--json", action="store_true", help="also print the results as JSON")
+    parser.add_argument("--tuning", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="raftreg.config.RaftTuning overrides, e.g. tick_on_loop=false")
+    args = parser.parse_args(argv)
+    for tool in ("wrk", "etcd"):
+        if shutil.which(tool) is None:
+            print(f"{tool} is not installed (apt-get install wrk etcd-server)", file=sys.stderr)
+            return 2
+    workloads = [w for w in args.only.split(",") if w]
+    unknown = set(workloads) - set(WORKLOADS)
+    if unknown:
+        parser.error(f"unknown workloads: {sorted(unknown)}")
+    tuning, overrides = parse_struct(args.tuning, RaftTuning, "--tuning")
+    results = run(workloads, args.rounds, args.duration, tuning)
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[0]
+    print(f"\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {load}; raftreg / etcd 3.4, same rounds"
+          + (f"; raftreg tuning {overrides}" if overrides else "") + ":")
+    print(f"{'workload':>10}  {'raftreg median/s':>16}  {'etcd median/s':>13}  {'median ratio':>12}  ratios")
+    for workload, res in results.items():
+        rr, et = statistics.median(res["raftreg_rps"]), statistics.median(res["etcd_rps"])
+        each = " ".join(f"{r:.2f}" for r in res["ratios"])
+        print(f"{workload:>10}  {rr:16.0f}  {et:13.0f}  {res['median_ratio']:11.2f}x  {each}"
+              + (f"  ({len(res['errors'])} error lines)" if res["errors"] else ""))
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
