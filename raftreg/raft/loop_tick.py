@@ -18,10 +18,16 @@ from the loop instead:
   reconnects, and pysyncobj's own timers). Commands proposed from the loop wake it with a plain
   ``call_soon`` (the ticker takes the place of pysyncobj's pipe notifier).
 
-Contract: after ``attach`` every pysyncobj call that changes its state runs on the loop thread;
-``detach`` must run there too (``RaftNode`` hands it over). A tick that raises is logged and the
-next one runs as usual (pysyncobj's own thread does the same). A tick that takes long delays HTTP
-and Raft alike; Raft's election timeouts (0.6 s and more) are far above one loop iteration.
+- A backstop thread ticks when the loop has not for ``LATE_AFTER`` (0.1 s): a long callback (a
+  huge listing, a snapshot decode) or a loop saturated by requests must not starve heartbeats and
+  votes into a false election. One tick runs at a time (a lock); the loop's tick is then retried.
+  Everything a tick calls back is therefore safe from another thread as well, as it was with
+  pysyncobj's own tick thread (``call_soon_any_thread``, the locks of the hand-overs).
+
+Contract: ticks run on the loop, or on the backstop thread while the loop is late, never two at
+once; ``detach`` (on the loop) returns once no tick runs and none will (``RaftNode`` hands it
+over). A tick that raises is logged and the next one runs as usual (pysyncobj's own thread does
+the same).
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ import asyncio
 import contextlib
 import logging
 import select
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +46,7 @@ log = logging.getLogger("raftreg.raft")
 # pysyncobj.poller.POLL_EVENT_TYPE
 READ, WRITE, ERROR = 1, 2, 4
 _MAX_EVENTS = 256
+LATE_AFTER = 0.1  # seconds without a tick on the loop before the backstop thread ticks
 
 
 def _epoll_mask(event_mask: int) -> int:
@@ -114,14 +123,21 @@ class EpollPoller:
 class LoopTicker:
     """Runs one SyncObj's ticks on an asyncio loop (see the module docstring)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, poller: EpollPoller, period: float) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, poller: EpollPoller, period: float,
+                 late_after: float = LATE_AFTER) -> None:
         self._loop = loop
         self._poller = poller
         self._period = period
+        self._late_after = late_after
         self._syncobj: Any = None
         self._timer: asyncio.TimerHandle | None = None
         self._requested = False
+        self._tick_lock = threading.Lock()  # one tick at a time: the loop's or the backstop's
+        self._last_tick = time.monotonic()
+        self._stopped = threading.Event()
+        self._backstop: threading.Thread | None = None
         self.ticks = 0
+        self.late_ticks = 0  # ticks the backstop thread ran because the loop was busy
 
     def notify(self) -> None:
         """Tick soon (pysyncobj's pipe notifier's interface: a command was queued). Any thread."""
@@ -141,10 +157,15 @@ class LoopTicker:
         syncobj._SyncObj__pipeNotifier = self
         self._loop.add_reader(self._poller.fileno(), self._tick)
         self._periodic()
+        self._backstop = threading.Thread(target=self._tick_when_late, name="raft-tick-backstop", daemon=True)
+        self._backstop.start()
 
     def detach(self) -> None:
-        """Stop ticking (call on the loop); the SyncObj may then be destroyed on the loop."""
+        """Stop ticking (call on the loop); returns once no tick runs, and none will."""
         self._syncobj = None
+        self._stopped.set()
+        with self._tick_lock:  # a backstop tick in progress ends first
+            pass
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -162,12 +183,36 @@ class LoopTicker:
         self._tick()
 
     def _tick(self) -> None:
+        if self._syncobj is None:
+            return
+        if not self._tick_lock.acquire(blocking=False):  # the backstop is ticking: once more after it
+            self._loop.call_later(0.001, self._tick)
+            return
+        try:
+            self._tick_locked()
+        finally:
+            self._tick_lock.release()
+
+    def _tick_locked(self) -> None:
         so = self._syncobj
         if so is None:
             return
+        self._last_tick = time.monotonic()
         self.ticks += 1
         try:
             self._poller.dispatch()
             so._onTick(0.0)
         except Exception:  # as pysyncobj's own tick thread: log, and tick again
             log.exception("event=tick_failed")
+
+    def _tick_when_late(self) -> None:
+        """Backstop thread: tick when the loop has not for ``late_after`` seconds (one long
+        callback, or a loop saturated by requests), so heartbeats and votes never wait for it."""
+        while not self._stopped.wait(self._late_after / 2):
+            if time.monotonic() - self._last_tick < self._late_after:
+                continue
+            with self._tick_lock:
+                if self._stopped.is_set() or time.monotonic() - self._last_tick < self._late_after:
+                    continue
+                self.late_ticks += 1
+                self._tick_locked()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -161,3 +162,34 @@ async def test_call_soon_any_thread_runs_on_the_loop_from_either_side() -> None:
     threading.Thread(target=call_soon_any_thread, args=(loop, record)).start()
     await wait_until(lambda: len(ran) == 2)
     assert ran == [threading.get_ident()] * 2
+
+
+class ThreadRecordingSyncObj(FakeSyncObj):
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[int] = []
+
+    def _onTick(self, timeToWait: float) -> None:
+        self.threads.append(threading.get_ident())
+        super()._onTick(timeToWait)
+
+
+async def test_a_blocked_loop_is_ticked_by_the_backstop_thread_and_detach_stops_it() -> None:
+    loop = asyncio.get_running_loop()
+    so = ThreadRecordingSyncObj()
+    ticker = LoopTicker(loop, EpollPoller(), period=0.01, late_after=0.05)
+    try:
+        ticker.attach(so)
+        await wait_until(lambda: len(so.ticks) >= 2)
+        assert set(so.threads) == {threading.get_ident()} and ticker.late_ticks == 0
+        before = len(so.ticks)
+        time.sleep(0.5)  # a long callback: the loop cannot tick for half a second
+        late = [t for t in so.threads[before:] if t != threading.get_ident()]
+        assert len(late) >= 3 and ticker.late_ticks == len(late), "the backstop did not tick the blocked loop"
+        await wait_until(lambda: so.threads[-1] == threading.get_ident())  # the loop ticks again
+    finally:
+        ticker.detach()
+        ticker.close()
+    ticks = len(so.ticks)
+    time.sleep(0.2)
+    assert len(so.ticks) == ticks, "a detached ticker's backstop ticked"
