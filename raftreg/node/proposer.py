@@ -122,7 +122,7 @@ class GroupCommitter:
 
     async def propose(self, cmd: Command, *, bounded: bool = True) -> Committed:
         """Commit ``cmd`` and return its outcome on this node. Never returns for a command that
-        cannot commit: the caller bounds the wait (``asyncio.wait_for``); cancelling it drops the
+        cannot commit: the caller bounds the wait (``asyncio.timeout``); cancelling it drops the
         command from the queue if it has not been proposed yet (and from any later re-submission).
         A ``bounded`` command is refused with ``Unavailable`` when the queue is full.
         ``OutcomeUnknown``: an earlier attempt applied it and its result was lost."""

@@ -81,8 +81,8 @@ class Writer:
         deadline = loop.time() + (timeout if timeout is not None else self.commit_timeout)
         await self._view.await_leader(deadline - loop.time())
         try:
-            committed = await asyncio.wait_for(self.proposer.propose(cmd, bounded=bounded),
-                                               max(deadline - loop.time(), 0.001))
+            async with asyncio.timeout_at(deadline):  # no task per write, as wait_for would make
+                committed = await self.proposer.propose(cmd, bounded=bounded)
         except TimeoutError:
             raise OutcomeUnknown(
                 "the write was not confirmed in time: its outcome is unknown and it may still apply"

@@ -205,13 +205,14 @@ class ReadChannel:
         if noop is None or so.raftLastApplied < noop:
             return False
         peers = so._SyncObj__otherNodes
-        return (len(peers) + 1) // 2 == 1 and any(p.address == node.address for p in peers)
+        address = getattr(node, "address", None)  # a read replica is a bare Node, known by a counter id
+        return (len(peers) + 1) // 2 == 1 and address is not None and any(p.address == address for p in peers)
 
     @staticmethod
     def _still_follows(so: Any, node: Any, term: Any) -> bool:
         leader = so._SyncObj__raftLeader
         return (so._SyncObj__raftState == FOLLOWER_STATE and so._SyncObj__raftCurrentTerm == term
-                and leader is not None and leader.address == node.address)
+                and leader is not None and leader.address == getattr(node, "address", None))
 
     def _answer_all(self, send: Callable[[Any, dict[str, Any]], Any], waiters: list[Waiter], index: int | None) -> None:
         local = False

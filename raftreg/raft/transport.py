@@ -226,7 +226,10 @@ class GuardedTransport(TCPTransport):  # type: ignore[misc]
             if (faults.blocked and getattr(node, "address", None) in faults.blocked) or faults.deaf:
                 return
             if is_channel_message(message):
-                reads.receive(so, self.send, node, message)
+                try:  # ours: a fault in it must not break pysyncobj's reading of this connection
+                    reads.receive(so, self.send, node, message)
+                except Exception:
+                    log.exception("event=read_channel_message_failed type=%s", message.get("type"))
                 return
             if faults.holding_commands and isinstance(message, dict) and message.get("type") == "apply_command":
                 return
