@@ -93,6 +93,8 @@ class RaftTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ConfigError("raft.raft_max_timeout must be at least raft.raft_min_timeout")
         if self.log_compaction_min_bytes < 1 or not self.log_compaction_ratio > 0:
             raise ConfigError("raft.log_compaction_min_bytes must be at least 1 and raft.log_compaction_ratio positive")
+        if not 0 < self.tick_period <= 1:
+            raise ConfigError("raft.tick_period must be more than 0 and at most 1 second")
         if not self.max_queue_wait > 0:
             raise ConfigError("raft.max_queue_wait must be positive")
         if not 1 <= self.max_entry_bytes <= 4 * 1024 * 1024:

@@ -192,7 +192,8 @@ class RaftNode:
             loop.call_soon_threadsafe(self._ticker.attach, self._syncobj)
 
     def stop(self) -> None:
-        """Stop the tick thread and close the Raft port (blocks until the thread is gone).
+        """Stop ticking and close the Raft port (blocks until no tick runs: pysyncobj's thread is
+        gone, or the loop's ticker is detached).
 
         Proposals still in flight fail with ``ProposalFailed("DESTROYED", applied=None)``: their
         outcome is unknown (they may have committed)."""

@@ -151,7 +151,10 @@ class LoopTicker:
         self._tick()
 
     def attach(self, syncobj: Any) -> None:
-        """Start ticking ``syncobj`` (call on the loop)."""
+        """Start ticking ``syncobj`` (call on the loop); nothing once ``detach`` ran (a node
+        stopped before its start reached the loop)."""
+        if self._stopped.is_set():
+            return
         self._syncobj = syncobj
         # Proposals wake the tick through a call on the loop, not a pipe write and an epoll wake-up.
         syncobj._SyncObj__pipeNotifier = self

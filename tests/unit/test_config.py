@@ -101,6 +101,13 @@ def test_replica_names_and_addresses_are_unique_like_voters(tmp_path: Path, repl
         load_config(write(tmp_path, text))
 
 
+@pytest.mark.parametrize("period", ["0", "-0.5", "2.0"])
+def test_a_tick_period_outside_0_to_1_second_is_refused(tmp_path: Path, period: str) -> None:
+    text = f'name = "c"\n[raft]\ntick_period = {period}\n' + nodes_toml(*THREE)
+    with pytest.raises(ConfigError, match=r"raft\.tick_period"):
+        load_config(write(tmp_path, text))
+
+
 def test_raft_tuning_overrides(tmp_path: Path) -> None:
     text = 'name = "c"\n[raft]\ncommit_timeout = 2.5\njournal = false\nmax_batch_commands = 10\n' + nodes_toml(*THREE)
     config = load_config(write(tmp_path, text))
