@@ -2,8 +2,9 @@
 
 pysyncobj normally runs its own tick thread (``autoTick=True``): a loop of "tick, then poll the
 Raft sockets". Beside the asyncio thread that serves HTTP, that thread costs a GIL hand-over and a
-cross-thread wake-up (pipe write, ``call_soon_threadsafe``) for every burst of work, which on this
-2-core machine was a fifth of the leader's CPU per registration (benchmarks/README.md).
+cross-thread wake-up (pipe write, ``call_soon_threadsafe``) for every burst of work: on one thread
+the leader spent about a sixth less CPU per registration on this 2-core machine, measured
+interleaved (benchmarks/README.md, "Raft on the event loop").
 
 With ``RaftTuning.tick_on_loop`` raftreg creates the SyncObj with ``autoTick=False`` and drives it
 from the loop instead:
@@ -17,7 +18,6 @@ from the loop instead:
   descriptor is readable, and at least every ``period`` seconds (elections, heartbeats,
   reconnects, and pysyncobj's own timers). Commands proposed from the loop wake it with a plain
   ``call_soon`` (the ticker takes the place of pysyncobj's pipe notifier).
-
 - A backstop thread ticks when the loop has not for ``LATE_AFTER`` (0.1 s): a long callback (a
   huge listing, a snapshot decode) or a loop saturated by requests must not starve heartbeats and
   votes into a false election. One tick runs at a time (a lock); the loop's tick is then retried.
