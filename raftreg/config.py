@@ -74,7 +74,7 @@ class RaftTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     commit_timeout: float = 5.0
     max_batch_commands: int = 2000
     # Encoded commands per Raft entry (one larger command goes alone): keeps every entry within
-    # one AppendEntries message and the tick thread's work per entry short.
+    # one AppendEntries message and a Raft tick's work per entry short.
     max_entry_bytes: int = 60_000
     # Client writes waiting for the entry in flight, per node; more are refused with 503 at once,
     # and one that waited max_queue_wait seconds without being proposed is answered 503.

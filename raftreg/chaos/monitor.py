@@ -1,7 +1,7 @@
 """Watches the cluster during a chaos run: who claims leadership in which term, and the progress line.
 
 "At most one leader per term" is checked from the nodes' own record of the terms they led
-(``led_terms`` in ``GET /v1/cluster``, kept by each node's Raft tick thread, where state and
+(``led_terms`` in ``GET /v1/cluster``, kept by each node's Raft tick, where state and
 term are read together). Two different nodes leading the same term is a Raft safety violation.
 """
 

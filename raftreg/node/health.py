@@ -7,8 +7,8 @@ Contract:
 - ``renew_forwarded(keys)`` serves a follower's batch (leader only, else ``Unavailable``);
   ``note_renewals(keys)`` takes the leader's gossip, keeping only instances that exist here.
 - ``on_status`` (from ``ClusterView``) arms or drops the lease table; ``on_applied`` (from the
-  Raft tick thread, thread-safe) tells the lease keeper what applied entries did to leased
-  instances; ``on_restored`` (tick thread) prunes renewals of instances that no longer exist.
+  Raft tick, thread-safe) tells the lease keeper what applied entries did to leased
+  instances; ``on_restored`` (Raft tick) prunes renewals of instances that no longer exist.
 - Expiries and check verdicts are committed through ``Writer`` without the client queue bound.
 """
 

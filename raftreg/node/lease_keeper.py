@@ -48,7 +48,7 @@ Leased = Instance | Session
 
 
 def lease_events(cmds: list[Command], results: list[Result]) -> list[LeaseEvent]:
-    """What one applied entry means for the lease holder (computed in the Raft tick thread)."""
+    """What one applied entry means for the lease holder (computed in the Raft tick)."""
     events: list[LeaseEvent] = []
     for cmd, result in zip(cmds, results, strict=True):
         if isinstance(result, Registered | StatusSet) and result.instance is not None:

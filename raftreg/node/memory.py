@@ -9,7 +9,7 @@ releases the free pages inside the heaps as well: with it, the nodes settle at 2
 snapshot, of which 157 MiB anonymous (the rest is the journal's mapped pages, page cache).
 
 ``trim_periodically`` calls it every ``period`` seconds in a worker thread. ctypes drops the GIL
-for the call, so the event loop and the Raft tick thread keep running; allocations in other
+for the call, so the event loop and the Raft tick keep running; allocations in other
 threads wait on glibc's arena locks for the few milliseconds it takes. It does nothing where
 the C library has no ``malloc_trim`` (musl, macOS).
 """

@@ -6,7 +6,7 @@ linearizable. ``Unavailable`` (503, never a stale answer) when it cannot be esta
 write deadline (``raft.commit_timeout``).
 
 The rule itself (leader rounds confirmed by a majority, shared by every read that arrived before
-the round started; followers asking the leader) runs in the Raft tick thread over the Raft
+the round started; followers asking the leader) runs in the Raft tick over the Raft
 connections: ``raftreg.raft.read_channel``.
 """
 

@@ -1,7 +1,7 @@
 """Blocking-query wake-ups and applied-index waits for one node.
 
 Contract:
-- ``notify_threadsafe(index, topics)`` is called from pysyncobj's tick thread after an entry was
+- ``notify_threadsafe(index, topics)`` is called from the Raft tick after an entry was
   applied (the state already holds it). Notifications are queued and drained on the asyncio loop
   in one call per loop turn, however many entries were applied meanwhile.
 - A *topic* names what a query watches: ``service_topic(name)`` for one service and its instances,
@@ -131,7 +131,7 @@ class WatchHub:
         self._loop = loop
         self._applied = self._read_applied()
 
-    # ---- producer side (tick thread) ----------------------------------------------------
+    # ---- producer side (Raft tick) ----------------------------------------------------
     def notify_threadsafe(self, index: int, topics: frozenset[str]) -> None:
         """Entry ``index`` was applied and changed ``topics`` (may be empty)."""
         self._post((index, topics))

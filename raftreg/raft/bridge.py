@@ -88,11 +88,12 @@ class _RegistryConsumer(SyncObjConsumer):  # type: ignore[misc]
 class RaftNode:
     """One Raft member replicating a ``StateMachine``.
 
-    Threading: pysyncobj's tick thread applies entries (under ``lock``) and calls back; the
-    asyncio loop given to ``start`` receives results. Readers on other threads must hold ``lock``
-    while they read the state (``registry``, ``kv``).
+    Threading: the Raft tick (on the loop, or on a thread: raftreg.raft.loop_tick) applies
+    entries (under ``lock``) and calls back; the asyncio loop given to ``start`` receives
+    results. Readers on other threads must hold ``lock`` while they read the state
+    (``registry``, ``kv``).
 
-    ``on_applied(index, cmds, results)`` runs in the tick thread after each entry, under no lock
+    ``on_applied(index, cmds, results)`` runs in the Raft tick after each entry, under no lock
     (sessions the entry ended through the registry come last, each as a ``Noop`` with its result);
     ``on_restored()`` after a snapshot replaced the state. Both must be quick and must not raise.
     """
@@ -130,9 +131,9 @@ class RaftNode:
         self.reads = ReadChannel()
         self.compaction = CompactionPolicy(lambda: self.state.item_count(),
                                            min_bytes=tuning.log_compaction_min_bytes, ratio=tuning.log_compaction_ratio)
-        # Work the loop hands to the tick thread (pysyncobj calls that must run there).
+        # Work the loop hands to the Raft tick (pysyncobj calls that must run there).
         self._tick_actions: collections.deque[Callable[[Any], None]] = collections.deque()
-        self._wake_pending = False  # the loop woke the tick thread and it has not ticked since
+        self._wake_pending = False  # the loop woke the Raft tick and it has not ticked since
         self._status = StatusReader()
         self.apply_observer: Callable[[float], None] | None = None  # metrics: each entry's time in the state
         self.restores, self.restore_seconds = 0, 0.0  # metrics: snapshots installed, and their time
@@ -349,7 +350,7 @@ class RaftNode:
             if self.reads.busy():
                 self.reads.on_tick(so, so._SyncObj__transport.send)
 
-    # ---- ReadIndex (queued on the loop, run in the tick thread) --------------------------
+    # ---- ReadIndex (queued on the loop, run in the Raft tick) ----------------------------
     def read_index(self) -> asyncio.Future[int | None]:
         """A read index for a read arriving now (``raftreg.raft.read_channel``); None: none could
         be had (not leader and no leader to ask, no majority, timeout). The caller bounds the wait."""
@@ -358,7 +359,7 @@ class RaftNode:
         return fut
 
     def _wake(self) -> None:
-        """Make the tick thread run now rather than at its next poll timeout (once until it ran)."""
+        """Make the Raft tick run now rather than at its next poll timeout (once until it ran)."""
         if self._wake_pending:
             return
         so = self._syncobj
@@ -383,7 +384,7 @@ class RaftNode:
 
     @property
     def led_terms(self) -> list[int]:
-        """The terms this node led (recorded in the tick thread), oldest first."""
+        """The terms this node led (recorded in the Raft tick), oldest first."""
         return list(self._status.led_terms)
 
     def status(self) -> RaftStatus:

@@ -12,7 +12,7 @@ Facts from pysyncobj 0.3.17's source (research/pysyncobj.md "Membership"; syncob
   given to the constructor; journal entries re-apply their changes on restart.
 - A node cannot remove itself; a removed node keeps running (and campaigning).
 
-Every call here queues its pysyncobj call on the bridge's tick thread (``RaftNode._tick_actions``)
+Every call here queues its pysyncobj call on the bridge's Raft tick (``RaftNode._tick_actions``)
 and returns a future the caller must bound with its own deadline (pysyncobj has none).
 """
 
@@ -34,7 +34,7 @@ def voters(raft: RaftNode) -> frozenset[str]:
     so: Any = raft._syncobj
     if so is None:
         return frozenset([raft.self_addr, *raft.peer_addrs])
-    for _ in range(5):  # the tick thread may change the set while we copy it
+    for _ in range(5):  # a tick on another thread may change the set while we copy it
         try:
             return frozenset([raft.self_addr, *(node.id for node in so.otherNodes)])
         except RuntimeError:
@@ -43,7 +43,7 @@ def voters(raft: RaftNode) -> frozenset[str]:
 
 
 def _on_tick(raft: RaftNode, call: Any) -> asyncio.Future[str]:
-    """Run ``call(syncobj, callback)`` in the tick thread; the future resolves to pysyncobj's
+    """Run ``call(syncobj, callback)`` in the Raft tick; the future resolves to pysyncobj's
     FAIL_REASON name (``"SUCCESS"``, ``"REQUEST_DENIED"``, ``"NOT_LEADER"``...)."""
     loop = raft._loop
     assert loop is not None

@@ -1,7 +1,7 @@
 """``Proposals``: pysyncobj's tick-thread callbacks turned into asyncio futures.
 
 ``submit``-side contract (raftreg.raft.bridge): ``track(callback_target)`` hands out a future and
-the callback to give pysyncobj. The callback may run in the tick thread, or in the caller's thread
+the callback to give pysyncobj. The callback may run in the Raft tick, or in the caller's thread
 when pysyncobj refuses at once (QUEUE_FULL). Results are queued and resolved on the loop, in
 batches, with one ``call_soon_threadsafe`` per burst. A failure becomes ``ProposalFailed``.
 ``applied`` is False when pysyncobj guarantees the command did not apply, and None when its
@@ -52,7 +52,7 @@ class Proposals:
         self._outstanding.add(fut)
         fut.add_done_callback(self._outstanding.discard)
 
-        def callback(result: Any, error: int) -> None:  # tick thread (or the caller's on QUEUE_FULL)
+        def callback(result: Any, error: int) -> None:  # Raft tick (or the caller's on QUEUE_FULL)
             self._done.append((fut, result, error))
             with self._drain_lock:
                 if self._drain_pending:

@@ -1,4 +1,4 @@
-"""``ReadChannel``: ReadIndex (Raft §6.4) run inside the Raft tick thread, over the Raft connections.
+"""``ReadChannel``: ReadIndex (Raft §6.4) run inside the Raft tick, over the Raft connections.
 
 ``read_index()`` (on the asyncio loop) returns a future of an index ``c`` such that every write
 acknowledged before the call is at or below ``c`` (or None: no index could be had; the caller
@@ -7,7 +7,7 @@ answers 503). A read answered from a state that has applied ``c`` is linearizabl
 Leader. Requests (its own reads', and followers' ``raftreg_index`` messages) wait in ``pending``.
 At each tick, if no round is in flight, one round takes them all: provided this node leads and
 has applied the first entry of its term (so its commit index covers everything committed before
-its term), it records its term ``T`` and commit index ``c`` (read together in the tick thread,
+its term), it records its term ``T`` and commit index ``c`` (read together in the Raft tick,
 the only thread that changes them) and sends ``raftreg_check {term: T}`` to every peer. A peer
 answers ``raftreg_check_ack {ok}``: ok when it is a follower in ``T`` whose leader is the sender.
 With itself, a majority of ok answers the round with ``c``: any newer leader needs the vote of one
@@ -33,9 +33,9 @@ These messages travel on pysyncobj's TCP connections (encrypted and authenticate
 cluster secret): ``GuardedTransport`` hands every message whose type starts with ``raftreg_`` to
 ``receive`` instead of to pysyncobj, and they are dropped for a blocked peer like every message.
 
-Threading: the loop only queues requests (and wakes the tick thread through pysyncobj's pipe
-notifier, once per burst); everything else runs in the tick thread, which hands the answers back
-to the loop in batches (one ``call_soon_threadsafe`` per burst).
+Threading: the loop only queues requests (and asks for a tick, once per burst); everything else
+runs in the Raft tick (on the loop; on the backstop or pysyncobj's thread, raftreg.raft.loop_tick),
+which hands the answers back to the loop in batches (one call per burst).
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class _Round:
 class ReadChannel:
     def __init__(self) -> None:
         self._requests: collections.deque[asyncio.Future[int | None]] = collections.deque()  # from the loop
-        self._pending: list[Waiter] = []  # tick thread: waiting for the next round / request
+        self._pending: list[Waiter] = []  # Raft tick: waiting for the next round / request
         self._round: _Round | None = None  # leader: the round in flight
         self._asked: tuple[int, float, list[Waiter]] | None = None  # follower: (seq, sent at, waiters)
         self._seq = itertools.count(1)
@@ -95,13 +95,13 @@ class ReadChannel:
 
     # ---- the loop's side ------------------------------------------------------------------
     def read_index(self) -> asyncio.Future[int | None]:
-        """Queue a request for a read index (the caller wakes the tick thread)."""
+        """Queue a request for a read index (the caller wakes the Raft tick)."""
         assert self._loop is not None
         fut: asyncio.Future[int | None] = self._loop.create_future()
         self._requests.append(fut)
         return fut
 
-    # ---- tick thread ----------------------------------------------------------------------
+    # ---- Raft tick ------------------------------------------------------------------------
     def busy(self) -> bool:
         return bool(self._requests or self._pending or self._round or self._asked)
 

@@ -3,7 +3,7 @@
 pysyncobj pickles every consumer's ``__dict__`` when it compacts its log. ``SnapshotBlob`` is
 what it finds there: ``__reduce__`` runs where the pickling happens, i.e. in pysyncobj's forked
 snapshot child, so the (potentially large) ``StateMachine.snapshot()`` encoding never blocks the
-tick thread, and the file holds msgpack bytes, not a pickle of Python objects.
+Raft tick, and the file holds msgpack bytes, not a pickle of Python objects.
 
 The forked child must die with its parent (``install_fork_hook``): after a kill -9 of a node an
 orphaned child kept the Raft and HTTP ports for seconds and renamed a stale dump into place.
