@@ -207,33 +207,12 @@ class RaftNode:
             if ticker is None:
                 self._syncobj.destroy_synchronous()
             else:  # no tick may run once the SyncObj is being destroyed
-                self._on_loop_and_wait(ticker.detach)
+                ticker.detach_and_wait()
                 self._syncobj.destroy()
                 ticker.close()
             self._syncobj = None
         if self._proposals is not None:
             self._proposals.fail_all_threadsafe()
-
-    def _on_loop_and_wait(self, action: Callable[[], None]) -> None:
-        """Run ``action`` on the loop and wait for it (at once when on the loop or it is not running)."""
-        loop = self._loop
-        try:
-            on_loop = asyncio.get_running_loop() is loop
-        except RuntimeError:
-            on_loop = False
-        if on_loop or loop is None or loop.is_closed() or not loop.is_running():
-            action()
-            return
-        done = threading.Event()
-
-        def run() -> None:
-            try:
-                action()
-            finally:
-                done.set()
-
-        loop.call_soon_threadsafe(run)
-        done.wait(5.0)
 
     def wipe_and_restart(self) -> None:
         """Recover a wedged replica: drop its log, snapshot and state, keep its term and vote,

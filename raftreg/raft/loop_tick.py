@@ -175,6 +175,24 @@ class LoopTicker:
         with contextlib.suppress(OSError, ValueError):
             self._loop.remove_reader(self._poller.fileno())
 
+    def detach_and_wait(self) -> None:
+        """``detach`` from any thread: on the loop, and wait for it (at once when called on the
+        loop or when the loop no longer runs; at most 5 s)."""
+        loop = self._loop
+        if asyncio._get_running_loop() is loop or loop.is_closed() or not loop.is_running():
+            self.detach()
+            return
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                self.detach()
+            finally:
+                done.set()
+
+        loop.call_soon_threadsafe(run)
+        done.wait(5.0)
+
     def close(self) -> None:
         """Release the poller (after ``detach`` and the SyncObj's destruction)."""
         self._poller.close()

@@ -193,3 +193,18 @@ async def test_a_blocked_loop_is_ticked_by_the_backstop_thread_and_detach_stops_
     ticks = len(so.ticks)
     time.sleep(0.2)
     assert len(so.ticks) == ticks, "a detached ticker's backstop ticked"
+
+
+async def test_detach_and_wait_from_another_thread_returns_once_detached() -> None:
+    loop = asyncio.get_running_loop()
+    so = FakeSyncObj()
+    ticker = LoopTicker(loop, EpollPoller(), period=0.01)
+    try:
+        ticker.attach(so)
+        await wait_until(lambda: len(so.ticks) >= 2)
+        await loop.run_in_executor(None, ticker.detach_and_wait)  # as RaftNode.stop does
+        ticks = len(so.ticks)
+        await asyncio.sleep(0.05)
+        assert len(so.ticks) == ticks
+    finally:
+        ticker.close()
