@@ -41,7 +41,7 @@ from raftreg.raft.data_format import prepare_data_dir
 from raftreg.raft.faults import FaultHooks
 from raftreg.raft.identity import raft_password
 from raftreg.raft.loop_tick import EpollPoller, LoopTicker
-from raftreg.raft.proposals import ProposalFailed, Proposals
+from raftreg.raft.proposals import Proposals, failed_proposal
 from raftreg.raft.read_channel import ReadChannel
 from raftreg.raft.replica import syncobj_self_node
 from raftreg.raft.snapshot import SnapshotBlob, install_fork_hook
@@ -251,10 +251,10 @@ class RaftNode:
         It may never resolve (pysyncobj has no deadline): the caller must bound the wait."""
         assert self._loop is not None and self._proposals is not None and self._consumer is not None
         if not self._swap_lock.acquire(blocking=False):
-            return _failed(self._loop, "NOT_RUNNING")  # being wiped or stopped
+            return failed_proposal(self._loop, "NOT_RUNNING")  # being wiped or stopped
         try:
             if self._syncobj is None:
-                return _failed(self._loop, "NOT_RUNNING")
+                return failed_proposal(self._loop, "NOT_RUNNING")
             fut, callback = self._proposals.track()
             self._consumer.apply(raw, callback=callback)
         finally:
@@ -398,9 +398,3 @@ class RaftNode:
         if self._syncobj is not None:
             self._syncobj.forceLogCompaction()
 
-
-def _failed(loop: asyncio.AbstractEventLoop, reason: str) -> asyncio.Future[Any]:
-    """A future already failed with ``ProposalFailed(reason)``: nothing was applied."""
-    fut: asyncio.Future[Any] = loop.create_future()
-    fut.set_exception(ProposalFailed(reason, False))
-    return fut

@@ -32,6 +32,13 @@ class ProposalFailed(Exception):
         self.applied = applied
 
 
+def failed_proposal(loop: asyncio.AbstractEventLoop, reason: str) -> asyncio.Future[Any]:
+    """A future already failed with ``ProposalFailed(reason)``: nothing was applied."""
+    fut: asyncio.Future[Any] = loop.create_future()
+    fut.set_exception(ProposalFailed(reason, False))
+    return fut
+
+
 _NOT_APPLIED = {FAIL_REASON.QUEUE_FULL, FAIL_REASON.MISSING_LEADER, FAIL_REASON.DISCARDED, FAIL_REASON.NOT_LEADER}
 _REASON_NAMES = {v: k for k, v in vars(FAIL_REASON).items() if isinstance(v, int) and not k.startswith("_")}
 

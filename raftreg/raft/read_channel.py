@@ -60,6 +60,13 @@ ROUND_TIMEOUT = 1.0  # seconds a round (or a follower's request) may stay unansw
 Waiter = asyncio.Future[int | None] | tuple[Any, int]
 
 
+def _term_started(so: Any) -> bool:
+    """The leader has applied its term's first entry: its commit index covers everything
+    committed before its term."""
+    noop = so._SyncObj__noopIDx
+    return noop is not None and so.raftLastApplied >= noop
+
+
 def is_channel_message(message: Any) -> bool:
     return isinstance(message, dict) and str(message.get("type", "")).startswith(PREFIX)
 
@@ -125,8 +132,7 @@ class ReadChannel:
 
     def _start_round(self, so: Any, send: Callable[[Any, dict[str, Any]], Any]) -> None:
         waiters, self._pending = self._pending, []
-        noop = so._SyncObj__noopIDx
-        if noop is None or so.raftLastApplied < noop:  # its term's first entry is not applied yet
+        if not _term_started(so):
             self._answer_all(send, waiters, None)
             return
         self.rounds += 1
@@ -199,10 +205,7 @@ class ReadChannel:
     def _asker_completes_a_majority(so: Any, node: Any) -> bool:
         """This node leads a term it has started, one confirmation besides its own makes a
         majority, and ``node`` is a voter (a read replica's word counts for nothing)."""
-        if so._SyncObj__raftState != LEADER_STATE:
-            return False
-        noop = so._SyncObj__noopIDx
-        if noop is None or so.raftLastApplied < noop:
+        if so._SyncObj__raftState != LEADER_STATE or not _term_started(so):
             return False
         peers = so._SyncObj__otherNodes
         address = getattr(node, "address", None)  # a read replica is a bare Node, known by a counter id
