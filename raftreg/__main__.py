@@ -1,3 +1,3 @@
-from raftreg.cli.main import main
+from raftreg.cli.entry import main
 
 main()

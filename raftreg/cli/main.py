@@ -24,16 +24,17 @@ from raftreg.cli.chaos import chaos
 from raftreg.cli.cluster import cluster
 from raftreg.cli.completion import completion
 from raftreg.cli.config_cmd import config_group
+from raftreg.cli.entry import run_command
 from raftreg.cli.examples import add_examples
 from raftreg.cli.interruptible import in_background, join_promptly
 from raftreg.cli.kv import kv
 from raftreg.cli.lab import lab
-from raftreg.cli.local import DEFAULT_CONFIG, dev, serve
+from raftreg.cli.local import DEFAULT_CONFIG, dev
 from raftreg.cli.lock import elect, lock
 from raftreg.cli.output import print_json, print_table
 from raftreg.cli.rolling import rolling_restart
+from raftreg.cli.serve import serve
 from raftreg.cli.snapshot import snapshot
-from raftreg.cli.suggest import usage_message
 from raftreg.cli.tls import tls
 from raftreg.cli.top import top
 from raftreg.client import Check, NotFound, Registration, RegistryClient, keep_alive_blocking
@@ -333,27 +334,5 @@ add_examples(cli)  # likewise: each --help ends with an example line (raftreg.cl
 
 
 def main() -> None:
-    """Console entry point: one clear line and a non-zero exit on errors, never a traceback."""
-    try:
-        cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except click.UsageError as exc:
-        click.echo(f"error: {usage_message(exc)}", err=True)
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except RaftregError as err:
-        where = f" (field {err.field})" if err.field else ""
-        click.echo(f"error: {err.code}: {err.message}{where}", err=True)
-        sys.exit(1)
-    except ConfigError as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(2)
-    except (ValueError, TimeoutError, OSError) as err:  # bad values, a cluster that never came up, ports
-        click.echo(f"error: {err or type(err).__name__}", err=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        sys.exit(130)
+    """Console entry point of the whole CLI (``raftreg.cli.entry`` is the installed one)."""
+    run_command(cli, sys.argv[1:], "raftreg")

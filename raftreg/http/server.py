@@ -1,4 +1,7 @@
-"""Run one node: the Raft member and its HTTP API in one process, until a stop signal."""
+"""Run one node: the Raft member and its HTTP API in one process, until a stop signal.
+
+The Consul-compatible API and the DNS server are imported only by a node whose config gives
+them an address (together about 11 MiB of a node's memory, measured 2026-12-07)."""
 
 from __future__ import annotations
 
@@ -11,8 +14,6 @@ from pathlib import Path
 from aiohttp import web
 
 from raftreg.config import ClusterConfig, split_hostport
-from raftreg.consul.app import build_consul_app
-from raftreg.dns.server import DnsServer
 from raftreg.http.app import build_app
 from raftreg.http.limits import cap_connections, server_kwargs
 from raftreg.http.peer_client import PeerClient
@@ -47,13 +48,18 @@ async def serve(config: ClusterConfig, name: str, *, data_dir: Path, secret: str
     site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True,
                        ssl_context=ssl_context)
     await site.start()
-    dns_server = DnsServer(node, config.dns, node.me.dns, datacenter=config.datacenter) if node.me.dns else None
-    if dns_server is not None:
+    dns_server = None
+    if node.me.dns:
+        from raftreg.dns.server import DnsServer
+
+        dns_server = DnsServer(node, config.dns, node.me.dns, datacenter=config.datacenter)
         await dns_server.start()
     log.info("event=serving node=%s %s=%s raft=%s data_dir=%s", name, config.scheme, node.me.http, node.me.raft,
              data_dir)
     consul = None
     if node.me.consul_http is not None:  # the Consul-compatible API (raftreg.consul), same TLS and limits
+        from raftreg.consul.app import build_consul_app
+
         consul = await start_site(build_consul_app(node, secret=secret), node.me.consul_http, config, ssl_context)
         log.info("event=serving_consul node=%s %s=%s", name, config.scheme, node.me.consul_http)
     stop = asyncio.Event()

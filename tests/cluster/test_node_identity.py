@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from cluster_helpers import put_instance, service_ids
 
-from raftreg.cli.local import EXIT_IDENTITY_REFUSED
+from raftreg.cli.serve import EXIT_IDENTITY_REFUSED
 from raftreg.node.incarnation import has_raft_data, read_incarnation
 from raftreg.testing import LocalCluster, wait_for
 
