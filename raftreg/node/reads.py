@@ -88,7 +88,8 @@ class Reader:
             moved = await self.wait_for_change(topic, opts.index, wait + random.uniform(0, wait / 16))
         if opts.consistent:
             index = await self._read_index.linearizable_index()
-            if not await self._watches.wait_applied(index, self._consistent_wait):
+            if not self._watches.has_applied(index) and not await self._watches.wait_applied(
+                    index, self._consistent_wait):
                 raise Unavailable(f"this node has not applied the read index {index} in time; retry "
                                   "or read another node", retry_after=1.0)
         elif not moved:

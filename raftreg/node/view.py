@@ -115,6 +115,10 @@ class ClusterView:
         leader = self.status.leader
         return self.names_by_raft.get(leader, "") if leader else ""
 
+    def leader_known(self) -> bool:
+        """A usable leader was known at the last status sample (``await_leader`` returns at once)."""
+        return self._leader_known.is_set()
+
     async def await_leader(self, timeout: float) -> None:
         """Return once a usable leader is known; wait up to ``timeout`` (at most two election
         timeouts) for an election to finish, then ``Unavailable``."""

@@ -259,6 +259,11 @@ class WatchHub:
             self.stats.timeouts += 1
         return woken
 
+    def has_applied(self, index: int) -> bool:
+        """This node has applied ``index`` (``wait_applied`` without a coroutine, for hot paths)."""
+        self.advance_applied(self._read_applied())
+        return self._applied >= index
+
     async def wait_applied(self, index: int, timeout: float) -> bool:
         """True once this node has applied ``index``; False if ``timeout`` passes first (or the
         node is shutting down)."""

@@ -55,6 +55,9 @@ PREFIX = "raftreg_"
 CHECK, CHECK_ACK, INDEX, INDEX_ACK = "raftreg_check", "raftreg_check_ack", "raftreg_index", "raftreg_index_ack"
 FOLLOWER_STATE, LEADER_STATE = 0, 2  # pysyncobj's _RAFT_STATE
 ROUND_TIMEOUT = 1.0  # seconds a round (or a follower's request) may stay unanswered
+# Every request is answered (None when no index could be had) within this many seconds while the
+# node ticks: at worst it waits out the round in flight, then its own round, then one tick.
+ANSWERED_WITHIN = 2 * ROUND_TIMEOUT + 0.2
 
 # Who waits for an index: a local future (on the loop), or a follower's request (node, seq).
 Waiter = asyncio.Future[int | None] | tuple[Any, int]
