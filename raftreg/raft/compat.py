@@ -63,6 +63,10 @@ REQUIREMENTS: tuple[Requirement, ...] = (
                 "the guarded transport (raftreg.raft.transport)"),
     Requirement("journal.FileJournal.setCurrentTerm", ("currentTerm", "votedForNodeId"),
                 "keeping term and vote across a resync (raftreg.raft.storage)"),
+    Requirement("serializer.Serializer.serialize", ("gzip", "GzipFile"),
+                "dumps written without a second compression (raftreg.raft.snapshot)"),
+    Requirement("serializer.Serializer.deserialize", ("gzip", "GzipFile"),
+                "dumps written without a second compression (raftreg.raft.snapshot)"),
 )
 
 # Public or semi-public callables used directly.
@@ -105,7 +109,7 @@ def find_problems(version: str, modules: dict[str, Any]) -> list[str]:
     """Every way the given pysyncobj differs from what raftreg relies on (empty: compatible).
 
     ``modules`` maps the short names used in ``REQUIREMENTS`` ("syncobj", "transport",
-    "journal") to the modules (or stand-ins, in tests)."""
+    "journal", "serializer") to the modules (or stand-ins, in tests)."""
     problems: list[str] = []
     if version != PINNED_VERSION:
         problems.append(f"pysyncobj {PINNED_VERSION} is required, {version} is installed "
@@ -130,10 +134,11 @@ def find_problems(version: str, modules: dict[str, Any]) -> list[str]:
 
 def ensure_compatible() -> None:
     """Raise ``IncompatiblePysyncobj`` naming the first problem with the installed pysyncobj."""
-    from pysyncobj import journal, syncobj, transport
+    from pysyncobj import journal, serializer, syncobj, transport
     from pysyncobj.version import VERSION
 
-    problems = find_problems(VERSION, {"syncobj": syncobj, "transport": transport, "journal": journal})
+    problems = find_problems(VERSION, {"syncobj": syncobj, "transport": transport, "journal": journal,
+                                       "serializer": serializer})
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise IncompatiblePysyncobj(f"cannot run on this pysyncobj: {problems[0]}{more}")

@@ -7,14 +7,25 @@ Raft tick, and the file holds msgpack bytes, not a pickle of Python objects.
 
 The forked child must die with its parent (``install_fork_hook``): after a kill -9 of a node an
 orphaned child kept the Raft and HTTP ports for seconds and renamed a stale dump into place.
+
+``store_dumps_uncompressed`` makes pysyncobj write its dump as a gzip stream of stored blocks
+(level 0) instead of gzip level 9: what it pickles there is already compressed (the blob below),
+so its level-9 pass only burnt CPU in the snapshot child on every compaction (measured
+2026-12-07 at 100,000 instances: 60 ms of a 250 ms snapshot, level 0: 3 ms; the dump grows from
+0.86 to 1.26 MB). Any gzip reader reads such a stream, an older raftreg's too.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
+import gzip
 import os
+import types
 import zlib
 from typing import Any
+
+import pysyncobj.serializer
 
 from raftreg.state.machine import StateMachine
 
@@ -64,3 +75,12 @@ def install_fork_hook() -> None:
     if not _fork_hook_installed:
         os.register_at_fork(after_in_child=_die_with_parent)
         _fork_hook_installed = True
+
+
+_STORED_GZIP = types.SimpleNamespace(GzipFile=functools.partial(gzip.GzipFile, compresslevel=0))
+
+
+def store_dumps_uncompressed() -> None:
+    """pysyncobj writes its dumps as gzip streams of stored blocks (module docstring; idempotent).
+    Its ``Serializer`` uses ``gzip.GzipFile`` only (``raftreg.raft.compat`` checks the name)."""
+    pysyncobj.serializer.gzip = _STORED_GZIP
