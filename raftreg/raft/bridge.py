@@ -44,7 +44,7 @@ from raftreg.raft.loop_tick import EpollPoller, LoopTicker
 from raftreg.raft.proposals import Proposals, failed_proposal
 from raftreg.raft.read_channel import ReadChannel
 from raftreg.raft.replica import syncobj_self_node
-from raftreg.raft.snapshot import SnapshotBlob, install_fork_hook, store_dumps_uncompressed
+from raftreg.raft.snapshot import SnapshotBlob, prepare_snapshot_child
 from raftreg.raft.status import RaftStatus, StatusReader
 from raftreg.raft.storage import RaftFiles
 from raftreg.raft.transport import elect_soon_in_a_new_cluster, transport_factory
@@ -157,8 +157,7 @@ class RaftNode:
         if self._proposals is None:
             self._proposals = Proposals(loop)
         self.reads.bind(loop)
-        install_fork_hook()
-        store_dumps_uncompressed()
+        prepare_snapshot_child()
         prepare_data_dir(self.files.data_dir)  # refuses a directory written in a newer format
         t = self._tuning
         poller = EpollPoller() if t.tick_on_loop else None

@@ -80,6 +80,13 @@ def install_fork_hook() -> None:
 _STORED_GZIP = types.SimpleNamespace(GzipFile=functools.partial(gzip.GzipFile, compresslevel=0))
 
 
+def prepare_snapshot_child() -> None:
+    """Before pysyncobj may fork its first snapshot child: the child dies with this process, and
+    writes the dump without compressing it twice (both idempotent)."""
+    install_fork_hook()
+    store_dumps_uncompressed()
+
+
 def store_dumps_uncompressed() -> None:
     """pysyncobj writes its dumps as gzip streams of stored blocks (module docstring; idempotent).
     Its ``Serializer`` uses ``gzip.GzipFile`` only (``raftreg.raft.compat`` checks the name)."""
