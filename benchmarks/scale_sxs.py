@@ -31,6 +31,7 @@ from typing import Any
 
 from harness.bench import catalog_counts, node_pids
 from harness.cli import parse_struct
+from harness.proc import CLK_TCK, children_cpu_ticks
 from harness.wrk import wrk_all
 
 from raftreg.config import RaftTuning
@@ -55,14 +56,7 @@ FILL_RUN_S = 6.0
 
 def children_cpu_s(pids: dict[str, int | None]) -> float:
     """CPU seconds of the reaped children (the snapshot forks) of these processes, summed."""
-    total = 0
-    for pid in pids.values():
-        if pid is None:
-            continue
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        total += int(fields[13]) + int(fields[14])  # cutime, cstime
-    return total / 100.0
+    return sum(children_cpu_ticks(pid) or 0 for pid in pids.values()) / CLK_TCK
 
 
 def instances(cluster: LocalCluster) -> int:

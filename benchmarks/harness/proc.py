@@ -27,6 +27,20 @@ def proc_stat(pid: int | None) -> tuple[int, int] | None:
     return int(fields[11]) + int(fields[12]), int(fields[19])
 
 
+def children_cpu_ticks(pid: int | None) -> int | None:
+    """cutime + cstime of ``pid`` (CPU of its children that exited and were waited for, e.g. a
+    node's snapshot forks) in clock ticks, or None if it is gone."""
+    if not pid:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rindex(")") + 2:].split()
+    return int(fields[13]) + int(fields[14])
+
+
 def cpu_ticks(pid: int | None) -> int | None:
     """utime + stime of ``pid`` in clock ticks, or None if it is gone."""
     st = proc_stat(pid)
