@@ -193,12 +193,12 @@ class NodeMonitor:
         return best
 
     def window(self, name: str, t0: float, t1: float) -> dict[str, Any]:
-        """Counter deltas (``refused``, ``commands``, ``entries``, ``retries``) over [t0, t1), the
+        """Counter deltas (``refused``, ``refused_at_once``, ``commands``, ``entries``, ``retries``) over [t0, t1), the
         peak ``queued`` of the samples in it and the number of samples."""
         a, b = self.at(name, t0), self.at(name, t1)
         inside = [gc for ts, gc, _ in self.samples[name] if t0 <= ts < t1]
         out: dict[str, Any] = {}
-        for k in ("refused", "commands", "entries", "retries"):
+        for k in ("refused", "refused_at_once", "commands", "entries", "retries"):
             out[k] = None if a is None or b is None or k not in b else int(b[k]) - int(a.get(k, 0))
         out["peak_queued"] = max((int(gc.get("queued", 0)) for gc in inside), default=None)
         out["samples"] = len(inside)
@@ -532,7 +532,7 @@ class OverloadBench(Bench):
         bound = out["max_queued_commands"]
         after = out["stages"]["after"]["group_commit"]
         peaks = {n: max(g["peak_queued"] or 0, after[n]["peak_queued"] or 0) for n, g in over["group_commit"].items()}
-        refused = {n: g["refused"] for n, g in over["group_commit"].items()}
+        refused = {n: f"{g['refused']} ({g['refused_at_once']} at once)" for n, g in over["group_commit"].items()}
         self.note("overload", f"peak queued per node, overload+after (bound {bound}); refused in overload",
                   f"{peaks}; {refused}",
                   "ok" if all(v is not None and v <= bound for v in peaks.values()) else "MISS")

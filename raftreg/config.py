@@ -76,10 +76,13 @@ class RaftTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Encoded commands per Raft entry (one larger command goes alone): keeps every entry within
     # one AppendEntries message and a Raft tick's work per entry short.
     max_entry_bytes: int = 60_000
-    # Client writes waiting for the entry in flight, per node; more are refused with 503 at once,
-    # and one that waited max_queue_wait seconds without being proposed is answered 503.
-    max_queued_commands: int = 1000
-    max_queue_wait: float = 1.0
+    # Client writes waiting to be proposed, per node; more are refused with 503 at once, and one
+    # that waited max_queue_wait seconds without being proposed is answered 503. Up to
+    # max_inflight_entries entries are in flight while full entries wait (raftreg.node.proposer).
+    # 600 / 0.5 s / 4: the overload benchmark's best of the settings tried (benchmarks/README.md).
+    max_queued_commands: int = 600
+    max_queue_wait: float = 0.5
+    max_inflight_entries: int = 4
     # Drive pysyncobj from the node's asyncio loop instead of its own tick thread
     # (raftreg.raft.loop_tick); tick_period: the longest gap between two ticks.
     tick_on_loop: bool = True
@@ -99,9 +102,10 @@ class RaftTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ConfigError("raft.max_queue_wait must be positive")
         if not 1 <= self.max_entry_bytes <= 4 * 1024 * 1024:
             raise ConfigError("raft.max_entry_bytes must be between 1 and 4 MiB (4194304)")
-        if self.max_queued_commands < 1 or self.max_batch_commands < 1 or self.max_entry_bytes < 1:
-            raise ConfigError("raft.max_queued_commands, raft.max_batch_commands and raft.max_entry_bytes "
-                              "must be at least 1")
+        if (self.max_queued_commands < 1 or self.max_batch_commands < 1 or self.max_entry_bytes < 1
+                or self.max_inflight_entries < 1):
+            raise ConfigError("raft.max_queued_commands, raft.max_batch_commands, raft.max_entry_bytes and "
+                              "raft.max_inflight_entries must be at least 1")
 
 
 class LeaseTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

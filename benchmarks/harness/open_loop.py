@@ -123,7 +123,8 @@ class _Load(TickLoad):
     """One process's open loop (see ``run_open_loop_job``)."""
 
     def __init__(self, job: dict[str, Any], conn: Connection) -> None:
-        super().__init__(conn, NodePools(job["client"], job["nodes"], job["timeout"], job["max_conns"]))
+        super().__init__(conn, NodePools(job["client"], job["nodes"], job["timeout"], job["max_conns"],
+                                         idle_keep=job["max_conns"]))
         self.job = job
         self.due = schedule(job["stages"], job["start_t"], job["proc"], job["nprocs"])
         self.next: tuple[float, int] | None = next(self.due, None)

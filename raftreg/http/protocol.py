@@ -1,17 +1,24 @@
-"""Every answer carries API.md's error body, even the ones aiohttp gives before our middleware.
+"""The connection protocol of raftreg's servers: aiohttp's, with JSON protocol errors and fast refusals.
+
+Every answer carries API.md's error body, even the ones aiohttp gives before our middleware.
 
 aiohttp answers some requests before the application (and so ``error_middleware``) sees them, in
 ``text/plain``: requests its HTTP parser rejects (a method token it does not know, a request line
 or header over 8190 bytes, control characters in a header, a repeated singleton header; from
 ``RequestHandler.handle_error``), and HTTP errors raised while routing, such as 417 for an
 ``Expect`` other than ``100-continue`` (returned through ``RequestHandler.finish_response``).
-``JsonErrorRequestHandler`` answers both with ``{"error": {"code", "message"}}``, without echoing
+``NodeRequestHandler`` answers both with ``{"error": {"code", "message"}}``, without echoing
 the offending input.
 
-``use_json_protocol_errors()`` makes the servers this process creates from then on use it:
+On a server given a ``Shedder`` (``install_shedding``), a read that is one whole write request
+while the node's write queue is full is answered 503 at once, without aiohttp
+(``raftreg.http.shed`` has the contract). This reads aiohttp's private per-connection state
+(``SHED_STATE``): the aiohttp version is pinned, and the layout is checked at start.
+
+``use_node_request_handler()`` makes the servers this process creates from then on use it:
 ``aiohttp.web_server.RequestHandler``, the class ``web.Server`` instantiates per connection,
-becomes this subclass (it overrides nothing else). ``raftreg serve`` calls it once at start; it
-refuses with ``RuntimeError`` if aiohttp's layout is not what it was written for.
+becomes this subclass. ``raftreg serve`` calls it once at start; it refuses with
+``RuntimeError`` if aiohttp's layout is not what it was written for.
 """
 
 from __future__ import annotations
@@ -23,7 +30,13 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from raftreg.http.shed import Shedder, parse_whole
 from raftreg.http.wire import JSON, encode
+
+# aiohttp's private RequestHandler attributes the fast refusal reads or sets.
+SHED_STATE = ("_request_count", "_payload_parser", "_upgraded", "_force_close", "_close",
+              "_next_keepalive_close_time", "_keepalive_timeout", "_loop", "transport")
+_SHEDDER_ATTR = "_raftreg_shedder"
 
 _CODES = {400: "invalid_argument", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
           415: "unsupported_media_type", 417: "expectation_failed", 431: "invalid_argument",
@@ -39,7 +52,44 @@ def _json_error(status: int, message: str | None = None) -> web.Response:
     return resp
 
 
-class JsonErrorRequestHandler(RequestHandler):
+def install_shedding(server: web.Server, shedder: Shedder) -> None:
+    """Refuse whole write requests at once on ``server``'s connections while the write queue is
+    full (``raftreg.http.shed``); call after ``runner.setup()``, before the site starts."""
+    setattr(server, _SHEDDER_ATTR, shedder)
+
+
+class NodeRequestHandler(RequestHandler):
+    """aiohttp's ``RequestHandler`` with JSON protocol errors and fast refusals (module docstring)."""
+
+    __slots__ = ("_answered", "_shedder", "_whole_reads")
+
+    def __init__(self, manager: web.Server, *args: Any, **kwargs: Any) -> None:
+        super().__init__(manager, *args, **kwargs)
+        self._shedder: Shedder | None = getattr(manager, _SHEDDER_ATTR, None)
+        self._whole_reads = True  # every read so far was one whole request: the parser holds nothing
+        self._answered = 0  # requests whose answer is written (``finish_response`` returned)
+
+    def data_received(self, data: bytes) -> None:
+        shedder = self._shedder
+        if shedder is not None and self._whole_reads and data:  # aiohttp itself feeds b"" at times
+            whole = parse_whole(data)
+            if whole is None:
+                self._whole_reads = False
+            elif self._idle():
+                answer = shedder.answer(*whole)
+                if answer is not None:
+                    assert self.transport is not None  # idle: the connection is open
+                    self.transport.write(answer)
+                    self._next_keepalive_close_time = self._loop.time() + self._keepalive_timeout
+                    return
+        super().data_received(data)
+
+    def _idle(self) -> bool:
+        """Every request aiohttp parsed on this connection is answered (so an answer written now
+        comes after theirs), and the connection is not streaming, upgraded or closing."""
+        return (self._answered == self._request_count and self._payload_parser is None and not self._upgraded
+                and not self._force_close and not self._close)
+
     def handle_error(self, request: BaseRequest, status: int = 500, exc: BaseException | None = None,
                      message: str | None = None) -> web.StreamResponse:
         super().handle_error(request, status, exc, message)  # logs; raises if a response already started
@@ -56,16 +106,21 @@ class JsonErrorRequestHandler(RequestHandler):
                     replacement.headers[name] = resp.headers[name]
             resp = replacement
         result: tuple[web.StreamResponse, bool] = await super().finish_response(request, resp, start_time)
+        self._answered += 1
         return result
 
 
-def use_json_protocol_errors() -> None:
-    """Make ``web.Server`` build ``JsonErrorRequestHandler``s from now on (idempotent)."""
+def use_node_request_handler() -> None:
+    """Make ``web.Server`` build ``NodeRequestHandler``s from now on (idempotent)."""
     module: Any = aiohttp.web_server
     current = getattr(module, "RequestHandler", None)
-    if current is JsonErrorRequestHandler:
+    if current is NodeRequestHandler:
         return
     if current is not RequestHandler:
         raise RuntimeError("aiohttp.web_server.RequestHandler is not aiohttp's RequestHandler: cannot make "
                            "protocol-level errors answer JSON")
-    module.RequestHandler = JsonErrorRequestHandler
+    missing = [name for name in SHED_STATE if not hasattr(RequestHandler, name)]
+    if missing:
+        raise RuntimeError(f"aiohttp's RequestHandler has no {', '.join(missing)}: cannot refuse writes "
+                           "without it (raftreg.http.shed)")
+    module.RequestHandler = NodeRequestHandler

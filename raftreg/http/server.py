@@ -17,7 +17,8 @@ from raftreg.config import ClusterConfig, split_hostport
 from raftreg.http.app import build_app
 from raftreg.http.limits import cap_connections, server_kwargs
 from raftreg.http.peer_client import PeerClient
-from raftreg.http.protocol import use_json_protocol_errors
+from raftreg.http.protocol import install_shedding, use_node_request_handler
+from raftreg.http.shed import Shedder
 from raftreg.node.registry_node import LocalIdentity, RegistryNode
 from raftreg.tls import server_context
 
@@ -35,7 +36,7 @@ async def serve(config: ClusterConfig, name: str, *, data_dir: Path, secret: str
                         identity=identity)
     await node.start()
     app = build_app(node, secret=secret)
-    use_json_protocol_errors()
+    use_node_request_handler()
     # handler_cancellation: a blocking query whose client went away stops waiting at once.
     # auto_decompress off: raftreg takes no compressed request bodies (read_body refuses a
     # Content-Encoding), so no decoder (or missing one) is ever run on a client's bytes.
@@ -44,6 +45,8 @@ async def serve(config: ClusterConfig, name: str, *, data_dir: Path, secret: str
                             **server_kwargs(config.limits))
     await runner.setup()
     cap_connections(runner, config.limits)
+    assert runner.server is not None
+    install_shedding(runner.server, Shedder(node.write_queue_full, node.check_write_capacity))
     host, port = split_hostport(node.me.http)
     site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True,
                        ssl_context=ssl_context)

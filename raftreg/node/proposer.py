@@ -1,11 +1,16 @@
-"""Group commit: one Raft proposal in flight per node; commands that arrive meanwhile go out
-together as the next entry (as etcd batches its Ready loop).
+"""Group commit: commands that arrive while a Raft proposal is in flight go out together as the
+next entry (as etcd batches its Ready loop).
 
 A lone command is proposed at once. Under load one entry carries up to ``max_batch`` commands
 and ``max_entry_bytes`` of encoded commands (a single larger command goes alone), so throughput
 does not depend on pysyncobj's own batching, and an entry stays small enough to travel in one
 AppendEntries message (see ``raftreg.raft.bridge``: pysyncobj's chunked transfer of large entries
 is broken). Each command is encoded once, when it is proposed; a retry reuses the bytes.
+
+Pipelining: one entry is in flight as a rule; up to ``max_inflight`` while the queue holds a full
+entry's worth (``max_batch`` commands or ``max_entry_bytes``). Without it a node's write rate
+under overload was one full entry per commit round: when thousands of connections keep the event
+loop busy, a round takes hundreds of milliseconds (``benchmarks/overload_bench.py``).
 
 Backpressure: at most ``max_queued`` client commands wait in the queue. ``check_capacity`` (and
 ``propose`` of a bounded command) raises ``Unavailable`` at once when it is full, before anything
@@ -78,30 +83,34 @@ class ProposerStats:
     retries: int = 0
     abandoned: int = 0
     refused: int = 0  # commands refused because the queue was full
+    refused_at_once: int = 0  # of them, refused by the HTTP layer without a request object (raftreg.http.shed)
     expired: int = 0  # commands that waited max_queue_wait without being proposed
     batch_sizes: collections.Counter[int] = field(default_factory=collections.Counter)
 
 
 class GroupCommitter:
-    """Queues commands and proposes them in batches, one entry in flight at a time.
+    """Queues commands and proposes them in batches (pipelined while full batches wait; module
+    docstring).
 
     ``stuck_after``: an entry that has not resolved by then stops blocking the queue (its
     commands may still commit later and then still resolve their callers).
     """
 
     def __init__(self, raft: RaftNode, *, max_batch: int, max_queued: int, stuck_after: float,
-                 max_entry_bytes: int = 60_000, max_queue_wait: float = float("inf")) -> None:
+                 max_entry_bytes: int = 60_000, max_queue_wait: float = float("inf"), max_inflight: int = 1) -> None:
         self._raft = raft
         self._max_queue_wait = max_queue_wait
         self._max_batch = max_batch
         self._max_entry_bytes = max_entry_bytes
         self._max_queued = max_queued
+        self._max_inflight = max_inflight
         self._stuck_after = stuck_after
         self._queue: collections.deque[_Pending] = collections.deque()
+        self._queued_bytes = 0  # encoded bytes of the commands in ``_queue``
         self._retries: collections.deque[_Batch] = collections.deque()
         self.proposer_id = secrets.token_hex(8)  # this process's origin token (never reused)
         self._last_seq = 0
-        self._inflight: asyncio.Future[tuple[int, list[Result]]] | None = None
+        self._inflight: set[asyncio.Future[tuple[int, list[Result]]]] = set()
         self._retry: asyncio.TimerHandle | None = None
         self._paused = False
         self.stats = ProposerStats()
@@ -113,10 +122,16 @@ class GroupCommitter:
     def queued(self) -> int:
         return len(self._queue)
 
-    def check_capacity(self) -> None:
+    @property
+    def full(self) -> bool:
+        """Whether ``check_capacity`` would refuse now."""
+        return len(self._queue) >= self._max_queued
+
+    def check_capacity(self, *, at_once: bool = False) -> None:
         """``Unavailable`` when the queue holds ``max_queued`` commands (nothing was proposed)."""
         if len(self._queue) >= self._max_queued:
             self.stats.refused += 1
+            self.stats.refused_at_once += at_once
             raise Unavailable(f"this node has {len(self._queue)} writes queued (its limit); retry shortly",
                               retry_after=1.0)
 
@@ -130,9 +145,18 @@ class GroupCommitter:
             self.check_capacity()
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Committed] = loop.create_future()
-        self._queue.append(_Pending(encode_command(cmd), fut, loop.time(), bounded))
+        raw = encode_command(cmd)
+        self._queue.append(_Pending(raw, fut, loop.time(), bounded))
+        self._queued_bytes += len(raw)
         self._kick()
-        return await fut
+        try:
+            return await fut
+        finally:
+            # A failed ``fut`` holds its exception, whose traceback holds this frame: without the
+            # ``del`` every refused or expired write left a reference cycle (the request and its
+            # objects included) for the garbage collector, whose full passes then took 0.3-1.5 s
+            # under the overload benchmark.
+            del fut
 
     def pause(self, paused: bool) -> None:
         """While paused nothing is proposed (commands wait in the queue, under their deadlines)."""
@@ -141,15 +165,21 @@ class GroupCommitter:
             self._kick()
 
     def _kick(self) -> None:
-        if self._inflight is None and self._retry is None and (self._queue or self._retries) and not self._paused:
-            self._flush()
+        while self._retry is None and not self._paused and (self._queue or self._retries) and (
+                not self._inflight or (len(self._inflight) < self._max_inflight and self._full_entry_waits())):
+            if not self._flush():
+                return
 
-    def _flush(self) -> None:
+    def _full_entry_waits(self) -> bool:
+        return len(self._queue) >= self._max_batch or self._queued_bytes >= self._max_entry_bytes
+
+    def _flush(self) -> bool:
+        """Propose the next entry; False when nothing was left to propose."""
         batch = self._next_retry() or self._next_batch()
         if batch is None:
-            return
+            return False
         entry = self._raft.submit(encode_entry_from([p.raw for p in batch.pendings], self.proposer_id, batch.seq))
-        self._inflight = entry
+        self._inflight.add(entry)
         self.stats.entries += 1
         self.stats.commands += len(batch.pendings)
         self.stats.batch_sizes[_bucket(len(batch.pendings))] += 1
@@ -157,6 +187,7 @@ class GroupCommitter:
         timer = loop.call_later(self._stuck_after, self._unblock, entry)
         proposed_at = loop.time()
         entry.add_done_callback(lambda f: self._on_entry_done(f, batch, timer, proposed_at))
+        return True
 
     def _next_retry(self) -> _Batch | None:
         """The oldest failed proposal that still has waiting callers (only those), if any."""
@@ -177,6 +208,7 @@ class GroupCommitter:
             if batch and size + len(queue[0].raw) > self._max_entry_bytes:
                 break
             pending = queue.popleft()
+            self._queued_bytes -= len(pending.raw)
             if pending.fut.done():
                 continue
             if pending.bounded and not pending.proposed and pending.queued_at < stale_before:
@@ -194,10 +226,10 @@ class GroupCommitter:
         return _Batch(self._last_seq, batch)
 
     def _unblock(self, entry: asyncio.Future[tuple[int, list[Result]]]) -> None:
-        if self._inflight is entry:
+        if entry in self._inflight:
             self.stats.abandoned += 1
             log.warning("event=proposal_stuck after=%.1fs: proposing the next batch", self._stuck_after)
-            self._inflight = None
+            self._inflight.discard(entry)
             self._kick()
 
     def _on_entry_done(
@@ -205,8 +237,7 @@ class GroupCommitter:
         proposed_at: float,
     ) -> None:
         timer.cancel()
-        if self._inflight is entry:
-            self._inflight = None
+        self._inflight.discard(entry)
         exc = entry.exception() if not entry.cancelled() else ProposalFailed("cancelled", None)
         if exc is None:
             if self.latency_observer is not None:

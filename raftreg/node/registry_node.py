@@ -30,6 +30,7 @@ from raftreg.node.acl_agreement import AclAgreement, settings_view
 from raftreg.node.backup import Backups
 from raftreg.node.cluster_watch import ClusterWatch
 from raftreg.node.disk_watch import DiskWatch
+from raftreg.node.gc_tuning import tune_collector
 from raftreg.node.health import Health
 from raftreg.node.identity_check import LocalIdentity
 from raftreg.node.identity_recorder import IdentityRecorder
@@ -120,6 +121,7 @@ class RegistryNode:
         loop = asyncio.get_running_loop()
         self._watches.bind(loop)
         await loop.run_in_executor(None, self._raft.start, loop)
+        tune_collector()  # what is alive now is never scanned again; fewer full collections
         self._view.refresh()
         self._tasks = [asyncio.create_task(self._view.run(), name="status-sampler"),
                        asyncio.create_task(self._recovery.watchdog.run(), name="watchdog"),
@@ -193,10 +195,15 @@ class RegistryNode:
         self._health.on_restored()
 
     # ---- writes -------------------------------------------------------------------------
-    def check_write_capacity(self) -> None:
+    def write_queue_full(self) -> bool:
+        """Whether a bounded write would be refused now (cheap: the HTTP layer's fast refusal)."""
+        return self._writer.proposer.full
+
+    def check_write_capacity(self, *, at_once: bool = False) -> None:
         """``Unavailable`` at once when this node's write queue is full: a handler calls it before
-        it reads and validates a write's body, so an overloaded node refuses as cheaply as it can."""
-        self._writer.proposer.check_capacity()
+        it reads and validates a write's body, so an overloaded node refuses as cheaply as it can.
+        ``at_once``: asked by the HTTP layer's fast refusal (``raftreg.http.shed``; counted apart)."""
+        self._writer.proposer.check_capacity(at_once=at_once)
 
     async def register(self, instance: Instance) -> tuple[int, Instance]:
         return await self._writer.register(instance)
@@ -347,7 +354,8 @@ class RegistryNode:
             "acl_conflict": self.acl_conflict or "",
             "group_commit": {"entries": proposer.stats.entries, "commands": proposer.stats.commands,
                              "retries": proposer.stats.retries, "queued": proposer.queued,
-                             "refused": proposer.stats.refused, "expired": proposer.stats.expired},
+                             "refused": proposer.stats.refused, "refused_at_once": proposer.stats.refused_at_once,
+                             "expired": proposer.stats.expired},
             "watchdog_recoveries": self._recovery.recoveries,
             "watchdog": {"wedges": self._recovery.watchdog.wedges, "recoveries": self._recovery.recoveries,
                          "resync_refused": self._recovery.refused},

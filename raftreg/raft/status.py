@@ -23,6 +23,7 @@ from typing import Any
 log = logging.getLogger("raftreg.raft")
 
 LEADER_STATE = 2  # pysyncobj's _RAFT_STATE.LEADER
+CANDIDATE_STATE = 1  # pysyncobj's _RAFT_STATE.CANDIDATE
 _STATE_NAMES = {0: "follower", 1: "candidate", 2: "leader"}
 
 
@@ -55,6 +56,8 @@ class StatusReader:
     def __init__(self) -> None:
         self._last_deadline = 0.0
         self._last_contact_at = time.monotonic()
+        self._last_tick_at = time.monotonic()
+        self._last_state: int | None = None
         self._last_good: RaftStatus = STOPPED
         self.led_terms: collections.deque[int] = collections.deque(maxlen=256)
         self.failed_samples = 0
@@ -68,10 +71,19 @@ class StatusReader:
         self._last_contact_at = time.monotonic()
 
     def on_tick(self, so: Any) -> None:
+        now = time.monotonic()
+        state = so._SyncObj__raftState
+        if state == CANDIDATE_STATE and self._last_state != CANDIDATE_STATE:
+            # Why an election started: how long since the leader was last heard, and since the
+            # previous tick (a long gap: this node's ticks starved, not the leader gone).
+            log.warning("event=election_started term=%d since_contact_s=%.3f since_previous_tick_s=%.3f",
+                        so._SyncObj__raftCurrentTerm, now - self._last_contact_at, now - self._last_tick_at)
+        self._last_state = state
+        self._last_tick_at = now
         deadline = so._SyncObj__raftElectionDeadline
         if deadline != self._last_deadline:
             self._last_deadline = deadline
-            self._last_contact_at = time.monotonic()
+            self._last_contact_at = now
         if so._SyncObj__raftState == LEADER_STATE:
             term = so._SyncObj__raftCurrentTerm
             if not self.led_terms or self.led_terms[-1] != term:
@@ -140,3 +152,4 @@ class StatusReader:
             last_contact=0.0 if state == "leader" else time.monotonic() - self._last_contact_at,
             term_started=state == "leader" and noop is not None and so.raftLastApplied >= noop,
         )
+

@@ -113,6 +113,10 @@ _head_decoder = msgspec.msgpack.Decoder(_Head)
 _raw_decoder = msgspec.msgpack.Decoder(_SnapshotRaw)
 
 
+# Commands whose result may end the sessions tied to an instance (a tuple: isinstance over a
+# ``X | Y`` union costs more, and this runs for every applied command).
+_MAY_END_SESSIONS = (Deregister, Expire, SetCheckStatus, SetManualStatus)
+
 class StateMachine:
     """Every replicated part. Not thread-safe: the caller serialises apply/restore with readers."""
 
@@ -195,7 +199,7 @@ class StateMachine:
 
     def _end_tied_sessions(self, index: int, cmd: Command, result: Result) -> None:
         """The sessions tied to an instance that this registry command removed or made critical."""
-        if not isinstance(cmd, Deregister | Expire | SetCheckStatus | SetManualStatus):
+        if not isinstance(cmd, _MAY_END_SESSIONS):
             return
         removed = isinstance(result, Deregistered) and result.existed
         critical = (isinstance(result, StatusSet) and result.changed and result.instance is not None

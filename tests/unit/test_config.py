@@ -277,7 +277,8 @@ def test_election_timeouts_pysyncobj_would_assert_on_are_config_errors(tmp_path:
 
 
 @pytest.mark.parametrize(("section", "field"), [("raft", "max_queued_commands"), ("raft", "max_batch_commands"),
-                                                ("leases", "forward_queue"), ("leases", "forward_batch")])
+                                                ("raft", "max_inflight_entries"), ("leases", "forward_queue"),
+                                                ("leases", "forward_batch")])
 def test_queue_bounds_must_be_positive(tmp_path: Path, section: str, field: str) -> None:
     path = tmp_path / "c.toml"
     path.write_text(f'name = "x"\n[[nodes]]\nname = "n1"\nhttp = "127.0.0.1:1"\nraft = "127.0.0.1:2"\n'

@@ -195,6 +195,41 @@ async def test_a_blocked_loop_is_ticked_by_the_backstop_thread_and_detach_stops_
     assert len(so.ticks) == ticks, "a detached ticker's backstop ticked"
 
 
+class SlowBackstopSyncObj(FakeSyncObj):
+    """Its first tick on another thread than the loop's takes ``slow`` seconds."""
+
+    def __init__(self, loop_thread: int, slow: float) -> None:
+        super().__init__()
+        self.loop_thread, self.slow = loop_thread, slow
+        self.backstop_started = threading.Event()
+        self.backstop_ended_at: float | None = None
+
+    def _onTick(self, timeToWait: float) -> None:
+        super()._onTick(timeToWait)
+        if threading.get_ident() != self.loop_thread and not self.backstop_started.is_set():
+            self.backstop_started.set()
+            time.sleep(self.slow)
+            self.backstop_ended_at = time.monotonic()
+
+
+async def test_the_loop_runs_no_callback_while_a_backstop_tick_runs() -> None:
+    """A backstop tick must not share the GIL with a saturated loop (benchmarks/README.md, the
+    overload runs): the loop blocks at its next callback until the tick is done."""
+    loop = asyncio.get_running_loop()
+    so = SlowBackstopSyncObj(threading.get_ident(), slow=0.3)
+    ticker = LoopTicker(loop, EpollPoller(), period=0.01, late_after=0.05)
+    ran_at: list[float] = []
+    try:
+        ticker.attach(so)
+        assert so.backstop_started.wait(5.0), "the backstop never ticked the blocked loop"  # blocks the loop
+        loop.call_soon(lambda: ran_at.append(time.monotonic()))
+        await wait_until(lambda: bool(ran_at))
+    finally:
+        ticker.detach()
+        ticker.close()
+    assert so.backstop_ended_at is not None and ran_at[0] >= so.backstop_ended_at
+
+
 async def test_detach_and_wait_from_another_thread_returns_once_detached() -> None:
     loop = asyncio.get_running_loop()
     so = FakeSyncObj()

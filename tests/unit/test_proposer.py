@@ -437,3 +437,69 @@ async def test_a_retried_write_is_never_expired(raft: FakeRaft) -> None:
     raft.succeed(1, index=3)
     assert (await asyncio.wait_for(task, DEADLINE)).index == 3
     assert gc.stats.expired == 0
+
+
+# ---- pipelining ---------------------------------------------------------------------------------
+async def test_full_entries_are_pipelined_up_to_max_inflight_and_a_partial_one_waits(raft: FakeRaft) -> None:
+    gc = GroupCommitter(raft, max_batch=2, max_queued=100, stuck_after=30.0,  # type: ignore[arg-type]
+                        max_inflight=3)
+    tasks = [propose(gc, "a")]
+    await settle()
+    assert entries_reach(raft, 1)  # alone at once, as without pipelining
+    tasks += [propose(gc, f"q{n}") for n in range(5)]
+    await settle()
+    # two full entries joined "a" in flight; "q4" alone is not a full entry: it waits
+    assert [names(raft.batch(n)) for n in range(len(raft.entries))] == [["a"], ["q0", "q1"], ["q2", "q3"]]
+    raft.succeed(0, index=1)
+    await settle()
+    assert entries_reach(raft, 3)  # still two in flight: the partial entry keeps waiting
+    raft.succeed(1, index=2)
+    raft.succeed(2, index=3)
+    await wait_until(lambda: entries_reach(raft, 4))
+    assert names(raft.batch(3)) == ["q4"]
+    raft.succeed(3, index=4)
+    got = await asyncio.wait_for(asyncio.gather(*tasks), DEADLINE)
+    assert [c.index for c in got] == [1, 2, 2, 3, 3, 4]
+
+
+async def test_without_pipelining_one_entry_is_in_flight_however_full_the_queue(raft: FakeRaft) -> None:
+    gc = committer(raft, max_batch=2)
+    tasks = [propose(gc, "a")] + [propose(gc, f"q{n}") for n in range(6)]
+    await settle()
+    assert entries_reach(raft, 1)
+    raft.succeed(0, index=1)
+    await wait_until(lambda: entries_reach(raft, 2))
+    await settle()
+    assert entries_reach(raft, 2)
+    for n in range(1, 4):
+        await wait_until(lambda n=n: entries_reach(raft, n + 1))  # type: ignore[misc]
+        raft.succeed(n, index=n + 1)
+    await asyncio.wait_for(asyncio.gather(*tasks), DEADLINE)
+
+
+async def test_a_refused_write_leaves_no_reference_cycle(raft: FakeRaft) -> None:
+    """Without breaking it, the failed future -> its exception -> traceback -> ``propose``'s frame ->
+    the future cycle kept every refused write (and its request) until a full garbage collection."""
+    import gc as collector
+    import weakref
+    gcm = GroupCommitter(raft, max_batch=100, max_queued=100, stuck_after=30.0,  # type: ignore[arg-type]
+                         max_queue_wait=0.01)
+    collector.disable()
+    try:
+        inflight = propose(gcm, "inflight")
+        stale: asyncio.Future[Committed] = asyncio.ensure_future(gcm.propose(cmd("stale")))
+        await asyncio.sleep(0.03)  # "stale" waited longer than max_queue_wait behind "inflight"
+        raft.succeed(0, index=1)  # the queue is looked at again: "stale" is refused
+        await asyncio.wait_for(inflight, DEADLINE)
+        refused: weakref.ref[BaseException] | None = None
+        try:
+            async with asyncio.timeout(DEADLINE):  # not wait_for: its frame would hold the task in a cycle
+                await stale
+        except Unavailable as exc:
+            refused = weakref.ref(exc)
+        del stale
+        await settle()
+        assert refused is not None
+        assert refused() is None  # freed by reference counting alone
+    finally:
+        collector.enable()

@@ -4,6 +4,7 @@ keeps its last good sample."""
 
 from __future__ import annotations
 
+import logging
 from types import SimpleNamespace
 from typing import Any
 
@@ -191,6 +192,30 @@ def test_an_unreadable_status_keeps_the_last_good_sample() -> None:
 
 def test_no_syncobj_reads_as_stopped() -> None:
     assert StatusReader().sample(None) == STOPPED
+
+
+class TickedSyncObj:
+    """What ``StatusReader.on_tick`` reads of a SyncObj."""
+
+    def __init__(self) -> None:
+        self._SyncObj__raftState = 0  # follower
+        self._SyncObj__raftCurrentTerm = 3
+        self._SyncObj__raftElectionDeadline = 1.0
+
+
+def test_an_election_this_node_starts_is_logged_with_how_long_the_leader_was_silent(
+        caplog: pytest.LogCaptureFixture) -> None:
+    reader, so = StatusReader(), TickedSyncObj()
+    reader.on_tick(so)
+    so._SyncObj__raftElectionDeadline = 2.0  # the leader was heard: contact now
+    reader.on_tick(so)
+    assert "election_started" not in caplog.text
+    so._SyncObj__raftState, so._SyncObj__raftCurrentTerm, so._SyncObj__raftElectionDeadline = 1, 4, 3.0
+    with caplog.at_level(logging.WARNING, logger="raftreg.raft"):
+        reader.on_tick(so)
+        reader.on_tick(so)  # still a candidate: logged once
+    lines = [r.getMessage() for r in caplog.records if "election_started" in r.getMessage()]
+    assert len(lines) == 1 and "term=4 since_contact_s=" in lines[0] and "since_previous_tick_s=" in lines[0]
 
 
 # ---- no truncation without a conflict --------------------------------------------------------------

@@ -1,0 +1,132 @@
+"""Refusing writes cheaply while this node's write queue is full (load shedding).
+
+While the group-commit queue is full every bounded write is answered 503 ``unavailable`` with
+``Retry-After`` (``raftreg.node.proposer``). Through aiohttp that answer costs a request object, a
+task, the middlewares and a response object: about 85 µs of CPU per refusal on the 2-core
+benchmark machine, nearly half of what an accepted registration costs its leader, so under a 4x
+overload the refusals took the CPU the accepted writes needed (``benchmarks/overload_bench.py``).
+``NodeRequestHandler`` (``raftreg.http.protocol``) asks ``Shedder.answer`` first and, when it
+gets bytes back, writes them instead of handing the read to aiohttp: a refusal then costs the
+parse below (a few µs).
+
+Contract of a fast refusal:
+- Only while the node's write queue is full; it is counted as refused like any other
+  (``check_write_capacity``: ``group_commit.refused``, ``raftreg_group_commit_refused``).
+- Only for a read that is one whole request by itself (``parse_whole``): request line
+  ``METHOD TARGET HTTP/1.1``, headers ending in an empty line, a body of exactly its
+  ``Content-Length`` (none without one), no ``Transfer-Encoding``, ``Expect``, ``Upgrade`` or
+  ``Connection: close``/``upgrade``; on a connection whose every earlier read was such a whole
+  request (so aiohttp's parser holds nothing partial) and whose handler is idle (no request in
+  progress or queued: answers stay in order). Anything else goes to aiohttp unchanged.
+- Only the routes whose handlers check the write capacity before anything else (``SHEDDABLE``):
+  registration, deregistration, the status of an instance, KV writes and transactions, session
+  create and destroy. Heartbeats, reads, the signed node-to-node routes and everything else are
+  never shed here.
+- The answer is the handler's: 503, ``Retry-After``, the error body with code ``unavailable``;
+  the connection stays open. The request log and the per-route HTTP metrics do not see it. ACLs
+  and rate limits are not consulted: a 503 changes nothing and tells only that the node is
+  overloaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from raftreg.errors import Unavailable
+from raftreg.http.wire import encode
+
+_HEAD_END = b"\r\n\r\n"
+_REFUSING_HEADERS = (b"\r\ntransfer-encoding:", b"\r\nexpect:", b"\r\nupgrade:")
+_LENGTH = b"\r\ncontent-length:"
+_CONNECTION = b"\r\nconnection:"
+
+SERVICES = b"/v1/services/"
+KV = b"/v1/kv/"
+TXN = b"/v1/txn"
+SESSIONS = b"/v1/sessions"
+
+
+def parse_whole(data: bytes) -> tuple[bytes, bytes] | None:
+    """``(method, path)`` when ``data`` is exactly one whole HTTP/1.1 request as the module
+    docstring describes (the path without its query string), else None."""
+    end = data.find(_HEAD_END)
+    if end < 0:
+        return None
+    line_end = data.find(b"\r\n")
+    parts = data[:line_end].split(b" ")
+    if len(parts) != 3 or parts[2] != b"HTTP/1.1":
+        return None
+    head = data[line_end:end + 2].lower()  # "\r\nname: value" ... "\r\n"
+    length = 0
+    at = head.find(_LENGTH)
+    if at >= 0:
+        value_end = head.find(b"\r\n", at + 2)
+        value = head[at + len(_LENGTH):value_end].strip()
+        if not value.isdigit() or head.find(_LENGTH, value_end) >= 0:  # odd or repeated
+            return None
+        length = int(value)
+    if len(data) != end + len(_HEAD_END) + length:
+        return None
+    for name in _REFUSING_HEADERS:
+        if name in head:
+            return None
+    at = head.find(_CONNECTION)
+    if at >= 0:
+        value = head[at:head.find(b"\r\n", at + 2)]
+        if b"close" in value or b"upgrade" in value:
+            return None
+    target = parts[1]
+    query = target.find(b"?")
+    return parts[0], target if query < 0 else target[:query]
+
+
+def sheddable(method: bytes, path: bytes) -> bool:
+    """Whether a request for ``path`` with ``method`` is one of the writes refused while the queue
+    is full (module docstring)."""
+    if path.startswith(SERVICES):
+        segments = path[len(SERVICES):].split(b"/")
+        if len(segments) < 3 or segments[1] != b"instances" or not segments[0] or not segments[2]:
+            return False
+        if len(segments) == 3:
+            return method in (b"PUT", b"DELETE")
+        return len(segments) == 4 and segments[3] == b"status" and method == b"PUT"
+    if path.startswith(KV):
+        return method in (b"PUT", b"DELETE")
+    if path == TXN:
+        return method == b"PUT"
+    if path == SESSIONS:
+        return method == b"PUT"
+    if path.startswith(SESSIONS + b"/"):
+        rest = path[len(SESSIONS) + 1:]
+        return method == b"DELETE" and bool(rest) and b"/" not in rest
+    return False
+
+
+def refusal_bytes(err: Unavailable) -> bytes:
+    """The whole HTTP answer to a refused write: what ``error_response`` would send."""
+    body = encode(err.to_body())
+    return (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"
+            b"Retry-After: %d\r\nContent-Length: %d\r\n\r\n" % (max(1, round(err.retry_after)), len(body)) + body)
+
+
+class Shedder:
+    """Decides, for one server, whether a whole request is refused at once (module docstring).
+
+    ``queue_full``: cheap, called for every whole write request. ``check_capacity(at_once=True)``:
+    raises the node's ``Unavailable`` (and counts the refusal) when the queue is full."""
+
+    def __init__(self, queue_full: Callable[[], bool], check_capacity: Callable[..., None]) -> None:
+        self._queue_full = queue_full
+        self._check_capacity = check_capacity
+        self.refused = 0  # fast refusals given
+
+    def answer(self, method: bytes, path: bytes) -> bytes | None:
+        """The refusal to write for this whole request, or None (aiohttp handles it)."""
+        if not self._queue_full() or not sheddable(method, path):
+            return None
+        try:
+            self._check_capacity(at_once=True)
+        except Unavailable as err:
+            self.refused += 1
+            return refusal_bytes(err)
+        return None

@@ -1,0 +1,147 @@
+"""NodeRequestHandler's fast refusals on a real aiohttp server over real sockets (the node is a stub:
+the test says when its write queue is full)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+from aiohttp import web
+
+from raftreg.errors import Unavailable
+from raftreg.http.protocol import install_shedding, use_node_request_handler
+from raftreg.http.shed import Shedder
+
+DEADLINE = 5.0
+PATH = "/v1/services/web/instances/i1"
+BODY = b'{"address":"10.0.0.1","port":8080}'
+
+
+@dataclass
+class Stub:
+    """The node's side: a full flag, the refusals counted, and a GET that waits for ``release``."""
+
+    full: bool = False
+    refused_at_once: int = 0
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def check_capacity(self, *, at_once: bool = False) -> None:
+        if self.full:
+            self.refused_at_once += at_once
+            raise Unavailable("this node has 1 writes queued (its limit); retry shortly", retry_after=1.0)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[tuple[Stub, int]]:
+    stub = Stub()
+
+    async def put(request: web.Request) -> web.Response:
+        await request.read()
+        return web.json_response({"by": "app", "id": request.match_info["id"]})
+
+    async def slow_get(request: web.Request) -> web.Response:
+        stub.started.set()
+        await stub.release.wait()
+        return web.json_response({"by": "app", "slow": True})
+
+    app = web.Application()
+    app.router.add_put("/v1/services/{service}/instances/{id}", put)
+    app.router.add_get("/slow", slow_get)
+    use_node_request_handler()
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    assert runner.server is not None
+    install_shedding(runner.server, Shedder(lambda: stub.full, stub.check_capacity))
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield stub, port
+    finally:
+        await runner.cleanup()
+
+
+def put_request(instance: str = "i1") -> bytes:
+    return (f"PUT /v1/services/web/instances/{instance} HTTP/1.1\r\nHost: n1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(BODY)}\r\n\r\n").encode() + BODY
+
+
+async def read_answer(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], dict[str, object]]:
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), DEADLINE)
+    lines = head.decode().split("\r\n")
+    headers = {k.lower(): v for k, v in (line.split(": ", 1) for line in lines[1:] if line)}
+    body = await asyncio.wait_for(reader.readexactly(int(headers["content-length"])), DEADLINE)
+    return int(lines[0].split()[1]), headers, json.loads(body)
+
+
+async def test_a_whole_write_is_refused_at_once_while_full_and_the_connection_stays_usable(
+        server: tuple[Stub, int]) -> None:
+    stub, port = server
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(put_request())
+    status, headers, body = await read_answer(reader)
+    assert (status, body["by"]) == (200, "app")
+    stub.full = True
+    for _ in range(3):
+        writer.write(put_request())
+        status, headers, body = await read_answer(reader)
+        assert status == 503
+        assert body == {"error": {"code": "unavailable",
+                                  "message": "this node has 1 writes queued (its limit); retry shortly"}}
+        assert headers["retry-after"] == "1"
+        assert "server" not in headers  # written by the fast path, not by aiohttp
+    assert stub.refused_at_once == 3
+    stub.full = False
+    writer.write(put_request())
+    status, _, body = await read_answer(reader)
+    assert (status, body["by"]) == (200, "app")
+    writer.close()
+
+
+async def test_reads_go_to_the_app_while_full(server: tuple[Stub, int]) -> None:
+    stub, port = server
+    stub.full = True
+    stub.release.set()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /slow HTTP/1.1\r\nHost: n1\r\n\r\n")
+    status, _, body = await read_answer(reader)
+    assert (status, body) == (200, {"by": "app", "slow": True})
+    assert stub.refused_at_once == 0
+    writer.close()
+
+
+async def test_a_write_behind_an_unanswered_request_is_answered_in_order(server: tuple[Stub, int]) -> None:
+    stub, port = server
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /slow HTTP/1.1\r\nHost: n1\r\n\r\n")
+    await asyncio.wait_for(stub.started.wait(), DEADLINE)
+    stub.full = True
+    writer.write(put_request())  # pipelined behind the GET still in progress: not refused ahead of it
+    await writer.drain()
+    await asyncio.sleep(0)
+    stub.release.set()
+    first = await read_answer(reader)
+    second = await read_answer(reader)
+    assert (first[0], first[2]) == (200, {"by": "app", "slow": True})
+    assert second[0] == 200 and second[2]["by"] == "app"  # the app handled it: the stub's app does not refuse
+    assert stub.refused_at_once == 0
+    writer.close()
+
+
+async def test_a_connection_that_sent_two_requests_in_one_read_is_never_refused_at_once(
+        server: tuple[Stub, int]) -> None:
+    stub, port = server
+    stub.full = True
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(put_request("a") + put_request("b"))  # pipelined: aiohttp's parser frames them
+    answers = [await read_answer(reader) for _ in range(2)]
+    assert [a[2]["id"] for a in answers] == ["a", "b"]
+    writer.write(put_request("c"))  # a whole read now, but this parser's history is not known to be clean
+    status, headers, body = await read_answer(reader)
+    assert (status, body["id"]) == (200, "c") and "server" in headers
+    assert stub.refused_at_once == 0
+    writer.close()
