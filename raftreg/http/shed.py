@@ -2,12 +2,12 @@
 
 While the group-commit queue is full every bounded write is answered 503 ``unavailable`` with
 ``Retry-After`` (``raftreg.node.proposer``). Through aiohttp that answer costs a request object, a
-task, the middlewares and a response object: about 85 µs of CPU per refusal on the 2-core
-benchmark machine, nearly half of what an accepted registration costs its leader, so under a 4x
-overload the refusals took the CPU the accepted writes needed (``benchmarks/overload_bench.py``).
-``NodeRequestHandler`` (``raftreg.http.protocol``) asks ``Shedder.answer`` first and, when it
-gets bytes back, writes them instead of handing the read to aiohttp: a refusal then costs the
-parse below (a few µs).
+task, the middlewares and a response object: 66-68 µs of a node's CPU per refusal on the 2-core
+benchmark machine (one node, wrk), a third of what an accepted registration costs its leader, so
+under a 4x overload the refusals took the CPU the accepted writes needed
+(``benchmarks/overload_bench.py``). ``NodeRequestHandler`` (``raftreg.http.protocol``) asks
+``Shedder.answer`` first and, when it gets bytes back, writes them instead of handing the read to
+aiohttp: 27 µs per refusal, socket calls included (measured 2026-12-07, interleaved).
 
 Contract of a fast refusal:
 - Only while the node's write queue is full; it is counted as refused like any other
@@ -18,7 +18,7 @@ Contract of a fast refusal:
   ``Connection: close``/``upgrade``; on a connection whose every earlier read was such a whole
   request (so aiohttp's parser holds nothing partial) and whose handler is idle (no request in
   progress or queued: answers stay in order). Anything else goes to aiohttp unchanged.
-- Only the routes whose handlers check the write capacity before anything else (``SHEDDABLE``):
+- Only the routes whose handlers check the write capacity before anything else (``sheddable``):
   registration, deregistration, the status of an instance, KV writes and transactions, session
   create and destroy. Heartbeats, reads, the signed node-to-node routes and everything else are
   never shed here.

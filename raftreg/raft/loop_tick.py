@@ -241,7 +241,8 @@ class LoopTicker:
                 # The loop takes on no new work until this tick is done: sharing the GIL with a
                 # saturated loop stretched backstop ticks to 0.3-0.6 s under the overload
                 # benchmark, long enough for a follower to time out (heartbeats go out in ticks).
-                self._loop.call_soon_threadsafe(self._wait_for_backstop)
+                with contextlib.suppress(RuntimeError):  # the loop closed: the node is stopping
+                    self._loop.call_soon_threadsafe(self._wait_for_backstop)
                 self._tick_locked()
 
     def _wait_for_backstop(self) -> None:

@@ -145,3 +145,16 @@ async def test_a_connection_that_sent_two_requests_in_one_read_is_never_refused_
     assert (status, body["id"]) == (200, "c") and "server" in headers
     assert stub.refused_at_once == 0
     writer.close()
+
+
+def test_an_aiohttp_without_the_state_read_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    import aiohttp.web_server
+    from aiohttp.web_protocol import RequestHandler
+
+    from raftreg.http import protocol
+
+    monkeypatch.setattr(aiohttp.web_server, "RequestHandler", RequestHandler)
+    monkeypatch.setattr(protocol, "SHED_STATE", (*protocol.SHED_STATE, "_gone_in_a_later_aiohttp"))
+    with pytest.raises(RuntimeError, match="_gone_in_a_later_aiohttp"):
+        use_node_request_handler()
+    assert getattr(aiohttp.web_server, "RequestHandler") is RequestHandler  # noqa: B009 (nothing replaced)
