@@ -13,9 +13,8 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 MIB = 1024 * 1024
 
 
-def proc_stat(pid: int | None) -> tuple[int, int] | None:
-    """(utime + stime, start time) of ``pid`` from /proc/<pid>/stat, both in clock ticks (the start
-    counted since boot), or None if it is gone."""
+def _stat_fields(pid: int | None) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (field 3 on), or None if it is gone."""
     if not pid:
         return None
     try:
@@ -23,22 +22,23 @@ def proc_stat(pid: int | None) -> tuple[int, int] | None:
             data = f.read()
     except OSError:
         return None
-    fields = data[data.rindex(")") + 2:].split()
+    return data[data.rindex(")") + 2:].split()
+
+
+def proc_stat(pid: int | None) -> tuple[int, int] | None:
+    """(utime + stime, start time) of ``pid`` from /proc/<pid>/stat, both in clock ticks (the start
+    counted since boot), or None if it is gone."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        return None
     return int(fields[11]) + int(fields[12]), int(fields[19])
 
 
 def children_cpu_ticks(pid: int | None) -> int | None:
     """cutime + cstime of ``pid`` (CPU of its children that exited and were waited for, e.g. a
     node's snapshot forks) in clock ticks, or None if it is gone."""
-    if not pid:
-        return None
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            data = f.read()
-    except OSError:
-        return None
-    fields = data[data.rindex(")") + 2:].split()
-    return int(fields[13]) + int(fields[14])
+    fields = _stat_fields(pid)
+    return None if fields is None else int(fields[13]) + int(fields[14])
 
 
 def cpu_ticks(pid: int | None) -> int | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -26,6 +26,7 @@ class Stub:
 
     full: bool = False
     refused_at_once: int = 0
+    server: web.Server | None = None
     started: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -59,10 +60,19 @@ async def server() -> AsyncIterator[tuple[Stub, int]]:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
+    stub.server = runner.server
     try:
         yield stub, port
     finally:
         await runner.cleanup()
+
+
+async def wait_until(condition: Callable[[], bool]) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE
+    while not condition():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.005)
 
 
 def put_request(instance: str = "i1") -> bytes:
@@ -122,7 +132,8 @@ async def test_a_write_behind_an_unanswered_request_is_answered_in_order(server:
     stub.full = True
     writer.write(put_request())  # pipelined behind the GET still in progress: not refused ahead of it
     await writer.drain()
-    await asyncio.sleep(0)
+    assert stub.server is not None
+    await wait_until(lambda: any(h._request_count == 2 for h in stub.server.connections))  # the PUT was read
     stub.release.set()
     first = await read_answer(reader)
     second = await read_answer(reader)
