@@ -1,4 +1,4 @@
-"""The garbage collector of a node process: fewer, shorter full collections.
+"""The garbage collector of a node process: fewer full collections, none over the startup objects.
 
 A full collection holds the GIL for as long as it scans every tracked object, so neither the
 event loop nor the Raft tick's backstop thread runs meanwhile, and a leader sends no heartbeat.
