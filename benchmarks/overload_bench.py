@@ -8,6 +8,7 @@ Run from the repository root with the project's virtual environment::
     .venv/bin/python benchmarks/overload_bench.py --quick
     .venv/bin/python benchmarks/overload_bench.py --via leader
     .venv/bin/python benchmarks/overload_bench.py --tuning max_queued_commands=250
+    .venv/bin/python benchmarks/overload_bench.py --load wrk --pin
 
 Two phases, each on a fresh cluster. ``sustain``: the closed-loop write phase of
 ``registry_bench.py`` (64 concurrent PUTs of a ~300-byte body) gives S, the sustainable rate.
@@ -17,6 +18,15 @@ offers S/2 (baseline), then factor x S (overload), then S/2 again (after); it me
 back to normal after the overload, and finally that every acknowledged registration is listed on
 every node. Every process it starts is killed at the end. See benchmarks/README.md for what each
 number means.
+
+``--load wrk``: the Python clients cost more CPU per request than a node spends refusing one, so
+on 2 cores they cannot offer several times what the cluster sustains, and S measured through them
+is their rate, not the cluster's. With ``wrk`` (``harness.wrk_load``) S is the rate of a ``wrk``
+closed loop (``--wrk-sustain-connections`` per target node), and the stages are ``wrk`` paced at
+S/2, factor x S, S/2 (``--wrk-connections`` per node while overloaded), while one Python open
+loop at ``--probe-rate`` runs through every stage: its requests give the latency figures and the
+time back to normal. ``--pin``: the nodes on all CPUs but the last, the load generators and this
+process on the last: a load generator on a machine of its own, as far as 2 cores allow.
 """
 
 from __future__ import annotations
@@ -24,7 +34,9 @@ from __future__ import annotations
 import argparse
 import bisect
 import collections
+import dataclasses
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -53,6 +65,7 @@ from harness.report import (
 from harness.rss import RssSampler
 from harness.stats import ms, pct
 from harness.sync_http import Http
+from harness.wrk_load import ID_PREFIX, WrkCounts, WrkLoad
 
 from raftreg.testing import LocalCluster
 
@@ -85,6 +98,7 @@ SIZES: dict[str, tuple[Any, Any]] = {
     "baseline_seconds": (10.0, 4.0),
     "overload_seconds": (30.0, 10.0),
     "after_seconds": (15.0, 8.0),
+    "sustain_seconds": (10.0, 5.0),  # --load wrk
 }
 
 
@@ -215,6 +229,21 @@ class OverloadBench(Bench):
         super().__init__(*a, **kw)
         self.rate_s: float | None = self.args.rate
         self.ref_kib_per_write: dict[str, float] | None = None  # role -> RSS KiB per stored write
+        self.wrk = self.args.load == "wrk"
+        ncpu = os.cpu_count() or 1
+        pin = self.args.pin and ncpu > 1
+        self.node_cpus = f"0-{ncpu - 2}" if pin else None  # taskset -c lists
+        self.load_cpus = str(ncpu - 1) if pin else None
+        if self.load_cpus:
+            pin_pids({"bench": os.getpid()}, self.load_cpus)
+
+    def pin(self, cluster_pids: dict[str, int | None]) -> None:
+        """With ``--pin``: the nodes (threads and future snapshot children) on ``node_cpus``, the
+        client processes on ``load_cpus``."""
+        if self.node_cpus and self.load_cpus:
+            pin_pids(cluster_pids, self.node_cpus)
+            if self.pool is not None:
+                pin_pids(self.pool.pids(), self.load_cpus)
 
     def cluster_options(self) -> dict[str, Any]:
         return {"keep_data": self.args.keep_data}
@@ -226,6 +255,8 @@ class OverloadBench(Bench):
 
     # ---- 1. sustainable rate ----------------------------------------------------------------
     def phase_sustain(self) -> dict[str, Any]:
+        if self.wrk:
+            return self.sustain_wrk()
         total, conc, warm = self.size("write_total"), self.args.concurrency, self.size("warmup_writes")
         with self.fresh_cluster() as cluster:
             leader, names = self.targets(cluster)
@@ -268,6 +299,50 @@ class OverloadBench(Bench):
                   + (" BUSY BOX" if res["other_procs_cpu_pct"] > BUSY_OTHER_PCT else ""))
         return res
 
+    def sustain_wrk(self) -> dict[str, Any]:
+        """S with ``wrk``: a closed loop of ``--wrk-sustain-connections`` per target node for
+        ``--sustain-seconds`` after 2 s of warm-up, on a fresh cluster."""
+        conns, secs = self.args.wrk_sustain_connections, self.size("sustain_seconds")
+        with self.fresh_cluster() as cluster:
+            leader, names = self.targets(cluster)
+            pids = node_pids(cluster)
+            self.pin(pids)
+            urls = [cluster.url(n) for n in names]
+            log(f"sustain: wrk closed loop, {conns} connections to each of {','.join(names)} for {secs:g}s "
+                f"(+2 s warm-up){'; pinned' if self.node_cpus else ''}")
+            WrkLoad(urls, connections=conns, duration=2.0, prefix="warm", cpus=self.load_cpus).start().wait()
+            cluster.wait_converged(timeout=120)
+            rss0 = {n: proc_status_kib(pid, "VmRSS") for n, pid in pids.items()}
+            cpu = CpuAccount({**pids, "bench": os.getpid()})
+            cpu.start()
+            counts = WrkLoad(urls, connections=conns, duration=secs, prefix="sus", cpus=self.load_cpus).start().wait()
+            cpu.stop()
+            cluster.wait_converged(timeout=120)
+            rss1 = {n: proc_status_kib(pid, "VmRSS") for n, pid in pids.items()}
+        written = counts.accepted
+        roles: dict[str, float] = {}
+        for n in rss0:
+            a, b = rss0[n], rss1[n]
+            if a and b and written:
+                role = "leader" if n == leader else "follower"
+                roles[role] = max(roles.get(role, 0.0), round((b - a) / written, 3))
+        self.ref_kib_per_write = roles or None
+        rate = counts.per_s(counts.accepted)
+        if not self.args.rate:
+            self.rate_s = rate
+        pcts = cpu.pct()
+        res = {"generator": "wrk", "connections_per_node": conns, "seconds": secs, "ops_per_s": round(rate, 1),
+               "wrk": dataclasses.asdict(counts), "server_cpu_pct": {n: pcts.get(n) for n in pids},
+               "other_procs_cpu_pct": cpu.other_pct(), "leader": leader, "targets": names,
+               "rss_kib_per_write": roles}
+        print(f"S (wrk closed loop, {conns} connections per node): {rate:,.0f}/s accepted; sent {counts.sent:,}, "
+              f"503 {counts.refused:,}, other {counts.other:,}, socket errors {counts.socket_errors:,}; wrk CPU "
+              f"{counts.cpu_s:.1f} s; server CPU % {fmt_cpu(res['server_cpu_pct'])}; RSS KiB per write {roles}\n",
+              flush=True)
+        self.note("sustain", "S = registrations/s (wrk closed loop)", fmt_num(rate),
+                  "" if counts.refused + counts.other == 0 else f"{counts.refused + counts.other} not accepted")
+        return res
+
     # ---- 2. overload ------------------------------------------------------------------------
     def phase_overload(self) -> dict[str, Any]:
         if not self.rate_s:
@@ -277,6 +352,11 @@ class OverloadBench(Bench):
         over_s, after_s = self.size("overload_seconds"), self.size("after_seconds")
         low, high = s / 2.0, factor * s
         stages = [(warm_s, low), (base_s, low), (over_s, high), (after_s, low)]
+        wrk_rates: dict[str, float] = {}
+        if self.wrk:  # the Python open loop is the probe; wrk offers the rest
+            probe = min(self.args.probe_rate, low)
+            wrk_rates = {"baseline": low - probe, "overload": high - probe, "after": low - probe}
+            stages = [(secs, probe) for secs, _ in stages]
         bound = self.tuning.max_queued_commands
         pool = self.client_pool()
         with self.fresh_cluster() as cluster:
@@ -286,7 +366,9 @@ class OverloadBench(Bench):
             roles = {n: ("leader" if n == leader else "follower") for n in cluster.names}
             log(f"overload: S = {s:,.0f}/s via {','.join(names)}; {warm_s:g}s warm-up + {base_s:g}s at "
                 f"{low:,.0f}/s, {over_s:g}s at {high:,.0f}/s ({factor:g} x S), {after_s:g}s at {low:,.0f}/s; "
-                f"max_queued_commands {bound}, {pool.n} client procs")
+                f"max_queued_commands {bound}, {pool.n} client procs"
+                + (f"; wrk offers all but the probe's {stages[0][1]:,.0f}/s" if self.wrk else "")
+                + ("; pinned" if self.node_cpus else ""))
             start_t = time.monotonic() + 3.0
             t_base = start_t + warm_s
             t_over = t_base + base_s
@@ -304,6 +386,8 @@ class OverloadBench(Bench):
             ticks: dict[str, dict[str, int]] = {}
             load = loadavg()
             pool.send(jobs)
+            self.pin(pids)
+            loads: dict[str, WrkLoad] = {}
             monitor.start()
             forks.start()
             rss.start()
@@ -322,17 +406,27 @@ class OverloadBench(Bench):
                     ticks[tick_key] = stat_ticks()
                     if message:
                         log(message)
+                    if stage in wrk_rates:
+                        conns = self.args.wrk_connections if stage == "overload" else self.args.wrk_sustain_connections
+                        secs = {"baseline": base_s, "overload": over_s, "after": after_s}[stage]
+                        loads[stage] = WrkLoad(urls, connections=conns, duration=secs, prefix=stage[0],
+                                               rate=wrk_rates[stage] / len(urls), timeout=self.args.timeout,
+                                               cpus=self.load_cpus).start()
                     previous = stage
                 time.sleep(max(0.0, t_end - time.monotonic()))  # the clients may end a hair before
                 forks.account = None
                 cpu["after"].stop()
                 ticks["end"] = stat_ticks()
                 rec = OpenLoopRecords(pool.collect(self.args.timeout + 60.0, what="open loop"))
+                wrk_counts = {stage: w.wait() for stage, w in loads.items()}
             finally:
+                for w in loads.values():
+                    w.kill()
                 rss.stop()
                 monitor.stop()
                 forks.stop()
-            out = self.analyze(rec, monitor, rss, cpu, stages, (t_base, t_over, t_after, t_end), names, roles, load)
+            out = self.analyze(rec, monitor, rss, cpu, stages, (t_base, t_over, t_after, t_end), names, roles, load,
+                               wrk_counts)
             out["node_forks"] = [{"node": node, "pid": pid, "from_s": round(a - t_base, 2),
                                   "to_s": round(b - t_base, 2)}
                                  for pid, (node, a, b) in sorted(forks.seen.items(), key=lambda kv: kv[1][1])]
@@ -345,7 +439,7 @@ class OverloadBench(Bench):
             out["targets"] = names
             out["max_queued_commands"] = bound
             out["max_inflight"] = max_inflight
-            out["durability"] = self.check_acked(cluster, rec)
+            out["durability"] = self.check_acked(cluster, rec, wrk_counts)
             out["log_events"] = {n: log_events(cluster.log_text(n)) for n in cluster.names}
             out["node_logs"] = str(cluster.base_dir / "logs") if self.args.keep_data else None
             out["leader_changes"] = leader_changes(monitor)
@@ -358,13 +452,15 @@ class OverloadBench(Bench):
 
     def analyze(self, rec: OpenLoopRecords, monitor: NodeMonitor, rss: RssSampler, cpu: dict[str, CpuAccount],
                 stages: list[tuple[float, float]], ts: tuple[float, float, float, float], names: list[str],
-                roles: dict[str, str], load: list[float]) -> dict[str, Any]:
+                roles: dict[str, str], load: list[float], wrk_counts: dict[str, WrkCounts]) -> dict[str, Any]:
+        """Per stage: the open loop's figures, plus (``--load wrk``) the wrk counts folded into the
+        offered, accepted and 503 figures (latencies stay the open loop's: wrk's are not per answer)."""
         t_base, t_over, t_after, t_end = ts
         s = self.rate_s or 0.0
         windows = {"baseline": (t_base, t_over, stages[1][1]), "overload": (t_over, t_after, stages[2][1]),
                    "after": (t_after, t_end, stages[3][1])}
         out: dict[str, Any] = {"S": s, "factor": self.args.factor, "via": self.args.via, "loadavg_at_start": load,
-                               "stages": {}}
+                               "load": self.args.load, "pinned": bool(self.node_cpus), "stages": {}}
         for name, (a, b, rate) in windows.items():
             summ = rec.summary(a, b, fast_ms=FAST_MS)
             thr = rec.throughput(a, b)
@@ -394,6 +490,21 @@ class OverloadBench(Bench):
             }
             st = out["stages"][name]
             st["client_cpu_pct_total"] = round(sum(v or 0.0 for v in st["client_cpu_pct"].values()), 1)
+            counts = wrk_counts.get(name)
+            if counts is not None:
+                st["probe"] = {k: st[k] for k in ("target_per_s", "offered_per_s", "accepted_by_answer_per_s",
+                                                  "share_503")}
+                st["wrk"] = dataclasses.asdict(counts)
+                secs = b - a
+                st["target_per_s"] = round(self.args.factor * s if name == "overload" else s / 2, 1)
+                st["offered_per_s"] = round((st["offered_per_s"] or 0) + counts.sent / secs, 1)
+                accepted = (st["accepted_by_answer_per_s"] or 0) + counts.accepted / secs
+                st["accepted_by_answer_per_s"] = round(accepted, 1)
+                both = sent + counts.sent
+                st["share_503"] = round((n503 + counts.refused) / both, 4) if both else None
+                wrk_pct = 100.0 * counts.cpu_s / secs  # not among the accounted PIDs: counted as "other"
+                st["client_cpu_pct_total"] = round(st["client_cpu_pct_total"] + wrk_pct, 1)
+                st["other_procs_cpu_pct"] = round(max(0.0, st["other_procs_cpu_pct"] - wrk_pct), 1)
         over = out["stages"]["overload"]
         out["offered_ratio_to_S"] = round(over["offered_per_s"] / s, 3) if s and over["offered_per_s"] else None
         out["accepted_ratio_to_S"] = (round(over["accepted_by_answer_per_s"] / s, 3)
@@ -409,22 +520,26 @@ class OverloadBench(Bench):
             t_after, t_end, max_p99_ms=limit, min_accepted_share=0.0, bucket=NORMAL_BUCKET_S, hold=NORMAL_HOLD)
         out["recovery_timeline"] = rec.timeline(t_after - 1.0, min(t_end, t_after + 8.0), NORMAL_BUCKET_S)
         out["timeline"] = timeline(rec, monitor, rss, t_base, t_end, 1.0, roles)
-        out["memory"] = self.memory(rec, rss, t_over, t_after, t_end, roles)
+        out["memory"] = self.memory(rec, monitor if wrk_counts else None, rss, t_over, t_after, t_end, roles)
         out["max_open_conns"] = rec.max_open_conns
         out["monitor_failures"] = dict(monitor.failures)
         return out
 
-    def memory(self, rec: OpenLoopRecords, rss: RssSampler, t_over: float, t_after: float, t_end: float,
-               roles: dict[str, str]) -> dict[str, Any]:
+    def memory(self, rec: OpenLoopRecords, monitor: NodeMonitor | None, rss: RssSampler, t_over: float,
+               t_after: float, t_end: float, roles: dict[str, str]) -> dict[str, Any]:
         """Per node: RSS peak of the baseline stage, at its end, peak during the overload (and 1 s
         after), at the end of the run. The *excess* at a sample is its RSS minus the baseline end
         minus the writes accepted since the overload began x the sustain phase's RSS KiB per stored
         write (of that role): memory the stored data does not explain (queues, connections, requests
         waiting in the server). Its peak in the first and in the second half of the overload: a
-        bounded server plateaus, an unbounded queue keeps growing."""
+        bounded server plateaus, an unbounded queue keeps growing. The writes accepted: the open loop's
+        answers, or with ``monitor`` (``--load wrk``) the commands the nodes proposed by their samples."""
         series = rss.series()
-        acc_times = sorted(t + lag + lat for t, lag, lat, st in zip(rec.t, rec.lag, rec.lat, rec.status, strict=True)
-                           if 200 <= st < 300)
+        if monitor is None:
+            acc_times = sorted(t + lag + lat for t, lag, lat, st in zip(rec.t, rec.lag, rec.lat, rec.status,
+                                                                        strict=True) if 200 <= st < 300)
+        else:
+            acc_times = proposed_times(monitor)
         k0 = bisect.bisect_left(acc_times, t_over)
         ref = self.ref_kib_per_write
         t_mid = (t_over + t_after) / 2.0
@@ -459,10 +574,12 @@ class OverloadBench(Bench):
         return out
 
     # ---- 3. nothing acknowledged lost -------------------------------------------------------
-    def check_acked(self, cluster: LocalCluster, rec: OpenLoopRecords) -> dict[str, Any]:
+    def check_acked(self, cluster: LocalCluster, rec: OpenLoopRecords, wrk_counts: dict[str, WrkCounts]
+                    ) -> dict[str, Any]:
         """Wait for convergence (``--converge-timeout``), then list every ``ol-*`` service on every
         node: every acknowledged registration must be listed everywhere. If they did not converge,
-        each node's applied index against the leader's commit index says which ones lag."""
+        each node's applied index against the leader's commit index says which ones lag. wrk's
+        requests are checked by count: listed between the accepted and the sent but not refused."""
         t0 = time.perf_counter()
         limit = self.args.converge_timeout
         try:
@@ -482,18 +599,21 @@ class OverloadBench(Bench):
         missing: dict[str, int] = {}
         stored: dict[str, int | None] = {}
         listed: dict[str, int] = {}
+        wrk_listed: dict[str, int] = {}
         for n in cluster.names:
             http = Http(cluster.url(n), timeout=60.0)
-            lost = count = 0
+            lost = count = wrk_count = 0
             try:
                 for k in range(SERVICES):
                     code, raw, _ = http.request("GET", f"/v1/services/ol-{k:03d}")
                     ids = {x.id for x in _listing.decode(raw).instances} if code == 200 else set()
-                    count += len(ids)
+                    wrk_ids = sum(1 for x in ids if x.startswith(ID_PREFIX))
+                    count += len(ids) - wrk_ids
+                    wrk_count += wrk_ids
                     lost += len(acked[k] - ids)
             finally:
                 http.close()
-            missing[n], listed[n] = lost, count
+            missing[n], listed[n], wrk_listed[n] = lost, count, wrk_count
             counts = catalog_counts(cluster.url(n), "ol-")
             stored[n] = None if counts is None else counts[0]
         lagging = [n for n, a in applied.items() if commit is None or a is None or a < commit]
@@ -505,6 +625,16 @@ class OverloadBench(Bench):
                "acked_missing": max(missing.values()) if missing else 0,
                "stored_not_acked": {n: v - len(nums) for n, v in listed.items()},
                "converge_s": round(converge_s, 2), "check_s": round(time.perf_counter() - t0, 2)}
+        if wrk_counts:
+            total = WrkCounts()
+            for c in wrk_counts.values():
+                total.add(c)
+            low, high = total.accepted, total.sent - total.refused
+            out["wrk"] = {"accepted": low, "sent_not_refused": high, "listed_by_node": wrk_listed,
+                          "below_accepted": {n: max(0, low - v) for n, v in wrk_listed.items()},
+                          "above_not_refused": {n: max(0, v - high) for n, v in wrk_listed.items()}}
+            log(f"durability (wrk, by count): listed per node {wrk_listed}, between {low:,} accepted and {high:,} "
+                "sent and not refused")
         log(f"durability: {out['acked']} acknowledged, listed per node {listed}, acked missing {missing} "
             f"(converged after {out['converge_s']}s, checked after {out['check_s']}s)")
         return out
@@ -516,7 +646,8 @@ class OverloadBench(Bench):
         offered_ok = (over["offered_per_s"] or 0) >= OFFERED_OK_RATIO * factor * s
         self.note("overload", f"offered/s (target {factor:g} x S = {factor * s:,.0f}); not sent (in-flight cap)",
                   f"{fmt_num(over['offered_per_s'])} = {out['offered_ratio_to_S']} x S; {over['not_sent']:,}",
-                  "ok" if offered_ok else "SHORT: in-flight cap" if over["not_sent"] else "SHORT: client CPU")
+                  "ok" if offered_ok else "SHORT: in-flight cap" if over["not_sent"]
+                  else "SHORT: wrk (connections busy or CPU)" if "wrk" in over else "SHORT: client CPU")
         ratio = out["accepted_ratio_to_S"]
         self.note("overload", f"accepted/s during overload (goal >= {TARGET_ACCEPTED_RATIO:g} x S)",
                   f"{fmt_num(over['accepted_by_answer_per_s'])} = {ratio} x S",
@@ -561,6 +692,12 @@ class OverloadBench(Bench):
                       f"{lost} of {d['acked']:,}: lagging {d['lagging_nodes']} at applied {d['applied_by_node']} < "
                       f"commit {d['leader_commit_index']}; {d['acked_missing_on_caught_up_nodes']} on the others",
                       "MISS: not converged" if d["acked_missing_on_caught_up_nodes"] == 0 else "LOST WRITES")
+        if "wrk" in d:
+            w = d["wrk"]
+            bad = max(w["below_accepted"].values()) + max(w["above_not_refused"].values())
+            self.note("overload", "wrk writes listed (accepted <= listed <= sent - refused)",
+                      f"{w['listed_by_node']} in [{w['accepted']:,}, {w['sent_not_refused']:,}]",
+                      "ok" if bad == 0 else "LOST OR REFUSED-BUT-STORED WRITES")
         self.note("overload", "node log ERROR/CRITICAL lines",
                   ", ".join(f"{n} {ev.get('ERROR', 0)}/{ev.get('CRITICAL', 0)}" for n, ev in out["log_events"].items()))
         others = {k: v["other_procs_cpu_pct"] for k, v in out["stages"].items()}
@@ -618,6 +755,29 @@ def timeline(rec: OpenLoopRecords, monitor: NodeMonitor, rss: RssSampler, t0: fl
 
 
 STAT_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+def proposed_times(monitor: NodeMonitor) -> list[float]:
+    """One time per command the nodes proposed (each node's ``commands`` counter rising between two
+    of its samples, the commands placed at the later sample), sorted."""
+    times: list[float] = []
+    for samples in monitor.samples.values():
+        last: int | None = None
+        for t, gc, _ in samples:
+            n = gc.get("commands")
+            if n is None:
+                continue
+            if last is not None and n > last:
+                times.extend([t] * (int(n) - last))
+            last = int(n)
+    return sorted(times)
+
+
+def pin_pids(pids: dict[str, int | None], cpus: str) -> None:
+    """``taskset -a -p -c cpus`` for each PID: all its threads, and the processes it forks later."""
+    for pid in pids.values():
+        if pid:
+            subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(pid)], check=True, stdout=subprocess.DEVNULL)
 
 
 def leader_changes(monitor: NodeMonitor) -> int:
@@ -776,6 +936,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--converge-timeout", type=float, default=180.0,
                    help="how long the durability check waits for the nodes to converge, s (default 180)")
     p.add_argument("--keep-data", action="store_true", help="keep each cluster's data directory and node logs")
+    p.add_argument("--load", choices=("python", "wrk"), default="python",
+                   help="python: the harness's clients make all the load (default); wrk: wrk measures S and "
+                   "offers the stages, the Python open loop is a probe at --probe-rate (module docstring)")
+    p.add_argument("--pin", action="store_true",
+                   help="nodes on all CPUs but the last, load generators and this process on the last")
+    p.add_argument("--probe-rate", type=float, default=300.0,
+                   help="--load wrk: the Python open loop's rate in every stage, /s (default 300)")
+    p.add_argument("--wrk-sustain-connections", type=int, default=256,
+                   help="--load wrk: connections per target node for S and the S/2 stages (default 256)")
+    p.add_argument("--wrk-connections", type=int, default=3000,
+                   help="--load wrk: connections per target node in the overload stage (default 3000)")
     add_size_options(p, SIZES)
     return p
 
@@ -788,8 +959,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.factor <= 0:
         raise SystemExit("--factor must be > 0")
     bench = OverloadBench(args, tuning, overrides)
-    ensure_fd_limit(args.max_inflight + 2048)  # a connection per request in flight, some idle ones
+    # A connection per request in flight, some idle ones; wrk's connections (its processes inherit the limit).
+    ensure_fd_limit(max(args.max_inflight, args.wrk_connections if args.load == "wrk" else 0) + 2048)
     meta = {"via": args.via, "factor": args.factor, "rate": args.rate, "concurrency": args.concurrency,
+            "load": args.load, "pin": args.pin, "probe_rate": args.probe_rate,
+            "wrk_connections": args.wrk_connections, "wrk_sustain_connections": args.wrk_sustain_connections,
             "timeout": args.timeout, "max_inflight": args.max_inflight, "max_conns": args.max_conns,
             "max_queued_commands": tuning.max_queued_commands,
             "sizes": {name: bench.size(name) for name in SIZES}}

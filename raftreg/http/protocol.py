@@ -11,9 +11,11 @@ or header over 8190 bytes, control characters in a header, a repeated singleton 
 the offending input.
 
 On a server given a ``Shedder`` (``install_shedding``), a read that is one whole write request
-while the node's write queue is full is answered 503 at once, without aiohttp
-(``raftreg.http.shed`` has the contract). This reads aiohttp's private per-connection state
-(``SHED_STATE``): the aiohttp version is pinned, and the layout is checked at start.
+while the node's write queue is full is answered 503 at once, without aiohttp; one that is
+admitted holds a slot of the queue until aiohttp starts handling it (``_handle_request``) or the
+connection is lost (``raftreg.http.shed`` has the contract). This reads aiohttp's private
+per-connection state (``SHED_STATE``): the aiohttp version is pinned, and the layout is checked
+at start.
 
 ``use_node_request_handler()`` makes the servers this process creates from then on use it:
 ``aiohttp.web_server.RequestHandler``, the class ``web.Server`` instantiates per connection,
@@ -23,6 +25,7 @@ becomes this subclass. ``raftreg serve`` calls it once at start; it refuses with
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp.web_server
@@ -30,12 +33,12 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
-from raftreg.http.shed import Shedder, parse_whole
+from raftreg.http.shed import Shedder, parse_whole, sheddable
 from raftreg.http.wire import JSON, encode
 
 # aiohttp's private RequestHandler attributes the fast refusal reads or sets.
 SHED_STATE = ("_request_count", "_payload_parser", "_upgraded", "_force_close", "_close",
-              "_next_keepalive_close_time", "_keepalive_timeout", "_loop", "transport")
+              "_next_keepalive_close_time", "_keepalive_timeout", "_loop", "transport", "_handle_request")
 _SHEDDER_ATTR = "_raftreg_shedder"
 
 _CODES = {400: "invalid_argument", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
@@ -61,13 +64,14 @@ def install_shedding(server: web.Server, shedder: Shedder) -> None:
 class NodeRequestHandler(RequestHandler):
     """aiohttp's ``RequestHandler`` with JSON protocol errors and fast refusals (module docstring)."""
 
-    __slots__ = ("_answered", "_shedder", "_whole_reads")
+    __slots__ = ("_answered", "_reserved", "_shedder", "_whole_reads")
 
     def __init__(self, manager: web.Server, *args: Any, **kwargs: Any) -> None:
         super().__init__(manager, *args, **kwargs)
         self._shedder: Shedder | None = getattr(manager, _SHEDDER_ATTR, None)
         self._whole_reads = True  # every read so far was one whole request: the parser holds nothing
         self._answered = 0  # requests whose answer is written (``finish_response`` returned)
+        self._reserved = False  # the next request handled holds a write slot (``Shedder``)
 
     def data_received(self, data: bytes) -> None:
         shedder = self._shedder
@@ -75,14 +79,34 @@ class NodeRequestHandler(RequestHandler):
             whole = parse_whole(data)
             if whole is None:
                 self._whole_reads = False
-            elif self._idle():
-                answer = shedder.answer(*whole)
-                if answer is not None:
+            elif self._idle() and sheddable(*whole):
+                refusal = shedder.refuse_or_reserve()
+                if refusal is not None:
                     assert self.transport is not None  # idle: the connection is open
-                    self.transport.write(answer)
+                    self.transport.write(refusal)
                     self._next_keepalive_close_time = self._loop.time() + self._keepalive_timeout
                     return
+                self._reserved = True  # idle: this read's request is the next one handled here
         super().data_received(data)
+
+    async def _handle_request(self, request: BaseRequest, start_time: float | None,
+                              request_handler: Callable[[BaseRequest], Awaitable[web.StreamResponse]],
+                              ) -> tuple[web.StreamResponse, bool]:
+        # aiohttp runs this as a task for each request it parsed, in order. The slot is given back
+        # when the task starts: the write's handler then queues its command before it first waits.
+        self._release_slot()
+        result: tuple[web.StreamResponse, bool] = await super()._handle_request(request, start_time, request_handler)
+        return result
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._release_slot()
+        super().connection_lost(exc)
+
+    def _release_slot(self) -> None:
+        if self._reserved:
+            self._reserved = False
+            assert self._shedder is not None
+            self._shedder.release()
 
     def _idle(self) -> bool:
         """Every request aiohttp parsed on this connection is answered (so an answer written now

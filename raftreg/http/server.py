@@ -46,7 +46,7 @@ async def serve(config: ClusterConfig, name: str, *, data_dir: Path, secret: str
     await runner.setup()
     cap_connections(runner, config.limits)
     assert runner.server is not None
-    install_shedding(runner.server, Shedder(node.write_queue_full, node.check_write_capacity))
+    install_shedding(runner.server, Shedder(node.admit_write_at_once, node.release_write_slot))
     host, port = split_hostport(node.me.http)
     site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True,
                        ssl_context=ssl_context)

@@ -6,12 +6,18 @@ task, the middlewares and a response object: 66-68 µs of a node's CPU per refus
 benchmark machine (one node, wrk), a third of what an accepted registration costs its leader, so
 under a 4x overload the refusals took the CPU the accepted writes needed
 (``benchmarks/overload_bench.py``). ``NodeRequestHandler`` (``raftreg.http.protocol``) asks
-``Shedder.answer`` first and, when it gets bytes back, writes them instead of handing the read to
-aiohttp: 27 µs per refusal, socket calls included (measured 2026-12-07, interleaved).
+``Shedder.refuse_or_reserve`` first and, when it gets bytes back, writes them instead of handing
+the read to aiohttp: 27 µs per refusal, socket calls included (measured 2026-12-07, interleaved).
+
+A write that is not refused reserves a slot of the queue until its handler runs: an event loop
+iteration reads hundreds of requests before the first of their handlers queues its command, so
+without reservations a full iteration's reads passed the check and ~45 % of the refusals under
+overload still went through aiohttp (the queue filled between the read and the handler).
 
 Contract of a fast refusal:
-- Only while the node's write queue is full; it is counted as refused like any other
-  (``check_write_capacity``: ``group_commit.refused``, ``raftreg_group_commit_refused``).
+- Only while the node's write queue, with the slots reserved for admitted writes whose handler
+  has not run yet, is full; it is counted as refused like any other (``group_commit.refused``,
+  ``raftreg_group_commit_refused``) and in ``group_commit.refused_at_once``.
 - Only for a read that is one whole request by itself (``parse_whole``): request line
   ``METHOD TARGET HTTP/1.1``, headers ending in an empty line, a body of exactly its
   ``Content-Length`` (none without one), no ``Transfer-Encoding``, ``Expect``, ``Upgrade`` or
@@ -110,22 +116,24 @@ def refusal_bytes(err: Unavailable) -> bytes:
 
 
 class Shedder:
-    """Decides, for one server, whether a whole request is refused at once (module docstring).
+    """Decides, for one server, whether a whole sheddable write is refused at once (module
+    docstring).
 
-    ``queue_full``: cheap, called for every whole write request. ``check_capacity(at_once=True)``:
-    raises the node's ``Unavailable`` (and counts the refusal) when the queue is full."""
+    ``admit``: the node's read-time admission (``RegistryNode.admit_write_at_once``), which raises
+    the node's ``Unavailable`` (and counts the refusal) when the write queue, with the slots
+    already reserved, is full, and otherwise reserves a slot; ``release``: gives a slot back."""
 
-    def __init__(self, queue_full: Callable[[], bool], check_capacity: Callable[..., None]) -> None:
-        self._queue_full = queue_full
-        self._check_capacity = check_capacity
+    def __init__(self, admit: Callable[[], None], release: Callable[[], None]) -> None:
+        self._admit = admit
+        self.release = release
         self.refused = 0  # fast refusals given
 
-    def answer(self, method: bytes, path: bytes) -> bytes | None:
-        """The refusal to write for this whole request, or None (aiohttp handles it)."""
-        if not self._queue_full() or not sheddable(method, path):
-            return None
+    def refuse_or_reserve(self) -> bytes | None:
+        """For a whole sheddable write: the refusal to write, or None when it was admitted and holds
+        a slot, which the caller gives back with ``release`` once aiohttp hands the request to its
+        handler, or when the connection is lost first."""
         try:
-            self._check_capacity(at_once=True)
+            self._admit()
         except Unavailable as err:
             self.refused += 1
             return refusal_bytes(err)

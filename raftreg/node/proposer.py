@@ -15,7 +15,11 @@ loop busy, a round takes hundreds of milliseconds (``benchmarks/overload_bench.p
 Backpressure: at most ``max_queued`` client commands wait in the queue. ``check_capacity`` (and
 ``propose`` of a bounded command) raises ``Unavailable`` at once when it is full, before anything
 reaches Raft, so an overloaded node answers fast 503s instead of growing its queue and its
-latency without limit. A client command that waited ``max_queue_wait`` seconds without being
+latency without limit. The HTTP layer admits a write when it reads it (``admit_at_once``,
+``raftreg.http.shed``) and reserves it a slot until its handler runs (``release``): one loop
+iteration reads hundreds of requests before any handler queues its command, so without the
+reservation most of them passed the read-time check and were refused later, through aiohttp, at
+several times the cost. A client command that waited ``max_queue_wait`` seconds without being
 proposed fails with ``Unavailable`` too (nothing was applied): under overload the queue keeps
 serving recent writes instead of ones whose callers are about to give up. The node's own
 commands (expiries, check transitions) are not bounded.
@@ -107,6 +111,7 @@ class GroupCommitter:
         self._stuck_after = stuck_after
         self._queue: collections.deque[_Pending] = collections.deque()
         self._queued_bytes = 0  # encoded bytes of the commands in ``_queue``
+        self.reserved = 0  # slots held by writes admitted at read time whose handler has not run yet
         self._retries: collections.deque[_Batch] = collections.deque()
         self.proposer_id = secrets.token_hex(8)  # this process's origin token (never reused)
         self._last_seq = 0
@@ -122,18 +127,33 @@ class GroupCommitter:
     def queued(self) -> int:
         return len(self._queue)
 
-    @property
-    def full(self) -> bool:
-        """Whether ``check_capacity`` would refuse now."""
-        return len(self._queue) >= self._max_queued
-
-    def check_capacity(self, *, at_once: bool = False) -> None:
-        """``Unavailable`` when the queue holds ``max_queued`` commands (nothing was proposed)."""
+    def check_capacity(self) -> None:
+        """``Unavailable`` when the queue holds ``max_queued`` commands (nothing was proposed).
+        The slots reserved by ``admit_at_once`` do not count: this is the admitted writes' own
+        check, made when their handler runs."""
         if len(self._queue) >= self._max_queued:
             self.stats.refused += 1
-            self.stats.refused_at_once += at_once
-            raise Unavailable(f"this node has {len(self._queue)} writes queued (its limit); retry shortly",
-                              retry_after=1.0)
+            raise self._refusal(len(self._queue))
+
+    def admit_at_once(self) -> None:
+        """A write read by the HTTP layer, before any request object exists: ``Unavailable`` when the
+        queue and the slots already reserved hold ``max_queued`` (counted in ``refused_at_once``);
+        else one slot is reserved for it until ``release``."""
+        held = len(self._queue) + self.reserved
+        if held >= self._max_queued:
+            self.stats.refused += 1
+            self.stats.refused_at_once += 1
+            raise self._refusal(held)
+        self.reserved += 1
+
+    def release(self) -> None:
+        """The write ``admit_at_once`` admitted reached its handler, or its connection was lost."""
+        if self.reserved > 0:
+            self.reserved -= 1
+
+    @staticmethod
+    def _refusal(held: int) -> Unavailable:
+        return Unavailable(f"this node has {held} writes queued (its limit); retry shortly", retry_after=1.0)
 
     async def propose(self, cmd: Command, *, bounded: bool = True) -> Committed:
         """Commit ``cmd`` and return its outcome on this node. Never returns for a command that

@@ -195,15 +195,18 @@ class RegistryNode:
         self._health.on_restored()
 
     # ---- writes -------------------------------------------------------------------------
-    def write_queue_full(self) -> bool:
-        """Whether a bounded write would be refused now (cheap: the HTTP layer's fast refusal)."""
-        return self._writer.proposer.full
+    def admit_write_at_once(self) -> None:
+        """The HTTP layer's read-time admission of a write (``raftreg.http.shed``): ``Unavailable``
+        when the queue is full, else a slot is held for it until ``release_write_slot``."""
+        self._writer.proposer.admit_at_once()
 
-    def check_write_capacity(self, *, at_once: bool = False) -> None:
+    def release_write_slot(self) -> None:
+        self._writer.proposer.release()
+
+    def check_write_capacity(self) -> None:
         """``Unavailable`` at once when this node's write queue is full: a handler calls it before
-        it reads and validates a write's body, so an overloaded node refuses as cheaply as it can.
-        ``at_once``: asked by the HTTP layer's fast refusal (``raftreg.http.shed``; counted apart)."""
-        self._writer.proposer.check_capacity(at_once=at_once)
+        it reads and validates a write's body, so an overloaded node refuses as cheaply as it can."""
+        self._writer.proposer.check_capacity()
 
     async def register(self, instance: Instance) -> tuple[int, Instance]:
         return await self._writer.register(instance)
@@ -355,7 +358,7 @@ class RegistryNode:
             "group_commit": {"entries": proposer.stats.entries, "commands": proposer.stats.commands,
                              "retries": proposer.stats.retries, "queued": proposer.queued,
                              "refused": proposer.stats.refused, "refused_at_once": proposer.stats.refused_at_once,
-                             "expired": proposer.stats.expired},
+                             "expired": proposer.stats.expired, "reserved": proposer.reserved},
             "watchdog_recoveries": self._recovery.recoveries,
             "watchdog": {"wedges": self._recovery.watchdog.wedges, "recoveries": self._recovery.recoveries,
                          "resync_refused": self._recovery.refused},

@@ -16,6 +16,7 @@ pysyncobj guard-rails applied here (research/pysyncobj.md §4, §8):
 - No entry is ever sent in chunks (``APPEND_ENTRIES_BYTES``): pysyncobj's chunked transfer
   corrupts entries whose size lies just under a multiple of the chunk size.
 - A wipe-and-resync keeps the persisted term and vote (raftreg.raft.storage).
+- The journal's mapped pages are dropped from RSS once written (raftreg.raft.journal_pages).
 - Every proposal has a caller-side deadline (pysyncobj's async mode has none).
 """
 
@@ -40,6 +41,7 @@ from raftreg.raft.compaction import CompactionPolicy
 from raftreg.raft.data_format import prepare_data_dir
 from raftreg.raft.faults import FaultHooks
 from raftreg.raft.identity import raft_password
+from raftreg.raft.journal_pages import JournalPages
 from raftreg.raft.loop_tick import EpollPoller, LoopTicker
 from raftreg.raft.proposals import Proposals, failed_proposal
 from raftreg.raft.read_channel import ReadChannel
@@ -131,6 +133,7 @@ class RaftNode:
         self.reads = ReadChannel()
         self.compaction = CompactionPolicy(lambda: self.state.item_count(),
                                            min_bytes=tuning.log_compaction_min_bytes, ratio=tuning.log_compaction_ratio)
+        self.journal_pages = JournalPages()  # the journal's written pages leave this process's RSS
         # Work the loop hands to the Raft tick (pysyncobj calls that must run there).
         self._tick_actions: collections.deque[Callable[[Any], None]] = collections.deque()
         self._wake_pending = False  # the loop woke the Raft tick and it has not ticked since
@@ -326,6 +329,7 @@ class RaftNode:
             if self.compaction.due():
                 so.forceLogCompaction()
                 self.compaction.requested()
+            self.journal_pages.on_tick(so)
             if self.reads.busy():
                 self.reads.on_tick(so, so._SyncObj__transport.send)
 
@@ -374,13 +378,11 @@ class RaftNode:
     @property
     def commit_index(self) -> int:
         """This node's commit index now (pysyncobj's own counter, not a sample)."""
-        so = self._syncobj
-        return int(so.raftCommitIndex) if so is not None else 0
+        return int(so.raftCommitIndex) if (so := self._syncobj) is not None else 0
 
     @property
     def applied_index(self) -> int:
-        so = self._syncobj
-        return int(so.raftLastApplied) if so is not None else 0
+        return int(so.raftLastApplied) if (so := self._syncobj) is not None else 0
 
     def is_leader(self) -> bool:
         so = self._syncobj
@@ -388,9 +390,7 @@ class RaftNode:
 
     def leader_addr(self) -> str | None:
         so = self._syncobj
-        if so is None:
-            return None
-        leader = so._getLeader()
+        leader = so._getLeader() if so is not None else None
         return leader.address if leader is not None else None
 
     def force_snapshot(self) -> None:

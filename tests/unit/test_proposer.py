@@ -365,6 +365,35 @@ async def test_a_full_queue_refuses_at_once_without_touching_raft(raft: FakeRaft
     await asyncio.wait_for(asyncio.gather(*tasks), DEADLINE)
 
 
+async def test_slots_reserved_at_read_time_count_for_the_next_reads_only(raft: FakeRaft) -> None:
+    gc = committer(raft, max_queued=3)
+    tasks = [propose(gc, n) for n in ("inflight", "q1")]
+    await settle()
+    assert gc.queued == 1
+    gc.admit_at_once()
+    gc.admit_at_once()  # queue 1 + 2 reserved: full for the next read
+    assert gc.reserved == 2
+    with pytest.raises(Unavailable, match="3 writes queued"):
+        gc.admit_at_once()
+    assert (gc.stats.refused, gc.stats.refused_at_once, gc.reserved) == (1, 1, 2)
+    gc.release()  # the admitted writes' handlers run: their own check ignores the reservations
+    gc.check_capacity()
+    tasks.append(propose(gc, "q2"))
+    gc.release()
+    gc.check_capacity()
+    tasks.append(propose(gc, "q3"))
+    await settle()
+    assert (gc.queued, gc.reserved) == (3, 0)
+    with pytest.raises(Unavailable):
+        gc.admit_at_once()
+    gc.release()  # more releases than reservations (a lost connection) never go below zero
+    assert gc.reserved == 0
+    raft.succeed(0, index=1)
+    await wait_until(lambda: entries_reach(raft, 2))
+    raft.succeed(1, index=2)
+    await asyncio.wait_for(asyncio.gather(*tasks), DEADLINE)
+
+
 async def test_the_nodes_own_commands_are_not_bounded(raft: FakeRaft) -> None:
     gc = committer(raft, max_queued=1)
     first, queued = propose(gc, "inflight"), propose(gc, "q1")

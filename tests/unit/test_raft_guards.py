@@ -59,7 +59,8 @@ def test_a_missing_method_is_named() -> None:
         def getMeta(self) -> dict[str, Any]:
             return {}
 
-    fake_journal = SimpleNamespace(MetaStorer=NoMeta, FileJournal=journal.FileJournal)
+    fake_journal = SimpleNamespace(MetaStorer=NoMeta, FileJournal=journal.FileJournal,
+                                   ResizableFile=journal.ResizableFile)
     problems = find_problems(PINNED_VERSION, {**REAL, "journal": fake_journal})
     assert problems == ["pysyncobj lacks journal.MetaStorer.storeMeta (used by keeping term and vote across a resync)"]
 

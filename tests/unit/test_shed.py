@@ -96,21 +96,20 @@ def test_the_refusal_is_the_error_middleware_answer() -> None:
                                           "message": "this node has 1000 writes queued (its limit); retry shortly"}}
 
 
-def test_the_shedder_refuses_only_sheddable_writes_while_the_queue_is_full() -> None:
+def test_the_shedder_reserves_a_slot_or_answers_the_refusal() -> None:
     full = [False]
-    asked: list[bool] = []
+    slots: list[str] = []
 
-    def check_capacity(*, at_once: bool = False) -> None:
-        asked.append(at_once)
+    def admit() -> None:
         if full[0]:
-            raise Unavailable("full", retry_after=1.0)
+            raise Unavailable("this node has 3 writes queued (its limit); retry shortly", retry_after=1.0)
+        slots.append("reserved")
 
-    shedder = Shedder(lambda: full[0], check_capacity)
-    path = b"/v1/services/web/instances/i1"
-    assert shedder.answer(b"PUT", path) is None
-    assert asked == []  # not full: the capacity is not even asked
+    shedder = Shedder(admit, lambda: slots.pop())
+    assert shedder.refuse_or_reserve() is None and slots == ["reserved"]
+    shedder.release()
+    assert slots == []
     full[0] = True
-    assert shedder.answer(b"GET", path) is None
-    answer = shedder.answer(b"PUT", path)
+    answer = shedder.refuse_or_reserve()
     assert answer is not None and answer.startswith(b"HTTP/1.1 503 ")
-    assert asked == [True] and shedder.refused == 1
+    assert slots == [] and shedder.refused == 1

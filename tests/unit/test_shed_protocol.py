@@ -22,18 +22,38 @@ BODY = b'{"address":"10.0.0.1","port":8080}'
 
 @dataclass
 class Stub:
-    """The node's side: a full flag, the refusals counted, and a GET that waits for ``release``."""
+    """The node's side: write slots (queued + reserved, up to ``capacity``), the refusals counted,
+    a PUT that holds its slot while ``hold_writes`` is set, and a GET that waits for ``release``."""
 
-    full: bool = False
+    capacity: int = 1_000_000
+    queued: int = 0
+    reserved: int = 0
+    admitted: int = 0
     refused_at_once: int = 0
+    reserved_in_handler: list[int] = field(default_factory=list)
     server: web.Server | None = None
     started: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event = field(default_factory=asyncio.Event)
+    hold_writes: asyncio.Event | None = None
 
-    def check_capacity(self, *, at_once: bool = False) -> None:
-        if self.full:
-            self.refused_at_once += at_once
+    @property
+    def full(self) -> bool:
+        return self.capacity == 0
+
+    @full.setter
+    def full(self, value: bool) -> None:
+        self.capacity = 0 if value else 1_000_000
+
+    def admit(self) -> None:
+        if self.queued + self.reserved >= self.capacity:
+            self.refused_at_once += 1
             raise Unavailable("this node has 1 writes queued (its limit); retry shortly", retry_after=1.0)
+        self.reserved += 1
+        self.admitted += 1
+
+    def give_back(self) -> None:
+        assert self.reserved > 0, "a slot given back twice"
+        self.reserved -= 1
 
 
 @pytest.fixture
@@ -41,7 +61,14 @@ async def server() -> AsyncIterator[tuple[Stub, int]]:
     stub = Stub()
 
     async def put(request: web.Request) -> web.Response:
+        stub.reserved_in_handler.append(stub.reserved)
         await request.read()
+        if stub.hold_writes is not None:  # the write is queued until the test lets it go
+            stub.queued += 1
+            try:
+                await stub.hold_writes.wait()
+            finally:
+                stub.queued -= 1
         return web.json_response({"by": "app", "id": request.match_info["id"]})
 
     async def slow_get(request: web.Request) -> web.Response:
@@ -56,7 +83,7 @@ async def server() -> AsyncIterator[tuple[Stub, int]]:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     assert runner.server is not None
-    install_shedding(runner.server, Shedder(lambda: stub.full, stub.check_capacity))
+    install_shedding(runner.server, Shedder(stub.admit, stub.give_back))
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
@@ -156,6 +183,38 @@ async def test_a_connection_that_sent_two_requests_in_one_read_is_never_refused_
     assert (status, body["id"]) == (200, "c") and "server" in headers
     assert stub.refused_at_once == 0
     writer.close()
+
+
+async def test_writes_read_at_once_are_admitted_only_up_to_the_free_slots(server: tuple[Stub, int]) -> None:
+    """Five connections send a write each at once with two slots free: the first two read take the
+    slots (reserved until their handler runs, then queued), the others are refused at once, although
+    the queue alone is never full when they are read."""
+    stub, port = server
+    stub.capacity = 2
+    stub.hold_writes = asyncio.Event()
+    conns = [await asyncio.open_connection("127.0.0.1", port) for _ in range(5)]
+    for i, (_, writer) in enumerate(conns):
+        writer.write(put_request(f"w{i}"))
+    await wait_until(lambda: stub.admitted + stub.refused_at_once == 5)
+    assert (stub.admitted, stub.refused_at_once) == (2, 3)
+    await wait_until(lambda: stub.queued == 2)
+    assert stub.reserved == 0, "a handler that ran still holds its reservation"
+    stub.hold_writes.set()
+    statuses = sorted([(await read_answer(reader))[0] for reader, _ in conns])
+    assert statuses == [200, 200, 503, 503, 503]
+    assert stub.reserved_in_handler and max(stub.reserved_in_handler) <= 1
+    for _, writer in conns:
+        writer.close()
+
+
+async def test_a_slot_is_given_back_when_the_connection_is_lost_first(server: tuple[Stub, int]) -> None:
+    stub, port = server
+    for i in range(20):  # each closed at once: its handler may or may not have started
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(put_request(f"gone{i}"))
+        writer.transport.abort()
+    await wait_until(lambda: stub.admitted == 20)
+    await wait_until(lambda: stub.reserved == 0)
 
 
 def test_an_aiohttp_without_the_state_read_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
