@@ -37,6 +37,7 @@ from harness.proc import MIB, dir_bytes, loadavg, mib, proc_status_kib
 from harness.report import fmt_ms, fmt_num, fmt_s, kinds_text, log, print_run_table, print_table
 from harness.stats import pct
 
+from raftreg.config_sections import QuotaSettings
 from raftreg.testing import LocalCluster, http_json
 
 PHASES = ("ceiling", "write", "latency", "read", "failover", "memory")
@@ -114,6 +115,11 @@ class RegistryBench(Bench):
     PHASES = PHASES
     CLUSTER_PHASES = frozenset({"latency", "read", "failover"})  # one cluster for these three
     sizes: ClassVar[dict[str, tuple[Any, Any]]] = SIZES
+
+    def cluster_options(self) -> dict[str, Any]:
+        """The instance quota raised to ``--memory-instances`` when that is above the default."""
+        wanted = self.size("memory_instances") if "memory" in self.args.only.split(",") else 0
+        return {"quotas": QuotaSettings(max_instances=wanted)} if wanted > QuotaSettings().max_instances else {}
 
     def of_ceiling(self, run: dict[str, Any], key: str) -> str:
         """`` = N% of ceiling`` when the ceiling phase ran in this invocation."""
@@ -437,6 +443,7 @@ class RegistryBench(Bench):
             mapped = {name: proc_status_kib(pid, "RssFile") for name, pid in pids.items()}
             stored = stored_instances(cluster.url(leader), "mem-")
             data = {name: dir_bytes(cluster.config.node_data_dir(name)) for name in cluster.names}
+            restart = restart_follower(cluster, leader)
         out = {
             "instances": n,
             "stored_instances": stored,
@@ -449,6 +456,7 @@ class RegistryBench(Bench):
             "rss_anon_mib": {k: mib(v) for k, v in anon.items()},
             "rss_file_mib": {k: mib(v) for k, v in mapped.items()},
             "data_dir_mib": {k: round(v / MIB, 1) for k, v in data.items()},
+            "restart": restart,
         }
         worst = max((v for v in out["rss_mib"].values() if v is not None), default=None)
         out["rss_max_mib"] = worst
@@ -458,6 +466,32 @@ class RegistryBench(Bench):
         return out
 
     # ---- driver -----------------------------------------------------------------------------
+
+
+def restart_follower(cluster: LocalCluster, leader: str) -> dict[str, Any]:
+    """kill -9 one follower, start it on its data (its journal and dump), and time it to
+    ``/v1/ready``; its RSS once the cluster converged again, and whether the leadership moved (the
+    restart must not cause an election)."""
+    follower = next(name for name in cluster.names if name != leader)
+    term_before = leader_term(cluster, leader)
+    cluster.kill(follower)
+    started = time.monotonic()
+    cluster.start_node(follower)
+    cluster.wait_node_ready(follower, 300.0)
+    ready_s = time.monotonic() - started
+    cluster.wait_converged(timeout=300)
+    rss = proc_status_kib(node_pids(cluster)[follower], "VmRSS")
+    leader_after = cluster.leader()
+    terms = (term_before, leader_term(cluster, leader_after))
+    log(f"memory: {follower} restarted on its data -> ready in {ready_s:.2f} s, RSS {mib(rss)} MiB; "
+        f"leader {leader} -> {leader_after}, term {terms[0]} -> {terms[1]}")
+    return {"node": follower, "restart_to_ready_s": round(ready_s, 2), "rss_after_mib": mib(rss),
+            "leader_before": leader, "leader_after": leader_after, "term_before": terms[0], "term_after": terms[1]}
+
+
+def leader_term(cluster: LocalCluster, leader: str) -> int | None:
+    status = cluster.status(leader, timeout=5.0)
+    return int(status["term"]) if status else None
 
 
 def stored_instances(url: str, prefix: str) -> int | None:
@@ -505,6 +539,11 @@ def print_memory_table(out: dict[str, Any]) -> None:
                 f"errors {load['errors']}",
                 ["node", "RSS empty MiB", "RSS MiB", "of which anon", "of which file/mmap", "peak RSS MiB",
                  "data dir MiB"], rows)
+    restart = out["restart"]
+    print(f"{restart['node']} killed and restarted on its data: ready in {restart['restart_to_ready_s']} s "
+          f"(target < 5 s at 100,000 instances), RSS {restart['rss_after_mib']} MiB after; leader "
+          f"{restart['leader_before']} -> {restart['leader_after']}, term {restart['term_before']} -> "
+          f"{restart['term_after']} (a restart must not move them)\n")
 
 
 

@@ -69,6 +69,10 @@ class RaftTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     log_compaction_ratio: float = 0.1
     log_compaction_min_entries: int = 100_000
     log_compaction_min_time: float = 600.0
+    # Entries of at least this many encoded bytes are stored zlib-compressed (data format 3;
+    # raftreg.raft.entry_compression); 0 stores none compressed: set it while a rolling upgrade
+    # from a release of data format 2 still has old nodes.
+    compress_entries_from_bytes: int = 2048
     commands_queue_size: int = 20000
     journal: bool = True
     commit_timeout: float = 5.0
@@ -88,12 +92,19 @@ class RaftTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     tick_on_loop: bool = True
     tick_period: float = 0.02
 
+    @property
+    def election_timeouts(self) -> tuple[float, float]:
+        """pysyncobj's election timeout range: ``(raft_min_timeout, raft_max_timeout)``."""
+        return self.raft_min_timeout, self.raft_max_timeout
+
     def __post_init__(self) -> None:
         # pysyncobj asserts this at start-up (a bare AssertionError in every node); say it here.
         if not self.raft_min_timeout > 3 * self.append_entries_period:
             raise ConfigError("raft.raft_min_timeout must be more than 3 x raft.append_entries_period")
         if not self.raft_max_timeout >= self.raft_min_timeout:
             raise ConfigError("raft.raft_max_timeout must be at least raft.raft_min_timeout")
+        if self.compress_entries_from_bytes < 0:
+            raise ConfigError("raft.compress_entries_from_bytes must be 0 (off) or more")
         if self.log_compaction_min_bytes < 1 or not self.log_compaction_ratio > 0:
             raise ConfigError("raft.log_compaction_min_bytes must be at least 1 and raft.log_compaction_ratio positive")
         if not 0 < self.tick_period <= 1:

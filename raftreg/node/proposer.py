@@ -5,7 +5,9 @@ A lone command is proposed at once. Under load one entry carries up to ``max_bat
 and ``max_entry_bytes`` of encoded commands (a single larger command goes alone), so throughput
 does not depend on pysyncobj's own batching, and an entry stays small enough to travel in one
 AppendEntries message (see ``raftreg.raft.bridge``: pysyncobj's chunked transfer of large entries
-is broken). Each command is encoded once, when it is proposed; a retry reuses the bytes.
+is broken). Each command is encoded once, when it is proposed; a retry reuses the bytes. An
+entry of ``compress_from`` bytes or more (0: none) is stored zlib-compressed
+(``raftreg.raft.entry_compression``).
 
 Pipelining: one entry is in flight as a rule; up to ``max_inflight`` while the queue holds a full
 entry's worth (``max_batch`` commands or ``max_entry_bytes``). Without it a node's write rate
@@ -46,6 +48,7 @@ from dataclasses import dataclass, field
 
 from raftreg.errors import OutcomeUnknown, Unavailable
 from raftreg.raft import ProposalFailed, RaftNode
+from raftreg.raft.entry_compression import compress_entry
 from raftreg.state.applied_entries import Repeated
 from raftreg.state.commands import Command, encode_command, encode_entry_from
 from raftreg.state.machine import Result
@@ -89,6 +92,7 @@ class ProposerStats:
     refused: int = 0  # commands refused because the queue was full
     refused_at_once: int = 0  # of them, refused by the HTTP layer without a request object (raftreg.http.shed)
     expired: int = 0  # commands that waited max_queue_wait without being proposed
+    compressed: int = 0  # entries proposed compressed (``compress_from``)
     batch_sizes: collections.Counter[int] = field(default_factory=collections.Counter)
 
 
@@ -101,8 +105,10 @@ class GroupCommitter:
     """
 
     def __init__(self, raft: RaftNode, *, max_batch: int, max_queued: int, stuck_after: float,
-                 max_entry_bytes: int = 60_000, max_queue_wait: float = float("inf"), max_inflight: int = 1) -> None:
+                 max_entry_bytes: int = 60_000, max_queue_wait: float = float("inf"), max_inflight: int = 1,
+                 compress_from: int = 0) -> None:
         self._raft = raft
+        self._compress_from = compress_from
         self._max_queue_wait = max_queue_wait
         self._max_batch = max_batch
         self._max_entry_bytes = max_entry_bytes
@@ -126,6 +132,13 @@ class GroupCommitter:
     @property
     def queued(self) -> int:
         return len(self._queue)
+
+    def counters(self) -> dict[str, int]:
+        """The ``group_commit`` counters of ``GET /v1/cluster``."""
+        st = self.stats
+        return {"entries": st.entries, "commands": st.commands, "retries": st.retries, "queued": self.queued,
+                "refused": st.refused, "refused_at_once": st.refused_at_once, "expired": st.expired,
+                "reserved": self.reserved, "compressed": st.compressed}
 
     def check_capacity(self) -> None:
         """``Unavailable`` when the queue holds ``max_queued`` commands (nothing was proposed).
@@ -198,7 +211,10 @@ class GroupCommitter:
         batch = self._next_retry() or self._next_batch()
         if batch is None:
             return False
-        entry = self._raft.submit(encode_entry_from([p.raw for p in batch.pendings], self.proposer_id, batch.seq))
+        raw = encode_entry_from([p.raw for p in batch.pendings], self.proposer_id, batch.seq)
+        stored = compress_entry(raw, self._compress_from) if self._compress_from else raw
+        self.stats.compressed += stored is not raw
+        entry = self._raft.submit(stored)
         self._inflight.add(entry)
         self.stats.entries += 1
         self.stats.commands += len(batch.pendings)

@@ -334,7 +334,6 @@ class RegistryNode:
     def cluster_info(self) -> dict[str, Any]:
         """``GET /v1/cluster``: this node's Raft view, its members and its counters."""
         st = self._view.refresh()
-        proposer = self._writer.proposer
         return {
             "name": self.config.name,
             "node": self.me.name,
@@ -355,10 +354,7 @@ class RegistryNode:
             "identities": self.recorded_identities(),
             "acl": settings_view(self.config.acl),
             "acl_conflict": self.acl_conflict or "",
-            "group_commit": {"entries": proposer.stats.entries, "commands": proposer.stats.commands,
-                             "retries": proposer.stats.retries, "queued": proposer.queued,
-                             "refused": proposer.stats.refused, "refused_at_once": proposer.stats.refused_at_once,
-                             "expired": proposer.stats.expired, "reserved": proposer.reserved},
+            "group_commit": self._writer.proposer.counters(),
             "watchdog_recoveries": self._recovery.recoveries,
             "watchdog": {"wedges": self._recovery.watchdog.wedges, "recoveries": self._recovery.recoveries,
                          "resync_refused": self._recovery.refused},

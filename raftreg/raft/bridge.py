@@ -1,9 +1,7 @@
-"""``RaftNode``: one pysyncobj ``SyncObj`` replicating a ``StateMachine`` (registry, KV, sessions),
-bridged into asyncio.
+"""``RaftNode``: one pysyncobj ``SyncObj`` replicating a ``StateMachine``, bridged into asyncio.
 
-The SyncObj has a single replicated method, ``apply(raw: bytes)``, whose argument is our
-versioned command envelope (raftreg.state.commands); pysyncobj's tick-thread callbacks become
-asyncio futures.
+The SyncObj has one replicated method, ``apply(raw: bytes)``: our versioned command envelope
+(raftreg.state.commands), maybe compressed; pysyncobj's tick callbacks become asyncio futures.
 
 pysyncobj guard-rails applied here (research/pysyncobj.md §4, §8):
 - ``journalFile`` and ``fullDumpFile`` are always set together (either alone loses data or stalls).
@@ -16,6 +14,7 @@ pysyncobj guard-rails applied here (research/pysyncobj.md §4, §8):
 - No entry is ever sent in chunks (``APPEND_ENTRIES_BYTES``): pysyncobj's chunked transfer
   corrupts entries whose size lies just under a multiple of the chunk size.
 - A wipe-and-resync keeps the persisted term and vote (raftreg.raft.storage).
+- Loading a dump or a snapshot starts no election (``QuietAfterRestore``, raftreg.raft.transport).
 - The journal's mapped pages are dropped from RSS once written (raftreg.raft.journal_pages).
 - Every proposal has a caller-side deadline (pysyncobj's async mode has none).
 """
@@ -39,6 +38,7 @@ from pysyncobj.monotonic import monotonic
 from raftreg.config import RaftTuning
 from raftreg.raft.compaction import CompactionPolicy
 from raftreg.raft.data_format import prepare_data_dir
+from raftreg.raft.entry_compression import expand_entry
 from raftreg.raft.faults import FaultHooks
 from raftreg.raft.identity import raft_password
 from raftreg.raft.journal_pages import JournalPages
@@ -49,7 +49,7 @@ from raftreg.raft.replica import syncobj_self_node
 from raftreg.raft.snapshot import SnapshotBlob, prepare_snapshot_child
 from raftreg.raft.status import RaftStatus, StatusReader
 from raftreg.raft.storage import RaftFiles
-from raftreg.raft.transport import elect_soon_in_a_new_cluster, transport_factory
+from raftreg.raft.transport import QuietAfterRestore, elect_soon_in_a_new_cluster, transport_factory
 from raftreg.state.commands import Command, Noop, UnsupportedEntry, decode_envelope, unwrap
 from raftreg.state.kv import KVStore
 from raftreg.state.machine import Result, StateMachine
@@ -61,8 +61,7 @@ EXIT_UNSUPPORTED_ENTRY = 70
 # pysyncobj sends an entry at least ``appendEntriesBatchSizeBytes`` long in chunks and marks the
 # last chunk wrongly when the entry's raw length lies just under a multiple of that size (the
 # follower fails to unpickle it, again at every retry: tests/cluster/test_large_entries.py).
-# Entries are far smaller than this (group commit caps them at ``raft.max_entry_bytes``; one
-# command is at most about the 1 MiB request body limit), so the chunked path is never taken.
+# Entries are far smaller (``raft.max_entry_bytes``; one command at most ~the 1 MiB body limit).
 APPEND_ENTRIES_BYTES = 16 * 1024 * 1024
 
 
@@ -134,6 +133,7 @@ class RaftNode:
         self.compaction = CompactionPolicy(lambda: self.state.item_count(),
                                            min_bytes=tuning.log_compaction_min_bytes, ratio=tuning.log_compaction_ratio)
         self.journal_pages = JournalPages()  # the journal's written pages leave this process's RSS
+        self._quiet_after_restore = QuietAfterRestore(*tuning.election_timeouts)
         # Work the loop hands to the Raft tick (pysyncobj calls that must run there).
         self._tick_actions: collections.deque[Callable[[Any], None]] = collections.deque()
         self._wake_pending = False  # the loop woke the Raft tick and it has not ticked since
@@ -171,8 +171,7 @@ class RaftNode:
             appendEntriesUseBatch=t.append_entries_use_batch,
             appendEntriesPeriod=t.append_entries_period,
             appendEntriesBatchSizeBytes=APPEND_ENTRIES_BYTES,
-            raftMinTimeout=t.raft_min_timeout,
-            raftMaxTimeout=t.raft_max_timeout,
+            raftMinTimeout=t.raft_min_timeout, raftMaxTimeout=t.raft_max_timeout,
             connectionTimeout=t.connection_timeout,
             connectionRetryTime=1.0,
             tcp_keepalive=(5, 2, 3),
@@ -265,8 +264,9 @@ class RaftNode:
         return fut
 
     # ---- tick-thread side ---------------------------------------------------------------
-    def _apply_entry(self, index: int, raw: bytes) -> tuple[int, list[Result]]:
+    def _apply_entry(self, index: int, stored: bytes) -> tuple[int, list[Result]]:
         try:
+            raw = expand_entry(stored)
             envelope = decode_envelope(raw)
         except UnsupportedEntry as exc:
             log.critical("event=unsupported_log_entry index=%d error=%r: stopping this node", index, str(exc))
@@ -283,7 +283,7 @@ class RaftNode:
                      envelope.proposer, envelope.seq, admission, len(cmds))
         if observer is not None:
             observer(time.perf_counter() - started)
-        self.compaction.on_entry(len(raw), len(cmds))
+        self.compaction.on_entry(len(stored), len(raw), len(cmds))
         if self._on_applied is not None:
             try:
                 noops: list[Command] = [Noop() for _ in cascades]
@@ -304,6 +304,7 @@ class RaftNode:
             os._exit(EXIT_UNSUPPORTED_ENTRY)
         with self.lock:
             self.state = state
+        self._quiet_after_restore.on_restore(self._syncobj)  # a long load starts no election
         self.restores += 1
         self.restore_seconds += time.perf_counter() - started
         log.info("event=snapshot_restored index=%d instances=%d keys=%d", state.registry.index,
@@ -326,6 +327,7 @@ class RaftNode:
                     log.exception("event=tick_action_failed")
             self._status.on_tick(so)
             self.faults.on_tick(so)
+            self._quiet_after_restore.on_tick(so)
             if self.compaction.due():
                 so.forceLogCompaction()
                 self.compaction.requested()
@@ -385,12 +387,10 @@ class RaftNode:
         return int(so.raftLastApplied) if (so := self._syncobj) is not None else 0
 
     def is_leader(self) -> bool:
-        so = self._syncobj
-        return bool(so is not None and so._isLeader())
+        return bool((so := self._syncobj) is not None and so._isLeader())
 
     def leader_addr(self) -> str | None:
-        so = self._syncobj
-        leader = so._getLeader() if so is not None else None
+        leader = so._getLeader() if (so := self._syncobj) is not None else None
         return leader.address if leader is not None else None
 
     def force_snapshot(self) -> None:

@@ -16,7 +16,8 @@ Contract of ``prepare_data_dir``:
 - a marker with an older version is accepted and rewritten with the current one (this build may
   write what the older release cannot read: format 2 added the entry origins of
   ``ENVELOPE_VERSION`` 2 and snapshot version 6, so the older release then refuses the directory
-  instead of stopping at the first entry it cannot read);
+  instead of stopping at the first entry it cannot read; format 3 added compressed entries,
+  ``raftreg.raft.entry_compression``);
 - an unreadable or malformed marker raises ``DataFormatError`` (never guessed).
 """
 
@@ -28,7 +29,7 @@ from pathlib import Path
 
 from raftreg import __version__
 
-DATA_FORMAT_VERSION = 2
+DATA_FORMAT_VERSION = 3
 MARKER_NAME = "FORMAT"
 
 

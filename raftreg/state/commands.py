@@ -8,6 +8,7 @@ that meets a version or tag it does not know must stop, never skip the entry.
 Version 2 adds the entry's origin: the proposing process's ``proposer`` token and its ``seq``
 for this proposal (``raftreg.state.applied_entries``: a re-submitted proposal carries the same
 pair and applies at most once). Version 1 entries (no origin) are still read and always apply.
+The log may store an envelope compressed (``raftreg.raft.entry_compression``, data format 3).
 """
 
 from __future__ import annotations

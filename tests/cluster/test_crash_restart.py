@@ -1,5 +1,5 @@
 """kill -9 of every node at once, under load: the journal (and the full dump, once a snapshot was
-taken) brings back everything that was acknowledged, on every node."""
+taken) brings back everything that was acknowledged, on every node, compressed entries included."""
 
 from __future__ import annotations
 
@@ -39,10 +39,20 @@ def restart_all(cluster: LocalCluster) -> float:
     return time.monotonic() - t0
 
 
+def compressed_entries(cluster: LocalCluster) -> int:
+    """Group-commit entries the running nodes proposed compressed (``raft.compress_entries_from_bytes``)."""
+    statuses = [cluster.status(name) for name in cluster.names]
+    return sum(int(s["group_commit"]["compressed"]) for s in statuses if s is not None)
+
+
 async def test_kill_all_nodes_during_writes_loses_nothing_acknowledged(cluster: LocalCluster) -> None:
-    load = WriteLoad(cluster, "inventory", writers=8).start()
+    load = WriteLoad(cluster, "inventory", writers=32).start()  # batches large enough to be compressed
     try:
         await load.wait_acks(100, timeout=30.0)
+        deadline = time.monotonic() + 30.0
+        while await in_thread(compressed_entries, cluster) < 3:
+            assert time.monotonic() < deadline, "no compressed group-commit entry in 30 s of writes"
+            await asyncio.sleep(0.1)
         await asyncio.sleep(2.0)
         kill_all_at_once(cluster)  # while the writers are still writing
         at_kill = len(load.acks)

@@ -108,6 +108,14 @@ def test_a_tick_period_outside_0_to_1_second_is_refused(tmp_path: Path, period: 
         load_config(write(tmp_path, text))
 
 
+def test_entry_compression_is_off_at_0_and_refused_below(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, 'name = "c"\n[raft]\ncompress_entries_from_bytes = 0\n' + nodes_toml(*THREE)))
+    assert config.raft.compress_entries_from_bytes == 0
+    text = 'name = "c"\n[raft]\ncompress_entries_from_bytes = -1\n' + nodes_toml(*THREE)
+    with pytest.raises(ConfigError, match=r"raft\.compress_entries_from_bytes must be 0 \(off\) or more"):
+        load_config(write(tmp_path, text))
+
+
 def test_raft_tuning_overrides(tmp_path: Path) -> None:
     text = 'name = "c"\n[raft]\ncommit_timeout = 2.5\njournal = false\nmax_batch_commands = 10\n' + nodes_toml(*THREE)
     config = load_config(write(tmp_path, text))

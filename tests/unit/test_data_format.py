@@ -36,13 +36,13 @@ def test_raft_files_from_before_the_marker_get_marked(tmp_path: Path) -> None:
 
 
 def test_an_older_format_is_accepted_and_the_marker_upgraded(tmp_path: Path) -> None:
-    """Format 1 directories are read as they are; from then on this build writes format-2 entries,
+    """Format 1 directories are read as they are; from then on this build writes format-3 entries,
     so the marker says so (an older release refuses the directory instead of stopping mid-log)."""
     (tmp_path / MARKER_NAME).write_text(json.dumps({"format": 1, "written_by": "raftreg 0.1.0"}))
     (tmp_path / "raft.journal").write_bytes(b"old")
     prepare_data_dir(tmp_path)
     assert read_format(tmp_path) == (DATA_FORMAT_VERSION, f"raftreg {__version__}")
-    assert DATA_FORMAT_VERSION == 2
+    assert DATA_FORMAT_VERSION == 3
     assert (tmp_path / "raft.journal").read_bytes() == b"old"
 
 

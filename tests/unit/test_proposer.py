@@ -11,6 +11,7 @@ import pytest
 from raftreg.errors import OutcomeUnknown, Unavailable
 from raftreg.node.proposer import Committed, GroupCommitter
 from raftreg.raft import ProposalFailed
+from raftreg.raft.entry_compression import COMPRESS_FROM_BYTES, expand_entry
 from raftreg.state.applied_entries import Repeated
 from raftreg.state.commands import Command, Deregister, Envelope, KVSet, decode_envelope, encode_command
 from raftreg.state.registry import Failed, Result
@@ -24,10 +25,12 @@ class FakeRaft:
     def __init__(self) -> None:
         self.entries: list[tuple[list[Command], asyncio.Future[tuple[int, list[Result]]]]] = []
         self.envelopes: list[Envelope] = []
+        self.stored: list[bytes] = []  # the entries' bytes as submitted
 
     def submit(self, raw: bytes) -> asyncio.Future[tuple[int, list[Result]]]:
         fut: asyncio.Future[tuple[int, list[Result]]] = asyncio.get_running_loop().create_future()
-        envelope = decode_envelope(raw)
+        self.stored.append(raw)
+        envelope = decode_envelope(expand_entry(raw))
         self.envelopes.append(envelope)
         self.entries.append((envelope.cmds, fut))
         return fut
@@ -92,10 +95,11 @@ def raft() -> FakeRaft:
 
 def committer(
     raft: FakeRaft, *, max_batch: int = 100, max_queued: int = 10_000, stuck_after: float = 30.0,
-    max_entry_bytes: int = 1 << 30,
+    max_entry_bytes: int = 1 << 30, compress_from: int = 0,
 ) -> GroupCommitter:
     return GroupCommitter(raft, max_batch=max_batch, max_queued=max_queued,  # type: ignore[arg-type]
-                          stuck_after=stuck_after, max_entry_bytes=max_entry_bytes)
+                          stuck_after=stuck_after, max_entry_bytes=max_entry_bytes,
+                          compress_from=compress_from)
 
 
 def propose(gc: GroupCommitter, n: str) -> asyncio.Task[Committed]:
@@ -532,3 +536,25 @@ async def test_a_refused_write_leaves_no_reference_cycle(raft: FakeRaft) -> None
         assert refused() is None  # freed by reference counting alone
     finally:
         collector.enable()
+
+
+@pytest.mark.parametrize("compress", [True, False])
+async def test_a_batch_is_stored_compressed_only_when_asked_and_a_lone_command_never(
+        raft: FakeRaft, compress: bool) -> None:
+    gc = committer(raft, compress_from=COMPRESS_FROM_BYTES if compress else 0)
+    first = propose(gc, "lone")
+    await settle()
+    batch = [propose(gc, f"instance-{i:04d}") for i in range(100)]
+    await settle()
+    raft.succeed(0, index=10)
+    await wait_until(lambda: len(raft.entries) == 2)
+    raft.succeed(1, index=11)
+    await asyncio.wait_for(asyncio.gather(first, *batch), DEADLINE)
+    lone, full = raft.stored
+    assert lone[0] != 0x78 and len(lone) < COMPRESS_FROM_BYTES, "a lone command is stored as it is"
+    assert names(raft.batch(1)) == [f"instance-{i:04d}" for i in range(100)]
+    if compress:
+        assert full[0] == 0x78 and len(full) * 4 < len(expand_entry(full)), "the batch went out compressed"
+    else:
+        assert full[0] != 0x78 and expand_entry(full) is full
+    assert gc.stats.compressed == (1 if compress else 0)

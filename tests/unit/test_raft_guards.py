@@ -372,3 +372,43 @@ def test_a_read_replica_never_campaigns_early() -> None:
     so._SyncObj__selfNode = None  # pysyncobj's read-only mode
     assert not elect_soon_in_a_new_cluster(so, now=100.0, jitter=0.0)
     assert so._SyncObj__raftElectionDeadline == 101.0
+
+
+# ---- no election right after a long dump load ----------------------------------------------------
+@pytest.mark.parametrize("state", [0, 1])
+def test_a_follower_or_candidate_waits_a_new_timeout_after_loading_a_dump(state: int) -> None:
+    from raftreg.raft.transport import hear_from_leader_after_restore
+
+    so = fake_follower(None, state=state, deadline=96.0)  # the deadline set at start passed during the load
+    assert hear_from_leader_after_restore(so, 100.0, 0.6, 1.5)
+    assert 100.6 <= so._SyncObj__raftElectionDeadline <= 101.5
+
+
+@pytest.mark.parametrize("case", ["leader", "deadline already later"])
+def test_a_leader_or_a_later_deadline_is_left_alone(case: str) -> None:
+    from raftreg.raft.transport import hear_from_leader_after_restore
+
+    so = fake_follower(None, state=2, deadline=96.0) if case == "leader" else fake_follower(None, deadline=105.0)
+    before = so._SyncObj__raftElectionDeadline
+    assert not hear_from_leader_after_restore(so, 100.0, 0.6, 1.5)
+    assert so._SyncObj__raftElectionDeadline == before
+
+
+def test_after_a_restore_the_timeout_starts_again_at_the_end_of_that_tick(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pysyncobj applies its journal after the dump in the same tick (seconds at 1,000,000
+    instances): the deadline given at the restore has passed by then, so the tick's end gives a
+    new one, once."""
+    from raftreg.raft import transport
+
+    clock = [100.0]
+    monkeypatch.setattr(transport, "monotonic", lambda: clock[0])
+    quiet = transport.QuietAfterRestore(0.6, 1.5)
+    so = fake_follower(None, deadline=96.0)
+    quiet.on_restore(so)
+    assert 100.6 <= so._SyncObj__raftElectionDeadline <= 101.5
+    clock[0] = 103.3  # the journal replayed
+    quiet.on_tick(so)
+    assert 103.9 <= so._SyncObj__raftElectionDeadline <= 104.8
+    clock[0] = 110.0
+    quiet.on_tick(so)
+    assert so._SyncObj__raftElectionDeadline <= 104.8, "only the tick that restored"
