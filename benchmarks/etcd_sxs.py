@@ -4,12 +4,13 @@
 machines the speed drifts by up to 2x within minutes, so one such pair can give 0.6x and the next
 1.1x for the same build. Here both clusters stay up and every workload alternates between them
 round by round (the order flips each round), so a drift hits both alike; the ratio of each
-pair and the median of the ratios are printed.
+pair and the median of the ratios are printed, with each run's p99 latency (``wrk --latency``).
 
 Workloads (``wrk``, a C client; the same bodies and connection counts as ``wrk_sxs.sh``):
 
 * ``register``: 64 connections to the leader; raftreg ``PUT /v1/services/svc-NNN/instances/ID``
   with a ~300-byte JSON body, etcd ``POST /v3/kv/put`` of the same body under ``/reg/svc-NNN/ID``;
+* ``register_follower``: the same, 64 connections to one follower (which forwards to the leader);
 * ``consistent``: 32 connections to each node; raftreg ``GET /v1/services/small?consistent``,
   etcd a linearizable range over ``/reg/small/`` (5 instances each);
 * ``default``: the same with raftreg's default reads and etcd's serializable range.
@@ -40,13 +41,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.cli import parse_struct
-from harness.wrk import wrk_all
+from harness.wrk import wrk_run
 
 from raftreg.config import RaftTuning
 from raftreg.testing import LocalCluster, free_ports, http_json
 
 PAYLOAD = '{"address":"10.0.0.1","port":8080,"meta":{"payload":"' + "x" * 220 + '"}}'
-WORKLOADS = ("register", "consistent", "default")
+WORKLOADS = ("register", "register_follower", "consistent", "default")
 
 RAFTREG_PUT_LUA = """
 local counter = 0
@@ -162,9 +163,13 @@ def setups(work: Path, cluster: LocalCluster, etcd: Etcd) -> dict[str, dict[str,
     for name, text in scripts.items():
         (work / f"{name}.lua").write_text(text)
     nodes = [cluster.url(n) for n in cluster.names]
+    follower = next(n for n in cluster.names if n != leader)
+    etcd_follower = next(u for u in etcd.client if u != etcd_leader)
     return {
         "register": {"raftreg": ([cluster.url(leader)], 64, str(work / "rr_put.lua")),
                      "etcd": ([etcd_leader], 64, str(work / "etcd_put.lua"))},
+        "register_follower": {"raftreg": ([cluster.url(follower)], 64, str(work / "rr_put.lua")),
+                              "etcd": ([etcd_follower], 64, str(work / "etcd_put.lua"))},
         "consistent": {"raftreg": ([f"{u}/v1/services/small?consistent" for u in nodes], 32, None),
                        "etcd": ([f"{u}/v3/kv/range" for u in etcd.client], 32, str(work / "etcd_lin.lua"))},
         "default": {"raftreg": ([f"{u}/v1/services/small" for u in nodes], 32, None),
@@ -181,18 +186,22 @@ def run(workloads: list[str], rounds: int, duration: float, tuning: RaftTuning) 
             plan = setups(work, cluster, etcd)
             for workload in workloads:
                 rates: dict[str, list[float]] = {"raftreg": [], "etcd": []}
+                p99s: dict[str, list[float]] = {"raftreg": [], "etcd": []}
                 errors: list[str] = []
                 for r in range(rounds):
                     for system in (("raftreg", "etcd") if r % 2 == 0 else ("etcd", "raftreg")):
                         urls, conns, script = plan[workload][system]
-                        rate, errs = wrk_all(urls, duration=duration, connections=conns, script=script)
-                        rates[system].append(rate)
-                        errors += [f"{system}: {e}" for e in errs]
+                        got = wrk_run(urls, duration=duration, connections=conns, script=script)
+                        rates[system].append(got.rate)
+                        p99s[system].append(got.p99_ms)
+                        errors += [f"{system}: {e}" for e in got.errors]
                     ratio = rates["raftreg"][-1] / rates["etcd"][-1]
-                    print(f"{workload:>10} round {r + 1}: raftreg {rates['raftreg'][-1]:8.0f}/s  "
-                          f"etcd {rates['etcd'][-1]:8.0f}/s  ratio {ratio:.2f}x", flush=True)
+                    print(f"{workload:>17} round {r + 1}: raftreg {rates['raftreg'][-1]:8.0f}/s "
+                          f"p99 {p99s['raftreg'][-1]:6.1f} ms  etcd {rates['etcd'][-1]:8.0f}/s "
+                          f"p99 {p99s['etcd'][-1]:6.1f} ms  ratio {ratio:.2f}x", flush=True)
                 ratios = [a / b for a, b in zip(rates["raftreg"], rates["etcd"], strict=True)]
                 results[workload] = {"raftreg_rps": rates["raftreg"], "etcd_rps": rates["etcd"], "ratios": ratios,
+                                     "raftreg_p99_ms": p99s["raftreg"], "etcd_p99_ms": p99s["etcd"],
                                      "median_ratio": statistics.median(ratios), "errors": errors}
     finally:
         etcd.stop()
@@ -223,11 +232,13 @@ def main(argv: list[str] | None = None) -> int:
         load = f.read().split()[0]
     print(f"\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {load}; raftreg / etcd 3.4, same rounds"
           + (f"; raftreg tuning {overrides}" if overrides else "") + ":")
-    print(f"{'workload':>10}  {'raftreg median/s':>16}  {'etcd median/s':>13}  {'median ratio':>12}  ratios")
+    print(f"{'workload':>17}  {'raftreg median/s':>16}  {'etcd median/s':>13}  {'median ratio':>12}  "
+          f"{'p99 ms raftreg/etcd':>19}  ratios")
     for workload, res in results.items():
         rr, et = statistics.median(res["raftreg_rps"]), statistics.median(res["etcd_rps"])
+        p99 = f"{statistics.median(res['raftreg_p99_ms']):.1f} / {statistics.median(res['etcd_p99_ms']):.1f}"
         each = " ".join(f"{r:.2f}" for r in res["ratios"])
-        print(f"{workload:>10}  {rr:16.0f}  {et:13.0f}  {res['median_ratio']:11.2f}x  {each}"
+        print(f"{workload:>17}  {rr:16.0f}  {et:13.0f}  {res['median_ratio']:11.2f}x  {p99:>19}  {each}"
               + (f"  ({len(res['errors'])} error lines)" if res["errors"] else ""))
     if args.json:
         print(json.dumps(results, indent=2))

@@ -113,13 +113,13 @@ class Limiter:
         self.refused = 0
         self._last_log = float("-inf")
 
-    def _note(self, what: str, request: web.Request) -> None:
+    def note_refused(self, what: str, remote: str | None) -> None:
+        """Count a request refused by the limit ``what`` (logged at most every ``LOG_EVERY`` s)."""
         self.refused += 1
         now = time.monotonic()
         if now - self._last_log >= LOG_EVERY:
             self._last_log = now
-            log.warning("event=client_limited limit=%s remote=%s refused_so_far=%d", what, request.remote,
-                        self.refused)
+            log.warning("event=client_limited limit=%s remote=%s refused_so_far=%d", what, remote, self.refused)
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -127,14 +127,14 @@ class Limiter:
             return await handler(request)
         key = client_key(request, self.accessor_of)
         if self.buckets is not None and (wait := self.buckets.take(key)) > 0:
-            self._note("rate", request)
+            self.note_refused("rate", request.remote)
             return _rate_limited("too many requests from this client", wait)
         cap = self.tuning.blocking_per_client
         if not cap or request.method != "GET" or not ("index" in request.query or "min_index" in request.query):
             return await handler(request)
         parked = self.blocking.get(key, 0)
         if parked >= cap:
-            self._note("blocking", request)
+            self.note_refused("blocking", request.remote)
             return _rate_limited(f"this client already has {parked} blocking queries in flight", 1.0)
         self.blocking[key] = parked + 1
         try:
@@ -196,12 +196,18 @@ class ConnectionCap:
         setattr(server, "connection_lost", connection_lost)  # noqa: B010
 
 
+LIMITER = web.AppKey("limiter", Limiter)
+
+
 def install_limits(app: web.Application, tuning: LimitsTuning, accessor_of: AccessorOf | None = None) -> None:
     """Put the limits of ``tuning`` on ``app`` (call before it is frozen): the rate and blocking
     query middleware goes first, the body timeout is stored for ``raftreg.http.wire``.
-    ``accessor_of`` (with ACLs on): how a token secret is validated into its client identity."""
+    ``accessor_of`` (with ACLs on): how a token secret is validated into its client identity.
+    The limiter is ``app[LIMITER]`` (the fast registrations of ``raftreg.http.fast_writes`` use it too)."""
     app[BODY_TIMEOUT] = tuning.body_timeout
-    app.middlewares.insert(0, Limiter(tuning, accessor_of=accessor_of).middleware)
+    limiter = Limiter(tuning, accessor_of=accessor_of)
+    app[LIMITER] = limiter
+    app.middlewares.insert(0, limiter.middleware)
 
 
 def server_kwargs(tuning: LimitsTuning) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import ssl
 from pathlib import Path
@@ -15,7 +16,9 @@ from aiohttp import web
 
 from raftreg.config import ClusterConfig, split_hostport
 from raftreg.http.app import build_app
-from raftreg.http.limits import cap_connections, server_kwargs
+from raftreg.http.fast_writes import FastWrites
+from raftreg.http.limits import LIMITER, cap_connections, server_kwargs
+from raftreg.http.metrics import request_metrics
 from raftreg.http.peer_client import PeerClient
 from raftreg.http.protocol import install_shedding, use_node_request_handler
 from raftreg.http.shed import Shedder
@@ -46,7 +49,10 @@ async def serve(config: ClusterConfig, name: str, *, data_dir: Path, secret: str
     await runner.setup()
     cap_connections(runner, config.limits)
     assert runner.server is not None
-    install_shedding(runner.server, Shedder(node.admit_write_at_once, node.release_write_slot))
+    fast = None
+    if os.environ.get("RAFTREG_FAST_WRITES") != "0":  # "0": every registration through aiohttp (A/B benchmarks)
+        fast = FastWrites(node, app.get(LIMITER), request_metrics(node))
+    install_shedding(runner.server, Shedder(node.admit_write_at_once, node.release_write_slot), fast)
     host, port = split_hostport(node.me.http)
     site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True,
                        ssl_context=ssl_context)

@@ -28,7 +28,8 @@ Contract of a fast refusal:
   registration, deregistration, the status of an instance, KV writes and transactions, session
   create and destroy. Heartbeats, reads, the signed node-to-node routes and everything else are
   never shed here.
-- The answer is the handler's: 503, ``Retry-After``, the error body with code ``unavailable``;
+- The answer is the handler's: 503, ``Retry-After``, the error body with code ``unavailable``
+  (``answer_bytes`` writes it as aiohttp would, without a ``Server`` header);
   the connection stays open. The request log and the per-route HTTP metrics do not see it. ACLs
   and rate limits are not consulted: a 503 changes nothing and tells only that the node is
   overloaded.
@@ -36,7 +37,11 @@ Contract of a fast refusal:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import NamedTuple
 
 from raftreg.errors import Unavailable
 from raftreg.http.wire import encode
@@ -52,9 +57,19 @@ TXN = b"/v1/txn"
 SESSIONS = b"/v1/sessions"
 
 
-def parse_whole(data: bytes) -> tuple[bytes, bytes] | None:
-    """``(method, path)`` when ``data`` is exactly one whole HTTP/1.1 request as the module
-    docstring describes (the path without its query string), else None."""
+class WholeRequest(NamedTuple):
+    """One whole HTTP/1.1 request read at once (``parse_whole``)."""
+
+    method: bytes
+    path: bytes  # the target without its query string
+    has_query: bool  # the target had a ``?``
+    head: bytes  # the header lines, lowercased: b"\r\nname: value" ... b"\r\n"
+    body: bytes
+
+
+def parse_whole(data: bytes) -> WholeRequest | None:
+    """The request when ``data`` is exactly one whole HTTP/1.1 request as the module docstring
+    describes, else None."""
     end = data.find(_HEAD_END)
     if end < 0:
         return None
@@ -71,7 +86,8 @@ def parse_whole(data: bytes) -> tuple[bytes, bytes] | None:
         if not value.isdigit() or head.find(_LENGTH, value_end) >= 0:  # odd or repeated
             return None
         length = int(value)
-    if len(data) != end + len(_HEAD_END) + length:
+    body_at = end + len(_HEAD_END)
+    if len(data) != body_at + length:
         return None
     for name in _REFUSING_HEADERS:
         if name in head:
@@ -83,7 +99,7 @@ def parse_whole(data: bytes) -> tuple[bytes, bytes] | None:
             return None
     target = parts[1]
     query = target.find(b"?")
-    return parts[0], target if query < 0 else target[:query]
+    return WholeRequest(parts[0], target if query < 0 else target[:query], query >= 0, head, data[body_at:])
 
 
 def sheddable(method: bytes, path: bytes) -> bool:
@@ -110,9 +126,23 @@ def sheddable(method: bytes, path: bytes) -> bool:
 
 def refusal_bytes(err: Unavailable) -> bytes:
     """The whole HTTP answer to a refused write: what ``error_response`` would send."""
-    body = encode(err.to_body())
-    return (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"
-            b"Retry-After: %d\r\nContent-Length: %d\r\n\r\n" % (max(1, round(err.retry_after)), len(body)) + body)
+    return answer_bytes(503, encode(err.to_body()), b"Retry-After: %d\r\n" % max(1, round(err.retry_after)))
+
+
+_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
+_date_second = -1
+_date_header = b""
+
+
+def answer_bytes(status: int, body: bytes, headers: bytes = b"") -> bytes:
+    """A whole HTTP/1.1 keep-alive answer with a JSON ``body``, as aiohttp would write it (without
+    a ``Server`` header); ``headers``: more header lines, each ending in CRLF."""
+    global _date_second, _date_header
+    now = int(time.time())
+    if now != _date_second:  # as aiohttp, format the date at most once a second
+        _date_second, _date_header = now, formatdate(now, usegmt=True).encode()
+    return (b"HTTP/1.1 %d %s\r\n%bContent-Type: application/json\r\nContent-Length: %d\r\nDate: %s\r\n\r\n"
+            % (status, _REASONS.get(status, b""), headers, len(body), _date_header) + body)
 
 
 class Shedder:

@@ -74,21 +74,35 @@ def read_headers(ctx: ReadContext) -> dict[str, str]:
 
 async def read_body(request: web.Request) -> bytes:
     """The request body, refusing non-JSON content types and bodies over ``MAX_BODY``."""
-    ctype = request.headers.get("Content-Type", "")
+    check_content_type(request.headers.get("Content-Type", ""))
+    return await read_raw_body(request, MAX_BODY)
+
+
+def check_content_type(ctype: str) -> None:
+    """``InvalidArgument`` naming Content-Type unless ``ctype`` is empty or a JSON media type."""
     media = ctype.split(";", 1)[0].strip().lower()
     if media and media != JSON and not media.endswith("+json"):
         raise InvalidArgument(f"Content-Type must be {JSON}, got {media!r}", field="Content-Type")
-    return await read_raw_body(request, MAX_BODY)
+
+
+def check_content_encoding(coding: str) -> None:
+    """``InvalidArgument`` naming Content-Encoding unless ``coding`` is empty or identity."""
+    if coding.strip().lower() not in ("", "identity"):
+        raise InvalidArgument("compressed request bodies are not accepted (Content-Encoding must be identity)",
+                              field="Content-Encoding")
+
+
+def check_body_headers(ctype: str, coding: str) -> None:
+    """What ``read_body`` checks of a JSON body's headers, in its order."""
+    check_content_type(ctype)
+    check_content_encoding(coding)
 
 
 async def read_raw_body(request: web.Request, limit: int, field: str | None = None) -> bytes:
     """The request body as sent, of any content type: 413 ``PayloadTooLarge`` (naming ``field``)
     over ``limit`` bytes (at most ``MAX_BODY``), 400 for a compressed body, 408 (and the connection
     closed after the answer) for a body that does not arrive within the app's ``BODY_TIMEOUT``."""
-    coding = request.headers.get("Content-Encoding", "").strip().lower()
-    if coding not in ("", "identity"):
-        raise InvalidArgument("compressed request bodies are not accepted (Content-Encoding must be identity)",
-                              field="Content-Encoding")
+    check_content_encoding(request.headers.get("Content-Encoding", ""))
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(limit, field)
     try:

@@ -10,12 +10,18 @@
 - ``replica``: read replicas (pysyncobj's read-only mode) and what raftreg relies on in it;
 - ``loop_tick``: pysyncobj driven by the asyncio loop instead of its own tick thread;
 - ``compat``: the version guard, run here at import: an incompatible pysyncobj stops the import
-  with ``IncompatiblePysyncobj`` naming what is missing.
+  with ``IncompatiblePysyncobj`` naming what is missing;
+- ``message_framing``: pysyncobj's messages framed as stored zlib streams, installed here at
+  import, before any SyncObj exists.
 """
 
 from raftreg.raft.compat import IncompatiblePysyncobj, ensure_compatible
 
 ensure_compatible()
+
+from raftreg.raft.message_framing import frame_messages_stored  # noqa: E402
+
+frame_messages_stored()
 
 from raftreg.raft.bridge import RaftNode  # noqa: E402
 from raftreg.raft.proposals import ProposalFailed  # noqa: E402

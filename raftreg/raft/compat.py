@@ -71,6 +71,10 @@ REQUIREMENTS: tuple[Requirement, ...] = (
                 "dumps written without a second compression (raftreg.raft.snapshot)"),
     Requirement("serializer.Serializer.deserialize", ("gzip", "GzipFile"),
                 "dumps written without a second compression (raftreg.raft.snapshot)"),
+    Requirement("tcp_connection.TcpConnection.send", ("zlib", "compress"),
+                "messages framed as stored zlib streams (raftreg.raft.message_framing)"),
+    Requirement("tcp_connection.TcpConnection._TcpConnection__processParseMessage", ("zlib", "decompress"),
+                "messages framed as stored zlib streams (raftreg.raft.message_framing)"),
 )
 
 # Public or semi-public callables used directly.
@@ -113,7 +117,7 @@ def find_problems(version: str, modules: dict[str, Any]) -> list[str]:
     """Every way the given pysyncobj differs from what raftreg relies on (empty: compatible).
 
     ``modules`` maps the short names used in ``REQUIREMENTS`` ("syncobj", "transport",
-    "journal", "serializer") to the modules (or stand-ins, in tests)."""
+    "journal", "serializer", "tcp_connection") to the modules (or stand-ins, in tests)."""
     problems: list[str] = []
     if version != PINNED_VERSION:
         problems.append(f"pysyncobj {PINNED_VERSION} is required, {version} is installed "
@@ -138,11 +142,11 @@ def find_problems(version: str, modules: dict[str, Any]) -> list[str]:
 
 def ensure_compatible() -> None:
     """Raise ``IncompatiblePysyncobj`` naming the first problem with the installed pysyncobj."""
-    from pysyncobj import journal, serializer, syncobj, transport
+    from pysyncobj import journal, serializer, syncobj, tcp_connection, transport
     from pysyncobj.version import VERSION
 
     problems = find_problems(VERSION, {"syncobj": syncobj, "transport": transport, "journal": journal,
-                                       "serializer": serializer})
+                                       "serializer": serializer, "tcp_connection": tcp_connection})
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise IncompatiblePysyncobj(f"cannot run on this pysyncobj: {problems[0]}{more}")

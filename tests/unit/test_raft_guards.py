@@ -9,14 +9,15 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from pysyncobj import journal, serializer, syncobj, transport
+from pysyncobj import journal, serializer, syncobj, tcp_connection, transport
 from pysyncobj.version import VERSION
 
 from raftreg.raft.compat import PINNED_VERSION, find_problems
 from raftreg.raft.status import STOPPED, StatusReader
 from raftreg.raft.transport import deliver_without_commit_advance, is_unchecked_append, skip_entries_already_held
 
-REAL = {"syncobj": syncobj, "transport": transport, "journal": journal, "serializer": serializer}
+REAL = {"syncobj": syncobj, "transport": transport, "journal": journal, "serializer": serializer,
+        "tcp_connection": tcp_connection}
 
 
 # ---- the version guard -----------------------------------------------------------------------

@@ -20,9 +20,15 @@ def request(method: bytes = b"PUT", target: bytes = b"/v1/services/web/instances
 
 
 def test_one_whole_request_gives_its_method_and_path_without_the_query() -> None:
-    assert parse_whole(request(target=b"/v1/services/web/instances/i1?x=1")) == (
-        b"PUT", b"/v1/services/web/instances/i1")
-    assert parse_whole(request(b"DELETE", body=b"")) == (b"DELETE", b"/v1/services/web/instances/i1")
+    whole = parse_whole(request(target=b"/v1/services/web/instances/i1?x=1"))
+    assert whole is not None
+    assert (whole.method, whole.path, whole.has_query, whole.body) == (
+        b"PUT", b"/v1/services/web/instances/i1", True, BODY)
+    assert whole.head.startswith(b"\r\n") and whole.head.endswith(b"\r\n")
+    whole = parse_whole(request(b"DELETE", body=b""))
+    assert whole is not None
+    assert (whole.method, whole.path, whole.has_query, whole.body) == (
+        b"DELETE", b"/v1/services/web/instances/i1", False, b"")
 
 
 @pytest.mark.parametrize("data", [
@@ -90,7 +96,7 @@ def test_the_refusal_is_the_error_middleware_answer() -> None:
     assert lines[0] == b"HTTP/1.1 503 Service Unavailable"
     headers = dict(line.split(b": ", 1) for line in lines[1:])
     assert headers[b"Retry-After"] == b"1"
-    assert headers[b"Content-Type"] == b"application/json; charset=utf-8"
+    assert headers[b"Content-Type"] == b"application/json"  # as aiohttp's json_response
     assert int(headers[b"Content-Length"]) == len(body)
     assert json.loads(body) == {"error": {"code": "unavailable",
                                           "message": "this node has 1000 writes queued (its limit); retry shortly"}}
