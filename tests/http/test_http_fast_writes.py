@@ -165,11 +165,14 @@ async def test_fast_registrations_are_counted_in_the_request_metrics(api: Http) 
     assert registrations_counted(api, 400) == before_bad + 1
 
 
+LIMITED_BURST = 20
+
+
 @pytest.fixture(scope="module")
 def limited() -> Iterator[Http]:
-    """A node allowing 2 requests per client at once (then one per 10 s) that closes a
-    connection idle for 1 s."""
-    cluster = LocalCluster(1, limits=LimitsTuning(rate=0.1, burst=2, header_timeout=1.0))
+    """A node allowing each client ``LIMITED_BURST`` requests at once, then 2 a second, that
+    closes a connection idle for 1 s."""
+    cluster = LocalCluster(1, limits=LimitsTuning(rate=2.0, burst=LIMITED_BURST, header_timeout=1.0))
     try:
         cluster.start(wait=START_TIMEOUT)
         yield Http(cluster.url("n1"), cluster.secret)
@@ -179,13 +182,17 @@ def limited() -> Iterator[Http]:
 
 async def test_the_fast_path_keeps_the_rate_limit_and_the_idle_timeout(limited: Http) -> None:
     async with connect(limited, source_host="127.1.77.1") as conn:  # a client nothing else used
-        for n in range(2):
-            await conn.send(put(f"/v1/services/rated/instances/r{n}", json.dumps(GOOD).encode()))
-            status, headers, _ = await conn.answer()
-            assert status == 200 and "server" not in headers
-        await conn.send(put("/v1/services/rated/instances/r2", json.dumps(GOOD).encode()))
-        status, headers, body = await conn.answer()
-        assert status == 429 and "server" not in headers, body
+        answered = 0
+        while True:
+            await conn.send(put(f"/v1/services/rated/instances/r{answered}", json.dumps(GOOD).encode()))
+            status, headers, body = await conn.answer()
+            assert "server" not in headers, (status, body)
+            if status != 200:
+                break
+            answered += 1
+            assert answered < 20 * LIMITED_BURST, "never limited"
+        assert answered >= LIMITED_BURST
+        assert status == 429, body
         assert json.loads(body)["error"]["code"] == "rate_limited"
         assert int(headers["retry-after"]) >= 1
         # Idle after its last answer, the connection is closed after header_timeout (1 s).
