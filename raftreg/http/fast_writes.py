@@ -42,7 +42,7 @@ from raftreg.http.limits import Limiter
 from raftreg.http.metrics import RequestMetrics
 from raftreg.http.shed import WholeRequest, answer_bytes
 from raftreg.http.validation import parse_register
-from raftreg.http.wire import MAX_BODY, check_body_headers, encode
+from raftreg.http.wire import MAX_BODY, check_body_headers, encode, is_logged, retry_after_seconds
 from raftreg.node.registry_node import RegistryNode
 
 log = logging.getLogger("raftreg.http")
@@ -81,7 +81,6 @@ class FastWrites:
         self._node = node
         self._limiter = limiter
         self._metrics = metrics
-        self.served = 0  # requests answered here
 
     def takes(self, whole: WholeRequest) -> bool:
         """Whether ``whole`` is a registration this path answers (module docstring)."""
@@ -108,7 +107,6 @@ class FastWrites:
             status, answer = await self._register(whole, remote)
             return answer
         finally:
-            self.served += 1
             if metrics is not None:
                 metrics.in_flight -= 1
                 metrics.observe(ROUTE, "PUT", status, time.perf_counter() - started)
@@ -145,10 +143,9 @@ class FastWrites:
 
 def error_bytes(err: RaftregError, whole: WholeRequest) -> bytes:
     """The answer ``error_middleware`` gives for ``err`` (and its log line for a 5xx)."""
-    if err.status >= 500 and not isinstance(err, Unavailable) and err.status != 504:
+    if is_logged(err):
         log.error("event=handler_error method=PUT path=%s code=%s message=%r", whole.path.decode("latin-1"),
                   err.code, err.message)
-    extra = b""
-    if isinstance(err, Unavailable):  # RateLimited (429) too
-        extra = b"Retry-After: %d\r\n" % max(1, round(err.retry_after))
+    retry_after = retry_after_seconds(err)
+    extra = b"" if retry_after is None else b"Retry-After: %d\r\n" % retry_after
     return answer_bytes(err.status, encode(err.to_body()), extra)

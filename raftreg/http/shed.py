@@ -44,7 +44,7 @@ from http import HTTPStatus
 from typing import NamedTuple
 
 from raftreg.errors import Unavailable
-from raftreg.http.wire import encode
+from raftreg.http.wire import encode, retry_after_seconds
 
 _HEAD_END = b"\r\n\r\n"
 _REFUSING_HEADERS = (b"\r\ntransfer-encoding:", b"\r\nexpect:", b"\r\nupgrade:")
@@ -126,7 +126,7 @@ def sheddable(method: bytes, path: bytes) -> bool:
 
 def refusal_bytes(err: Unavailable) -> bytes:
     """The whole HTTP answer to a refused write: what ``error_response`` would send."""
-    return answer_bytes(503, encode(err.to_body()), b"Retry-After: %d\r\n" % max(1, round(err.retry_after)))
+    return answer_bytes(503, encode(err.to_body()), b"Retry-After: %d\r\n" % (retry_after_seconds(err) or 1))
 
 
 _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}

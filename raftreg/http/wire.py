@@ -33,10 +33,21 @@ def json_response(body: Any, *, status: int = 200, headers: dict[str, str] | Non
     return web.Response(body=encode(body), status=status, content_type=JSON, headers=headers)
 
 
+def retry_after_seconds(err: RaftregError) -> int | None:
+    """The ``Retry-After`` of the answer to ``err``: whole seconds, at least 1, for a 503 or 429."""
+    return max(1, round(err.retry_after)) if isinstance(err, Unavailable) else None
+
+
+def is_logged(err: RaftregError) -> bool:
+    """Whether answering ``err`` is logged as a handler error: a 5xx other than 503 and 504."""
+    return err.status >= 500 and not isinstance(err, Unavailable) and err.status != 504
+
+
 def error_response(err: RaftregError, headers: dict[str, str] | None = None) -> web.Response:
     out = dict(headers or {})
-    if isinstance(err, Unavailable):
-        out["Retry-After"] = str(max(1, round(err.retry_after)))
+    retry_after = retry_after_seconds(err)
+    if retry_after is not None:
+        out["Retry-After"] = str(retry_after)
     return json_response(err.to_body(), status=err.status, headers=out)
 
 
@@ -48,7 +59,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except RaftregError as err:
-        if err.status >= 500 and not isinstance(err, Unavailable) and err.status != 504:
+        if is_logged(err):
             log.error("event=handler_error method=%s path=%s code=%s message=%r", request.method,
                       request.path, err.code, err.message)
         return error_response(err)
