@@ -2,7 +2,7 @@
 
 Why: through aiohttp a registration's request object, handler task, four middlewares, response
 object and stream writer were about half of the leader's CPU per registration
-(``benchmarks/README.md``, "Where the time goes"), and the leader's CPU is what limits the
+(``benchmarks/README.md``, "Where the CPU of a registration goes"), and the leader's CPU is what limits the
 registration rate. ``NodeRequestHandler`` (``raftreg.http.protocol``) offers each whole request it
 reads on an idle connection to ``FastWrites.takes``; a taken request is answered by ``serve``,
 whose bytes the protocol writes itself. Everything else goes to aiohttp as before.
@@ -31,13 +31,12 @@ would; the write itself goes on either way), so the metrics count what the write
 from __future__ import annotations
 
 import logging
-import math
 import re
 import time
 
 import msgspec
 
-from raftreg.errors import PayloadTooLarge, RaftregError, RateLimited, Unavailable
+from raftreg.errors import PayloadTooLarge, RaftregError, Unavailable
 from raftreg.http.limits import Limiter
 from raftreg.http.metrics import RequestMetrics
 from raftreg.http.shed import WholeRequest, answer_bytes
@@ -114,11 +113,9 @@ class FastWrites:
     async def _register(self, whole: WholeRequest, remote: str) -> tuple[int, bytes]:
         try:
             limiter = self._limiter
-            if limiter is not None and limiter.buckets is not None:
-                wait = limiter.buckets.take("a:" + remote)
-                if wait > 0:
-                    limiter.note_refused("rate", remote)
-                    raise RateLimited("too many requests from this client", retry_after=max(1.0, math.ceil(wait)))
+            refusal = None if limiter is None else limiter.take_request("a:" + remote, remote)
+            if refusal is not None:
+                raise refusal
             node = self._node
             conflict = node.acl_conflict  # as AclMiddleware, when the handler is about to run
             if conflict is not None:

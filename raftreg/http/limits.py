@@ -121,14 +121,25 @@ class Limiter:
             self._last_log = now
             log.warning("event=client_limited limit=%s remote=%s refused_so_far=%d", what, remote, self.refused)
 
+    def take_request(self, key: str, remote: str | None) -> RateLimited | None:
+        """Take a token for the client ``key`` (from ``remote``): None when it had one, else the
+        429 to answer (counted and logged)."""
+        if self.buckets is None:
+            return None
+        wait = self.buckets.take(key)
+        if wait <= 0:
+            return None
+        self.note_refused("rate", remote)
+        return RateLimited("too many requests from this client", retry_after=max(1.0, math.ceil(wait)))
+
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if _exempt(request):
             return await handler(request)
         key = client_key(request, self.accessor_of)
-        if self.buckets is not None and (wait := self.buckets.take(key)) > 0:
-            self.note_refused("rate", request.remote)
-            return _rate_limited("too many requests from this client", wait)
+        refusal = self.take_request(key, request.remote)
+        if refusal is not None:
+            return error_response(refusal)
         cap = self.tuning.blocking_per_client
         if not cap or request.method != "GET" or not ("index" in request.query or "min_index" in request.query):
             return await handler(request)

@@ -11,8 +11,8 @@
 - ``loop_tick``: pysyncobj driven by the asyncio loop instead of its own tick thread;
 - ``compat``: the version guard, run here at import: an incompatible pysyncobj stops the import
   with ``IncompatiblePysyncobj`` naming what is missing;
-- ``message_framing``: pysyncobj's messages framed as stored zlib streams, installed here at
-  import, before any SyncObj exists.
+- ``message_framing``: pysyncobj's messages under 64 KiB framed as stored zlib streams,
+  installed here at import, before any SyncObj exists.
 """
 
 from raftreg.raft.compat import IncompatiblePysyncobj, ensure_compatible
