@@ -87,6 +87,11 @@ class RaftTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_queued_commands: int = 600
     max_queue_wait: float = 0.5
     max_inflight_entries: int = 4
+    # Under concurrent load (the last entry carried batch_wait_from commands or more) the next
+    # entry waits up to batch_wait seconds for more commands (raftreg.node.proposer): fewer,
+    # larger entries cost every node less CPU per write. 0 turns it off.
+    batch_wait: float = 0.0015
+    batch_wait_from: int = 8
     # Drive pysyncobj from the node's asyncio loop instead of its own tick thread
     # (raftreg.raft.loop_tick); tick_period: the longest gap between two ticks.
     tick_on_loop: bool = True
@@ -109,6 +114,10 @@ class RaftTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ConfigError("raft.log_compaction_min_bytes must be at least 1 and raft.log_compaction_ratio positive")
         if not 0 < self.tick_period <= 1:
             raise ConfigError("raft.tick_period must be more than 0 and at most 1 second")
+        if not 0 <= self.batch_wait <= 0.1:
+            raise ConfigError("raft.batch_wait must be between 0 (off) and 0.1 seconds")
+        if self.batch_wait_from < 2:
+            raise ConfigError("raft.batch_wait_from must be at least 2")
         if not self.max_queue_wait > 0:
             raise ConfigError("raft.max_queue_wait must be positive")
         if not 1 <= self.max_entry_bytes <= 4 * 1024 * 1024:

@@ -9,6 +9,16 @@ is broken). Each command is encoded once, when it is proposed; a retry reuses th
 entry of ``compress_from`` bytes or more (0: none) is stored zlib-compressed
 (``raftreg.raft.entry_compression``).
 
+Waiting for company: under concurrent load (the last entry carried ``wait_from`` commands or more)
+the next entry waits up to ``batch_wait`` seconds after its oldest command was queued, unless
+twice the last entry's commands, or a full entry's worth, are queued first (an overloaded queue
+never waits). Every entry costs each node a fixed share of work (Raft
+messages, ticks, journal writes, the wake-ups of apply) however many commands it carries, so under
+load fewer, larger entries leave more of the machine's CPU for serving requests. A lone writer,
+or a few concurrent ones, never wait: their entries stay below ``wait_from``. Only the leader
+waits: a follower's entry travels two more Raft hops before it commits, and there the wait cost
+more in latency than it saved in CPU (benchmarks/README.md, "Waiting for company").
+
 Pipelining: one entry is in flight as a rule; up to ``max_inflight`` while the queue holds a full
 entry's worth (``max_batch`` commands or ``max_entry_bytes``). Without it a node's write rate
 under overload was one full entry per commit round: when thousands of connections keep the event
@@ -21,10 +31,13 @@ latency without limit. The HTTP layer admits a write when it reads it (``admit_a
 ``raftreg.http.shed``) and reserves it a slot until its handler runs (``release``): one loop
 iteration reads hundreds of requests before any handler queues its command, so without the
 reservation most of them passed the read-time check and were refused later, through aiohttp, at
-several times the cost. A client command that waited ``max_queue_wait`` seconds without being
+several times the cost. While the queue is congested (half of ``max_queued`` or more, slots
+reserved included) a client command that waited ``max_queue_wait`` seconds without being
 proposed fails with ``Unavailable`` too (nothing was applied): under overload the queue keeps
-serving recent writes instead of ones whose callers are about to give up. The node's own
-commands (expiries, check transitions) are not bounded.
+serving recent writes instead of ones whose callers are about to give up. A short queue is never
+refused for its age: 64 writers behind an entry stalled for 0.8 s (followers starved of CPU)
+got 18 false "overloaded" 503s that way. The node's own commands (expiries, check transitions)
+are not bounded.
 
 Failures: an entry whose attempt failed, certainly (pysyncobj NOT_LEADER, DISCARDED, ...) or with
 an unknown outcome (LEADER_CHANGED, UNKNOWN_OUTCOME), is re-submitted until its callers' deadlines,
@@ -42,6 +55,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -106,8 +120,12 @@ class GroupCommitter:
 
     def __init__(self, raft: RaftNode, *, max_batch: int, max_queued: int, stuck_after: float,
                  max_entry_bytes: int = 60_000, max_queue_wait: float = float("inf"), max_inflight: int = 1,
-                 compress_from: int = 0) -> None:
+                 compress_from: int = 0, batch_wait: float = 0.0, wait_from: int = 8) -> None:
         self._raft = raft
+        self._batch_wait = batch_wait
+        self._wait_from = wait_from
+        self._last_batch = 0  # commands in the last entry proposed
+        self._wait_timer: asyncio.TimerHandle | None = None
         self._compress_from = compress_from
         self._max_queue_wait = max_queue_wait
         self._max_batch = max_batch
@@ -200,8 +218,30 @@ class GroupCommitter:
     def _kick(self) -> None:
         while self._retry is None and not self._paused and (self._queue or self._retries) and (
                 not self._inflight or (len(self._inflight) < self._max_inflight and self._full_entry_waits())):
-            if not self._flush():
+            if self._waits_for_company() or not self._flush():
                 return
+
+    def _waits_for_company(self) -> bool:
+        """True while the next entry waits for more commands (module docstring); a timer then
+        kicks again when the oldest queued command has waited ``batch_wait``."""
+        if not self._batch_wait or self._retries or not self._queue or self._full_entry_waits():
+            return False
+        if self._wait_timer is not None:
+            return True
+        if (self._last_batch < self._wait_from or len(self._queue) >= 2 * self._last_batch
+                or not self._raft.is_leader()):
+            return False
+        loop = asyncio.get_running_loop()
+        due = self._queue[0].queued_at + self._batch_wait
+        if due <= loop.time():
+            return False
+        self._wait_timer = loop.call_at(due, self._waited)
+        return True
+
+    def _waited(self) -> None:
+        self._wait_timer = None
+        self._last_batch = 0  # the wait is over: propose what is queued
+        self._kick()
 
     def _full_entry_waits(self) -> bool:
         return len(self._queue) >= self._max_batch or self._queued_bytes >= self._max_entry_bytes
@@ -211,6 +251,10 @@ class GroupCommitter:
         batch = self._next_retry() or self._next_batch()
         if batch is None:
             return False
+        if self._wait_timer is not None:
+            self._wait_timer.cancel()
+            self._wait_timer = None
+        self._last_batch = len(batch.pendings)
         raw = encode_entry_from([p.raw for p in batch.pendings], self.proposer_id, batch.seq)
         stored = compress_entry(raw, self._compress_from) if self._compress_from else raw
         self.stats.compressed += stored is not raw
@@ -239,7 +283,10 @@ class GroupCommitter:
         batch: list[_Pending] = []
         size = 0
         queue = self._queue
-        stale_before = asyncio.get_running_loop().time() - self._max_queue_wait
+        # Only a congested queue refuses its stale commands: after a stall (a follower starved of
+        # CPU, a long collection) a few writes that waited are proposed, not refused as overload.
+        congested = len(queue) + self.reserved >= self._max_queued / 2
+        stale_before = asyncio.get_running_loop().time() - self._max_queue_wait if congested else -math.inf
         while queue and len(batch) < self._max_batch:
             if batch and size + len(queue[0].raw) > self._max_entry_bytes:
                 break

@@ -64,6 +64,7 @@ class Writer:
             raft, max_batch=tuning.max_batch_commands, max_queued=tuning.max_queued_commands,
             max_entry_bytes=tuning.max_entry_bytes, max_queue_wait=tuning.max_queue_wait,
             max_inflight=tuning.max_inflight_entries, compress_from=tuning.compress_entries_from_bytes,
+            batch_wait=tuning.batch_wait, wait_from=tuning.batch_wait_from,
             stuck_after=max(1.0, tuning.raft_max_timeout * 1.5),
         )
 

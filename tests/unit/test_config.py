@@ -108,6 +108,17 @@ def test_a_tick_period_outside_0_to_1_second_is_refused(tmp_path: Path, period: 
         load_config(write(tmp_path, text))
 
 
+@pytest.mark.parametrize(("setting", "field"), [
+    ("batch_wait = -0.001", "batch_wait"), ("batch_wait = 0.5", "batch_wait"),
+    ("batch_wait_from = 1", "batch_wait_from"),
+])
+def test_a_batch_wait_out_of_range_is_refused_and_0_is_off(tmp_path: Path, setting: str, field: str) -> None:
+    with pytest.raises(ConfigError, match=rf"raft\.{field} must"):
+        load_config(write(tmp_path, f'name = "c"\n[raft]\n{setting}\n' + nodes_toml(*THREE)))
+    config = load_config(write(tmp_path, 'name = "c"\n[raft]\nbatch_wait = 0\n' + nodes_toml(*THREE)))
+    assert config.raft.batch_wait == 0
+
+
 def test_entry_compression_is_off_at_0_and_refused_below(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, 'name = "c"\n[raft]\ncompress_entries_from_bytes = 0\n' + nodes_toml(*THREE)))
     assert config.raft.compress_entries_from_bytes == 0

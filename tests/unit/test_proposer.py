@@ -23,6 +23,7 @@ class FakeRaft:
     """Records every submitted entry (decoded) with the future the committer waits on."""
 
     def __init__(self) -> None:
+        self.leader = True  # what ``is_leader`` answers
         self.entries: list[tuple[list[Command], asyncio.Future[tuple[int, list[Result]]]]] = []
         self.envelopes: list[Envelope] = []
         self.stored: list[bytes] = []  # the entries' bytes as submitted
@@ -34,6 +35,9 @@ class FakeRaft:
         self.envelopes.append(envelope)
         self.entries.append((envelope.cmds, fut))
         return fut
+
+    def is_leader(self) -> bool:
+        return self.leader
 
     def origin(self, n: int) -> tuple[str, int]:
         return self.envelopes[n].proposer, self.envelopes[n].seq
@@ -440,9 +444,10 @@ async def test_a_command_larger_than_the_cap_goes_alone(raft: FakeRaft) -> None:
     await asyncio.wait_for(asyncio.gather(*tasks), DEADLINE)
 
 
-async def test_a_write_that_waited_too_long_unproposed_is_refused_not_proposed(raft: FakeRaft) -> None:
-    gc = GroupCommitter(raft, max_batch=100, max_queued=100, stuck_after=30.0,  # type: ignore[arg-type]
-                        max_queue_wait=0.05)
+async def test_a_write_that_waited_too_long_unproposed_in_a_congested_queue_is_refused_not_proposed(
+        raft: FakeRaft) -> None:
+    gc = GroupCommitter(raft, max_batch=100, max_queued=6, stuck_after=30.0,  # type: ignore[arg-type]
+                        max_queue_wait=0.05)  # 3 queued = half of max_queued: congested
     inflight, stale = propose(gc, "inflight"), propose(gc, "stale")
     own = asyncio.ensure_future(gc.propose(cmd("expire"), bounded=False))
     await asyncio.sleep(0.08)  # "stale" and "expire" waited longer than max_queue_wait
@@ -456,6 +461,19 @@ async def test_a_write_that_waited_too_long_unproposed_is_refused_not_proposed(r
     assert gc.stats.expired == 1
     raft.succeed(1, index=2)
     await asyncio.wait_for(asyncio.gather(inflight, own, fresh), DEADLINE)
+
+
+async def test_a_short_queue_is_proposed_however_long_it_waited(raft: FakeRaft) -> None:
+    """A stall (followers starved of CPU) is not overload: the few writes behind it still go."""
+    gc = GroupCommitter(raft, max_batch=100, max_queued=8, stuck_after=30.0,  # type: ignore[arg-type]
+                        max_queue_wait=0.05)
+    tasks = [propose(gc, "inflight"), propose(gc, "a"), propose(gc, "b"), propose(gc, "c")]
+    await asyncio.sleep(0.08)  # a, b, c waited longer than max_queue_wait: 3 of 8 is not congested
+    raft.succeed(0, index=1)
+    await wait_until(lambda: entries_reach(raft, 2))
+    assert names(raft.batch(1)) == ["a", "b", "c"] and gc.stats.expired == 0
+    raft.succeed(1, index=2)
+    await asyncio.wait_for(asyncio.gather(*tasks), DEADLINE)
 
 
 async def test_a_retried_write_is_never_expired(raft: FakeRaft) -> None:
@@ -515,8 +533,8 @@ async def test_a_refused_write_leaves_no_reference_cycle(raft: FakeRaft) -> None
     the future cycle kept every refused write (and its request) until a full garbage collection."""
     import gc as collector
     import weakref
-    gcm = GroupCommitter(raft, max_batch=100, max_queued=100, stuck_after=30.0,  # type: ignore[arg-type]
-                         max_queue_wait=0.01)
+    gcm = GroupCommitter(raft, max_batch=100, max_queued=2, stuck_after=30.0,  # type: ignore[arg-type]
+                         max_queue_wait=0.01)  # one queued = half of max_queued: congested
     collector.disable()
     try:
         inflight = propose(gcm, "inflight")
