@@ -12,12 +12,12 @@ entry of ``compress_from`` bytes or more (0: none) is stored zlib-compressed
 Waiting for company: under concurrent load (the last entry carried ``wait_from`` commands or more)
 the next entry waits up to ``batch_wait`` seconds after its oldest command was queued, unless
 twice the last entry's commands, or a full entry's worth, are queued first (an overloaded queue
-never waits). Every entry costs each node a fixed share of work (Raft
-messages, ticks, journal writes, the wake-ups of apply) however many commands it carries, so under
-load fewer, larger entries leave more of the machine's CPU for serving requests. A lone writer,
+never waits). Every entry costs each node a fixed share of work (Raft messages, ticks, journal
+writes, the wake-ups of apply) however many commands it carries, so under load fewer, larger
+entries leave more of the machine's CPU for serving requests. A lone writer,
 or a few concurrent ones, never wait: their entries stay below ``wait_from``. Only the leader
 waits: a follower's entry travels two more Raft hops before it commits, and there the wait cost
-more in latency than it saved in CPU (benchmarks/README.md, "Waiting for company").
+more in latency than it saved in CPU (benchmarks/README.md, "waiting for company").
 
 Pipelining: one entry is in flight as a rule; up to ``max_inflight`` while the queue holds a full
 entry's worth (``max_batch`` commands or ``max_entry_bytes``). Without it a node's write rate
@@ -224,13 +224,12 @@ class GroupCommitter:
     def _waits_for_company(self) -> bool:
         """True while the next entry waits for more commands (module docstring); a timer then
         kicks again when the oldest queued command has waited ``batch_wait``."""
-        if not self._batch_wait or self._retries or not self._queue or self._full_entry_waits():
-            return False
+        if (not self._batch_wait or self._retries or not self._queue or self._full_entry_waits()
+                or self._last_batch < self._wait_from or len(self._queue) >= 2 * self._last_batch
+                or not self._raft.is_leader()):
+            return False  # ``_flush`` cancels a timer still armed
         if self._wait_timer is not None:
             return True
-        if (self._last_batch < self._wait_from or len(self._queue) >= 2 * self._last_batch
-                or not self._raft.is_leader()):
-            return False
         loop = asyncio.get_running_loop()
         due = self._queue[0].queued_at + self._batch_wait
         if due <= loop.time():

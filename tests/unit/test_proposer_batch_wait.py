@@ -117,3 +117,18 @@ async def test_a_queue_holding_twice_the_last_entry_does_not_wait(raft: FakeRaft
     assert entries_reach(raft, 3) and names(raft.batch(2)) == [f"o{n}" for n in range(6)]
     raft.succeed(2, index=3)
     await asyncio.wait_for(asyncio.gather(*tasks), DEADLINE)
+
+
+async def test_a_wait_ends_as_soon_as_twice_the_last_entry_is_queued(raft: FakeRaft) -> None:
+    gc = waiting_committer(raft, batch_wait=10.0)  # only the company can end this wait in time
+    tasks = await _load_with_an_entry_of(gc, raft, 3)
+    raft.succeed(1, index=2)
+    await settle()
+    tasks += [propose(gc, f"w{n}") for n in range(5)]
+    await settle()
+    assert entries_reach(raft, 2), "five of six: still waiting"
+    tasks.append(propose(gc, "w5"))
+    await settle()
+    assert entries_reach(raft, 3) and names(raft.batch(2)) == [f"w{n}" for n in range(6)]
+    raft.succeed(2, index=3)
+    await asyncio.wait_for(asyncio.gather(*tasks), DEADLINE)
