@@ -81,8 +81,9 @@ class RaftTuning(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # one AppendEntries message and a Raft tick's work per entry short.
     max_entry_bytes: int = 60_000
     # Client writes waiting to be proposed, per node; more are refused with 503 at once, and one
-    # that waited max_queue_wait seconds without being proposed is answered 503. Up to
-    # max_inflight_entries entries are in flight while full entries wait (raftreg.node.proposer).
+    # that waited max_queue_wait seconds without being proposed in a queue at least half full is
+    # answered 503. Up to max_inflight_entries entries are in flight while full entries wait
+    # (raftreg.node.proposer).
     # 600 / 0.5 s / 4: the overload benchmark's best of the settings tried (benchmarks/README.md).
     max_queued_commands: int = 600
     max_queue_wait: float = 0.5
