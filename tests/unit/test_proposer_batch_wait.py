@@ -10,7 +10,7 @@ import pytest
 from raftreg.node.proposer import Committed, GroupCommitter
 from tests.unit.test_proposer import DEADLINE, FakeRaft, entries_reach, names, propose, settle, wait_until
 
-WAIT = 0.2  # long enough that "not proposed yet" right after a settle is no race on a loaded machine
+WAIT = 0.5  # long enough that "not proposed yet" right after a settle is no race on a loaded machine
 
 
 @pytest.fixture
