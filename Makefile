@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint screenshots bench bench-watch bench-leases bench-overload bench-client bench-kv bench-abuse bench-dns bench-etcd bench-scale bench-consul bench-metrics clean
+.PHONY: dev test lint screenshots bench bench-watch bench-leases bench-overload bench-client bench-kv bench-abuse bench-dns bench-etcd bench-peer bench-scale bench-consul bench-metrics clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,9 @@ bench-dns: $(STAMP)
 
 bench-etcd: $(STAMP)
 	$(VENV)/bin/python benchmarks/etcd_sxs.py
+
+bench-peer: $(STAMP)
+	$(VENV)/bin/python benchmarks/peer_sxs.py
 
 bench-scale: $(STAMP)
 	$(VENV)/bin/python benchmarks/scale_sxs.py

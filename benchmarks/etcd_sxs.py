@@ -26,25 +26,21 @@ Every process started here is stopped at the end.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
-import os
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from harness.cli import parse_struct
+from harness.etcd import Etcd, b64, etcd_post
 from harness.wrk import wrk_run
 
 from raftreg.config import RaftTuning
-from raftreg.testing import LocalCluster, free_ports, http_json
+from raftreg.testing import LocalCluster, http_json
 
 PAYLOAD = '{"address":"10.0.0.1","port":8080,"meta":{"payload":"' + "x" * 220 + '"}}'
 WORKLOADS = ("register", "register_follower", "consistent", "default")
@@ -86,61 +82,6 @@ RANGE_LUA = """wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"key":"KEY","range_end":"END"SERIAL}'
 """
-
-
-def b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
-
-
-def etcd_post(url: str, body: dict[str, Any]) -> dict[str, Any]:
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=5) as resp:
-        answer: dict[str, Any] = json.loads(resp.read())
-        return answer
-
-
-class Etcd:
-    """Three etcd members on free loopback ports, in a temporary directory."""
-
-    def __init__(self, work: Path) -> None:
-        ports = free_ports(6)
-        self.client = [f"http://127.0.0.1:{p}" for p in ports[:3]]
-        peers = [f"http://127.0.0.1:{p}" for p in ports[3:]]
-        cluster = ",".join(f"e{i}={peers[i]}" for i in range(3))
-        self.procs = [subprocess.Popen(
-            ["etcd", "--name", f"e{i}", "--data-dir", str(work / f"etcd{i}"), "--listen-client-urls", self.client[i],
-             "--advertise-client-urls", self.client[i], "--listen-peer-urls", peers[i],
-             "--initial-advertise-peer-urls", peers[i], "--initial-cluster", cluster,
-             "--initial-cluster-state", "new", "--initial-cluster-token", "etcd-sxs"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True) for i in range(3)]
-
-    def leader(self, timeout: float = 30.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for url in self.client:
-                try:
-                    st = etcd_post(f"{url}/v3/maintenance/status", {})
-                except OSError:
-                    continue
-                if st.get("leader") and st["leader"] == st["header"]["member_id"]:
-                    return url
-            time.sleep(0.2)
-        raise RuntimeError("etcd elected no leader")
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            with_suppressed_kill(proc)
-
-
-def with_suppressed_kill(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
 
 
 def setups(work: Path, cluster: LocalCluster, etcd: Etcd) -> dict[str, dict[str, tuple[list[str], int, str | None]]]:

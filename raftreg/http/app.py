@@ -13,7 +13,6 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
 from aiohttp import web
 
 from raftreg.errors import InvalidArgument, NotFound, Unavailable
@@ -40,7 +39,16 @@ from raftreg.http.validation import (
     parse_register,
     parse_status,
 )
-from raftreg.http.wire import JSON, MAX_BODY, encode, error_middleware, json_response, read_body, read_headers
+from raftreg.http.wire import (
+    JSON,
+    MAX_BODY,
+    encode,
+    error_middleware,
+    instance_with_index,
+    json_response,
+    read_body,
+    read_headers,
+)
 from raftreg.node.reads import CATALOG, service_topic
 from raftreg.node.registry_node import RegistryNode
 from raftreg.signing import Verifier
@@ -79,9 +87,7 @@ class Api:
         self.node.check_write_capacity()
         instance = parse_register(service, instance_id, await read_body(request))
         index, stored = await self.node.register(instance)
-        body = msgspec.to_builtins(stored)
-        body["index"] = index
-        return json_response(body, headers=_write_headers(index))
+        return web.Response(body=instance_with_index(stored, index), content_type=JSON, headers=_write_headers(index))
 
     async def get_instance(self, request: web.Request) -> web.Response:
         service = check_service_name(request.match_info["service"])
@@ -117,9 +123,7 @@ class Api:
         self.node.check_write_capacity()
         body = parse_status(await read_body(request))
         index, stored = await self.node.set_manual_status(service, instance_id, body.status, body.note)
-        out = msgspec.to_builtins(stored)
-        out["index"] = index
-        return json_response(out, headers=_write_headers(index))
+        return web.Response(body=instance_with_index(stored, index), content_type=JSON, headers=_write_headers(index))
 
     async def get_service(self, request: web.Request) -> web.Response:
         service = check_service_name(request.match_info["service"])

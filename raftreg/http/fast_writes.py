@@ -34,14 +34,12 @@ import logging
 import re
 import time
 
-import msgspec
-
 from raftreg.errors import PayloadTooLarge, RaftregError, Unavailable
 from raftreg.http.limits import Limiter
 from raftreg.http.metrics import RequestMetrics
 from raftreg.http.shed import WholeRequest, answer_bytes
 from raftreg.http.validation import parse_register
-from raftreg.http.wire import MAX_BODY, check_body_headers, encode, is_logged, retry_after_seconds
+from raftreg.http.wire import MAX_BODY, check_body_headers, encode, instance_with_index, is_logged, retry_after_seconds
 from raftreg.node.registry_node import RegistryNode
 
 log = logging.getLogger("raftreg.http")
@@ -128,9 +126,7 @@ class FastWrites:
             assert match is not None  # ``takes`` said yes
             service, instance_id = match.group(1).decode(), match.group(2).decode()
             index, stored = await node.register(parse_register(service, instance_id, whole.body))
-            out = msgspec.to_builtins(stored)
-            out["index"] = index
-            return 200, answer_bytes(200, encode(out), b"X-Raftreg-Index: %d\r\n" % index)
+            return 200, answer_bytes(200, instance_with_index(stored, index), b"X-Raftreg-Index: %d\r\n" % index)
         except RaftregError as err:
             return err.status, error_bytes(err, whole)
         except Exception:

@@ -29,6 +29,12 @@ encode = msgspec.json.Encoder().encode
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def instance_with_index(stored: msgspec.Struct, index: int) -> bytes:
+    """The JSON answer to a write of one instance: its fields, then ``"index"`` (the same bytes as
+    encoding ``to_builtins(stored) | {"index": index}``, without the dict)."""
+    return b'%b,"index":%d}' % (encode(stored)[:-1], index)
+
+
 def json_response(body: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(body=encode(body), status=status, content_type=JSON, headers=headers)
 

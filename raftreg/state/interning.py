@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
@@ -57,8 +57,8 @@ def _shared_meta(meta: dict[str, str]) -> dict[str, str]:
         sys.intern(k): _shared_str(v) if len(v) <= _SHORT else v for k, v in items})
 
 
-def shared_strings(inst: Instance, create_index: int, modify_index: int) -> Instance:
-    """``inst`` with its indexes set and its repetitive parts shared.
+def shared_strings(inst: Instance, create_index: int, modify_index: int, **fields: Any) -> Instance:
+    """``inst`` with its indexes set, ``fields`` replaced (one copy) and its repetitive parts shared.
 
     Service names and meta keys are interned (few distinct ones); addresses, tag lists, meta maps
     and short meta values are shared through bounded tables. With the benchmark's 300-byte bodies
@@ -73,4 +73,5 @@ def shared_strings(inst: Instance, create_index: int, modify_index: int) -> Inst
         meta=_shared_meta(inst.meta),
         create_index=create_index,
         modify_index=modify_index,
+        **fields,
     )

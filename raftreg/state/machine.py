@@ -56,6 +56,7 @@ from raftreg.state.commands import (
     KVSet,
     KVTxn,
     RecordIdentity,
+    Register,
     RestoreBegin,
     RestoreChunk,
     RestoreCommit,
@@ -150,6 +151,8 @@ class StateMachine:
             return Failed(f"{type(exc).__name__}: {exc}")
 
     def _apply(self, index: int, cmd: Command) -> Result:
+        if type(cmd) is Register:  # most entries are registrations: skip the dispatch chain below
+            return self.registry.apply(index, cmd)  # (a registration ends no session)
         if isinstance(cmd, Authorized):
             denied = self.acl.recheck(cmd, self.session_name)
             if denied is not None:

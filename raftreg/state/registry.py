@@ -140,16 +140,17 @@ class Registry:
             kept = old is not None and old.check == new.check and old.check_status is not None
             check_status = old.check_status if kept and old is not None else "critical"
         manual = old.manual_status if old is not None else None
-        new = msgspec.structs.replace(
-            new,
-            check_status=check_status,
-            manual_status=manual,
-            status=effective_status(manual, check_status),
-            status_note=old.status_note if old is not None and (manual is not None or check_status is not None) else "",
-        )
-        if old is not None and old.same_definition(new):
+        status_fields = {
+            "check_status": check_status,
+            "manual_status": manual,
+            "status": effective_status(manual, check_status),
+            "status_note": old.status_note if old is not None and (manual is not None or check_status is not None)
+            else "",
+        }
+        if old is not None and old.same_definition(msgspec.structs.replace(new, **status_fields)):
             return Registered(old, changed=False)
-        stored = shared_strings(new, create_index=old.create_index if old is not None else index, modify_index=index)
+        stored = shared_strings(new, create_index=old.create_index if old is not None else index, modify_index=index,
+                                **status_fields)
         if instances is None:
             instances = self._services[new.service] = {}
             self._catalog_index = index

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
+import itertools
 import json
 from typing import Any
 
+import msgspec
 import pytest
 
 from raftreg.errors import InvalidArgument
 from raftreg.http.validation import (
+    _IPV4,
     check_address,
     check_instance_id,
     check_service_name,
@@ -16,6 +20,7 @@ from raftreg.http.validation import (
     parse_meta_filters,
     parse_register,
 )
+from raftreg.http.wire import encode, instance_with_index
 from raftreg.models import Check, Instance
 
 BASE: dict[str, Any] = {"address": "10.0.0.5", "port": 8080}
@@ -325,3 +330,32 @@ def test_parse_flag_rejects_other_values() -> None:
     with pytest.raises(InvalidArgument) as info:
         parse_flag("maybe", "passing")
     assert info.value.field == "passing"
+
+
+def test_the_dotted_quad_shortcut_accepts_exactly_what_ipaddress_accepts() -> None:
+    """``check_address`` answers dotted quads from a regular expression before trying ipaddress:
+    it must accept no string ipaddress refuses (leading zeros, 256, non-ASCII digits, spaces)."""
+    parts = ["0", "00", "01", "1", "9", "10", "99", "100", "199", "200", "249", "250", "255", "256", "300",
+             "0255", "-1", "", "a", "1a", "\u0663", " 1"]
+    tried = 0
+    for first, second, third in itertools.product(parts, repeat=3):
+        for fourth in (parts[tried % len(parts)], "4", "255"):
+            tried += 1
+            address = f"{first}.{second}.{third}.{fourth}"
+            try:
+                ipaddress.IPv4Address(address)
+                valid = True
+            except ValueError:
+                valid = False
+            assert (_IPV4.fullmatch(address) is not None) == valid, address
+    assert tried > 30_000
+
+
+@pytest.mark.parametrize("extra", [{}, {"tags": ["a", "é"], "meta": {"k": "v\"q"}, "weight": 7, "ttl": "15s"},
+                                   {"check": {"http": "http://127.0.0.1:1/health", "interval": "10s"}}])
+def test_a_written_instance_is_answered_as_its_fields_then_the_index(extra: dict[str, Any]) -> None:
+    stored = parse_register("svc", "i-1", json.dumps({"address": "10.0.0.1", "port": 80, **extra}).encode())
+    expected = msgspec.to_builtins(stored)
+    expected["index"] = 12345
+    assert instance_with_index(stored, 12345) == encode(expected)
+    assert list(json.loads(instance_with_index(stored, 12345))) == [*expected]

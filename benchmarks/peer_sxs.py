@@ -1,0 +1,149 @@
+"""raftreg next to etcd with peerbench's Python client, interleaved round by round.
+
+``bench.py --target raftreg`` and ``--target etcd`` of ../shared/peerbench run a minute or more
+apart, and these machines drift by up to 2x within minutes: sets of four alternations gave
+1.49x to 1.64x for the same build. Here every round starts a fresh 3-node raftreg cluster and a
+fresh 3-node etcd 3.4 side by side, then measures peerbench's write client (its adapters, its
+closed loop of 64 workers, its ~300-byte payloads; ``harness/peer_client.py``, one process per
+run, 2,000 unmeasured writes first) against each, via the leader and via a follower, the order
+flipping every round, and stops both. The ratio of each pair and the median of the ratios are
+printed, with each run's p99 and the client's CPU per write.
+
+Run from the repository root (needs Debian's ``etcd-server`` and the peerbench directory)::
+
+    .venv/bin/python benchmarks/peer_sxs.py                    # 8 rounds x 2 modes x 6 s
+    .venv/bin/python benchmarks/peer_sxs.py --rounds 12 --json --peerbench /path/to/peerbench
+
+Every process started here is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.cli import parse_struct
+from harness.etcd import Etcd
+
+from raftreg.config import RaftTuning
+from raftreg.testing import LocalCluster
+
+REPO = Path(__file__).resolve().parents[1]
+CLIENT = Path(__file__).resolve().parent / "harness" / "peer_client.py"
+MODES = ("leader", "follower")
+SYSTEMS = ("raftreg", "etcd")
+
+
+def client_run(peerbench: Path, system: str, urls: list[str], node: int, seconds: float, prefix: str,
+               config: Path, pids: list[int]) -> dict[str, Any]:
+    """One measurement (``harness/peer_client.py``) as a process of its own."""
+    argv = [sys.executable, str(CLIENT), "--peerbench", str(peerbench), "--target", system, "--urls", ",".join(urls),
+            "--node", str(node), "--seconds", str(seconds), "--prefix", prefix, "--checkout", str(REPO),
+            "--config", str(config), "--pids", ",".join(map(str, pids))]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 120, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"peer client failed ({system}): {done.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def one_round(r: int, peerbench: Path, seconds: float, tuning: RaftTuning) -> dict[str, dict[str, dict[str, Any]]]:
+    """Fresh clusters of both systems; every mode measured on each (order flipping with ``r``)."""
+    work = Path(tempfile.mkdtemp(prefix="peer-sxs-"))
+    etcd = Etcd(work)
+    out: dict[str, dict[str, dict[str, Any]]] = {mode: {} for mode in MODES}
+    try:
+        with LocalCluster(3, name="peer-sxs", tuning=tuning) as cluster:
+            leader = cluster.wait_ready()
+            raftreg_urls = [cluster.url(name) for name in cluster.names]
+            etcd_leader = etcd.leader()
+            nodes = {"raftreg": (raftreg_urls, raftreg_urls.index(cluster.url(leader))),
+                     "etcd": (etcd.client, etcd.client.index(etcd_leader))}
+            pids = {"raftreg": [cluster.procs[name].pid for name in cluster.names],
+                    "etcd": [proc.pid for proc in etcd.procs]}
+            for mode in MODES:
+                for system in (SYSTEMS if r % 2 == 0 else SYSTEMS[::-1]):
+                    urls, lead = nodes[system]
+                    node = lead if mode == "leader" else (lead + 1) % len(urls)
+                    out[mode][system] = client_run(peerbench, system, urls, node, seconds, f"r{r}{mode[0]}-",
+                                                   cluster.config_path, pids[system])
+                rr, et = out[mode]["raftreg"], out[mode]["etcd"]
+                print(f"round {r + 1} {mode:>8}: raftreg {rr['ops_per_s']:6.0f}/s p99 {rr['p99_ms']:5.1f} ms "
+                      f"CPU/write {rr['server_cpu_us']:3.0f}+{rr['client_cpu_us']:3.0f} µs  "
+                      f"etcd {et['ops_per_s']:6.0f}/s "
+                      f"p99 {et['p99_ms']:5.1f} ms CPU/write {et['server_cpu_us']:3.0f}+{et['client_cpu_us']:3.0f} µs  "
+                      f"ratio {rr['ops_per_s'] / et['ops_per_s']:.2f}x", flush=True)
+    finally:
+        etcd.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def summarize(rounds: list[dict[str, dict[str, dict[str, Any]]]]) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    for mode in MODES:
+        rates = {s: [rnd[mode][s]["ops_per_s"] for rnd in rounds] for s in SYSTEMS}
+        p99 = {s: [rnd[mode][s]["p99_ms"] for rnd in rounds] for s in SYSTEMS}
+        ratios = [a / b for a, b in zip(rates["raftreg"], rates["etcd"], strict=True)]
+        cpu = {s: [rnd[mode][s]["server_cpu_us"] + rnd[mode][s]["client_cpu_us"] for rnd in rounds] for s in SYSTEMS}
+        summary[mode] = {
+            "raftreg_rps": rates["raftreg"], "etcd_rps": rates["etcd"], "ratios": ratios,
+            "median_ratio": statistics.median(ratios),
+            "ratio_of_medians": statistics.median(rates["raftreg"]) / statistics.median(rates["etcd"]),
+            "raftreg_p99_ms": p99["raftreg"], "etcd_p99_ms": p99["etcd"],
+            "raftreg_cpu_us": cpu["raftreg"], "etcd_cpu_us": cpu["etcd"],
+            "cpu_ratio": statistics.median(e / r for r, e in zip(cpu["raftreg"], cpu["etcd"], strict=True)),
+            "errors": {s: sum(rnd[mode][s]["errors"] for rnd in rounds) for s in SYSTEMS},
+        }
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--peerbench", type=Path, default=REPO.parent / "shared" / "peerbench",
+                        help="the peerbench directory (default: ../shared/peerbench)")
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=6.0, help="measured seconds per run")
+    parser.add_argument("--json", action="store_true", help="also print the results as JSON")
+    parser.add_argument("--tuning", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="raftreg.config.RaftTuning overrides, e.g. batch_wait=0")
+    args = parser.parse_args(argv)
+    if shutil.which("etcd") is None:
+        print("etcd is not installed (apt-get install etcd-server)", file=sys.stderr)
+        return 2
+    if not (args.peerbench / "peerbench" / "workloads.py").is_file():
+        print(f"no peerbench at {args.peerbench} (--peerbench DIR)", file=sys.stderr)
+        return 2
+    tuning, overrides = parse_struct(args.tuning, RaftTuning, "--tuning")
+    rounds = [one_round(r, args.peerbench.resolve(), args.seconds, tuning) for r in range(args.rounds)]
+    summary = summarize(rounds)
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[0]
+    print(f"\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {load}; peerbench's Python client, "
+          f"raftreg / etcd 3.4, fresh clusters every round" + (f"; raftreg tuning {overrides}" if overrides else "")
+          + ":")
+    print(f"{'writes via':>10}  {'raftreg median/s':>16}  {'etcd median/s':>13}  {'median ratio':>12}  "
+          f"{'p99 ms raftreg/etcd':>19}  {'CPU/write ratio':>15}  ratios")
+    for mode, res in summary.items():
+        rr, et = statistics.median(res["raftreg_rps"]), statistics.median(res["etcd_rps"])
+        p99 = f"{statistics.median(res['raftreg_p99_ms']):.1f} / {statistics.median(res['etcd_p99_ms']):.1f}"
+        each = " ".join(f"{r:.2f}" for r in res["ratios"])
+        errors = res["errors"]
+        print(f"{mode:>10}  {rr:16.0f}  {et:13.0f}  {res['median_ratio']:11.2f}x  {p99:>19}  "
+              f"{res['cpu_ratio']:14.2f}x  {each}"
+              + (f"  (errors: {errors})" if any(errors.values()) else ""))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
