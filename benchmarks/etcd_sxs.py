@@ -31,12 +31,12 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from harness.cli import parse_struct
+from harness.cli import add_tuning_option, missing_tools, parse_struct
 from harness.etcd import Etcd, b64, etcd_post
+from harness.report import SXS_HEADER, sxs_cells, sxs_heading
 from harness.wrk import wrk_run
 
 from raftreg.config import RaftTuning
@@ -156,30 +156,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per wrk run")
     parser.add_argument("--json", action="store_true", help="also print the results as JSON")
-    parser.add_argument("--tuning", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                        help="raftreg.config.RaftTuning overrides, e.g. tick_on_loop=false")
+    add_tuning_option(parser, "raftreg.config.RaftTuning overrides, e.g. tick_on_loop=false")
     args = parser.parse_args(argv)
-    for tool in ("wrk", "etcd"):
-        if shutil.which(tool) is None:
-            print(f"{tool} is not installed (apt-get install wrk etcd-server)", file=sys.stderr)
-            return 2
+    if missing_tools(("wrk", "etcd"), "wrk etcd-server"):
+        return 2
     workloads = [w for w in args.only.split(",") if w]
     unknown = set(workloads) - set(WORKLOADS)
     if unknown:
         parser.error(f"unknown workloads: {sorted(unknown)}")
     tuning, overrides = parse_struct(args.tuning, RaftTuning, "--tuning")
     results = run(workloads, args.rounds, args.duration, tuning)
-    with open("/proc/loadavg") as f:
-        load = f.read().split()[0]
-    print(f"\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {load}; raftreg / etcd 3.4, same rounds"
-          + (f"; raftreg tuning {overrides}" if overrides else "") + ":")
-    print(f"{'workload':>17}  {'raftreg median/s':>16}  {'etcd median/s':>13}  {'median ratio':>12}  "
-          f"{'p99 ms raftreg/etcd':>19}  ratios")
+    print(sxs_heading("raftreg / etcd 3.4, same rounds", overrides))
+    print(f"{'workload':>17}  {SXS_HEADER}  ratios")
     for workload, res in results.items():
-        rr, et = statistics.median(res["raftreg_rps"]), statistics.median(res["etcd_rps"])
-        p99 = f"{statistics.median(res['raftreg_p99_ms']):.1f} / {statistics.median(res['etcd_p99_ms']):.1f}"
         each = " ".join(f"{r:.2f}" for r in res["ratios"])
-        print(f"{workload:>17}  {rr:16.0f}  {et:13.0f}  {res['median_ratio']:11.2f}x  {p99:>19}  {each}"
+        print(f"{workload:>17}  {sxs_cells(res)}  {each}"
               + (f"  ({len(res['errors'])} error lines)" if res["errors"] else ""))
     if args.json:
         print(json.dumps(results, indent=2))

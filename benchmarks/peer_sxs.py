@@ -26,12 +26,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from harness.cli import parse_struct
+from harness.cli import add_tuning_option, missing_tools, parse_struct
 from harness.etcd import Etcd
+from harness.report import SXS_HEADER, sxs_cells, sxs_heading
 
 from raftreg.config import RaftTuning
 from raftreg.testing import LocalCluster
@@ -113,11 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=6.0, help="measured seconds per run")
     parser.add_argument("--json", action="store_true", help="also print the results as JSON")
-    parser.add_argument("--tuning", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                        help="raftreg.config.RaftTuning overrides, e.g. batch_wait=0")
+    add_tuning_option(parser, "raftreg.config.RaftTuning overrides, e.g. batch_wait=0")
     args = parser.parse_args(argv)
-    if shutil.which("etcd") is None:
-        print("etcd is not installed (apt-get install etcd-server)", file=sys.stderr)
+    if missing_tools(("etcd",), "etcd-server"):
         return 2
     if not (args.peerbench / "peerbench" / "workloads.py").is_file():
         print(f"no peerbench at {args.peerbench} (--peerbench DIR)", file=sys.stderr)
@@ -125,20 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     tuning, overrides = parse_struct(args.tuning, RaftTuning, "--tuning")
     rounds = [one_round(r, args.peerbench.resolve(), args.seconds, tuning) for r in range(args.rounds)]
     summary = summarize(rounds)
-    with open("/proc/loadavg") as f:
-        load = f.read().split()[0]
-    print(f"\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {load}; peerbench's Python client, "
-          f"raftreg / etcd 3.4, fresh clusters every round" + (f"; raftreg tuning {overrides}" if overrides else "")
-          + ":")
-    print(f"{'writes via':>10}  {'raftreg median/s':>16}  {'etcd median/s':>13}  {'median ratio':>12}  "
-          f"{'p99 ms raftreg/etcd':>19}  {'CPU/write ratio':>15}  ratios")
+    print(sxs_heading("peerbench's Python client, raftreg / etcd 3.4, fresh clusters every round", overrides))
+    print(f"{'writes via':>10}  {SXS_HEADER}  {'CPU/write ratio':>15}  ratios")
     for mode, res in summary.items():
-        rr, et = statistics.median(res["raftreg_rps"]), statistics.median(res["etcd_rps"])
-        p99 = f"{statistics.median(res['raftreg_p99_ms']):.1f} / {statistics.median(res['etcd_p99_ms']):.1f}"
         each = " ".join(f"{r:.2f}" for r in res["ratios"])
         errors = res["errors"]
-        print(f"{mode:>10}  {rr:16.0f}  {et:13.0f}  {res['median_ratio']:11.2f}x  {p99:>19}  "
-              f"{res['cpu_ratio']:14.2f}x  {each}"
+        print(f"{mode:>10}  {sxs_cells(res)}  {res['cpu_ratio']:14.2f}x  {each}"
               + (f"  (errors: {errors})" if any(errors.values()) else ""))
     if args.json:
         print(json.dumps(summary, indent=2))

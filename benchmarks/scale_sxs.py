@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.bench import catalog_counts, node_pids
-from harness.cli import parse_struct
+from harness.cli import add_tuning_option, missing_tools, parse_struct
 from harness.proc import CLK_TCK, children_cpu_ticks
 from harness.wrk import wrk_all
 
@@ -106,11 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--instances", type=int, default=100_000, help="what the large registry holds first")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
-    parser.add_argument("--tuning", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                        help="raftreg.config.RaftTuning overrides for both clusters")
+    add_tuning_option(parser, "raftreg.config.RaftTuning overrides for both clusters")
     args = parser.parse_args(argv)
-    if shutil.which("wrk") is None:
-        print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
+    if missing_tools(("wrk",), "wrk"):
         return 2
     tuning, overrides = parse_struct(args.tuning, RaftTuning, "--tuning")
     res = run(args.instances, args.rounds, args.duration, tuning)

@@ -35,9 +35,24 @@ def common_parser(doc: str | None, name: str, phases: Sequence[str], *, procs: i
     p.add_argument("--only", default=",".join(phases),
                    help=f"comma-separated phases (default: all of {','.join(phases)})")
     p.add_argument("--procs", type=int, default=procs, help=f"client worker processes (default {procs})")
-    p.add_argument("--tuning", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                   help=f"raftreg.config.RaftTuning overrides, e.g. {tuning_example}")
+    add_tuning_option(p, f"raftreg.config.RaftTuning overrides, e.g. {tuning_example}")
     return p
+
+
+def add_tuning_option(p: argparse.ArgumentParser, help_text: str) -> None:
+    """``--tuning KEY=VALUE ...`` (a list; ``parse_struct`` reads it)."""
+    p.add_argument("--tuning", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help=help_text)
+
+
+def missing_tools(tools: Sequence[str], packages: str) -> bool:
+    """True, after saying which on stderr, when one of ``tools`` is not on PATH (``packages``: the
+    Debian packages to install)."""
+    import shutil
+
+    absent = [tool for tool in tools if shutil.which(tool) is None]
+    if absent:
+        print(f"{', '.join(absent)} not installed (apt-get install {packages})", file=sys.stderr)
+    return bool(absent)
 
 
 def add_size_options(p: argparse.ArgumentParser, sizes: Mapping[str, tuple[Any, Any]]) -> None:

@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -152,3 +153,20 @@ def write_result(path: Path, meta: Mapping[str, Any], results: Mapping[str, Any]
     doc = {"meta": meta, "results": results, "summary": [list(r) for r in summary], "error": error}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def sxs_heading(what: str, overrides: Mapping[str, Any]) -> str:
+    """The first line of a side-by-side summary (``etcd_sxs``, ``peer_sxs``): time, load, ``what``."""
+    tuned = f"; raftreg tuning {dict(overrides)}" if overrides else ""
+    return f"\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {loadavg()[0]}; {what}{tuned}:"
+
+
+def sxs_cells(res: Mapping[str, Any]) -> str:
+    """One side-by-side result (``raftreg_rps``, ``etcd_rps``, ``median_ratio``, ``raftreg_p99_ms``,
+    ``etcd_p99_ms``) as the columns: both medians, the median ratio, both p99 medians."""
+    med = statistics.median
+    p99 = f"{med(res['raftreg_p99_ms']):.1f} / {med(res['etcd_p99_ms']):.1f}"
+    return f"{med(res['raftreg_rps']):16.0f}  {med(res['etcd_rps']):13.0f}  {res['median_ratio']:11.2f}x  {p99:>19}"
+
+
+SXS_HEADER = f"{'raftreg median/s':>16}  {'etcd median/s':>13}  {'median ratio':>12}  {'p99 ms raftreg/etcd':>19}"
