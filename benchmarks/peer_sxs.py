@@ -7,7 +7,8 @@ fresh 3-node etcd 3.4 side by side, then measures peerbench's write client (its 
 closed loop of 64 workers, its ~300-byte payloads; ``harness/peer_client.py``, one process per
 run, 2,000 unmeasured writes first) against each, via the leader and via a follower, the order
 flipping every round, and stops both. The ratio of each pair and the median of the ratios are
-printed, with each run's p99 and the client's CPU per write.
+printed, with each run's p99 and the CPU per write of the servers and of the client (on a
+saturated box the rate ratio follows the ratio of their sums).
 
 Run from the repository root (needs Debian's ``etcd-server`` and the peerbench directory)::
 

@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -36,12 +37,12 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def adapter_for(target: str, urls: list[str], checkout: str, config: str | None) -> Any:
-    """A peerbench adapter whose node ``i`` is ``urls[i]`` (peerbench must be importable)."""
+def adapter_for(target: str, urls: list[str], checkout: str, config: str | None, work: str) -> Any:
+    """A peerbench adapter whose node ``i`` is ``urls[i]`` (peerbench must be importable); ``work``:
+    the adapter's working directory (it starts nothing there)."""
     from peerbench.adapters.etcd import EtcdAdapter
     from peerbench.adapters.http_registry import RaftregAdapter
 
-    work = tempfile.mkdtemp(prefix="peer-client-")
     if target == "raftreg":
         adapter: Any = RaftregAdapter(work, 0, checkout=checkout, config=config)
     else:
@@ -55,7 +56,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from peerbench.workloads import closed_loop, finish, make_op
 
     urls = args.urls.split(",")
-    adapter = adapter_for(args.target, urls, args.checkout, args.config)
+    work = tempfile.mkdtemp(prefix="peer-client-")
+    adapter = adapter_for(args.target, urls, args.checkout, args.config, work)
     await adapter.connect_clients()
     try:
         spec = {"kind": "write", "target": args.node, "services": 100, "payload_bytes": 300}
@@ -69,6 +71,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         cpu, server = time.process_time() - cpu0, cpu_seconds(pids) - server0
     finally:
         await adapter.close_clients()
+        shutil.rmtree(work, ignore_errors=True)
     out: dict[str, Any] = finish(raw)
     out["client_cpu_us"] = round(cpu / max(1, out["ops_ok"]) * 1e6, 1)
     if pids:
