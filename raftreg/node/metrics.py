@@ -52,7 +52,8 @@ METRIC_FAMILIES: dict[str, str] = {  # name (without _total for counters) -> typ
     "raftreg_raft_members": "gauge", "raftreg_read_index_rounds": "counter",
     "raftreg_group_commit_entries": "counter", "raftreg_group_commit_commands": "counter",
     "raftreg_group_commit_retries": "counter", "raftreg_group_commit_refused": "counter",
-    "raftreg_group_commit_expired": "counter", "raftreg_group_commit_queued": "gauge",
+    "raftreg_group_commit_expired": "counter", "raftreg_group_commit_timed_out": "counter",
+    "raftreg_group_commit_queued": "gauge",
     "raftreg_group_commit_batch_commands": "histogram", "raftreg_apply_latency_seconds": "histogram",
     "raftreg_fsm_apply_duration_seconds": "histogram",
     "raftreg_snapshots": "counter", "raftreg_snapshot_duration_seconds": "summary",
@@ -166,6 +167,8 @@ class NodeCollector(Collector):
         yield _counter("raftreg_group_commit_refused", "Writes refused because the queue was full",
                        gc["refused"])
         yield _counter("raftreg_group_commit_expired", "Writes that waited too long in the queue", gc["expired"])
+        yield _counter("raftreg_group_commit_timed_out",
+                       "Writes not confirmed by their deadline (504, outcome unknown)", gc["timed_out"])
         yield _gauge("raftreg_group_commit_queued", "Writes waiting in the queue now", gc["queued"])
         stats = self._m.proposer.stats
         buckets: list[tuple[str, float]] = []

@@ -61,6 +61,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from raftreg.errors import OutcomeUnknown, Unavailable
+from raftreg.node.deadlines import Deadlines
 from raftreg.raft import ProposalFailed, RaftNode
 from raftreg.raft.entry_compression import compress_entry
 from raftreg.state.applied_entries import Repeated
@@ -142,6 +143,7 @@ class GroupCommitter:
         self._inflight: set[asyncio.Future[tuple[int, list[Result]]]] = set()
         self._retry: asyncio.TimerHandle | None = None
         self._paused = False
+        self._deadlines = Deadlines()
         self.stats = ProposerStats()
         # Seconds from proposing an entry to its apply on this node (``raftreg.node.metrics``
         # sets it when metrics are on; None costs nothing).
@@ -156,7 +158,7 @@ class GroupCommitter:
         st = self.stats
         return {"entries": st.entries, "commands": st.commands, "retries": st.retries, "queued": self.queued,
                 "refused": st.refused, "refused_at_once": st.refused_at_once, "expired": st.expired,
-                "reserved": self.reserved, "compressed": st.compressed}
+                "reserved": self.reserved, "compressed": st.compressed, "timed_out": self._deadlines.expired}
 
     def check_capacity(self) -> None:
         """``Unavailable`` when the queue holds ``max_queued`` commands (nothing was proposed).
@@ -186,12 +188,15 @@ class GroupCommitter:
     def _refusal(held: int) -> Unavailable:
         return Unavailable(f"this node has {held} writes queued (its limit); retry shortly", retry_after=1.0)
 
-    async def propose(self, cmd: Command, *, bounded: bool = True) -> Committed:
-        """Commit ``cmd`` and return its outcome on this node. Never returns for a command that
-        cannot commit: the caller bounds the wait (``asyncio.timeout``); cancelling it drops the
-        command from the queue if it has not been proposed yet (and from any later re-submission).
-        A ``bounded`` command is refused with ``Unavailable`` when the queue is full.
-        ``OutcomeUnknown``: an earlier attempt applied it and its result was lost."""
+    async def propose(self, cmd: Command, *, bounded: bool = True, deadline: float | None = None) -> Committed:
+        """Commit ``cmd`` and return its outcome on this node. ``TimeoutError`` once ``deadline``
+        (loop time) passes without an outcome (``raftreg.node.deadlines``: one timer for all the
+        waits); without a deadline it never returns for a command that cannot commit, and the
+        caller bounds the wait. A wait that ends either way (or is cancelled) drops the command
+        from the queue if it has not been proposed yet, and from any later re-submission: its
+        outcome is then unknown if it was proposed. A ``bounded`` command is refused with
+        ``Unavailable`` when the queue is full. ``OutcomeUnknown``: an earlier attempt applied it
+        and its result was lost."""
         if bounded:
             self.check_capacity()
         loop = asyncio.get_running_loop()
@@ -199,6 +204,8 @@ class GroupCommitter:
         raw = encode_command(cmd)
         self._queue.append(_Pending(raw, fut, loop.time(), bounded))
         self._queued_bytes += len(raw)
+        if deadline is not None:
+            self._deadlines.add(fut, deadline, loop)
         self._kick()
         try:
             return await fut

@@ -82,9 +82,8 @@ class Writer:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (timeout if timeout is not None else self.commit_timeout)
         await self._view.await_leader(deadline - loop.time())
-        try:
-            async with asyncio.timeout_at(deadline):  # no task per write, as wait_for would make
-                committed = await self.proposer.propose(cmd, bounded=bounded)
+        try:  # the committer keeps the deadline: no timer per write (raftreg.node.deadlines)
+            committed = await self.proposer.propose(cmd, bounded=bounded, deadline=deadline)
         except TimeoutError:
             raise OutcomeUnknown(
                 "the write was not confirmed in time: its outcome is unknown and it may still apply"

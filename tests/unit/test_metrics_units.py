@@ -67,7 +67,8 @@ def test_the_batch_histogram_is_cumulative_with_fixed_buckets() -> None:
     stats = ProposerStats(entries=4, commands=1 + 3 + 3 + 100)
     stats.batch_sizes.update({1: 1, 4: 2, 128: 1})  # entries of 1, 3, 3 and 100 commands
     metrics: Any = SimpleNamespace(proposer=SimpleNamespace(stats=stats))
-    info = {"group_commit": {"entries": 4, "commands": 107, "retries": 0, "refused": 0, "expired": 0, "queued": 0}}
+    info = {"group_commit": {"entries": 4, "commands": 107, "retries": 0, "refused": 0, "expired": 0, "timed_out": 0,
+                             "queued": 0}}
     families = {f.name: f for f in NodeCollector(metrics)._group_commit(info)}
     samples = {s.labels.get("le"): s.value for s in families["raftreg_group_commit_batch_commands"].samples
                if s.name.endswith("_bucket")}

@@ -576,3 +576,55 @@ async def test_a_batch_is_stored_compressed_only_when_asked_and_a_lone_command_n
     else:
         assert full[0] != 0x78 and expand_entry(full) is full
     assert gc.stats.compressed == (1 if compress else 0)
+
+
+async def test_a_wait_past_its_deadline_ends_with_timeout_error_and_its_command_is_never_proposed(
+        raft: FakeRaft) -> None:
+    loop = asyncio.get_running_loop()
+    gc = committer(raft)
+    a = propose(gc, "a")
+    await settle()
+    b = asyncio.ensure_future(gc.propose(cmd("b"), deadline=loop.time() + 0.05))
+    c = propose(gc, "c")
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(b, DEADLINE)  # "a" is still in flight: "b" waits in the queue
+    assert gc.counters()["timed_out"] == 1
+    raft.succeed(0, index=1)
+    await wait_until(lambda: len(raft.entries) == 2)
+    assert names(raft.batch(1)) == ["c"]
+    raft.succeed(1, index=2)
+    assert (await asyncio.wait_for(c, DEADLINE)).index == 2
+    assert (await a).index == 1
+
+
+async def test_a_deadline_ends_the_wait_of_a_proposed_command_and_its_retry_leaves_it_out(
+        raft: FakeRaft) -> None:
+    loop = asyncio.get_running_loop()
+    gc = committer(raft)
+    x = propose(gc, "x")
+    await settle()
+    a = asyncio.ensure_future(gc.propose(cmd("a"), deadline=loop.time() + 0.05))
+    b = propose(gc, "b")
+    await settle()
+    raft.succeed(0, index=1)
+    await wait_until(lambda: len(raft.entries) == 2)
+    assert names(raft.batch(1)) == ["a", "b"]
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(a, DEADLINE)  # proposed: its outcome is unknown to the caller
+    raft.fail(1, applied=None)
+    await wait_until(lambda: len(raft.entries) == 3)
+    assert names(raft.batch(2)) == ["b"] and raft.origin(2) == raft.origin(1)
+    raft.succeed(2, index=2)
+    assert (await asyncio.wait_for(b, DEADLINE)).index == 2
+    assert (await x).index == 1
+
+
+async def test_a_wait_that_commits_in_time_is_answered_as_without_a_deadline(raft: FakeRaft) -> None:
+    loop = asyncio.get_running_loop()
+    gc = committer(raft)
+    a = asyncio.ensure_future(gc.propose(cmd("a"), deadline=loop.time() + 0.05))
+    await wait_until(lambda: len(raft.entries) == 1)
+    (ra,) = raft.succeed(0, index=7)
+    assert await asyncio.wait_for(a, DEADLINE) == Committed(7, ra)
+    await asyncio.sleep(0.1)  # past the deadline: nothing may touch the answered wait
+    assert a.result() == Committed(7, ra)
