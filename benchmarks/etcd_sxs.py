@@ -34,8 +34,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness.cli import add_tuning_option, missing_tools, parse_struct
+from harness.cli import add_tuning_option, exit_on_sigterm, missing_tools, parse_struct
 from harness.etcd import Etcd, b64, etcd_post
+from harness.proc import steal_pct, steal_ticks
 from harness.report import SXS_HEADER, sxs_cells, sxs_heading
 from harness.wrk import wrk_run
 
@@ -128,22 +129,27 @@ def run(workloads: list[str], rounds: int, duration: float, tuning: RaftTuning) 
             for workload in workloads:
                 rates: dict[str, list[float]] = {"raftreg": [], "etcd": []}
                 p99s: dict[str, list[float]] = {"raftreg": [], "etcd": []}
+                steal: dict[str, list[float]] = {"raftreg": [], "etcd": []}  # % of the machine, per run
                 errors: list[str] = []
                 for r in range(rounds):
                     for system in (("raftreg", "etcd") if r % 2 == 0 else ("etcd", "raftreg")):
                         urls, conns, script = plan[workload][system]
+                        mark = steal_ticks()
                         got = wrk_run(urls, duration=duration, connections=conns, script=script)
+                        steal[system].append(steal_pct(mark))
                         rates[system].append(got.rate)
                         p99s[system].append(got.p99_ms)
                         errors += [f"{system}: {e}" for e in got.errors]
                     ratio = rates["raftreg"][-1] / rates["etcd"][-1]
                     print(f"{workload:>17} round {r + 1}: raftreg {rates['raftreg'][-1]:8.0f}/s "
                           f"p99 {p99s['raftreg'][-1]:6.1f} ms  etcd {rates['etcd'][-1]:8.0f}/s "
-                          f"p99 {p99s['etcd'][-1]:6.1f} ms  ratio {ratio:.2f}x", flush=True)
+                          f"p99 {p99s['etcd'][-1]:6.1f} ms  ratio {ratio:.2f}x  "
+                          f"steal {steal['raftreg'][-1]:.0f}/{steal['etcd'][-1]:.0f} %", flush=True)
                 ratios = [a / b for a, b in zip(rates["raftreg"], rates["etcd"], strict=True)]
                 results[workload] = {"raftreg_rps": rates["raftreg"], "etcd_rps": rates["etcd"], "ratios": ratios,
                                      "raftreg_p99_ms": p99s["raftreg"], "etcd_p99_ms": p99s["etcd"],
-                                     "median_ratio": statistics.median(ratios), "errors": errors}
+                                     "median_ratio": statistics.median(ratios), "errors": errors,
+                                     "steal_pct": steal}
     finally:
         etcd.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -158,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="also print the results as JSON")
     add_tuning_option(parser, "raftreg.config.RaftTuning overrides, e.g. tick_on_loop=false")
     args = parser.parse_args(argv)
+    exit_on_sigterm()  # SIGTERM unwinds like Ctrl-C: both clusters are stopped
     if missing_tools(("wrk", "etcd"), "wrk etcd-server"):
         return 2
     workloads = [w for w in args.only.split(",") if w]
@@ -166,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown workloads: {sorted(unknown)}")
     tuning, overrides = parse_struct(args.tuning, RaftTuning, "--tuning")
     results = run(workloads, args.rounds, args.duration, tuning)
-    print(sxs_heading("raftreg / etcd 3.4, same rounds", overrides))
+    steal = [v for res in results.values() for runs in res["steal_pct"].values() for v in runs]
+    print(sxs_heading("raftreg / etcd 3.4, same rounds", overrides, steal))
     print(f"{'workload':>17}  {SXS_HEADER}  ratios")
     for workload, res in results.items():
         each = " ".join(f"{r:.2f}" for r in res["ratios"])

@@ -30,8 +30,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness.cli import add_tuning_option, missing_tools, parse_struct
+from harness.cli import add_tuning_option, exit_on_sigterm, missing_tools, parse_struct
 from harness.etcd import Etcd
+from harness.proc import steal_pct, steal_ticks
 from harness.report import SXS_HEADER, sxs_cells, sxs_heading
 
 from raftreg.config import RaftTuning
@@ -74,14 +75,17 @@ def one_round(r: int, peerbench: Path, seconds: float, tuning: RaftTuning) -> di
                 for system in (SYSTEMS if r % 2 == 0 else SYSTEMS[::-1]):
                     urls, lead = nodes[system]
                     node = lead if mode == "leader" else (lead + 1) % len(urls)
+                    mark = steal_ticks()
                     out[mode][system] = client_run(peerbench, system, urls, node, seconds, f"r{r}{mode[0]}-",
                                                    cluster.config_path, pids[system])
+                    out[mode][system]["steal_pct"] = steal_pct(mark)
                 rr, et = out[mode]["raftreg"], out[mode]["etcd"]
                 print(f"round {r + 1} {mode:>8}: raftreg {rr['ops_per_s']:6.0f}/s p99 {rr['p99_ms']:5.1f} ms "
                       f"CPU/write {rr['server_cpu_us']:3.0f}+{rr['client_cpu_us']:3.0f} µs  "
                       f"etcd {et['ops_per_s']:6.0f}/s "
                       f"p99 {et['p99_ms']:5.1f} ms CPU/write {et['server_cpu_us']:3.0f}+{et['client_cpu_us']:3.0f} µs  "
-                      f"ratio {rr['ops_per_s'] / et['ops_per_s']:.2f}x", flush=True)
+                      f"ratio {rr['ops_per_s'] / et['ops_per_s']:.2f}x  "
+                      f"steal {rr['steal_pct']:.0f}/{et['steal_pct']:.0f} %", flush=True)
     finally:
         etcd.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -103,6 +107,7 @@ def summarize(rounds: list[dict[str, dict[str, dict[str, Any]]]]) -> dict[str, A
             "raftreg_cpu_us": cpu["raftreg"], "etcd_cpu_us": cpu["etcd"],
             "cpu_ratio": statistics.median(e / r for r, e in zip(cpu["raftreg"], cpu["etcd"], strict=True)),
             "errors": {s: sum(rnd[mode][s]["errors"] for rnd in rounds) for s in SYSTEMS},
+            "steal_pct": {s: [rnd[mode][s]["steal_pct"] for rnd in rounds] for s in SYSTEMS},
         }
     return summary
 
@@ -116,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="also print the results as JSON")
     add_tuning_option(parser, "raftreg.config.RaftTuning overrides, e.g. batch_wait=0")
     args = parser.parse_args(argv)
+    exit_on_sigterm()  # SIGTERM unwinds like Ctrl-C: both clusters are stopped
     if missing_tools(("etcd",), "etcd-server"):
         return 2
     if not (args.peerbench / "peerbench" / "workloads.py").is_file():
@@ -124,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     tuning, overrides = parse_struct(args.tuning, RaftTuning, "--tuning")
     rounds = [one_round(r, args.peerbench.resolve(), args.seconds, tuning) for r in range(args.rounds)]
     summary = summarize(rounds)
-    print(sxs_heading("peerbench's Python client, raftreg / etcd 3.4, fresh clusters every round", overrides))
+    steal = [v for res in summary.values() for runs in res["steal_pct"].values() for v in runs]
+    print(sxs_heading("peerbench's Python client, raftreg / etcd 3.4, fresh clusters every round", overrides, steal))
     print(f"{'writes via':>10}  {SXS_HEADER}  {'CPU/write ratio':>15}  ratios")
     for mode, res in summary.items():
         each = " ".join(f"{r:.2f}" for r in res["ratios"])

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.bench import catalog_counts, node_pids
-from harness.cli import add_tuning_option, missing_tools, parse_struct
+from harness.cli import add_tuning_option, exit_on_sigterm, missing_tools, parse_struct
 from harness.proc import CLK_TCK, children_cpu_ticks
 from harness.wrk import wrk_all
 
@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
     add_tuning_option(parser, "raftreg.config.RaftTuning overrides for both clusters")
     args = parser.parse_args(argv)
+    exit_on_sigterm()  # SIGTERM unwinds like Ctrl-C: both clusters are stopped
     if missing_tools(("wrk",), "wrk"):
         return 2
     tuning, overrides = parse_struct(args.tuning, RaftTuning, "--tuning")

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from harness.bench import Bench
-from harness.proc import loadavg
+from harness.proc import loadavg, steal_pct, steal_ticks
 from harness.report import default_out, log, print_summary, run_meta, write_result
 from raftreg.config import ConfigError, RaftTuning
 
@@ -111,7 +111,7 @@ def run_and_report(bench: Bench, phases: list[str], argv: list[str] | None, name
     the exit status (1 after an error, whose traceback goes to stderr)."""
     out_path: Path = bench.args.out or default_out(name)
     exit_on_sigterm()
-    started = time.time()
+    started, steal_mark = time.time(), steal_ticks()
     full_meta = {**run_meta(bench.args, argv, started, phases, bench.tuning, bench.tuning_overrides), **(meta or {})}
     log(f"{title}: phases {','.join(phases)}, {bench.args.procs} client procs{detail}"
         f"{', quick' if bench.args.quick else ''}; load average {full_meta['loadavg_at_start']}")
@@ -126,6 +126,7 @@ def run_and_report(bench: Bench, phases: list[str], argv: list[str] | None, name
             bench.close()
     full_meta["wall_s"] = round(time.time() - started, 1)
     full_meta["loadavg_at_end"] = loadavg()
+    full_meta["steal_pct"] = steal_pct(steal_mark)
     print_summary(bench.summary, full_meta)
     write_result(out_path, full_meta, bench.results, bench.summary, error)
     log(f"wrote {out_path} ({full_meta['wall_s']}s; load average at the end {full_meta['loadavg_at_end']})")

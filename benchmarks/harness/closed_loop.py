@@ -222,5 +222,6 @@ def run_closed_loop(pool: ClientPool, jobs: list[dict[str, Any]], servers: Mappi
         "client_cpu_pct_total": round(sum(v or 0 for v in client_cpu.values()), 1),
         "machine_busy_pct": meter.machine_busy_pct(),
         "other_procs_cpu_pct": meter.other_pct(),
+        "steal_pct": meter.steal_pct(),
         "loadavg_at_start": load,
     }

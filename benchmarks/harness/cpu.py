@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from harness.proc import CLK_TCK, machine_ticks, proc_stat, uptime_ticks
+from harness.proc import CLK_TCK, machine_ticks, proc_stat, steal_ticks, uptime_ticks
 
 
 class _Proc:
@@ -52,6 +52,9 @@ class CpuAccount:
         self.wall = 0.0  # seconds over the closed windows
         self._busy = 0
         self._total = 0
+        self._s0 = (0, 0)
+        self._steal = 0
+        self._steal_total = 0
         for name, pid in (named or {}).items():
             if pid:
                 self.see(name, pid)
@@ -60,6 +63,7 @@ class CpuAccount:
         """Open a window: sample every known PID and the machine."""
         with self._lock:
             self._t0, self._m0, self._boot0, self._open = time.monotonic(), machine_ticks(), uptime_ticks(), True
+            self._s0 = steal_ticks()
             for pid, p in self._procs.items():
                 st = proc_stat(pid)
                 p.base = p.last = None if st is None else st[0]
@@ -93,6 +97,9 @@ class CpuAccount:
             b1, t1 = machine_ticks()
             self._busy += b1 - self._m0[0]
             self._total += t1 - self._m0[1]
+            s1, st1 = steal_ticks()
+            self._steal += s1 - self._s0[0]
+            self._steal_total += st1 - self._s0[1]
             self._open = False
 
     def ticks(self, name: str) -> int | None:
@@ -122,6 +129,11 @@ class CpuAccount:
     def machine_busy_pct(self) -> float:
         """Machine-wide busy % over the closed windows (100 per core)."""
         return round(100.0 * (os.cpu_count() or 1) * self._busy / max(1, self._total), 1)
+
+    def steal_pct(self) -> float:
+        """Percent of the machine's time the hypervisor gave to other guests over the closed windows
+        (``harness.proc.steal_ticks``): not in the busy or other figures."""
+        return round(100.0 * self._steal / max(1, self._steal_total), 1)
 
     def other_pct(self) -> float:
         """Machine-wide busy % minus the processes accounted here: everybody else and the kernel."""

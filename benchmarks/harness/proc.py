@@ -47,12 +47,34 @@ def cpu_ticks(pid: int | None) -> int | None:
     return None if st is None else st[0]
 
 
-def machine_ticks() -> tuple[int, int]:
-    """(busy, total) clock ticks over all CPUs from /proc/stat (idle and iowait are not busy)."""
+def _machine_fields() -> list[int]:
+    """The "cpu" line of /proc/stat: user nice system idle iowait irq softirq steal ... (ticks)."""
     with open("/proc/stat") as f:
-        values = [int(x) for x in f.readline().split()[1:]]
-    idle = values[3] + values[4]
+        return [int(x) for x in f.readline().split()[1:]]
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks over all CPUs from /proc/stat. Idle, iowait and steal are not
+    busy: steal is time the hypervisor gave to another guest (``steal_ticks``)."""
+    values = _machine_fields()
+    idle = values[3] + values[4] + (values[7] if len(values) > 7 else 0)
     return sum(values) - idle, sum(values)
+
+
+def steal_ticks() -> tuple[int, int]:
+    """(steal, total) clock ticks over all CPUs from /proc/stat. Steal is time this virtual
+    machine's CPUs had work to run while the hypervisor ran another guest: it slows every process
+    here at once, and on a shared host it comes and goes by the minute (2026-12-07: from under 1 %
+    to 38 % of the machine within an hour), which is what makes one run of a benchmark differ from
+    the next by up to 2x. Compare ``steal_pct(mark)`` across runs before comparing their rates."""
+    values = _machine_fields()
+    return (values[7] if len(values) > 7 else 0), sum(values)
+
+
+def steal_pct(mark: tuple[int, int]) -> float:
+    """Percent of the machine's time stolen by the hypervisor since ``mark`` (``steal_ticks()``)."""
+    steal, total = steal_ticks()
+    return round(100.0 * (steal - mark[0]) / max(1, total - mark[1]), 1)
 
 
 def uptime_ticks() -> float:

@@ -90,24 +90,25 @@ def print_run_table(title: str, runs: Sequence[tuple[str, Mapping[str, Any]]], r
             name, fmt_num(r["ops_ok"]), fmt_num(r["ops_per_s"]), fmt_ms(r["p50_ms"]), fmt_ms(r["p99_ms"]),
             fmt_ms(r["max_ms"]), kinds_text(r["errors_by_kind"]), fmt_cpu(r["server_cpu_pct"], node_roles),
             f"{r['client_cpu_pct_total']:.0f} ({fmt_cpu(r['client_cpu_pct'])})",
-            f"{r['other_procs_cpu_pct']:.0f}", f"{r['loadavg_at_start'][0]:.2f}",
+            f"{r['other_procs_cpu_pct']:.0f}", f"{r.get('steal_pct', 0.0):.0f}", f"{r['loadavg_at_start'][0]:.2f}",
         ])
     print_table(title, ["run", "ok ops", "ops/s", "p50 ms", "p99 ms", "max ms", "errors", "server CPU %",
-                        "client CPU %", "other CPU %", "load"], rows)
+                        "client CPU %", "other CPU %", "steal %", "load"], rows)
     busy = [name for name, r in runs if r["other_procs_cpu_pct"] > BUSY_OTHER_PCT]
     if busy:
         note_busy(", ".join(busy))
 
 
 def print_summary(summary: Sequence[Sequence[str]], meta: Mapping[str, Any] | None = None) -> None:
-    """The closing table: (phase, metric, value, verdict) rows, titled with the run's date, commit
-    and machine load (``meta`` from ``run_meta``) so a pasted table says when and how busy."""
+    """The closing table: (phase, metric, value, verdict) rows, titled with the run's date, commit,
+    machine load and hypervisor steal (``meta`` from ``run_meta``) so a pasted table says when and
+    how busy."""
     title = "Summary"
     if meta:
         commit = str(meta.get("git", {}).get("commit", ""))[:7]
         title += (f" ({meta.get('started', '?')}, commit {commit or '?'}, {meta.get('cpus', '?')} CPUs, "
                   f"load average {meta.get('loadavg_at_start', '?')} at start, "
-                  f"{meta.get('loadavg_at_end', '?')} at end)")
+                  f"{meta.get('loadavg_at_end', '?')} at end, hypervisor steal {meta.get('steal_pct', '?')} %)")
     print_table(title, ["phase", "metric", "value", "target"], [list(r) for r in summary])
 
 
@@ -155,10 +156,14 @@ def write_result(path: Path, meta: Mapping[str, Any], results: Mapping[str, Any]
     path.write_text(json.dumps(doc, indent=2) + "\n")
 
 
-def sxs_heading(what: str, overrides: Mapping[str, Any]) -> str:
-    """The first line of a side-by-side summary (``etcd_sxs``, ``peer_sxs``): time, load, ``what``."""
+def sxs_heading(what: str, overrides: Mapping[str, Any], steal: Sequence[float] = ()) -> str:
+    """The first line of a side-by-side summary (``etcd_sxs``, ``peer_sxs``): time, load, the
+    hypervisor's steal over the runs (``steal``: one percentage per run), ``what``."""
     tuned = f"; raftreg tuning {dict(overrides)}" if overrides else ""
-    return f"\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {loadavg()[0]}; {what}{tuned}:"
+    stolen = (f", hypervisor steal {statistics.median(steal):.0f} % of the machine (runs {min(steal):.0f}-"
+              f"{max(steal):.0f} %)" if steal else "")
+    return (f"\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {loadavg()[0]}{stolen}; "
+            f"{what}{tuned}:")
 
 
 def sxs_cells(res: Mapping[str, Any]) -> str:
