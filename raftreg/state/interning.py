@@ -4,7 +4,7 @@ lists, meta maps): one copy of each distinct value, so a large registry costs le
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -24,16 +24,14 @@ class _Shared(Generic[T]):
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
-        self._values: dict[Hashable, T] = {}
+        self.values: dict[Hashable, T] = {}  # key -> its shared copy (read with ``values.get``)
 
-    def get(self, key: Hashable, make: Callable[[], T]) -> T:
-        """The shared copy for ``key``, made by ``make`` the first time (if there is room)."""
-        shared = self._values.get(key)
-        if shared is not None:
-            return shared
-        value = make()
-        if len(self._values) < self._limit:
-            self._values[key] = value
+    def keep(self, key: Hashable, value: T) -> T:
+        """``value``, kept as the shared copy of ``key`` if there is room. The caller looked
+        ``key`` up in ``values`` first (two plain steps instead of a callback: this runs for every
+        registration applied on every node)."""
+        if len(self.values) < self._limit:
+            self.values[key] = value
         return value
 
 
@@ -44,17 +42,21 @@ _meta_maps: _Shared[dict[str, str]] = _Shared(4096)
 
 
 def _shared_str(value: str) -> str:
-    return _strings.get(value, lambda: value)
+    shared = _strings.values.get(value)
+    return shared if shared is not None else _strings.keep(value, value)
 
 
 def _shared_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
-    return _tag_sets.get(tags, lambda: tuple(sys.intern(t) for t in tags))
+    shared = _tag_sets.values.get(tags)
+    return shared if shared is not None else _tag_sets.keep(tags, tuple(sys.intern(t) for t in tags))
 
 
 def _shared_meta(meta: dict[str, str]) -> dict[str, str]:
     items = tuple(meta.items())
-    return _meta_maps.get(items, lambda: {
-        sys.intern(k): _shared_str(v) if len(v) <= _SHORT else v for k, v in items})
+    shared = _meta_maps.values.get(items)
+    if shared is not None:
+        return shared
+    return _meta_maps.keep(items, {sys.intern(k): _shared_str(v) if len(v) <= _SHORT else v for k, v in items})
 
 
 def shared_strings(inst: Instance, create_index: int, modify_index: int, **fields: Any) -> Instance:
