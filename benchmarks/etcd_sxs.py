@@ -37,7 +37,7 @@ from typing import Any
 from harness.cli import add_tuning_option, exit_on_sigterm, missing_tools, parse_struct
 from harness.etcd import Etcd, b64, etcd_post
 from harness.proc import steal_pct, steal_ticks
-from harness.report import SXS_HEADER, sxs_cells, sxs_heading
+from harness.report import SXS_HEADER, steal_matched, sxs_cells, sxs_heading
 from harness.wrk import wrk_run
 
 from raftreg.config import RaftTuning
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'workload':>17}  {SXS_HEADER}  ratios")
     for workload, res in results.items():
         each = " ".join(f"{r:.2f}" for r in res["ratios"])
-        print(f"{workload:>17}  {sxs_cells(res)}  {each}"
+        print(f"{workload:>17}  {sxs_cells(res)}  {each}{steal_matched(res)}"
               + (f"  ({len(res['errors'])} error lines)" if res["errors"] else ""))
     if args.json:
         print(json.dumps(results, indent=2))

@@ -33,7 +33,7 @@ from typing import Any
 from harness.cli import add_tuning_option, exit_on_sigterm, missing_tools, parse_struct
 from harness.etcd import Etcd
 from harness.proc import steal_pct, steal_ticks
-from harness.report import SXS_HEADER, sxs_cells, sxs_heading
+from harness.report import SXS_HEADER, steal_matched, sxs_cells, sxs_heading
 
 from raftreg.config import RaftTuning
 from raftreg.testing import LocalCluster
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     for mode, res in summary.items():
         each = " ".join(f"{r:.2f}" for r in res["ratios"])
         errors = res["errors"]
-        print(f"{mode:>10}  {sxs_cells(res)}  {res['cpu_ratio']:14.2f}x  {each}"
+        print(f"{mode:>10}  {sxs_cells(res)}  {res['cpu_ratio']:14.2f}x  {each}{steal_matched(res)}"
               + (f"  (errors: {errors})" if any(errors.values()) else ""))
     if args.json:
         print(json.dumps(summary, indent=2))

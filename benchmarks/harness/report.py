@@ -174,4 +174,23 @@ def sxs_cells(res: Mapping[str, Any]) -> str:
     return f"{med(res['raftreg_rps']):16.0f}  {med(res['etcd_rps']):13.0f}  {res['median_ratio']:11.2f}x  {p99:>19}"
 
 
+STEAL_MATCH_POINTS = 5.0  # a pair's two runs lost to the hypervisor within this many points of each other
+
+
+def steal_matched(res: Mapping[str, Any], within: float = STEAL_MATCH_POINTS) -> str:
+    """The median ratio over the pairs whose two runs had about the same hypervisor steal
+    (``res["steal_pct"]``: per system, one percentage per run; ``res["ratios"]``), as a note for
+    the summary line. A pair where one system lost a third of the machine and the other a tenth
+    says more about the host than about either system (2026-12-07: 0.84x and 1.00x pairs with
+    13 and 11 points of difference, 1.3-1.6x around them)."""
+    steal = res.get("steal_pct")
+    if not steal:
+        return ""
+    fair = [ratio for ratio, a, b in zip(res["ratios"], steal["raftreg"], steal["etcd"], strict=True)
+            if abs(a - b) <= within]
+    if not fair:
+        return f"  (no pair with steal within {within:g} points)"
+    return f"  (steal-matched: {statistics.median(fair):.2f}x over {len(fair)} of {len(res['ratios'])} pairs)"
+
+
 SXS_HEADER = f"{'raftreg median/s':>16}  {'etcd median/s':>13}  {'median ratio':>12}  {'p99 ms raftreg/etcd':>19}"
