@@ -77,7 +77,7 @@ async def test_an_earlier_deadline_added_later_is_kept_on_time() -> None:
     late.cancel()
 
 
-async def test_deadlines_close_together_end_at_most_slack_late() -> None:
+async def test_deadlines_close_together_all_end_with_timeout_error() -> None:
     loop = asyncio.get_running_loop()
     deadlines = Deadlines()
     now = loop.time()
