@@ -5,12 +5,15 @@ naming it (and, when cheap to find, the process that holds it) instead of a node
 pysyncobj do, so sockets in TIME_WAIT do not count; UDP for DNS), and closes it at once. The
 holder is looked up on Linux only, in /proc (listening TCP sockets of processes this user may
 inspect); anywhere else, or when it is not visible, the message names the port alone.
+
+``free_ports`` picks ports for the nodes of test and benchmark clusters (``raftreg.testing``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import random
 import socket
 from pathlib import Path
 from typing import NamedTuple
@@ -102,3 +105,55 @@ def taken_ports(config: ClusterConfig) -> list[str]:
         problems.append(f"port {endpoint.port} ({proto} {endpoint.host}, the {endpoint.what}) is already in use"
                         f"{used_by}")
     return problems
+
+
+# Ports for test and benchmark servers come from below the kernel's ephemeral range (see free_ports).
+FREE_PORT_FLOOR = 10_000
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def ephemeral_low() -> int | None:
+    """The first port the kernel hands to outgoing connections (Linux), None where unknown."""
+    try:
+        return int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct TCP ports of ``host`` that were free a moment ago.
+
+    Drawn at random from ``FREE_PORT_FLOOR`` up to the kernel's ephemeral range (Linux's
+    ``ip_local_port_range``) when that leaves room, so that no outgoing connection can be given
+    one of them before the server binds it. The kernel's own choice (bind to port 0) is an
+    ephemeral port, which any connect() may take next: a node of a benchmark cluster started
+    right after etcd's members had connected to each other once found its port taken that way.
+    Elsewhere, and for what the draw does not find, the kernel's choice.
+    """
+    ports: list[int] = []
+    socks: list[socket.socket] = []
+    low = ephemeral_low()
+    try:
+        if low is not None and low - FREE_PORT_FLOOR >= 1_000:
+            for _ in range(50 * count):
+                if len(ports) == count:
+                    break
+                port = random.randrange(FREE_PORT_FLOOR, low)
+                if port in ports:
+                    continue
+                sock = socket.socket()
+                socks.append(sock)
+                try:
+                    sock.bind((host, port))  # no SO_REUSEADDR: a port with connections in TIME_WAIT is skipped
+                except OSError:
+                    continue
+                ports.append(port)
+        while len(ports) < count:
+            sock = socket.socket()
+            socks.append(sock)
+            sock.bind((host, 0))
+            ports.append(sock.getsockname()[1])
+    finally:
+        for sock in socks:
+            sock.close()
+    return ports

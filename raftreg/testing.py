@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
-import socket
 import ssl
 import tempfile
 import time
@@ -55,6 +54,7 @@ from raftreg.config import (
     TlsConfig,
     dump_config,
 )
+from raftreg.portcheck import free_ports as free_ports  # re-exported: tests and benchmarks take it from here
 from raftreg.signing import Signer
 from raftreg.supervise import NodeProcess
 
@@ -67,22 +67,6 @@ _live: weakref.WeakSet[LocalCluster] = weakref.WeakSet()
 def live_clusters() -> list[LocalCluster]:
     """The clusters made in this process and not closed yet."""
     return list(_live)
-
-
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """``count`` distinct ports that were free a moment ago."""
-    socks: list[socket.socket] = []
-    ports: list[int] = []
-    try:
-        while len(ports) < count:
-            s = socket.socket()
-            s.bind((host, 0))
-            socks.append(s)
-            ports.append(s.getsockname()[1])
-    finally:
-        for s in socks:
-            s.close()
-    return ports
 
 
 def wait_for(predicate: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05) -> T:
@@ -217,13 +201,19 @@ class LocalCluster:
     def start(self, wait: float = 30.0) -> None:
         """Start every node and wait until there is a leader, every node is ready, and every
         node's incarnation is recorded and applied everywhere (so a test starts from a quiet
-        log: no node writes its record in the middle of it)."""
+        log: no node writes its record in the middle of it). When that times out, the error
+        carries each node's last log lines (as notes), since ``close`` removes the logs."""
         for proc in self.procs.values():
             proc.start()
-        leader = self.wait_ready(timeout=wait)
-        wait_for(lambda: set(self.names) <= set((self.status(leader) or {}).get("identities", ())) or None,
-                 wait, "every node's incarnation recorded")
-        self.wait_converged(timeout=wait)
+        try:
+            leader = self.wait_ready(timeout=wait)
+            wait_for(lambda: set(self.names) <= set((self.status(leader) or {}).get("identities", ())) or None,
+                     wait, "every node's incarnation recorded")
+            self.wait_converged(timeout=wait)
+        except Exception as err:  # say why: each node's last log lines go with the error
+            for name in self.names:
+                err.add_note(f"--- last lines of {name}'s log ---\n{self.log_tail(name)}")
+            raise
 
     def close(self) -> None:
         """Kill every node, call the ``CLOSE_HOOKS``; remove the data directory unless ``keep_data``."""
@@ -334,7 +324,16 @@ class LocalCluster:
         return [n for n in self.running() if n != leader]
 
     def wait_node_ready(self, name: str, timeout: float = 30.0) -> None:
-        wait_for(lambda: self.is_ready(name), timeout, f"node {name} ready")
+        """Wait until ``name`` answers ``/v1/ready`` 200; ``RuntimeError`` at once if its process
+        exited (a port taken, a bad config): it would never be."""
+        proc = self.procs.get(name)
+
+        def ready() -> bool:
+            if proc is not None and proc.proc is not None and proc.proc.poll() is not None:
+                raise RuntimeError(f"node {name} exited with status {proc.proc.returncode} before it was ready")
+            return self.is_ready(name)
+
+        wait_for(ready, timeout, f"node {name} ready")
 
     def wait_ready(self, timeout: float = 30.0) -> str:
         """Wait until every running node is ready; returns the leader."""
@@ -381,3 +380,7 @@ class LocalCluster:
     def log_text(self, name: str) -> str:
         path = self.base_dir / "logs" / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+    def log_tail(self, name: str, lines: int = 15) -> str:
+        """The last ``lines`` lines of ``name``'s log ("" when it wrote none)."""
+        return "\n".join(self.log_text(name).splitlines()[-lines:])

@@ -1,0 +1,51 @@
+"""``LocalCluster`` itself: a start that fails says why, though ``close`` removes the logs.
+
+Benchmarks and scripts start clusters without the cluster fixture (which prints the logs of a
+failed test); a start that timed out there used to leave only "timed out ... waiting for node n3
+ready", its logs already deleted.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from raftreg.testing import LocalCluster
+
+
+@pytest.mark.cluster
+def test_a_start_that_times_out_carries_each_nodes_last_log_lines() -> None:
+    cluster = LocalCluster(1, name="start-fails")
+    host, port = cluster.url("n1").removeprefix("http://").rsplit(":", 1)
+    with socket.socket() as taken:  # n1's HTTP port is taken: it cannot serve
+        taken.bind((host, int(port)))
+        taken.listen()
+        try:
+            with pytest.raises(TimeoutError) as failure:
+                cluster.start(wait=3.0)
+            notes = "\n".join(failure.value.__notes__)
+            assert "--- last lines of n1's log ---" in notes
+            assert cluster.log_tail("n1") in notes
+            assert cluster.log_tail("n1").strip(), "n1 logged nothing"
+        finally:
+            cluster.close()
+
+
+@pytest.mark.cluster
+def test_waiting_for_a_node_that_exited_fails_at_once() -> None:
+    cluster = LocalCluster(1, name="node-exits")
+    host, port = cluster.url("n1").removeprefix("http://").rsplit(":", 1)
+    with socket.socket() as taken:
+        taken.bind((host, int(port)))
+        taken.listen()
+        try:
+            for proc in cluster.procs.values():
+                proc.start()
+            started = time.monotonic()
+            with pytest.raises(RuntimeError, match="node n1 exited"):
+                cluster.wait_node_ready("n1", timeout=60.0)
+            assert time.monotonic() - started < 30.0  # not the timeout: the exit was seen
+        finally:
+            cluster.close()
