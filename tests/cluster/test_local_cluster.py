@@ -8,7 +8,6 @@ ready", its logs already deleted.
 from __future__ import annotations
 
 import socket
-import time
 
 import pytest
 
@@ -43,9 +42,7 @@ def test_waiting_for_a_node_that_exited_fails_at_once() -> None:
         try:
             for proc in cluster.procs.values():
                 proc.start()
-            started = time.monotonic()
-            with pytest.raises(RuntimeError, match="node n1 exited"):
+            with pytest.raises(RuntimeError, match="node n1 exited"):  # the timeout would be a TimeoutError
                 cluster.wait_node_ready("n1", timeout=60.0)
-            assert time.monotonic() - started < 30.0  # not the timeout: the exit was seen
         finally:
             cluster.close()
