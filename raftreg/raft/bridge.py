@@ -49,7 +49,7 @@ from raftreg.raft.replica import syncobj_self_node
 from raftreg.raft.snapshot import SnapshotBlob, prepare_snapshot_child
 from raftreg.raft.status import RaftStatus, StatusReader
 from raftreg.raft.storage import RaftFiles
-from raftreg.raft.transport import QuietAfterRestore, elect_soon_in_a_new_cluster, transport_factory
+from raftreg.raft.transport import CONNECTION_RETRY_S, QuietAfterRestore, elect_soon_in_a_new_cluster, transport_factory
 from raftreg.state.commands import Command, Noop, UnsupportedEntry, decode_envelope, unwrap
 from raftreg.state.kv import KVStore
 from raftreg.state.machine import Result, StateMachine
@@ -63,13 +63,6 @@ EXIT_UNSUPPORTED_ENTRY = 70
 # follower fails to unpickle it, again at every retry: tests/cluster/test_large_entries.py).
 # Entries are far smaller (``raft.max_entry_bytes``; one command at most ~the 1 MiB body limit).
 APPEND_ENTRIES_BYTES = 16 * 1024 * 1024
-# Seconds between pysyncobj's attempts to connect to a peer it is not connected to (only one side
-# of each pair connects: the one with the greater address). With 1 s, a node whose first attempt
-# came before its peer listened (nodes of a new cluster start within a few hundred ms of each
-# other) stayed cut off from it for a second, long enough for a vote split or a needless election:
-# a new 3-node cluster took 1.2-3.3 s to have a ready leader, now 1.3-1.55 s. An attempt to a
-# peer that is down costs one socket; one still in progress is never duplicated.
-CONNECTION_RETRY_S = 0.2
 
 
 class _RegistryConsumer(SyncObjConsumer):  # type: ignore[misc]

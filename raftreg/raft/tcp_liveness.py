@@ -10,7 +10,7 @@ partition the old connection was still "established" and the next retransmission
 With ``TCP_USER_TIMEOUT`` the kernel aborts a connection whose sent data stays unacknowledged
 that long (it also bounds a connect's SYN retries), and keepalive probes do the same for an idle
 one. pysyncobj then sees the error, drops the connection and reconnects every
-``connectionRetryTime`` (``raftreg.raft.bridge.CONNECTION_RETRY_S``) with a fresh socket, whose
+``connectionRetryTime`` (``transport.CONNECTION_RETRY_S``) with a fresh socket, whose
 first SYN after the heal gets through: heal -> caught up in about 1-2 s instead of 10+. A
 paused peer's kernel still acknowledges, so a SIGSTOPped node does not trip it.
 
