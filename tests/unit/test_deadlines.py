@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from raftreg.node.deadlines import SLACK, Deadlines
+from tests.unit.waiting import timed_out
 
 DEADLINE = 5.0  # seconds: a bound for waits that must end much sooner
 
@@ -15,21 +16,13 @@ def timers(loop: asyncio.AbstractEventLoop) -> int:
     return sum(not handle.cancelled() for handle in loop._scheduled)  # type: ignore[attr-defined]
 
 
-async def timed_out(fut: asyncio.Future[Any]) -> bool:
-    """Whether ``fut`` failed with ``TimeoutError`` within ``DEADLINE``. The bound itself raises
-    nothing (``asyncio.wait_for`` would raise a ``TimeoutError`` of its own, which a test could
-    take for the one it expects)."""
-    await asyncio.wait({fut}, timeout=DEADLINE)
-    return fut.done() and not fut.cancelled() and isinstance(fut.exception(), TimeoutError)
-
-
 async def test_a_wait_past_its_deadline_fails_with_timeout_error() -> None:
     loop = asyncio.get_running_loop()
     deadlines = Deadlines()
     fut: asyncio.Future[Any] = loop.create_future()
     started = loop.time()
     deadlines.add(fut, started + 0.05, loop)
-    assert await timed_out(fut)
+    assert await timed_out(fut, DEADLINE)
     assert loop.time() - started >= 0.05 - 0.002  # the loop may run a timer a clock tick early
     assert deadlines.expired == 1 and len(deadlines) == 0
 
@@ -42,7 +35,7 @@ async def test_a_wait_done_before_its_deadline_is_left_alone_and_leaves_no_timer
     deadlines.add(done, loop.time() + 0.05, loop)
     deadlines.add(waiting, loop.time() + 0.1, loop)
     done.set_result("committed")
-    assert await timed_out(waiting)
+    assert await timed_out(waiting, DEADLINE)
     assert done.result() == "committed" and deadlines.expired == 1
     assert len(deadlines) == 0 and timers(loop) == 0
 
@@ -72,7 +65,7 @@ async def test_an_earlier_deadline_added_later_is_kept_on_time() -> None:
     now = loop.time()
     deadlines.add(late, now + 30.0, loop)
     deadlines.add(early, now + 0.05, loop)
-    assert await timed_out(early)
+    assert await timed_out(early, DEADLINE)
     assert loop.time() - now < 5.0 and not late.done()  # not held back by the 30 s deadline
     late.cancel()
 
@@ -96,5 +89,5 @@ async def test_a_cancelled_wait_is_dropped_without_an_exception_set() -> None:
     deadlines.add(cancelled, loop.time() + 0.05, loop)
     deadlines.add(other, loop.time() + 0.05, loop)
     cancelled.cancel()
-    assert await timed_out(other)
+    assert await timed_out(other, DEADLINE)
     assert cancelled.cancelled() and deadlines.expired == 1

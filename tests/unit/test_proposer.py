@@ -15,6 +15,7 @@ from raftreg.raft.entry_compression import COMPRESS_FROM_BYTES, expand_entry
 from raftreg.state.applied_entries import Repeated
 from raftreg.state.commands import Command, Deregister, Envelope, KVSet, decode_envelope, encode_command
 from raftreg.state.registry import Failed, Result
+from tests.unit.waiting import timed_out
 
 DEADLINE = 2.0
 
@@ -104,14 +105,6 @@ def committer(
     return GroupCommitter(raft, max_batch=max_batch, max_queued=max_queued,  # type: ignore[arg-type]
                           stuck_after=stuck_after, max_entry_bytes=max_entry_bytes,
                           compress_from=compress_from)
-
-
-async def timed_out(fut: asyncio.Future[Committed]) -> bool:
-    """Whether ``fut`` failed with ``TimeoutError`` within ``DEADLINE``. The bound itself raises
-    nothing (``asyncio.wait_for`` would raise a ``TimeoutError`` of its own, which a test could
-    take for the one it expects)."""
-    await asyncio.wait({fut}, timeout=DEADLINE)
-    return fut.done() and not fut.cancelled() and isinstance(fut.exception(), TimeoutError)
 
 
 def propose(gc: GroupCommitter, n: str) -> asyncio.Task[Committed]:
@@ -594,7 +587,7 @@ async def test_a_wait_past_its_deadline_ends_with_timeout_error_and_its_command_
     await settle()
     b = asyncio.ensure_future(gc.propose(cmd("b"), deadline=loop.time() + 0.05))
     c = propose(gc, "c")
-    assert await timed_out(b)  # "a" is still in flight: "b" waits in the queue
+    assert await timed_out(b, DEADLINE)  # "a" is still in flight: "b" waits in the queue
     assert gc.counters()["timed_out"] == 1
     raft.succeed(0, index=1)
     await wait_until(lambda: len(raft.entries) == 2)
@@ -616,7 +609,7 @@ async def test_a_deadline_ends_the_wait_of_a_proposed_command_and_its_retry_leav
     raft.succeed(0, index=1)
     await wait_until(lambda: len(raft.entries) == 2)
     assert names(raft.batch(1)) == ["a", "b"]
-    assert await timed_out(a)  # proposed: its outcome is unknown to the caller
+    assert await timed_out(a, DEADLINE)  # proposed: its outcome is unknown to the caller
     raft.fail(1, applied=None)
     await wait_until(lambda: len(raft.entries) == 3)
     assert names(raft.batch(2)) == ["b"] and raft.origin(2) == raft.origin(1)
