@@ -52,20 +52,37 @@ STATUS_TIMEOUT = 2.0  # ``status`` asks each node on its own: a dead one shows a
 
 
 class Ctx:
+    """What the group options decided, for every command. ``deadline``: ``--timeout``, the budget
+    of one call to the cluster (``DEADLINE`` unless given)."""
+
     def __init__(self, addrs: list[str], output: str, ca_file: str | None = None, cert_file: str | None = None,
-                 key_file: str | None = None, token: str | None = None) -> None:
+                 key_file: str | None = None, token: str | None = None, deadline: float = DEADLINE) -> None:
         self.addrs = addrs
         self.output = output
         self.tls_files = (ca_file, cert_file, key_file)
         self.token = token
+        self.deadline = deadline
 
     def client(self, addrs: list[str] | None = None, timeout: float = ATTEMPT_TIMEOUT,
-               deadline: float = DEADLINE) -> RegistryClient:
+               deadline: float | None = None) -> RegistryClient:
         """A blocking client over ``addrs`` (default: every known address), with the TLS files and
-        the ACL token (use it in a ``with`` block)."""
+        the ACL token (use it in a ``with`` block). ``deadline``: a command's own budget (a
+        membership change, a snapshot); by default ``--timeout``."""
         ca_file, cert_file, key_file = self.tls_files
-        return RegistryClient(addrs or self.addrs, timeout=timeout, deadline=deadline, ca_file=ca_file,
+        budget = self.deadline if deadline is None else deadline
+        return RegistryClient(addrs or self.addrs, timeout=timeout, deadline=budget, ca_file=ca_file,
                               cert_file=cert_file, key_file=key_file, token=self.token)
+
+
+def _timeout_option(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    """``--timeout``: a positive duration ("5s", "500ms", "1m", or seconds as a number)."""
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if not seconds > 0:
+        raise click.BadParameter("must be more than 0 (for example 5s or 500ms)")
+    return seconds
 
 
 def _addresses(addr: str | None, config_path: str | None) -> tuple[list[str], str | None]:
@@ -100,9 +117,14 @@ def _addresses(addr: str | None, config_path: str | None) -> tuple[list[str], st
 @click.option("--key-file", envvar="RAFTREG_KEY_FILE", type=click.Path(dir_okay=False),
               help="The client certificate's key (PEM), unless it is in --cert-file.")
 @click.option("--token", envvar="RAFTREG_TOKEN", help="ACL token secret (sent as Authorization: Bearer).")
+@click.option("--timeout", "deadline", envvar="RAFTREG_TIMEOUT", default=f"{DEADLINE:g}s", show_default=True,
+              callback=_timeout_option,
+              help="How long one request keeps trying the cluster, retries and the other nodes included "
+                   "(as etcdctl's --command-timeout; a watch adds its wait). status, top, snapshots, rolling "
+                   "restarts and membership changes keep their own budgets.")
 @click.pass_context
 def cli(ctx: click.Context, addr: str | None, config_path: str | None, output: str, ca_file: str | None,
-        cert_file: str | None, key_file: str | None, token: str | None) -> None:
+        cert_file: str | None, key_file: str | None, token: str | None, deadline: float) -> None:
     """raftreg: a fault-tolerant service registry replicated with Raft."""
     if ctx.invoked_subcommand in ("serve", "dev", "chaos", "tls", "config", "completion", "lab"):
         return
@@ -112,7 +134,7 @@ def cli(ctx: click.Context, addr: str | None, config_path: str | None, output: s
         if ctx.invoked_subcommand != "snapshot":  # `snapshot inspect` and --new-cluster need no cluster
             raise
         addrs, config_ca = [], None
-    ctx.obj = Ctx(addrs, output, ca_file or config_ca, cert_file, key_file, token)
+    ctx.obj = Ctx(addrs, output, ca_file or config_ca, cert_file, key_file, token, deadline)
 
 
 cli.add_command(serve)
