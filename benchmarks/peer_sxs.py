@@ -10,6 +10,14 @@ flipping every round, and stops both. The ratio of each pair and the median of t
 printed, with each run's p99 and the CPU per write of the servers and of the client (on a
 saturated box the rate ratio follows the ratio of their sums).
 
+Each round also measures the client's own ceiling: the same client against peerbench's ``hello``
+server (one aiohttp process, registrations kept in a dict, nothing replicated;
+``harness/hello.py``), between the two modes: about the fastest this client drives any server on
+this machine at that moment (hello still spends 80-115 µs of CPU per write; a server cheaper than
+that would leave the client a little more). *ceiling/etcd* (hello's rate over etcd's, per mode)
+is then about the highest ratio against etcd this client can show, and *raftreg/ceiling* how much
+of that room raftreg uses.
+
 Run from the repository root (needs Debian's ``etcd-server`` and the peerbench directory)::
 
     .venv/bin/python benchmarks/peer_sxs.py                    # 8 rounds x 2 modes x 6 s
@@ -32,6 +40,7 @@ from typing import Any
 
 from harness.cli import add_tuning_option, exit_on_sigterm, missing_tools, parse_struct
 from harness.etcd import Etcd
+from harness.hello import Hello
 from harness.proc import steal_pct, steal_ticks
 from harness.report import SXS_HEADER, steal_matched, sxs_cells, sxs_heading
 
@@ -57,12 +66,25 @@ def client_run(peerbench: Path, system: str, urls: list[str], node: int, seconds
     return result
 
 
+def ceiling_run(peerbench: Path, hello: Hello, r: int, seconds: float, config: Path) -> dict[str, Any]:
+    """The client against peerbench's ``hello`` server (``harness/hello.py``): its ceiling now."""
+    mark = steal_ticks()
+    run = client_run(peerbench, "hello", [hello.url], 0, seconds, f"r{r}h-", config, [hello.proc.pid])
+    run["steal_pct"] = steal_pct(mark)
+    print(f"round {r + 1}  ceiling: hello   {run['ops_per_s']:6.0f}/s p99 {run['p99_ms']:5.1f} ms "
+          f"CPU/write {run['server_cpu_us']:3.0f}+{run['client_cpu_us']:3.0f} µs  (peerbench's client against "
+          f"an unreplicated in-memory aiohttp server)  steal {run['steal_pct']:.0f} %", flush=True)
+    return run
+
+
 def one_round(r: int, peerbench: Path, seconds: float, tuning: RaftTuning) -> dict[str, dict[str, dict[str, Any]]]:
     """Fresh clusters of both systems; every mode measured on each (order flipping with ``r``)."""
     work = Path(tempfile.mkdtemp(prefix="peer-sxs-"))
     etcd = Etcd(work)
     out: dict[str, dict[str, dict[str, Any]]] = {mode: {} for mode in MODES}
+    hello: Hello | None = None
     try:
+        hello = Hello(peerbench)
         with LocalCluster(3, name="peer-sxs", tuning=tuning) as cluster:
             leader = cluster.wait_ready()
             raftreg_urls = [cluster.url(name) for name in cluster.names]
@@ -72,6 +94,8 @@ def one_round(r: int, peerbench: Path, seconds: float, tuning: RaftTuning) -> di
             pids = {"raftreg": [cluster.procs[name].pid for name in cluster.names],
                     "etcd": [proc.pid for proc in etcd.procs]}
             for mode in MODES:
+                if mode == MODES[1]:
+                    out["ceiling"] = {"hello": ceiling_run(peerbench, hello, r, seconds, cluster.config_path)}
                 for system in (SYSTEMS if r % 2 == 0 else SYSTEMS[::-1]):
                     urls, lead = nodes[system]
                     node = lead if mode == "leader" else (lead + 1) % len(urls)
@@ -87,6 +111,8 @@ def one_round(r: int, peerbench: Path, seconds: float, tuning: RaftTuning) -> di
                       f"ratio {rr['ops_per_s'] / et['ops_per_s']:.2f}x  "
                       f"steal {rr['steal_pct']:.0f}/{et['steal_pct']:.0f} %", flush=True)
     finally:
+        if hello is not None:
+            hello.stop()
         etcd.stop()
         shutil.rmtree(work, ignore_errors=True)
     return out
@@ -109,6 +135,12 @@ def summarize(rounds: list[dict[str, dict[str, dict[str, Any]]]]) -> dict[str, A
             "errors": {s: sum(rnd[mode][s]["errors"] for rnd in rounds) for s in SYSTEMS},
             "steal_pct": {s: [rnd[mode][s]["steal_pct"] for rnd in rounds] for s in SYSTEMS},
         }
+        ceiling = [rnd["ceiling"]["hello"]["ops_per_s"] for rnd in rounds]
+        summary[mode]["ceiling_rps"] = ceiling
+        summary[mode]["ceiling_over_etcd"] = statistics.median(
+            c / e for c, e in zip(ceiling, rates["etcd"], strict=True))
+        summary[mode]["raftreg_over_ceiling"] = statistics.median(
+            r / c for r, c in zip(rates["raftreg"], ceiling, strict=True))
     return summary
 
 
@@ -132,12 +164,17 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarize(rounds)
     steal = [v for res in summary.values() for runs in res["steal_pct"].values() for v in runs]
     print(sxs_heading("peerbench's Python client, raftreg / etcd 3.4, fresh clusters every round", overrides, steal))
-    print(f"{'writes via':>10}  {SXS_HEADER}  {'CPU/write ratio':>15}  ratios")
+    print(f"{'writes via':>10}  {SXS_HEADER}  {'CPU/write ratio':>15}  {'ceiling/etcd':>12}  "
+          f"{'raftreg/ceiling':>15}  ratios")
     for mode, res in summary.items():
         each = " ".join(f"{r:.2f}" for r in res["ratios"])
         errors = res["errors"]
-        print(f"{mode:>10}  {sxs_cells(res)}  {res['cpu_ratio']:14.2f}x  {each}{steal_matched(res)}"
+        print(f"{mode:>10}  {sxs_cells(res)}  {res['cpu_ratio']:14.2f}x  {res['ceiling_over_etcd']:11.2f}x  "
+              f"{res['raftreg_over_ceiling']:15.2f}  {each}{steal_matched(res)}"
               + (f"  (errors: {errors})" if any(errors.values()) else ""))
+    print(f"ceiling: peerbench's client against its unreplicated hello server, median "
+          f"{statistics.median(summary[MODES[0]]['ceiling_rps']):.0f}/s; ceiling/etcd: about the highest ratio "
+          "this client can show here")
     if args.json:
         print(json.dumps(summary, indent=2))
     return 0

@@ -41,10 +41,12 @@ def adapter_for(target: str, urls: list[str], checkout: str, config: str | None,
     """A peerbench adapter whose node ``i`` is ``urls[i]`` (peerbench must be importable); ``work``:
     the adapter's working directory (it starts nothing there)."""
     from peerbench.adapters.etcd import EtcdAdapter
-    from peerbench.adapters.http_registry import RaftregAdapter
+    from peerbench.adapters.http_registry import HelloAdapter, RaftregAdapter
 
     if target == "raftreg":
         adapter: Any = RaftregAdapter(work, 0, checkout=checkout, config=config)
+    elif target == "hello":
+        adapter = HelloAdapter(work, 0)
     else:
         adapter = EtcdAdapter(work, 0)
     adapter.n = len(urls)
@@ -82,7 +84,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--peerbench", required=True, help="the peerbench directory (holds peerbench/)")
-    parser.add_argument("--target", choices=("raftreg", "etcd"), required=True)
+    parser.add_argument("--target", choices=("raftreg", "etcd", "hello"), required=True)
     parser.add_argument("--urls", required=True, help="comma-separated base URLs, node 0 first")
     parser.add_argument("--node", type=int, required=True, help="index in --urls that every write goes to")
     parser.add_argument("--seconds", type=float, default=6.0)
