@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import functools
 import itertools
 import json
 import sys
@@ -105,13 +106,16 @@ def snapshot_all(cluster: LocalCluster, timeout: float = 60.0) -> None:
             return None
         return st.st_ino, st.st_mtime_ns
 
+    def replaced(name: str) -> bool:
+        return stamp(name) not in (None, before[name])
+
     before = {name: stamp(name) for name in cluster.names}
     for name in cluster.names:
         code, body = cluster.debug(name, "snapshot", {})
         if code != 200:
             raise RuntimeError(f"snapshot on {name}: {code} {body}")
     for name in cluster.names:
-        wait_for(lambda name=name: stamp(name) not in (None, before[name]), timeout, f"a new snapshot of {name}")
+        wait_for(functools.partial(replaced, name), timeout, f"a new snapshot of {name}")
 
 
 class KVBench(Bench):

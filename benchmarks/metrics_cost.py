@@ -78,7 +78,7 @@ def _cpu_us_per_op(run: dict[str, Any]) -> float | None:
     cpu = sum(v or 0.0 for v in run["server_cpu_pct"].values()) / 100.0
     if not run["ops_ok"] or not run["elapsed_s"]:
         return None
-    return round(cpu * run["elapsed_s"] / run["ops_ok"] * 1e6, 1)
+    return round(cpu * float(run["elapsed_s"]) / int(run["ops_ok"]) * 1e6, 1)
 
 
 def _status(url: str) -> int:

@@ -36,9 +36,7 @@ import bisect
 import collections
 import dataclasses
 import os
-import subprocess
 import sys
-import threading
 import time
 from typing import Any, ClassVar
 
@@ -49,6 +47,20 @@ from harness.closed_loop import put_jobs, run_closed_loop
 from harness.cpu import CpuAccount
 from harness.light_http import ERR_SKIPPED, err_name
 from harness.open_loop import OpenLoopRecords, open_loop_jobs
+from harness.overload_goals import (
+    FAST_MS,
+    NORMAL_BUCKET_S,
+    NORMAL_HOLD,
+    NORMAL_P99_FACTOR,
+    NORMAL_SHARE,
+    OFFERED_OK_RATIO,
+    TARGET_ACCEPTED_RATIO,
+    TARGET_EXCESS_GROWTH_MIB,
+    TARGET_NORMAL_S,
+)
+from harness.overload_monitor import ForkWatcher, NodeMonitor, leader_changes, proposed_times
+from harness.overload_report import print_overload
+from harness.overload_stats import log_events, pct_text, per_node, pin_pids, stat_pct, stat_ticks, timeline
 from harness.proc import ensure_fd_limit, loadavg, mib, proc_status_kib
 from harness.report import (
     BUSY_OTHER_PCT,
@@ -58,12 +70,9 @@ from harness.report import (
     fmt_s,
     kinds_text,
     log,
-    note_busy,
     print_run_table,
-    print_table,
 )
 from harness.rss import RssSampler
-from harness.stats import ms, pct
 from harness.sync_http import Http
 from harness.wrk_load import ID_PREFIX, WrkCounts, WrkLoad
 
@@ -71,22 +80,6 @@ from raftreg.testing import LocalCluster
 
 PHASES = ("sustain", "overload")
 
-# Goals (printed as ok / MISS in the summary).
-TARGET_ACCEPTED_RATIO = 0.9  # accepted writes/s during the overload >= 0.9 x S
-TARGET_NORMAL_S = 2.0  # overload end -> back to normal
-# Memory stays bounded: the RSS beyond what the accepted writes explain ("excess") grows by less
-# than this from the first half of the overload to the second (an unbounded queue keeps growing).
-TARGET_EXCESS_GROWTH_MIB = 16.0
-OFFERED_OK_RATIO = 0.95  # the clients offered >= 95% of factor x S (else: client-bound)
-
-# "Back to normal": every bucket of a run of NORMAL_HOLD buckets of NORMAL_BUCKET_S has at least
-# NORMAL_SHARE of its due requests accepted and a p99 under NORMAL_P99_FACTOR x the baseline's p99.
-NORMAL_BUCKET_S = 0.25
-NORMAL_HOLD = 4
-NORMAL_SHARE = 0.99
-NORMAL_P99_FACTOR = 3.0
-FAST_MS = 50.0  # a "fast" answer
-MONITOR_PERIOD_S = 0.2  # GET /v1/cluster of every node
 SERVICES = 100
 PATH = "/v1/services/ol-{s:03d}/instances/i{i:07d}"
 
@@ -111,112 +104,6 @@ class _Listing(msgspec.Struct):
 
 
 _listing = msgspec.json.Decoder(_Listing)
-
-
-class ForkWatcher:
-    """A thread that finds the nodes' child processes (pysyncobj forks one to write each log
-    compaction snapshot) every ``period`` s and accounts their CPU as ``<node>-fork`` in the
-    ``CpuAccount`` whose window is open (``account``); otherwise it would count as *other CPU*.
-    ``seen``: child PID -> (node, first seen, last seen), times monotonic."""
-
-    def __init__(self, nodes: dict[str, int | None], period: float = 0.2) -> None:
-        self.nodes = {pid: name for name, pid in nodes.items() if pid}
-        self.period = period
-        self.account: CpuAccount | None = None
-        self.seen: dict[int, tuple[str, float, float]] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="fork-watcher", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.period):
-            now = time.monotonic()
-            for entry in os.scandir("/proc"):
-                if not entry.name.isdigit():
-                    continue
-                try:
-                    with open(f"/proc/{entry.name}/stat") as f:
-                        data = f.read()
-                except OSError:
-                    continue
-                ppid = int(data[data.rindex(")") + 2:].split()[1])
-                node = self.nodes.get(ppid)
-                if node is None:
-                    continue
-                pid = int(entry.name)
-                first = self.seen.get(pid, (node, now, now))[1]
-                self.seen[pid] = (node, first, now)
-                account = self.account
-                if account is not None:
-                    account.see(f"{node}-fork", pid)
-
-    def alive_between(self, t0: float, t1: float) -> int:
-        """Children seen alive at some time in [t0, t1)."""
-        return sum(1 for _, a, b in self.seen.values() if a < t1 and b >= t0)
-
-
-class NodeMonitor:
-    """One thread per node polling ``GET /v1/cluster`` every ``period`` s: (time, group_commit,
-    state) samples, the time being the middle of the request."""
-
-    def __init__(self, urls: dict[str, str], period: float = MONITOR_PERIOD_S) -> None:
-        self.period = period
-        self.samples: dict[str, list[tuple[float, dict[str, Any], str]]] = {n: [] for n in urls}
-        self.failures: collections.Counter[str] = collections.Counter()
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, args=(n, u), name=f"monitor-{n}", daemon=True)
-                         for n, u in urls.items()]
-
-    def start(self) -> None:
-        for t in self._threads:
-            t.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(timeout=10)
-
-    def _run(self, name: str, url: str) -> None:
-        http = Http(url, timeout=5.0)
-        try:
-            while not self._stop.is_set():
-                t0 = time.monotonic()
-                try:
-                    info = http.cluster()
-                    self.samples[name].append(((t0 + time.monotonic()) / 2, info.get("group_commit") or {},
-                                               str(info.get("state"))))
-                except Exception:
-                    self.failures[name] += 1
-                self._stop.wait(max(0.0, self.period - (time.monotonic() - t0)))
-        finally:
-            http.close()
-
-    def at(self, name: str, t: float) -> dict[str, Any] | None:
-        """The node's group_commit counters of its last sample before ``t`` (None: none)."""
-        best = None
-        for ts, gc, _ in self.samples[name]:
-            if ts > t:
-                break
-            best = gc
-        return best
-
-    def window(self, name: str, t0: float, t1: float) -> dict[str, Any]:
-        """Counter deltas (``refused``, ``refused_at_once``, ``commands``, ``entries``, ``retries``) over [t0, t1), the
-        peak ``queued`` of the samples in it and the number of samples."""
-        a, b = self.at(name, t0), self.at(name, t1)
-        inside = [gc for ts, gc, _ in self.samples[name] if t0 <= ts < t1]
-        out: dict[str, Any] = {}
-        for k in ("refused", "refused_at_once", "commands", "entries", "retries"):
-            out[k] = None if a is None or b is None or k not in b else int(b[k]) - int(a.get(k, 0))
-        out["peak_queued"] = max((int(gc.get("queued", 0)) for gc in inside), default=None)
-        out["samples"] = len(inside)
-        return out
 
 
 class OverloadBench(Bench):
@@ -706,207 +593,6 @@ class OverloadBench(Bench):
                   "/".join(f"{v:.0f}" for v in others.values())
                   + f" ({k.get('steal', 0):.0f}, {k.get('softirq', 0):.0f})",
                   "ok" if max(others.values()) <= BUSY_OTHER_PCT else "BUSY BOX: unreliable")
-
-
-# =============================================================================================
-# Aggregation helpers
-# =============================================================================================
-
-def per_node(rec: OpenLoopRecords, t0: float, t1: float, names: list[str]) -> dict[str, Any]:
-    """Per target node, over the requests due in [t0, t1): sent, accepted/s, 503 share, the
-    other failures by kind and accepted latency p50 / p99."""
-    sent: collections.Counter[int] = collections.Counter()
-    fails: dict[int, collections.Counter[str]] = collections.defaultdict(collections.Counter)
-    lats: dict[int, list[float]] = collections.defaultdict(list)
-    for t, lat, st, node in zip(rec.t, rec.lat, rec.status, rec.node, strict=True):
-        if not t0 <= t < t1 or st == ERR_SKIPPED:
-            continue
-        sent[node] += 1
-        if 200 <= st < 300:
-            lats[node].append(lat)
-        else:
-            fails[node][err_name(st)] += 1
-    out = {}
-    for k, name in enumerate(names):
-        ok = sorted(lats[k])
-        n503 = fails[k].pop(err_name(503), 0)
-        out[name] = {"sent": sent[k], "accepted": len(ok), "accepted_per_s": round(len(ok) / (t1 - t0), 1),
-                     "share_503": round(n503 / sent[k], 4) if sent[k] else None,
-                     "other_errors": dict(fails[k].most_common()),
-                     "p50_ms": ms(pct(ok, 50)), "p99_ms": ms(pct(ok, 99))}
-    return out
-
-
-def timeline(rec: OpenLoopRecords, monitor: NodeMonitor, rss: RssSampler, t0: float, t1: float, bucket: float,
-             roles: dict[str, str]) -> list[dict[str, Any]]:
-    """The harness timeline (by due time) plus per bucket: 503s, the nodes' summed peak ``queued``
-    and the highest RSS of any node."""
-    rows = rec.timeline(t0, t1, bucket)
-    series = rss.series()
-    for row in rows:
-        a = t0 + row["t_s"]
-        b = a + bucket
-        row["n503"] = row["errors_by_kind"].get(err_name(503), 0)
-        q = [monitor.window(n, a, b)["peak_queued"] for n in roles]
-        row["queued_sum"] = sum(v for v in q if v is not None)
-        kib = [k for t, _, k in series if a <= t < b]
-        row["rss_max_mib"] = mib(max(kib)) if kib else None
-    return rows
-
-
-STAT_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
-
-
-def proposed_times(monitor: NodeMonitor) -> list[float]:
-    """One time per command the nodes proposed (each node's ``commands`` counter rising between two
-    of its samples, the commands placed at the later sample), sorted."""
-    times: list[float] = []
-    for samples in monitor.samples.values():
-        last: int | None = None
-        for t, gc, _ in samples:
-            n = gc.get("commands")
-            if n is None:
-                continue
-            if last is not None and n > last:
-                times.extend([t] * (int(n) - last))
-            last = int(n)
-    return sorted(times)
-
-
-def pin_pids(pids: dict[str, int | None], cpus: str) -> None:
-    """``taskset -a -p -c cpus`` for each PID: all its threads, and the processes it forks later."""
-    for pid in pids.values():
-        if pid:
-            subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(pid)], check=True, stdout=subprocess.DEVNULL)
-
-
-def leader_changes(monitor: NodeMonitor) -> int:
-    """Leaderships won during the run beyond the first: each node's samples counted where the node
-    turns "leader" (not leader in its previous sample, or its first sample), minus the one leader
-    the run started with. A node polled through a failed request keeps its last state."""
-    won = 0
-    for samples in monitor.samples.values():
-        states = [state for _, _, state in samples]
-        won += sum(1 for i, state in enumerate(states) if state == "leader" and (i == 0 or states[i - 1] != "leader"))
-    return max(0, won - 1)
-
-
-def stat_ticks() -> dict[str, int]:
-    """The machine's CPU ticks by kind from the first line of /proc/stat."""
-    with open("/proc/stat") as f:
-        values = [int(x) for x in f.readline().split()[1:1 + len(STAT_FIELDS)]]
-    return dict(zip(STAT_FIELDS, values, strict=False))
-
-
-def stat_pct(a: dict[str, int], b: dict[str, int]) -> dict[str, float]:
-    """irq, softirq and steal between two ``stat_ticks`` as % (100 per core): parts of *other CPU %*
-    (softirq: mostly loopback TCP; steal: the hypervisor gave the CPU to another guest)."""
-    total = sum(b.values()) - sum(a.values())
-    ncpu = os.cpu_count() or 1
-    return {k: round(100.0 * ncpu * (b[k] - a[k]) / max(1, total), 1) for k in ("irq", "softirq", "steal")}
-
-
-def log_events(text: str) -> dict[str, int]:
-    """``event=<name>`` occurrences in a node's log, and its WARNING / ERROR / CRITICAL lines and tracebacks."""
-    counts: collections.Counter[str] = collections.Counter()
-    for line in text.splitlines():
-        k = line.find("event=")
-        if k >= 0:
-            counts[line[k + 6:].split(None, 1)[0] if line[k + 6:].strip() else "?"] += 1
-        for level in ("WARNING", "ERROR", "CRITICAL", "Traceback"):
-            if level in line:
-                counts[level] += 1
-    return dict(counts.most_common())
-
-
-def pct_text(v: float | None) -> str:
-    return "-" if v is None else f"{100.0 * v:.1f}%"
-
-
-# =============================================================================================
-# Output
-# =============================================================================================
-
-def print_overload(out: dict[str, Any], roles: dict[str, str]) -> None:
-    s = out["S"]
-    rows = []
-    for name, st in out["stages"].items():
-        rows.append([
-            name, f"{fmt_num(st['target_per_s'])}", f"{fmt_num(st['offered_per_s'])}", fmt_num(st["not_sent"]),
-            f"{fmt_num(st['accepted_by_answer_per_s'])} ({st['accepted_by_answer_per_s'] / s:.2f} S)" if s else "-",
-            pct_text(st["accepted_share"]), fmt_ms(st["p50_ms"]), fmt_ms(st["p99_ms"]), fmt_ms(st["max_ms"]),
-            f"{pct_text(st['share_503'])} ({pct_text(st['fast_share_of_503'])})", kinds_text(st["other_errors"]),
-            f"{fmt_ms(st['lag_p99_ms'])}/{fmt_ms(st['lag_max_ms'])}",
-            fmt_cpu(st["server_cpu_pct"], roles) + (f" + forks {sum(v or 0 for v in st['fork_cpu_pct'].values()):.0f}"
-                                                    if st["fork_cpu_pct"] else ""),
-            f"{st['client_cpu_pct_total']:.0f} ({fmt_cpu(st['client_cpu_pct'])}) bench "
-            f"{st['bench_cpu_pct'] or 0:.0f}",
-            f"{st['other_procs_cpu_pct']:.0f} ({st['kernel_pct']['steal']:.0f}/{st['kernel_pct']['softirq']:.0f})",
-        ])
-    print_table(f"Overload via {out['via']}: S = {fmt_num(s)}/s, {out['factor']:g} x S offered for "
-                f"{out['stages']['overload']['seconds']:g}s between S/2 stages (max_queued_commands "
-                f"{out['max_queued_commands']}; load {out['loadavg_at_start'][0]:.2f})",
-                ["stage", "target/s", "offered/s", "not sent", "accepted/s", "accepted", "p50 ms", "p99 ms", "max ms",
-                 f"503 (< {FAST_MS:g} ms)", "other errors", "lag p99/max ms", "server CPU %", "client CPU %",
-                 "other CPU % (steal/softirq)"], rows)
-    busy = [k for k, st in out["stages"].items() if st["other_procs_cpu_pct"] > BUSY_OTHER_PCT]
-    if busy:
-        note_busy(", ".join(busy))
-    over = out["stages"]["overload"]
-    if (over["offered_per_s"] or 0) < OFFERED_OK_RATIO * out["factor"] * s:
-        skipped = over["by_kind"].get(err_name(ERR_SKIPPED), 0)
-        why = (f"{skipped:,} requests were not sent because {out['max_inflight']:,} per client process were "
-               "already waiting for an answer (the nodes answered too slowly)" if skipped else
-               f"the clients sent late (slot lag p99 {fmt_ms(over['lag_p99_ms'])} ms): short of CPU on this box")
-        print(f"note: the clients offered only {fmt_num(over['offered_per_s'])}/s = {out['offered_ratio_to_S']} x S "
-              f"during the overload (target {out['factor']:g} x S): {why}\n", flush=True)
-    mem = out["memory"]
-    conns = {name: str(sum(p[k] for p in out["max_open_conns"] if k < len(p))) for k, name in enumerate(out["targets"])}
-    nrows = []
-    for n, role in roles.items():
-        pn = over["per_node"].get(n)
-        pa = out["stages"]["after"]["per_node"].get(n)
-        gb, go = out["stages"]["baseline"]["group_commit"][n], over["group_commit"][n]
-        m = mem["nodes"][n]
-        nrows.append([
-            f"{n}({role[0].upper()})",
-            "-" if pn is None else fmt_num(pn["sent"]), "-" if pn is None else fmt_num(pn["accepted_per_s"]),
-            "-" if pn is None else pct_text(pn["share_503"]),
-            "-" if pn is None else f"{fmt_ms(pn['p50_ms'])}/{fmt_ms(pn['p99_ms'])}",
-            f"{fmt_num(go['refused'])}", f"{gb['peak_queued']}/{go['peak_queued']}",
-            f"{m['baseline_peak_mib']}", f"{m['overload_peak_mib']}", f"{m['end_mib']}",
-            f"{m['excess_first_half_mib']} -> {m['excess_second_half_mib']}", conns.get(n, "-"),
-            f"{over['server_cpu_pct'].get(n) or 0:.0f}",
-            "-" if pa is None else f"{fmt_num(pa['accepted_per_s'])}, p99 {fmt_ms(pa['p99_ms'])}, "
-                                   f"503 {pct_text(pa['share_503'])}, other {kinds_text(pa['other_errors'])}",
-        ])
-    print_table(f"Per node during the overload (RSS MiB; excess = RSS beyond baseline end + accepted writes x "
-                f"{mem['ref_kib_per_write']} KiB/write, peak in the 1st -> 2nd half of the overload)",
-                ["node", "sent to it", "accepted/s", "503", "p50/p99 ms", "refused", "peak queued base/over",
-                 "RSS base peak", "RSS over peak", "RSS end", "RSS excess", "client conns", "CPU %",
-                 "after stage: accepted/s, p99 ms, 503, other"], nrows)
-    trows = []
-    for r in out["timeline"]:
-        trows.append([f"{r['t_s']:.0f}", fmt_num(r["sent"]), fmt_num(r["accepted"]), fmt_num(r["n503"]),
-                      kinds_text({k: v for k, v in r["errors_by_kind"].items() if k != "http 503"}),
-                      fmt_ms(r["p50_ms"]), fmt_ms(r["p99_ms"]), str(r["queued_sum"]), f"{r['rss_max_mib']}",
-                      str(r.get("forks", "-"))])
-    print_table("Timeline (1 s buckets by due time from the baseline start; overload "
-                f"{out['stages']['baseline']['seconds']:g}-"
-                f"{out['stages']['baseline']['seconds'] + over['seconds']:g}s)",
-                ["t s", "sent", "accepted", "503", "other", "p50 ms", "p99 ms", "queued (sum)", "max RSS MiB",
-                 "snapshot forks"], trows)
-    d = out["durability"]
-    print(f"time to normal after the overload: {fmt_s(out['time_to_normal_s'])} ({NORMAL_HOLD} x "
-          f"{NORMAL_BUCKET_S:g}s buckets with >= {100 * NORMAL_SHARE:g}% accepted and p99 <= "
-          f"{fmt_ms(out['normal_p99_limit_ms'])} ms = {NORMAL_P99_FACTOR:g} x baseline p99); the p99 alone: "
-          f"{fmt_s(out['time_to_latency_normal_s'])}")
-    print(f"durability: {d['acked']:,} acknowledged; listed per node {d['listed_by_node']}; acked missing "
-          f"{d['acked_missing_by_node']}; {'converged' if d['converged'] else 'NOT CONVERGED'} after "
-          f"{d['converge_s']}s (applied {d['applied_by_node']}, leader commit {d['leader_commit_index']})")
-    for n, ev in out.get("log_events", {}).items():
-        print(f"node log {n}: {kinds_text(ev)}")
-    print(flush=True)
 
 
 # =============================================================================================

@@ -91,7 +91,7 @@ def one_round(r: int, peerbench: Path, seconds: float, tuning: RaftTuning) -> di
             etcd_leader = etcd.leader()
             nodes = {"raftreg": (raftreg_urls, raftreg_urls.index(cluster.url(leader))),
                      "etcd": (etcd.client, etcd.client.index(etcd_leader))}
-            pids = {"raftreg": [cluster.procs[name].pid for name in cluster.names],
+            pids = {"raftreg": [pid for name in cluster.names if (pid := cluster.procs[name].pid) is not None],
                     "etcd": [proc.pid for proc in etcd.procs]}
             for mode in MODES:
                 if mode == MODES[1]:

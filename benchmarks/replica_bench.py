@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import statistics
 import sys
@@ -94,7 +95,7 @@ class ReplicaBench(Bench):
             with self.topology(replicas) as cluster:
                 for p in ("lookup", "watch"):
                     if p in phases:
-                        result = self.timed(f"{p} on {label}", lambda p=p: getattr(self, f"phase_{p}")(cluster))
+                        result = self.timed(f"{p} on {label}", functools.partial(getattr(self, f"phase_{p}"), cluster))
                         self.results.setdefault(p, {})[label] = result
         if "commit" in phases:
             with contextlib.ExitStack() as stack:
