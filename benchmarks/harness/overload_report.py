@@ -4,15 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness import overload_goals as goals
 from harness.light_http import ERR_SKIPPED, err_name
-from harness.overload_goals import (
-    FAST_MS,
-    NORMAL_BUCKET_S,
-    NORMAL_HOLD,
-    NORMAL_P99_FACTOR,
-    NORMAL_SHARE,
-    OFFERED_OK_RATIO,
-)
 from harness.overload_stats import pct_text
 from harness.report import BUSY_OTHER_PCT, fmt_cpu, fmt_ms, fmt_num, fmt_s, kinds_text, note_busy, print_table
 
@@ -37,13 +30,13 @@ def print_overload(out: dict[str, Any], roles: dict[str, str]) -> None:
                 f"{out['stages']['overload']['seconds']:g}s between S/2 stages (max_queued_commands "
                 f"{out['max_queued_commands']}; load {out['loadavg_at_start'][0]:.2f})",
                 ["stage", "target/s", "offered/s", "not sent", "accepted/s", "accepted", "p50 ms", "p99 ms", "max ms",
-                 f"503 (< {FAST_MS:g} ms)", "other errors", "lag p99/max ms", "server CPU %", "client CPU %",
+                 f"503 (< {goals.FAST_MS:g} ms)", "other errors", "lag p99/max ms", "server CPU %", "client CPU %",
                  "other CPU % (steal/softirq)"], rows)
     busy = [k for k, st in out["stages"].items() if st["other_procs_cpu_pct"] > BUSY_OTHER_PCT]
     if busy:
         note_busy(", ".join(busy))
     over = out["stages"]["overload"]
-    if (over["offered_per_s"] or 0) < OFFERED_OK_RATIO * out["factor"] * s:
+    if (over["offered_per_s"] or 0) < goals.OFFERED_OK_RATIO * out["factor"] * s:
         skipped = over["by_kind"].get(err_name(ERR_SKIPPED), 0)
         why = (f"{skipped:,} requests were not sent because {out['max_inflight']:,} per client process were "
                "already waiting for an answer (the nodes answered too slowly)" if skipped else
@@ -87,9 +80,9 @@ def print_overload(out: dict[str, Any], roles: dict[str, str]) -> None:
                 ["t s", "sent", "accepted", "503", "other", "p50 ms", "p99 ms", "queued (sum)", "max RSS MiB",
                  "snapshot forks"], trows)
     d = out["durability"]
-    print(f"time to normal after the overload: {fmt_s(out['time_to_normal_s'])} ({NORMAL_HOLD} x "
-          f"{NORMAL_BUCKET_S:g}s buckets with >= {100 * NORMAL_SHARE:g}% accepted and p99 <= "
-          f"{fmt_ms(out['normal_p99_limit_ms'])} ms = {NORMAL_P99_FACTOR:g} x baseline p99); the p99 alone: "
+    print(f"time to normal after the overload: {fmt_s(out['time_to_normal_s'])} ({goals.NORMAL_HOLD} x "
+          f"{goals.NORMAL_BUCKET_S:g}s buckets with >= {100 * goals.NORMAL_SHARE:g}% accepted and p99 <= "
+          f"{fmt_ms(out['normal_p99_limit_ms'])} ms = {goals.NORMAL_P99_FACTOR:g} x baseline p99); the p99 alone: "
           f"{fmt_s(out['time_to_latency_normal_s'])}")
     print(f"durability: {d['acked']:,} acknowledged; listed per node {d['listed_by_node']}; acked missing "
           f"{d['acked_missing_by_node']}; {'converged' if d['converged'] else 'NOT CONVERGED'} after "
